@@ -1,0 +1,93 @@
+//! The protobuf messages inside "PBUF" TLV frames, generated from
+//! `proto/guest.proto` by micropb-gen. The same generated code encodes in
+//! the guest (`no_std`, no allocator) and decodes on the host, so the two
+//! sides cannot drift apart.
+#![no_std]
+
+#[allow(clippy::all, nonstandard_style, unused, irrefutable_let_patterns)]
+mod generated {
+    include!(concat!(env!("OUT_DIR"), "/guest.rs"));
+}
+
+pub use generated::schedlab_::GuestMessage_::Msg;
+pub use generated::schedlab_::*;
+pub use micropb::{MessageDecode, MessageEncode, PbDecoder, PbEncoder};
+
+/// Longest encoded GuestMessage the guest may send (= the TLV payload cap).
+pub const MAX_ENCODED: usize = 8 << 10;
+
+/// Encode `msg` into `buf`; returns the bytes used, or None if it does
+/// not fit.
+pub fn encode<const N: usize>(msg: &GuestMessage, buf: &mut heapless::Vec<u8, N>) -> Option<usize> {
+    buf.clear();
+    let mut enc = PbEncoder::new(&mut *buf);
+    msg.encode(&mut enc).ok()?;
+    Some(buf.len())
+}
+
+/// Decode one GuestMessage from a whole payload. Fails (never panics) on
+/// malformed input or on content over the fixed capacities.
+pub fn decode(bytes: &[u8]) -> Result<GuestMessage, micropb::DecodeError<core::convert::Infallible>> {
+    let mut msg = GuestMessage::default();
+    let mut dec = PbDecoder::new(bytes);
+    msg.decode(&mut dec, bytes.len())?;
+    Ok(msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spin_result(n: usize) -> GuestMessage {
+        let mut r = SpinResult::default();
+        for i in 0..n {
+            let mut t = SpinTask::default();
+            t.pid = i as u32 + 2;
+            t.units = u64::MAX - i as u64;
+            t.runtime_ns = 1 << 40;
+            t.weight = 1000;
+            t.switches = 12345;
+            t.cpu = 63;
+            r.tasks.push(t).unwrap();
+        }
+        r.elapsed_ns = u64::MAX;
+        GuestMessage { msg: Some(Msg::SpinResult(r)) }
+    }
+
+    #[test]
+    fn round_trips_and_the_largest_message_fits_a_frame() {
+        let m = spin_result(128);
+        let mut buf = heapless::Vec::<u8, MAX_ENCODED>::new();
+        let n = encode(&m, &mut buf).expect("128-task SpinResult fits MAX_ENCODED");
+        assert!(n <= MAX_ENCODED);
+        assert_eq!(decode(&buf).unwrap(), m);
+    }
+
+    #[test]
+    fn garbage_and_truncation_are_errors_not_panics() {
+        let m = spin_result(3);
+        let mut buf = heapless::Vec::<u8, MAX_ENCODED>::new();
+        encode(&m, &mut buf).unwrap();
+        for cut in 0..buf.len() {
+            let _ = decode(&buf[..cut]);
+        }
+        assert!(decode(&buf[..buf.len() - 1]).is_err());
+        assert!(decode(&[0xff; 32]).is_err());
+    }
+
+    #[test]
+    fn text_over_capacity_is_refused_on_decode() {
+        // A Log whose text field claims 241 bytes: over the 240-byte cap.
+        let mut bytes = [0u8; 250];
+        bytes[0] = 0x0a; // GuestMessage.log, length-delimited
+        bytes[1] = 244;
+        bytes[2] = 0x01; // ...
+        bytes[3] = 0x12; // Log.text, length-delimited
+        bytes[4] = 0xf1;
+        bytes[5] = 0x01; // 241
+        for b in &mut bytes[6..] {
+            *b = b'a';
+        }
+        assert!(decode(&bytes[..6 + 241]).is_err());
+    }
+}

@@ -1,0 +1,61 @@
+//! What the VMM tells the core at boot, and how the core tells the VMM it
+//! is done. The boot info is the only input the core trusts less than its
+//! own code: it validates every field before use.
+
+use crate::tag;
+
+pub const BOOT_MAGIC: u32 = tag(b"BOOT");
+pub const BOOT_VERSION: u32 = 1;
+
+/// Written by the VMM at [`crate::memmap::BOOT_INFO_ADDR`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BootInfo {
+    pub magic: u32,
+    pub version: u32,
+    /// vCPUs started by the VMM (1..=MAX_CPUS).
+    pub cpu_count: u32,
+    /// Bytes of the operation config at OPERATION_CONFIG_ADDR.
+    pub config_len: u32,
+    /// Guest RAM in bytes.
+    pub mem_size: u64,
+    /// TSC ticks per millisecond, from KVM_GET_TSC_KHZ.
+    pub tsc_khz: u64,
+    /// Round-robin slice used by `preempt_point`, in ns.
+    pub slice_ns: u64,
+    /// Seed for anything random in the guest.
+    pub seed: u64,
+    /// Host TSC when the VMM created the VM; the guest's `now_ns` counts
+    /// from here, so guest and host timestamps share one origin.
+    pub epoch_tsc: u64,
+    /// Scheduling policy id (0 = round-robin).
+    pub policy: u32,
+    /// Reserved, must be zero.
+    pub reserved: u32,
+}
+
+const _: () = {
+    assert!(core::mem::size_of::<BootInfo>() == 64);
+    assert!(core::mem::offset_of!(BootInfo, tsc_khz) == 24);
+    assert!(core::mem::offset_of!(BootInfo, epoch_tsc) == 48);
+    assert!(core::mem::size_of::<BootInfo>() as u64 <= crate::memmap::BOOT_INFO_SIZE);
+};
+
+/// Port the core writes (from CPL0, one `out`) when the run ends. The
+/// value is one of the `EXIT_*` codes below. Everything else goes through
+/// shared memory; this is the only exit on the normal path.
+pub const PORT_EXIT: u16 = 0x0600;
+
+/// The run finished; the result is in the TLV ring.
+pub const EXIT_DONE: u32 = 1;
+/// A CPU exception: the CPL0 stub left `[vector, error code, rip, cs,
+/// rflags, rsp, ss]` at the vCPU's rsp for the VMM to read.
+pub const EXIT_FAULT: u32 = 2;
+/// The guest panicked; the message was sent as a TLV error frame first.
+pub const EXIT_PANIC: u32 = 3;
+/// The core refused to start (bad boot info or image); the reason was sent
+/// as a TLV error frame first.
+pub const EXIT_BOOT_ERROR: u32 = 4;
+
+/// Number of u64 words the fault stub leaves on the stack.
+pub const FAULT_FRAME_WORDS: usize = 7;

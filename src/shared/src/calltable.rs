@@ -1,0 +1,190 @@
+//! The call table: how an operation reaches the core. It is the single
+//! definition; the core fills it at [`crate::memmap::CALL_TABLE_ADDR`], the
+//! operation library reads it, and host tests build a mock of the same
+//! type. Fields are only ever appended: an operation checks that
+//! `version >= ` the version it was built against and that `size` covers
+//! every field it uses, so a newer core still runs older operations.
+
+use crate::tag;
+
+pub const CALL_TABLE_MAGIC: u32 = tag(b"CTBL");
+/// Bump when appending functions; never reorder or remove.
+pub const CALL_TABLE_VERSION: u32 = 1;
+
+/// Entry point of a spawned task: receives the argument given to `spawn`;
+/// its return value is the task's exit code.
+pub type TaskEntry = unsafe extern "C" fn(arg: u64) -> i32;
+
+/// Errors returned (negated) by call-table functions.
+pub const ERR_INVALID: i64 = -1;
+pub const ERR_NO_SLOTS: i64 = -2;
+pub const ERR_NO_TASK: i64 = -3;
+pub const ERR_TOO_LONG: i64 = -4;
+pub const ERR_DEADLOCK: i64 = -5;
+
+/// What `join` reports about a finished task.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JoinInfo {
+    pub exit_code: i32,
+    pub cpu: u32,
+    /// Time the task spent running, by the TSC, in ns.
+    pub runtime_ns: u64,
+    /// Times the task was switched in.
+    pub switches: u64,
+}
+
+#[repr(C)]
+pub struct CallTable {
+    pub magic: u32,
+    pub version: u32,
+    /// `size_of::<CallTable>()` as the core was built.
+    pub size: u32,
+    pub reserved: u32,
+    /// Log a line of UTF-8 text (`level`: 0 error .. 4 trace).
+    pub log: unsafe extern "C" fn(level: u32, text: *const u8, len: usize),
+    /// Send an encoded `GuestMessage` to the host. Returns 0 or an error.
+    pub send_message: unsafe extern "C" fn(msg: *const u8, len: usize) -> i64,
+    /// The operation's config bytes; `*len` receives their length.
+    pub config: unsafe extern "C" fn(len: *mut usize) -> *const u8,
+    /// ns since the VMM created the VM.
+    pub now_ns: unsafe extern "C" fn() -> u64,
+    /// Start a task; returns its pid (> 0) or an error.
+    pub spawn: unsafe extern "C" fn(entry: TaskEntry, arg: u64, weight: u32) -> i64,
+    /// End the calling task with `code`.
+    pub exit: unsafe extern "C" fn(code: i32) -> !,
+    /// Wait for task `pid` to end; fills `info`. Returns 0 or an error.
+    pub join: unsafe extern "C" fn(pid: u32, info: *mut JoinInfo) -> i64,
+    /// Give the CPU to the next runnable task.
+    pub yield_now: unsafe extern "C" fn(),
+    /// Switch only if the caller's slice is used up: cheap enough to call
+    /// in an inner loop.
+    pub preempt_point: unsafe extern "C" fn(),
+    /// The calling task's pid.
+    pub current_pid: unsafe extern "C" fn() -> u32,
+}
+
+const _: () = {
+    use core::mem::{offset_of, size_of};
+    assert!(offset_of!(CallTable, magic) == 0);
+    assert!(offset_of!(CallTable, version) == 4);
+    assert!(offset_of!(CallTable, size) == 8);
+    assert!(offset_of!(CallTable, log) == 16);
+    assert!(offset_of!(CallTable, send_message) == 24);
+    assert!(offset_of!(CallTable, config) == 32);
+    assert!(offset_of!(CallTable, now_ns) == 40);
+    assert!(offset_of!(CallTable, spawn) == 48);
+    assert!(offset_of!(CallTable, exit) == 56);
+    assert!(offset_of!(CallTable, join) == 64);
+    assert!(offset_of!(CallTable, yield_now) == 72);
+    assert!(offset_of!(CallTable, preempt_point) == 80);
+    assert!(offset_of!(CallTable, current_pid) == 88);
+    assert!(size_of::<CallTable>() == 96);
+    assert!(size_of::<CallTable>() as u64 <= crate::memmap::CALL_TABLE_SIZE);
+    assert!(size_of::<JoinInfo>() == 24);
+};
+
+/// Why an operation refuses a call table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableError {
+    BadMagic(u32),
+    TooOld { have: u32, need: u32 },
+    TooSmall { have: u32, need: u32 },
+}
+
+impl CallTable {
+    /// Check that this table can serve an operation built against
+    /// [`CALL_TABLE_VERSION`]: right magic, a version at least as new, and
+    /// every field this build knows about present.
+    pub fn check(&self) -> Result<(), TableError> {
+        Self::check_header(self.magic, self.version, self.size, CALL_TABLE_VERSION)
+    }
+
+    /// The rule behind [`CallTable::check`], separate so it can be tested
+    /// against versions other than the one built in.
+    pub const fn check_header(magic: u32, version: u32, size: u32, need: u32) -> Result<(), TableError> {
+        if magic != CALL_TABLE_MAGIC {
+            return Err(TableError::BadMagic(magic));
+        }
+        if version < need {
+            return Err(TableError::TooOld { have: version, need });
+        }
+        let want = core::mem::size_of::<CallTable>() as u32;
+        if size < want {
+            return Err(TableError::TooSmall { have: size, need: want });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newer_core_is_accepted_older_is_refused() {
+        let size = core::mem::size_of::<CallTable>() as u32;
+        assert_eq!(CallTable::check_header(CALL_TABLE_MAGIC, 1, size, 1), Ok(()));
+        assert_eq!(CallTable::check_header(CALL_TABLE_MAGIC, 7, size + 64, 1), Ok(()));
+        assert_eq!(
+            CallTable::check_header(CALL_TABLE_MAGIC, 1, size, 2),
+            Err(TableError::TooOld { have: 1, need: 2 })
+        );
+        assert_eq!(
+            CallTable::check_header(CALL_TABLE_MAGIC, 2, size - 8, 1),
+            Err(TableError::TooSmall { have: size - 8, need: size })
+        );
+        assert_eq!(
+            CallTable::check_header(0xdead, 1, size, 1),
+            Err(TableError::BadMagic(0xdead))
+        );
+    }
+}
+
+/// Every guest image carries one of these in its `.schedlab_abi` section so
+/// the host can refuse a core/operation pair that cannot work together
+/// before it starts a VM (the operation still checks the live table too).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AbiStamp {
+    pub magic: u32,
+    /// For the core: the call-table version it provides. For an
+    /// operation: the version it needs.
+    pub call_table_version: u32,
+    /// Which side built this: [`IMAGE_CORE`] or [`IMAGE_OPERATION`].
+    pub kind: u32,
+    /// For an operation: the config magic it reads. 0 for the core.
+    pub config_magic: u32,
+}
+
+pub const ABI_STAMP_MAGIC: u32 = tag(b"ABIS");
+pub const ABI_STAMP_SECTION: &str = ".schedlab_abi";
+pub const IMAGE_CORE: u32 = tag(b"CORE");
+pub const IMAGE_OPERATION: u32 = tag(b"OPER");
+
+const _: () = assert!(core::mem::size_of::<AbiStamp>() == 16);
+
+impl AbiStamp {
+    pub const fn new(kind: u32, config_magic: u32) -> Self {
+        AbiStamp {
+            magic: ABI_STAMP_MAGIC,
+            call_table_version: CALL_TABLE_VERSION,
+            kind,
+            config_magic,
+        }
+    }
+
+    /// Parse a stamp from the raw bytes of an image's stamp section.
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        let word = |i: usize| -> Option<u32> {
+            Some(u32::from_le_bytes(b.get(i * 4..i * 4 + 4)?.try_into().ok()?))
+        };
+        let s = AbiStamp {
+            magic: word(0)?,
+            call_table_version: word(1)?,
+            kind: word(2)?,
+            config_magic: word(3)?,
+        };
+        (s.magic == ABI_STAMP_MAGIC).then_some(s)
+    }
+}

@@ -1,0 +1,115 @@
+//! Operation configs: the VMM writes one at
+//! [`crate::memmap::OPERATION_CONFIG_ADDR`]; the operation reads it through
+//! the call table. Each starts with a 4-byte ASCII magic naming its
+//! operation and a version, so an operation never misreads another's config.
+
+use crate::tag;
+
+/// The first 8 bytes of every config.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConfigHeader {
+    pub magic: u32,
+    pub version: u32,
+}
+
+pub const SPIN_MAGIC: u32 = tag(b"SPIN");
+pub const SPIN_VERSION: u32 = 1;
+/// Most tasks `spin` starts (the core's task table also holds the
+/// operation's own main task).
+pub const SPIN_MAX_TASKS: usize = 128;
+
+/// Test-only triggers, so the fault paths can be exercised end to end.
+pub const TEST_FAULT_NONE: u32 = 0;
+/// Execute `ud2` in a task: a #UD the host must name.
+pub const TEST_FAULT_UD2: u32 = 1;
+/// Write through a null pointer: a #PF with CR2 = 0.
+pub const TEST_FAULT_NULL: u32 = 2;
+/// Spin forever, ignoring the duration: the host deadline must end it.
+pub const TEST_FAULT_HANG: u32 = 3;
+/// Wipe the IDT and fault: the vCPU triple-faults and shuts down.
+pub const TEST_FAULT_TRIPLE: u32 = 4;
+/// Panic in the operation: the message must reach the host.
+pub const TEST_FAULT_PANIC: u32 = 5;
+
+/// Config of the `spin` operation: N tasks each repeating a fixed unit of
+/// integer work until `duration_ns` has passed.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpinConfig {
+    pub header: ConfigHeader,
+    pub tasks: u32,
+    pub test_fault: u32,
+    pub duration_ns: u64,
+    /// Per-task weight; only the first `tasks` entries are used.
+    pub weights: [u32; SPIN_MAX_TASKS],
+}
+
+impl SpinConfig {
+    pub const fn new(tasks: u32, duration_ns: u64) -> Self {
+        SpinConfig {
+            header: ConfigHeader {
+                magic: SPIN_MAGIC,
+                version: SPIN_VERSION,
+            },
+            tasks,
+            test_fault: TEST_FAULT_NONE,
+            duration_ns,
+            weights: [1; SPIN_MAX_TASKS],
+        }
+    }
+
+    /// The config as the bytes the VMM writes into guest memory.
+    pub fn as_bytes(&self) -> &[u8] {
+        // SAFETY: SpinConfig is repr(C), made only of integers, and has no
+        // padding (its size is asserted below), so every byte is initialised.
+        unsafe {
+            core::slice::from_raw_parts(
+                (self as *const Self).cast::<u8>(),
+                core::mem::size_of::<Self>(),
+            )
+        }
+    }
+
+    /// Read a config from guest memory bytes, checking magic and version.
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        if b.len() < core::mem::size_of::<Self>() {
+            return None;
+        }
+        // SAFETY: the length was checked above, read_unaligned copes with
+        // any alignment, and every bit pattern is a valid SpinConfig (all
+        // fields are integers).
+        let c: Self = unsafe { core::ptr::read_unaligned(b.as_ptr().cast()) };
+        (c.header.magic == SPIN_MAGIC && c.header.version == SPIN_VERSION).then_some(c)
+    }
+}
+
+const _: () = {
+    use core::mem::{offset_of, size_of};
+    assert!(size_of::<ConfigHeader>() == 8);
+    assert!(offset_of!(SpinConfig, tasks) == 8);
+    assert!(offset_of!(SpinConfig, test_fault) == 12);
+    assert!(offset_of!(SpinConfig, duration_ns) == 16);
+    assert!(offset_of!(SpinConfig, weights) == 24);
+    assert!(size_of::<SpinConfig>() == 24 + 4 * SPIN_MAX_TASKS);
+    assert!(size_of::<SpinConfig>() as u64 <= crate::memmap::OPERATION_CONFIG_MAX);
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spin_config_round_trips_and_checks_its_magic() {
+        let mut c = SpinConfig::new(3, 5_000_000);
+        c.weights[1] = 4;
+        let back = SpinConfig::from_bytes(c.as_bytes()).unwrap();
+        assert_eq!(back, c);
+        assert_eq!(&c.as_bytes()[..4], b"SPIN");
+        let mut bad = [0u8; core::mem::size_of::<SpinConfig>()];
+        bad.copy_from_slice(c.as_bytes());
+        bad[0] = b'X';
+        assert!(SpinConfig::from_bytes(&bad).is_none());
+        assert!(SpinConfig::from_bytes(&c.as_bytes()[..20]).is_none());
+    }
+}
