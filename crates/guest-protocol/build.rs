@@ -15,7 +15,10 @@ fn main() {
     g.use_container_heapless()
         .configure(".schedlab.Log.text", Config::new().max_bytes(TEXT_MAX))
         .configure(".schedlab.Error.text", Config::new().max_bytes(TEXT_MAX))
-        .configure(".schedlab.SpinResult.tasks", Config::new().max_len(SPIN_TASKS_MAX));
+        .configure(
+            ".schedlab.SpinResult.tasks",
+            Config::new().max_len(SPIN_TASKS_MAX),
+        );
     let out = std::env::var("OUT_DIR").unwrap() + "/guest.rs";
     if let Err(e) = g.compile_protos(&["proto/guest.proto"], out) {
         panic!(

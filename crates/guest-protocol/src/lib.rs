@@ -27,7 +27,9 @@ pub fn encode<const N: usize>(msg: &GuestMessage, buf: &mut heapless::Vec<u8, N>
 
 /// Decode one GuestMessage from a whole payload. Fails (never panics) on
 /// malformed input or on content over the fixed capacities.
-pub fn decode(bytes: &[u8]) -> Result<GuestMessage, micropb::DecodeError<core::convert::Infallible>> {
+pub fn decode(
+    bytes: &[u8],
+) -> Result<GuestMessage, micropb::DecodeError<core::convert::Infallible>> {
     let mut msg = GuestMessage::default();
     let mut dec = PbDecoder::new(bytes);
     msg.decode(&mut dec, bytes.len())?;
@@ -41,17 +43,20 @@ mod tests {
     fn spin_result(n: usize) -> GuestMessage {
         let mut r = SpinResult::default();
         for i in 0..n {
-            let mut t = SpinTask::default();
-            t.pid = i as u32 + 2;
-            t.units = u64::MAX - i as u64;
-            t.runtime_ns = 1 << 40;
-            t.weight = 1000;
-            t.switches = 12345;
-            t.cpu = 63;
+            let t = SpinTask {
+                pid: i as u32 + 2,
+                units: u64::MAX - i as u64,
+                runtime_ns: 1 << 40,
+                weight: 1000,
+                switches: 12345,
+                cpu: 63,
+            };
             r.tasks.push(t).unwrap();
         }
         r.elapsed_ns = u64::MAX;
-        GuestMessage { msg: Some(Msg::SpinResult(r)) }
+        GuestMessage {
+            msg: Some(Msg::SpinResult(r)),
+        }
     }
 
     #[test]

@@ -62,6 +62,9 @@ pub struct CallTable {
     pub preempt_point: unsafe extern "C" fn(),
     /// The calling task's pid.
     pub current_pid: unsafe extern "C" fn() -> u32,
+    /// End the whole run now as failed, with this UTF-8 reason (panics
+    /// land here).
+    pub fail: unsafe extern "C" fn(text: *const u8, len: usize) -> !,
 }
 
 const _: () = {
@@ -79,7 +82,8 @@ const _: () = {
     assert!(offset_of!(CallTable, yield_now) == 72);
     assert!(offset_of!(CallTable, preempt_point) == 80);
     assert!(offset_of!(CallTable, current_pid) == 88);
-    assert!(size_of::<CallTable>() == 96);
+    assert!(offset_of!(CallTable, fail) == 96);
+    assert!(size_of::<CallTable>() == 104);
     assert!(size_of::<CallTable>() as u64 <= crate::memmap::CALL_TABLE_SIZE);
     assert!(size_of::<JoinInfo>() == 24);
 };
@@ -102,16 +106,27 @@ impl CallTable {
 
     /// The rule behind [`CallTable::check`], separate so it can be tested
     /// against versions other than the one built in.
-    pub const fn check_header(magic: u32, version: u32, size: u32, need: u32) -> Result<(), TableError> {
+    pub const fn check_header(
+        magic: u32,
+        version: u32,
+        size: u32,
+        need: u32,
+    ) -> Result<(), TableError> {
         if magic != CALL_TABLE_MAGIC {
             return Err(TableError::BadMagic(magic));
         }
         if version < need {
-            return Err(TableError::TooOld { have: version, need });
+            return Err(TableError::TooOld {
+                have: version,
+                need,
+            });
         }
         let want = core::mem::size_of::<CallTable>() as u32;
         if size < want {
-            return Err(TableError::TooSmall { have: size, need: want });
+            return Err(TableError::TooSmall {
+                have: size,
+                need: want,
+            });
         }
         Ok(())
     }
@@ -124,15 +139,24 @@ mod tests {
     #[test]
     fn newer_core_is_accepted_older_is_refused() {
         let size = core::mem::size_of::<CallTable>() as u32;
-        assert_eq!(CallTable::check_header(CALL_TABLE_MAGIC, 1, size, 1), Ok(()));
-        assert_eq!(CallTable::check_header(CALL_TABLE_MAGIC, 7, size + 64, 1), Ok(()));
+        assert_eq!(
+            CallTable::check_header(CALL_TABLE_MAGIC, 1, size, 1),
+            Ok(())
+        );
+        assert_eq!(
+            CallTable::check_header(CALL_TABLE_MAGIC, 7, size + 64, 1),
+            Ok(())
+        );
         assert_eq!(
             CallTable::check_header(CALL_TABLE_MAGIC, 1, size, 2),
             Err(TableError::TooOld { have: 1, need: 2 })
         );
         assert_eq!(
             CallTable::check_header(CALL_TABLE_MAGIC, 2, size - 8, 1),
-            Err(TableError::TooSmall { have: size - 8, need: size })
+            Err(TableError::TooSmall {
+                have: size - 8,
+                need: size
+            })
         );
         assert_eq!(
             CallTable::check_header(0xdead, 1, size, 1),
@@ -177,7 +201,9 @@ impl AbiStamp {
     /// Parse a stamp from the raw bytes of an image's stamp section.
     pub fn from_bytes(b: &[u8]) -> Option<Self> {
         let word = |i: usize| -> Option<u32> {
-            Some(u32::from_le_bytes(b.get(i * 4..i * 4 + 4)?.try_into().ok()?))
+            Some(u32::from_le_bytes(
+                b.get(i * 4..i * 4 + 4)?.try_into().ok()?,
+            ))
         };
         let s = AbiStamp {
             magic: word(0)?,

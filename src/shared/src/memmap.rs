@@ -44,9 +44,15 @@ pub const OPERATION_CONFIG_MAX: u64 = 0x1000;
 
 /// CPL0 stacks, one per vCPU: the VMM starts each vCPU on its own and
 /// points its TSS.rsp0 at it, so interrupts and exceptions land there.
-pub const KERNEL_STACKS_ADDR: u64 = 0x10_0000;
+pub const KERNEL_STACKS_ADDR: u64 = 0x2_0000;
 pub const KERNEL_STACK_SIZE: u64 = 0x2000;
 pub const KERNEL_STACKS_SIZE: u64 = KERNEL_STACK_SIZE * MAX_CPUS as u64;
+
+/// CPL3 stacks, one per vCPU, for the core's own code before the first
+/// task runs and for the idle loop.
+pub const CPU_STACKS_ADDR: u64 = 0x10_0000;
+pub const CPU_STACK_SIZE: u64 = 0x4000;
+pub const CPU_STACKS_SIZE: u64 = CPU_STACK_SIZE * MAX_CPUS as u64;
 
 /// The core image (ELF, loaded by segment).
 pub const CORE_LOAD_ADDR: u64 = 0x20_0000;
@@ -82,14 +88,22 @@ pub const HEAP_SIZE: u64 = 4 << 20;
 pub const LAPIC_ADDR: u64 = 0xFEE0_0000;
 
 /// `[start, end)` of every region, in address order, for the overlap check.
-pub const REGIONS: [(&str, u64, u64); 15] = [
+pub const REGIONS: [(&str, u64, u64); 16] = [
     ("null guard", 0, NULL_GUARD_SIZE),
     ("gdt", GDT_ADDR, GDT_ADDR + GDT_SIZE),
     ("idt", IDT_ADDR, IDT_ADDR + IDT_SIZE),
     ("tss", TSS_ADDR, TSS_ADDR + TSS_SIZE),
     ("boot info", BOOT_INFO_ADDR, BOOT_INFO_ADDR + BOOT_INFO_SIZE),
-    ("page tables", PAGE_TABLES_ADDR, PAGE_TABLES_ADDR + PAGE_TABLES_SIZE),
-    ("call table", CALL_TABLE_ADDR, CALL_TABLE_ADDR + CALL_TABLE_SIZE),
+    (
+        "page tables",
+        PAGE_TABLES_ADDR,
+        PAGE_TABLES_ADDR + PAGE_TABLES_SIZE,
+    ),
+    (
+        "call table",
+        CALL_TABLE_ADDR,
+        CALL_TABLE_ADDR + CALL_TABLE_SIZE,
+    ),
     (
         "operation config",
         OPERATION_CONFIG_ADDR,
@@ -99,6 +113,11 @@ pub const REGIONS: [(&str, u64, u64); 15] = [
         "kernel stacks",
         KERNEL_STACKS_ADDR,
         KERNEL_STACKS_ADDR + KERNEL_STACKS_SIZE,
+    ),
+    (
+        "cpu stacks",
+        CPU_STACKS_ADDR,
+        CPU_STACKS_ADDR + CPU_STACKS_SIZE,
     ),
     ("core", CORE_LOAD_ADDR, CORE_LOAD_ADDR + CORE_MAX_SIZE),
     (
@@ -112,7 +131,11 @@ pub const REGIONS: [(&str, u64, u64); 15] = [
         KERNEL_STATE_ADDR,
         KERNEL_STATE_ADDR + KERNEL_STATE_SIZE,
     ),
-    ("task stacks", TASK_STACKS_ADDR, TASK_STACKS_ADDR + TASK_STACKS_SIZE),
+    (
+        "task stacks",
+        TASK_STACKS_ADDR,
+        TASK_STACKS_ADDR + TASK_STACKS_SIZE,
+    ),
     ("heap", HEAP_ADDR, HEAP_ADDR + HEAP_SIZE),
 ];
 
@@ -135,13 +158,13 @@ const _: () = {
     assert!(GUEST_RAM_MIN <= 1 << 30);
     // Images start on 2 MiB boundaries so they never share a large page
     // with anything the VMM writes.
-    assert!(CORE_LOAD_ADDR % (2 << 20) == 0);
-    assert!(OPERATION_LOAD_ADDR % (2 << 20) == 0);
+    assert!(CORE_LOAD_ADDR.is_multiple_of(2 << 20));
+    assert!(OPERATION_LOAD_ADDR.is_multiple_of(2 << 20));
     // Kernel stacks are naturally aligned so CPL0 code can find its CPU
     // from rsp alone.
     assert!(KERNEL_STACK_SIZE.is_power_of_two());
-    assert!(KERNEL_STACKS_ADDR % KERNEL_STACK_SIZE == 0);
-    assert!(TASK_STACK_SIZE % 0x1000 == 0);
+    assert!(KERNEL_STACKS_ADDR.is_multiple_of(KERNEL_STACK_SIZE));
+    assert!(TASK_STACK_SIZE.is_multiple_of(0x1000));
     assert!(TLV_RING_DATA_SIZE.is_power_of_two());
     assert!(IDT_SIZE == 256 * 16);
     assert!(TSS_STRIDE >= 0x68);
@@ -150,6 +173,11 @@ const _: () = {
 /// Top of the CPL0 stack of vCPU `cpu` (stacks grow down).
 pub const fn kernel_stack_top(cpu: u32) -> u64 {
     KERNEL_STACKS_ADDR + (cpu as u64 + 1) * KERNEL_STACK_SIZE
+}
+
+/// Top of the CPL3 stack of vCPU `cpu`.
+pub const fn cpu_stack_top(cpu: u32) -> u64 {
+    CPU_STACKS_ADDR + (cpu as u64 + 1) * CPU_STACK_SIZE
 }
 
 /// Base of the TLV ring of vCPU `cpu`.
@@ -169,7 +197,10 @@ mod tests {
     #[test]
     fn per_cpu_regions_stay_inside_their_area() {
         let last = MAX_CPUS as u32 - 1;
-        assert_eq!(kernel_stack_top(last), KERNEL_STACKS_ADDR + KERNEL_STACKS_SIZE);
+        assert_eq!(
+            kernel_stack_top(last),
+            KERNEL_STACKS_ADDR + KERNEL_STACKS_SIZE
+        );
         assert_eq!(
             tlv_ring_base(last) + TLV_RING_STRIDE,
             TLV_RING_ADDR + TLV_RINGS_SIZE

@@ -9,7 +9,9 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 /// Frame header. `crc32` is crc32fast (IEEE) over the payload only;
 /// `reserved` must be zero.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct FrameHeader {
     pub msg_type: u32,
     pub length: u32,
@@ -29,7 +31,8 @@ const _: () = {
 /// Largest payload either side accepts. The host checks this before it
 /// allocates anything for a frame.
 pub const MAX_PAYLOAD: usize = 8 << 10;
-const _: () = assert!((MAX_PAYLOAD + FRAME_HEADER_SIZE) as u64 <= crate::memmap::TLV_RING_DATA_SIZE / 2);
+const _: () =
+    assert!((MAX_PAYLOAD + FRAME_HEADER_SIZE) as u64 <= crate::memmap::TLV_RING_DATA_SIZE / 2);
 
 /// Message types: 4-char ASCII tags, unique, never reused. A retired tag
 /// stays listed here, commented out, so nobody picks it again.

@@ -1,0 +1,43 @@
+# schedlab build. Guests first (flat images + size check), then the host.
+# `make` builds everything; `make test` is what CI runs (see README).
+
+GUEST_TARGET := x86_64-unknown-none
+GUEST_PKGS := -p schedlab-core $(foreach op,$(shell ./build.sh operations),-p op-$(op))
+
+.PHONY: all guests host check-sizes run test unit lint fmt bench clean
+
+all: check-sizes host
+
+guests:
+	./build.sh guests
+
+check-sizes: guests
+	scripts/check-binary-sizes.sh
+
+host: guests
+	./build.sh host
+
+# The main job on a default workload.
+run: all
+	./target/release/schedlab spin
+
+# Everything CI checks: formatting, lints, image sizes, unit and
+# end-to-end tests (the e2e tests boot real VMs through /dev/kvm).
+test: lint check-sizes unit
+
+unit: guests
+	cargo test
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy --profile guest --target $(GUEST_TARGET) $(GUEST_PKGS) -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+bench: all
+	scripts/bench.sh
+
+clean:
+	cargo clean

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Build schedlab: guest images first, then the host.
+#
+#   ./build.sh guests   core + every operation -> target/guest/{NAME.elf,NAME.bin}
+#   ./build.sh host     the `schedlab` binary (embeds target/guest/*)
+#   ./build.sh          both, in that order
+#
+# The list of operations is the directories under src/operations/: each
+# directory NAME holds the package `op-NAME` whose binary is `NAME`.
+# Nothing here (or anywhere else) lists them by hand.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+GUEST_TARGET=x86_64-unknown-none
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+OUT="$TARGET_DIR/guest"
+OBJCOPY=${OBJCOPY:-objcopy}
+
+operations() {
+    for d in src/operations/*/; do
+        [ -f "$d/Cargo.toml" ] && basename "$d"
+    done
+}
+
+build_guests() {
+    local pkgs=(-p schedlab-core) op
+    for op in $(operations); do pkgs+=(-p "op-$op"); done
+    # --profile guest: the guest profile lives in the workspace Cargo.toml
+    # (cargo ignores [profile] in members); the core refuses to compile if
+    # it did not apply.
+    cargo build --profile guest --target "$GUEST_TARGET" "${pkgs[@]}"
+    mkdir -p "$OUT"
+    local built="$TARGET_DIR/$GUEST_TARGET/guest"
+    install -m 0644 "$built/core" "$OUT/core.elf"
+    "$OBJCOPY" -O binary "$OUT/core.elf" "$OUT/core.bin"
+    for op in $(operations); do
+        install -m 0644 "$built/$op" "$OUT/$op.elf"
+        "$OBJCOPY" -O binary "$OUT/$op.elf" "$OUT/$op.bin"
+    done
+    echo "guest images in $OUT: $(cd "$OUT" && echo *.bin)"
+}
+
+build_host() {
+    cargo build --release -p schedlab
+}
+
+case "${1:-all}" in
+    guests) build_guests ;;
+    host) build_host ;;
+    all) build_guests && build_host ;;
+    operations) operations ;;
+    *) echo "usage: $0 [guests|host|all|operations]" >&2; exit 64 ;;
+esac

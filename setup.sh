@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Install what a fresh Debian machine lacks to build and run schedlab.
+# Idempotent: re-running it checks and does nothing new.
+set -euo pipefail
+
+need_apt=()
+command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)   # micropb-gen runs protoc
+command -v objcopy >/dev/null 2>&1 || need_apt+=(binutils)           # ELF -> flat .bin, nm, readelf
+command -v make >/dev/null 2>&1 || need_apt+=(make)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    echo "setup: installing ${need_apt[*]}"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if ! command -v rustup >/dev/null 2>&1; then
+    echo "setup: rustup not found; install Rust stable with rustup first" >&2
+    exit 69
+fi
+if ! rustup target list --installed | grep -qx x86_64-unknown-none; then
+    echo "setup: adding the x86_64-unknown-none target (guest images)"
+    rustup target add x86_64-unknown-none
+fi
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+
+if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
+    echo "setup: warning: /dev/kvm is missing or not read/writable by $(id -un); schedlab needs it to run guests" >&2
+fi
+echo "setup: ok (protoc $(protoc --version | awk '{print $2}'), $(rustc --version))"
