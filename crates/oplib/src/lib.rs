@@ -175,3 +175,122 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     let _ = core::fmt::write(&mut text, format_args!("operation panicked: {info}"));
     api().fail(&text)
 }
+
+/// A host-side mock of the call table: the same `CallTable` type the core
+/// fills, with host functions behind it, so operations' plumbing can be
+/// tested without KVM.
+#[cfg(test)]
+mod mock {
+    extern crate std;
+    use super::*;
+    use shared::calltable::{CALL_TABLE_MAGIC, CALL_TABLE_VERSION};
+    use std::string::String;
+    use std::sync::Mutex;
+    use std::vec::Vec;
+
+    static LOGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    static SENT: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+    static CONFIG: [u8; 8] = *b"SPIN\x01\0\0\0";
+
+    unsafe extern "C" fn log(_level: u32, text: *const u8, len: usize) {
+        // SAFETY: callers pass a valid (ptr, len) pair.
+        let b = unsafe { core::slice::from_raw_parts(text, len) };
+        LOGS.lock().unwrap().push(String::from_utf8_lossy(b).into_owned());
+    }
+    unsafe extern "C" fn send_message(msg: *const u8, len: usize) -> i64 {
+        // SAFETY: as in log.
+        let b = unsafe { core::slice::from_raw_parts(msg, len) };
+        SENT.lock().unwrap().push(b.to_vec());
+        0
+    }
+    unsafe extern "C" fn config(len: *mut usize) -> *const u8 {
+        // SAFETY: the caller passes its own usize.
+        unsafe { *len = CONFIG.len() };
+        CONFIG.as_ptr()
+    }
+    unsafe extern "C" fn now_ns() -> u64 {
+        42
+    }
+    unsafe extern "C" fn spawn(_e: TaskEntry, _arg: u64, _w: u32) -> i64 {
+        7
+    }
+    unsafe extern "C" fn exit(_code: i32) -> ! {
+        panic!("exit called in mock")
+    }
+    unsafe extern "C" fn join(pid: u32, info: *mut JoinInfo) -> i64 {
+        // SAFETY: the caller passes its own JoinInfo.
+        unsafe { (*info).runtime_ns = pid as u64 * 10 };
+        0
+    }
+    unsafe extern "C" fn nop() {}
+    unsafe extern "C" fn current_pid() -> u32 {
+        1
+    }
+    unsafe extern "C" fn fail(_t: *const u8, _l: usize) -> ! {
+        panic!("fail called in mock")
+    }
+
+    fn table(version: u32) -> &'static CallTable {
+        std::boxed::Box::leak(std::boxed::Box::new(CallTable {
+            magic: CALL_TABLE_MAGIC,
+            version,
+            size: core::mem::size_of::<CallTable>() as u32,
+            reserved: 0,
+            log,
+            send_message,
+            config,
+            now_ns,
+            spawn,
+            exit,
+            join,
+            yield_now: nop,
+            preempt_point: nop,
+            current_pid,
+            fail,
+        }))
+    }
+
+    fn main_sends(api: &Api) -> i32 {
+        assert_eq!(api.config_bytes(), &CONFIG);
+        assert_eq!(api.spawn(nop_entry, 0, 1), Ok(7));
+        assert_eq!(api.join(3).unwrap().runtime_ns, 30);
+        let log = proto::Log {
+            level: 2,
+            text: heapless::String::try_from("hello").unwrap(),
+        };
+        api.send(&GuestMessage {
+            msg: Some(proto::Msg::Log(log)),
+        })
+        .unwrap();
+        17
+    }
+
+    unsafe extern "C" fn nop_entry(_: u64) -> i32 {
+        0
+    }
+
+    #[test]
+    fn a_checked_table_runs_main_and_messages_decode() {
+        let t = table(CALL_TABLE_VERSION);
+        assert_eq!(run(t as *const CallTable as u64, main_sends), 17);
+        let sent = SENT.lock().unwrap();
+        let msg = proto::decode(sent.last().unwrap()).unwrap();
+        match msg.msg {
+            Some(proto::Msg::Log(l)) => assert_eq!(l.text.as_str(), "hello"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_older_core_is_refused_with_a_message_naming_the_fix() {
+        let t = table(CALL_TABLE_VERSION - 1);
+        assert_eq!(run(t as *const CallTable as u64, |_| 0), EXIT_ABI_MISMATCH);
+        let logs = LOGS.lock().unwrap();
+        let want = std::format!(
+            "operation image built against call table v{}, core provides v{}: run make",
+            CALL_TABLE_VERSION,
+            CALL_TABLE_VERSION - 1
+        );
+        assert!(logs.iter().any(|l| *l == want), "logs: {logs:?}");
+    }
+}
