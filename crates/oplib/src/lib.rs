@@ -195,7 +195,9 @@ mod mock {
     unsafe extern "C" fn log(_level: u32, text: *const u8, len: usize) {
         // SAFETY: callers pass a valid (ptr, len) pair.
         let b = unsafe { core::slice::from_raw_parts(text, len) };
-        LOGS.lock().unwrap().push(String::from_utf8_lossy(b).into_owned());
+        LOGS.lock()
+            .unwrap()
+            .push(String::from_utf8_lossy(b).into_owned());
     }
     unsafe extern "C" fn send_message(msg: *const u8, len: usize) -> i64 {
         // SAFETY: as in log.
@@ -291,6 +293,6 @@ mod mock {
             CALL_TABLE_VERSION,
             CALL_TABLE_VERSION - 1
         );
-        assert!(logs.iter().any(|l| *l == want), "logs: {logs:?}");
+        assert!(logs.contains(&want), "logs: {logs:?}");
     }
 }

@@ -1,0 +1,74 @@
+//! Operations: each turns its flags into the config its guest image reads
+//! and its guest's result into report rows. The steps every operation
+//! shares (images, VM run, report) live here so an operation is only its
+//! own flags, config and result.
+
+pub mod spin;
+
+use crate::cli::RunSettings;
+use crate::exit::{Failure, code};
+use crate::images;
+use crate::report::{self, Report, TaskRow, Totals};
+use crate::vm::run::{self, RunOutcome, RunRequest};
+
+/// An operation ready to run.
+pub struct Prepared {
+    pub name: &'static str,
+    /// The `*Config` bytes written at OPERATION_CONFIG_ADDR.
+    pub config: Vec<u8>,
+    /// The config magic the operation image must say it reads.
+    pub config_magic: u32,
+    pub config_json: serde_json::Value,
+    /// First line of the human report.
+    pub headline: String,
+    pub settings: RunSettings,
+}
+
+/// What an operation makes of a run's outcome.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub tasks: Vec<TaskRow>,
+    pub totals: Option<Totals>,
+    pub elapsed_ns: Option<u64>,
+    /// A failure the result shows even though the guest ended cleanly.
+    pub failure: Option<Failure>,
+}
+
+/// Images, VM, report: returns the process exit code.
+pub fn execute(p: &Prepared, summarize: impl FnOnce(&RunOutcome) -> Summary) -> u8 {
+    let mut report = Report::new(p.name, p.config_json.clone());
+    let outcome = match images::load(p.name, p.config_magic) {
+        Ok(imgs) => {
+            report.versions.call_table = Some(imgs.core.stamp.call_table_version);
+            report.versions.call_table_needed = Some(imgs.op.stamp.call_table_version);
+            let req = RunRequest {
+                images: &imgs,
+                config: &p.config,
+                settings: &p.settings,
+                cpu_count: 1,
+            };
+            run::run(&req)
+        }
+        Err(f) => RunOutcome {
+            failure: Some(f),
+            ..Default::default()
+        },
+    };
+    let summary = summarize(&outcome);
+    report.fill(outcome, summary);
+    report::print(&report, &p.headline, p.settings.json)
+}
+
+/// A flag that clap accepted but validation refused: exit 64, and in
+/// `--json` mode still exactly one JSON object.
+pub fn usage_error(name: &str, json: bool, f: &Failure) -> u8 {
+    if json {
+        let mut r = Report::new(name, serde_json::Value::Null);
+        r.set_failure(f.clone());
+        report::print(&r, "", true);
+    } else {
+        eprintln!("schedlab {name}: {f}");
+        eprintln!("(see `schedlab {name} --help`)");
+    }
+    code::USAGE
+}
