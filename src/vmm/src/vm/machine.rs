@@ -92,11 +92,12 @@ impl Machine {
                 spec.config.len()
             )));
         }
-        let ram = Arc::new(GuestRam::new(spec.mem_bytes)?);
         // The guest's now_ns counts from this TSC value, so guest and host
         // timestamps share one origin (PVM runs the guest on the host TSC).
+        // Boot timing starts here too: guest RAM is part of creating a VM.
         let epoch_tsc = rdtsc();
         let t0 = Instant::now();
+        let ram = Arc::new(GuestRam::new(spec.mem_bytes)?);
         let vm = kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?;
         let region = kvm_userspace_memory_region {
             slot: 0,
