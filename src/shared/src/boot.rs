@@ -5,7 +5,7 @@
 use crate::tag;
 
 pub const BOOT_MAGIC: u32 = tag(b"BOOT");
-pub const BOOT_VERSION: u32 = 1;
+pub const BOOT_VERSION: u32 = 2;
 
 /// Written by the VMM at [`crate::memmap::BOOT_INFO_ADDR`].
 #[repr(C)]
@@ -28,14 +28,27 @@ pub struct BootInfo {
     /// Host TSC when the VMM created the VM; the guest's `now_ns` counts
     /// from here, so guest and host timestamps share one origin.
     pub epoch_tsc: u64,
-    /// Scheduling policy id (0 = round-robin).
+    /// Scheduling policy id (the policies crate lists them).
     pub policy: u32,
-    /// Reserved, must be zero.
-    pub reserved: u32,
+    /// Policy parameter (test-only policies: the pid they single out).
+    pub policy_arg: u32,
+    /// LAPIC timer ticks per second on every CPU (1..=5000).
+    pub tick_hz: u32,
+    /// What an idle CPU does: IDLE_HALT or IDLE_POLL.
+    pub idle: u32,
 }
 
+/// Idle CPUs halt at CPL0 with interrupts on; a wake-up sends an IPI.
+pub const IDLE_HALT: u32 = 0;
+/// Idle CPUs spin at CPL3 on a per-CPU flag: lower wake-up latency, and a
+/// host CPU burnt per idle vCPU.
+pub const IDLE_POLL: u32 = 1;
+/// Highest tick rate: KVM's LAPIC timer floor is 200 µs.
+pub const MAX_TICK_HZ: u32 = 5000;
+
 const _: () = {
-    assert!(core::mem::size_of::<BootInfo>() == 64);
+    assert!(core::mem::size_of::<BootInfo>() == 72);
+    assert!(core::mem::offset_of!(BootInfo, tick_hz) == 64);
     assert!(core::mem::offset_of!(BootInfo, tsc_khz) == 24);
     assert!(core::mem::offset_of!(BootInfo, epoch_tsc) == 48);
     assert!(core::mem::size_of::<BootInfo>() as u64 <= crate::memmap::BOOT_INFO_SIZE);

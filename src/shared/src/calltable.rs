@@ -5,11 +5,12 @@
 //! `version >= ` the version it was built against and that `size` covers
 //! every field it uses, so a newer core still runs older operations.
 
+use crate::ipc::{Message, SpawnOptions};
 use crate::tag;
 
 pub const CALL_TABLE_MAGIC: u32 = tag(b"CTBL");
 /// Bump when appending functions; never reorder or remove.
-pub const CALL_TABLE_VERSION: u32 = 1;
+pub const CALL_TABLE_VERSION: u32 = 2;
 
 /// Entry point of a spawned task: receives the argument given to `spawn`;
 /// its return value is the task's exit code.
@@ -21,6 +22,10 @@ pub const ERR_NO_SLOTS: i64 = -2;
 pub const ERR_NO_TASK: i64 = -3;
 pub const ERR_TOO_LONG: i64 = -4;
 pub const ERR_DEADLOCK: i64 = -5;
+/// The receiver's mailbox is full and the sender asked not to wait.
+pub const ERR_FULL: i64 = -6;
+/// Nothing arrived before the timeout.
+pub const ERR_TIMEOUT: i64 = -7;
 
 /// What `join` reports about a finished task.
 #[repr(C)]
@@ -65,6 +70,30 @@ pub struct CallTable {
     /// End the whole run now as failed, with this UTF-8 reason (panics
     /// land here).
     pub fail: unsafe extern "C" fn(text: *const u8, len: usize) -> !,
+
+    // ---- version 2 ----
+    /// Start a task with weight, affinity and a runtime limit.
+    pub spawn_ex: unsafe extern "C" fn(entry: TaskEntry, arg: u64, opts: *const SpawnOptions) -> i64,
+    /// Sleep at least `ns` (granularity: the tick).
+    pub sleep_ns: unsafe extern "C" fn(ns: u64),
+    /// Send `msg` to task `to`. `flags`: SEND_BLOCK or SEND_NOWAIT.
+    pub send: unsafe extern "C" fn(to: u32, msg: *const Message, flags: u32) -> i64,
+    /// Take the oldest message, waiting up to `timeout_ns` (WAIT_FOREVER,
+    /// or 0 to poll). Returns 0 or ERR_TIMEOUT.
+    pub recv: unsafe extern "C" fn(out: *mut Message, timeout_ns: u64) -> i64,
+    /// Subscribe the caller to a named topic (created on first use).
+    pub subscribe: unsafe extern "C" fn(topic: *const u8, len: usize) -> i64,
+    /// Send `msg` to every subscriber of `topic`; returns how many got it.
+    pub publish: unsafe extern "C" fn(topic: *const u8, len: usize, msg: *const Message, flags: u32) -> i64,
+    /// Send `msg` to every other live task; returns how many got it.
+    pub broadcast: unsafe extern "C" fn(msg: *const Message, flags: u32) -> i64,
+    /// When task `pid` ends, send the caller a MSG_EXIT_NOTICE.
+    pub monitor: unsafe extern "C" fn(pid: u32) -> i64,
+    /// End task `pid` with reason EXIT_KILLED.
+    pub kill: unsafe extern "C" fn(pid: u32) -> i64,
+    pub cpu_count: unsafe extern "C" fn() -> u32,
+    /// The CPU the caller runs on (may change at any preemption point).
+    pub current_cpu: unsafe extern "C" fn() -> u32,
 }
 
 const _: () = {
@@ -83,7 +112,9 @@ const _: () = {
     assert!(offset_of!(CallTable, preempt_point) == 80);
     assert!(offset_of!(CallTable, current_pid) == 88);
     assert!(offset_of!(CallTable, fail) == 96);
-    assert!(size_of::<CallTable>() == 104);
+    assert!(offset_of!(CallTable, spawn_ex) == 104);
+    assert!(offset_of!(CallTable, current_cpu) == 184);
+    assert!(size_of::<CallTable>() == 192);
     assert!(size_of::<CallTable>() as u64 <= crate::memmap::CALL_TABLE_SIZE);
     assert!(size_of::<JoinInfo>() == 24);
 };

@@ -14,7 +14,7 @@ pub struct ConfigHeader {
 }
 
 pub const SPIN_MAGIC: u32 = tag(b"SPIN");
-pub const SPIN_VERSION: u32 = 1;
+pub const SPIN_VERSION: u32 = 2;
 /// Most tasks `spin` starts (the core's task table also holds the
 /// operation's own main task).
 pub const SPIN_MAX_TASKS: usize = 128;
@@ -31,6 +31,9 @@ pub const TEST_FAULT_HANG: u32 = 3;
 pub const TEST_FAULT_TRIPLE: u32 = 4;
 /// Panic in the operation: the message must reach the host.
 pub const TEST_FAULT_PANIC: u32 = 5;
+/// Mask this CPU's LAPIC timer and spin without preemption points: the
+/// CPU's clock stops advancing and the host must report it stalled.
+pub const TEST_FAULT_STALL: u32 = 6;
 
 /// Config of the `spin` operation: N tasks each repeating a fixed unit of
 /// integer work until `duration_ns` has passed.
@@ -43,6 +46,8 @@ pub struct SpinConfig {
     pub duration_ns: u64,
     /// Per-task weight; only the first `tasks` entries are used.
     pub weights: [u32; SPIN_MAX_TASKS],
+    /// Per-task CPU mask (bit n = CPU n, 0 = any CPU).
+    pub affinity: [u64; SPIN_MAX_TASKS],
 }
 
 impl SpinConfig {
@@ -56,6 +61,7 @@ impl SpinConfig {
             test_fault: TEST_FAULT_NONE,
             duration_ns,
             weights: [1; SPIN_MAX_TASKS],
+            affinity: [0; SPIN_MAX_TASKS],
         }
     }
 
@@ -91,7 +97,8 @@ const _: () = {
     assert!(offset_of!(SpinConfig, test_fault) == 12);
     assert!(offset_of!(SpinConfig, duration_ns) == 16);
     assert!(offset_of!(SpinConfig, weights) == 24);
-    assert!(size_of::<SpinConfig>() == 24 + 4 * SPIN_MAX_TASKS);
+    assert!(offset_of!(SpinConfig, affinity) == 24 + 4 * SPIN_MAX_TASKS);
+    assert!(size_of::<SpinConfig>() == 24 + 12 * SPIN_MAX_TASKS);
     assert!(size_of::<SpinConfig>() as u64 <= crate::memmap::OPERATION_CONFIG_MAX);
 };
 
@@ -103,6 +110,7 @@ mod tests {
     fn spin_config_round_trips_and_checks_its_magic() {
         let mut c = SpinConfig::new(3, 5_000_000);
         c.weights[1] = 4;
+        c.affinity[2] = 0b1010;
         let back = SpinConfig::from_bytes(c.as_bytes()).unwrap();
         assert_eq!(back, c);
         assert_eq!(&c.as_bytes()[..4], b"SPIN");

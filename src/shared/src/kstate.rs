@@ -1,13 +1,26 @@
 //! The introspection area at [`crate::memmap::KERNEL_STATE_ADDR`]: state
 //! the core publishes and the host reads straight out of guest memory
-//! while vCPUs run, with no exit and no message. This version carries the
-//! run's lifecycle; per-CPU records, the task table and event rings are
-//! appended in later versions (the header's `version` says which).
+//! while vCPUs run -- no exit, no message, no guest code runs for it.
+//!
+//! Layout (offsets from KERNEL_STATE_ADDR, fixed and asserted here):
+//! - `+0` [`KernelStateHeader`]: lifecycle and global counters;
+//! - `+KSTATE_CPUS_OFFSET` one [`CpuRecord`] per CPU (MAX_CPUS slots);
+//! - `+KSTATE_TASKS_OFFSET` one [`TaskRecord`] per task-table slot;
+//! - `+KSTATE_EVENTS_OFFSET` one event ring per CPU ([`EventRingHeader`]
+//!   then EVENT_RING_ENTRIES [`Event`]s), `EVENT_RING_STRIDE` apart.
+//!
+//! Records are written by one CPU each under a seqlock: `seq` is odd while
+//! a write is in progress; a reader copies the record and retries if `seq`
+//! was odd or changed. Event rings are single-producer (their CPU) and
+//! single-consumer (the host): the guest publishes `write` with release
+//! after the entry, the host publishes `read`. A full ring drops the event
+//! and counts it in `lost` -- the scheduler never waits for the host.
 
+use crate::memmap::{KERNEL_STATE_ADDR, KERNEL_STATE_SIZE, MAX_CPUS, MAX_TASKS};
 use crate::tag;
 
 pub const KSTATE_MAGIC: u32 = tag(b"KSTA");
-pub const KSTATE_VERSION: u32 = 1;
+pub const KSTATE_VERSION: u32 = 2;
 
 /// `run_state` values.
 pub const RUN_BOOTING: u32 = 0;
@@ -33,6 +46,10 @@ pub struct KernelStateHeader {
     pub switches: u64,
     /// Tasks spawned so far (the operation's main task included).
     pub tasks_spawned: u64,
+    /// CPUs that finished booting (online).
+    pub cpus_online: u32,
+    /// Policy id the core runs (see the policies crate).
+    pub policy: u32,
 }
 
 pub const KSTATE_RUN_STATE_OFFSET: u64 = 12;
@@ -40,6 +57,186 @@ const _: () = {
     assert!(core::mem::offset_of!(KernelStateHeader, run_state) as u64 == KSTATE_RUN_STATE_OFFSET);
     assert!(core::mem::offset_of!(KernelStateHeader, tsc_khz) == 16);
     assert!(core::mem::offset_of!(KernelStateHeader, switches) == 40);
-    assert!(core::mem::size_of::<KernelStateHeader>() == 56);
-    assert!(core::mem::size_of::<KernelStateHeader>() as u64 <= crate::memmap::KERNEL_STATE_SIZE);
+    assert!(core::mem::offset_of!(KernelStateHeader, cpus_online) == 56);
+    assert!(core::mem::size_of::<KernelStateHeader>() == 64);
 };
+
+/// What one CPU is doing. Written only by that CPU, under `seq`.
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuRecord {
+    pub seq: u32,
+    pub cpu: u32,
+    /// Running task's pid, 0 when idle.
+    pub current_pid: u32,
+    /// Runnable tasks queued for this CPU, the running one not included.
+    pub rq_len: u32,
+    pub switches: u64,
+    /// Time spent idle, in TSC ticks.
+    pub idle_tsc: u64,
+    /// TSC at this CPU's last tick, switch or idle wake-up: if it stops
+    /// advancing the CPU is stalled.
+    pub clock_tsc: u64,
+    pub ticks: u64,
+    /// 1 while the CPU is idle.
+    pub idle: u32,
+    /// 1 once the CPU has booted.
+    pub online: u32,
+    /// Wake-up IPIs this CPU sent.
+    pub ipis_sent: u64,
+}
+
+pub const CPU_RECORD_SIZE: u64 = 64;
+const _: () = {
+    assert!(core::mem::size_of::<CpuRecord>() as u64 == CPU_RECORD_SIZE);
+    assert!(core::mem::offset_of!(CpuRecord, clock_tsc) == 32);
+};
+
+/// Task states in [`TaskRecord::state`].
+pub const TASK_FREE: u32 = 0;
+pub const TASK_RUNNABLE: u32 = 1;
+pub const TASK_RUNNING: u32 = 2;
+/// Waiting in `join`.
+pub const TASK_JOINING: u32 = 3;
+pub const TASK_SLEEPING: u32 = 4;
+/// Waiting in `recv`.
+pub const TASK_RECEIVING: u32 = 5;
+/// Waiting for room in a full mailbox.
+pub const TASK_SENDING: u32 = 6;
+/// Ended, not yet joined.
+pub const TASK_ZOMBIE: u32 = 7;
+
+/// One task-table slot. Written under `seq` by whichever CPU changes the
+/// task (always while holding the scheduler lock).
+#[repr(C, align(64))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TaskRecord {
+    pub seq: u32,
+    pub pid: u32,
+    pub state: u32,
+    /// CPU the task runs on or is queued for.
+    pub cpu: u32,
+    pub weight: u32,
+    pub reserved: u32,
+    pub affinity: u64,
+    pub runtime_ns: u64,
+    /// Total time spent runnable but not running.
+    pub wait_ns: u64,
+    /// TSC since when the task has been runnable and waiting (0 if not).
+    pub runnable_since_tsc: u64,
+    pub wakeups: u64,
+    pub migrations: u64,
+    pub switches: u64,
+    /// Policy fields (see the policy's docs; 0 where unused).
+    pub vruntime: u64,
+    pub deadline: u64,
+    pub lag: i64,
+}
+
+pub const TASK_RECORD_SIZE: u64 = 128;
+const _: () = {
+    assert!(core::mem::size_of::<TaskRecord>() as u64 == TASK_RECORD_SIZE);
+    assert!(core::mem::offset_of!(TaskRecord, runnable_since_tsc) == 48);
+};
+
+/// Event kinds.
+/// `pid` switched in on `cpu`; `arg` = previous pid (0 = idle), `arg2` =
+/// what the previous task did: one of the `PREV_*` values.
+pub const EV_SWITCH: u16 = 1;
+/// `pid` became runnable and was queued for CPU `arg`; `arg2` = waker pid.
+pub const EV_WAKEUP: u16 = 2;
+/// `pid` moved from CPU `arg` to CPU `arg2`.
+pub const EV_MIGRATE: u16 = 3;
+/// `pid` was spawned with weight `arg`.
+pub const EV_SPAWN: u16 = 4;
+/// `pid` ended with exit code `arg` (as u32), reason `arg2`.
+pub const EV_EXIT: u16 = 5;
+
+/// Why the previous task left the CPU, in EV_SWITCH's `arg2`.
+pub const PREV_PREEMPTED: u32 = 0;
+pub const PREV_YIELDED: u32 = 1;
+pub const PREV_BLOCKED: u32 = 2;
+pub const PREV_EXITED: u32 = 3;
+pub const PREV_IDLE: u32 = 4;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Event {
+    pub tsc: u64,
+    pub kind: u16,
+    pub cpu: u16,
+    pub pid: u32,
+    pub arg: u32,
+    pub arg2: u32,
+    pub reserved: u64,
+}
+
+pub const EVENT_SIZE: u64 = 32;
+const _: () = assert!(core::mem::size_of::<Event>() as u64 == EVENT_SIZE);
+
+#[repr(C, align(64))]
+#[derive(Debug, Default)]
+pub struct EventRingHeader {
+    /// Events published (guest, release).
+    pub write: u64,
+    _pad0: [u64; 7],
+    /// Events consumed (host, release).
+    pub read: u64,
+    _pad1: [u64; 7],
+    /// Events dropped because the ring was full.
+    pub lost: u64,
+    _pad2: [u64; 7],
+}
+
+impl EventRingHeader {
+    pub const fn new() -> Self {
+        EventRingHeader {
+            write: 0,
+            _pad0: [0; 7],
+            read: 0,
+            _pad1: [0; 7],
+            lost: 0,
+            _pad2: [0; 7],
+        }
+    }
+}
+
+pub const EVENT_RING_HEADER_SIZE: u64 = 192;
+pub const EVENT_RING_WRITE_OFFSET: u64 = 0;
+pub const EVENT_RING_READ_OFFSET: u64 = 64;
+pub const EVENT_RING_LOST_OFFSET: u64 = 128;
+/// Events per CPU ring (a power of two).
+pub const EVENT_RING_ENTRIES: u64 = 4096;
+pub const EVENT_RING_STRIDE: u64 = EVENT_RING_HEADER_SIZE + EVENT_RING_ENTRIES * EVENT_SIZE;
+
+pub const KSTATE_CPUS_OFFSET: u64 = 0x1000;
+pub const KSTATE_TASKS_OFFSET: u64 = KSTATE_CPUS_OFFSET + CPU_RECORD_SIZE * MAX_CPUS as u64;
+pub const KSTATE_EVENTS_OFFSET: u64 = KSTATE_TASKS_OFFSET + TASK_RECORD_SIZE * MAX_TASKS as u64;
+pub const KSTATE_END: u64 = KSTATE_EVENTS_OFFSET + EVENT_RING_STRIDE * MAX_CPUS as u64;
+
+const _: () = {
+    assert!(core::mem::size_of::<EventRingHeader>() as u64 == EVENT_RING_HEADER_SIZE);
+    assert!(core::mem::offset_of!(EventRingHeader, read) as u64 == EVENT_RING_READ_OFFSET);
+    assert!(core::mem::offset_of!(EventRingHeader, lost) as u64 == EVENT_RING_LOST_OFFSET);
+    assert!(EVENT_RING_ENTRIES.is_power_of_two());
+    assert!(core::mem::size_of::<KernelStateHeader>() as u64 <= KSTATE_CPUS_OFFSET);
+    assert!(KSTATE_TASKS_OFFSET.is_multiple_of(64));
+    assert!(KSTATE_EVENTS_OFFSET.is_multiple_of(64));
+    assert!(EVENT_RING_STRIDE.is_multiple_of(64));
+    assert!(KSTATE_END <= KERNEL_STATE_SIZE);
+};
+
+/// Guest address of CPU `cpu`'s record.
+pub const fn cpu_record_addr(cpu: u32) -> u64 {
+    KERNEL_STATE_ADDR + KSTATE_CPUS_OFFSET + cpu as u64 * CPU_RECORD_SIZE
+}
+
+/// Guest address of task-table slot `slot`'s record.
+pub const fn task_record_addr(slot: u32) -> u64 {
+    KERNEL_STATE_ADDR + KSTATE_TASKS_OFFSET + slot as u64 * TASK_RECORD_SIZE
+}
+
+/// Guest address of CPU `cpu`'s event ring header; entries follow it.
+pub const fn event_ring_addr(cpu: u32) -> u64 {
+    KERNEL_STATE_ADDR + KSTATE_EVENTS_OFFSET + cpu as u64 * EVENT_RING_STRIDE
+}

@@ -12,6 +12,7 @@ extern crate std;
 pub mod boot;
 pub mod calltable;
 pub mod config;
+pub mod ipc;
 pub mod kstate;
 pub mod memmap;
 pub mod tlv;

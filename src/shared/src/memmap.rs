@@ -71,18 +71,19 @@ pub const TLV_RING_DATA_SIZE: u64 = 0x8000;
 pub const TLV_RING_STRIDE: u64 = TLV_RING_HEADER_SIZE + TLV_RING_DATA_SIZE;
 pub const TLV_RINGS_SIZE: u64 = TLV_RING_STRIDE * MAX_CPUS as u64;
 
-/// The introspection area the host reads ([`crate::kstate`]).
-pub const KERNEL_STATE_ADDR: u64 = 0xA0_0000;
-pub const KERNEL_STATE_SIZE: u64 = 2 << 20;
-
 /// Task stacks, one slot per task-table entry.
 pub const TASK_STACKS_ADDR: u64 = 0xC0_0000;
 pub const TASK_STACK_SIZE: u64 = 64 << 10;
 pub const TASK_STACKS_SIZE: u64 = TASK_STACK_SIZE * MAX_TASKS as u64;
 
-/// Heap for the core's allocator.
-pub const HEAP_ADDR: u64 = 0x1C0_0000;
-pub const HEAP_SIZE: u64 = 4 << 20;
+/// Task mailboxes for IPC ([`crate::ipc`]), one per task-table slot.
+pub const MAILBOXES_ADDR: u64 = 0x1C0_0000;
+pub const MAILBOXES_SIZE: u64 = 4 << 20;
+
+/// The introspection area the host reads ([`crate::kstate`]): header,
+/// per-CPU records, task table, per-CPU event rings.
+pub const KERNEL_STATE_ADDR: u64 = 0x200_0000;
+pub const KERNEL_STATE_SIZE: u64 = 10 << 20;
 
 /// The local APIC, reached through the 3-4 GiB window of the page tables.
 pub const LAPIC_ADDR: u64 = 0xFEE0_0000;
@@ -127,20 +128,20 @@ pub const REGIONS: [(&str, u64, u64); 16] = [
     ),
     ("tlv rings", TLV_RING_ADDR, TLV_RING_ADDR + TLV_RINGS_SIZE),
     (
-        "kernel state",
-        KERNEL_STATE_ADDR,
-        KERNEL_STATE_ADDR + KERNEL_STATE_SIZE,
-    ),
-    (
         "task stacks",
         TASK_STACKS_ADDR,
         TASK_STACKS_ADDR + TASK_STACKS_SIZE,
     ),
-    ("heap", HEAP_ADDR, HEAP_ADDR + HEAP_SIZE),
+    ("mailboxes", MAILBOXES_ADDR, MAILBOXES_ADDR + MAILBOXES_SIZE),
+    (
+        "kernel state",
+        KERNEL_STATE_ADDR,
+        KERNEL_STATE_ADDR + KERNEL_STATE_SIZE,
+    ),
 ];
 
 /// End of everything the map uses; guest RAM must be at least this big.
-pub const MAP_END: u64 = HEAP_ADDR + HEAP_SIZE;
+pub const MAP_END: u64 = KERNEL_STATE_ADDR + KERNEL_STATE_SIZE;
 
 const _: () = {
     let mut i = 1;
