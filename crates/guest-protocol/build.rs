@@ -9,6 +9,9 @@ const TEXT_MAX: u32 = 240;
 /// by a test in lib.rs).
 const SPIN_TASKS_MAX: u32 = 128;
 
+/// Most checks in one IpcResult.
+const IPC_CHECKS_MAX: u32 = 16;
+
 fn main() {
     println!("cargo:rerun-if-changed=proto/guest.proto");
     let mut g = Generator::new();
@@ -18,6 +21,15 @@ fn main() {
         .configure(
             ".schedlab.SpinResult.tasks",
             Config::new().max_len(SPIN_TASKS_MAX),
+        )
+        .configure(
+            ".schedlab.IpcResult.checks",
+            Config::new().max_len(IPC_CHECKS_MAX),
+        )
+        .configure(".schedlab.IpcCheck.name", Config::new().max_bytes(32))
+        .configure(
+            ".schedlab.IpcCheck.detail",
+            Config::new().max_bytes(TEXT_MAX),
         );
     let out = std::env::var("OUT_DIR").unwrap() + "/guest.rs";
     if let Err(e) = g.compile_protos(&["proto/guest.proto"], out) {

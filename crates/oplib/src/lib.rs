@@ -9,6 +9,7 @@ pub use shared;
 
 use proto::GuestMessage;
 use shared::calltable::{CallTable, JoinInfo, TableError, TaskEntry};
+use shared::ipc::{Message, SpawnOptions};
 use shared::memmap::CALL_TABLE_ADDR;
 
 /// Exit code of an operation that refused the core's call table.
@@ -96,8 +97,8 @@ impl Api {
         self.log(2, text)
     }
 
-    /// Encode and send a message to the host.
-    pub fn send(&self, msg: &GuestMessage) -> Result<(), i64> {
+    /// Encode and send a message to the host (results, structured logs).
+    pub fn report(&self, msg: &GuestMessage) -> Result<(), i64> {
         let mut buf = heapless::Vec::<u8, { proto::MAX_ENCODED }>::new();
         let len = proto::encode(msg, &mut buf).ok_or(shared::calltable::ERR_TOO_LONG)?;
         // SAFETY: see the impl comment.
@@ -166,6 +167,103 @@ impl Api {
         // SAFETY: see the impl comment.
         unsafe { (self.0.fail)(why.as_ptr(), why.len()) }
     }
+
+    pub fn spawn_ex(&self, entry: TaskEntry, arg: u64, opts: &SpawnOptions) -> Result<u32, i64> {
+        // SAFETY: see the impl comment.
+        match unsafe { (self.0.spawn_ex)(entry, arg, opts) } {
+            pid if pid > 0 => Ok(pid as u32),
+            e => Err(e),
+        }
+    }
+
+    pub fn sleep_ns(&self, ns: u64) {
+        // SAFETY: see the impl comment.
+        unsafe { (self.0.sleep_ns)(ns) }
+    }
+
+    /// Send to one task; `flags` is SEND_BLOCK or SEND_NOWAIT.
+    pub fn send(&self, to: u32, msg: &Message, flags: u32) -> Result<(), i64> {
+        // SAFETY: see the impl comment.
+        match unsafe { (self.0.send)(to, msg, flags) } {
+            0 => Ok(()),
+            e => Err(e),
+        }
+    }
+
+    /// The next message, waiting up to `timeout_ns` (WAIT_FOREVER, 0 = poll).
+    pub fn recv(&self, timeout_ns: u64) -> Result<Message, i64> {
+        let mut m = Message::default();
+        // SAFETY: see the impl comment.
+        match unsafe { (self.0.recv)(&mut m, timeout_ns) } {
+            0 => Ok(m),
+            e => Err(e),
+        }
+    }
+
+    pub fn subscribe(&self, topic: &str) -> Result<(), i64> {
+        // SAFETY: see the impl comment.
+        match unsafe { (self.0.subscribe)(topic.as_ptr(), topic.len()) } {
+            0 => Ok(()),
+            e => Err(e),
+        }
+    }
+
+    /// Returns how many subscribers got the message.
+    pub fn publish(&self, topic: &str, msg: &Message, flags: u32) -> Result<u32, i64> {
+        // SAFETY: see the impl comment.
+        match unsafe { (self.0.publish)(topic.as_ptr(), topic.len(), msg, flags) } {
+            n if n >= 0 => Ok(n as u32),
+            e => Err(e),
+        }
+    }
+
+    /// Returns how many tasks got the message.
+    pub fn broadcast(&self, msg: &Message, flags: u32) -> Result<u32, i64> {
+        // SAFETY: see the impl comment.
+        match unsafe { (self.0.broadcast)(msg, flags) } {
+            n if n >= 0 => Ok(n as u32),
+            e => Err(e),
+        }
+    }
+
+    pub fn monitor(&self, pid: u32) -> Result<(), i64> {
+        // SAFETY: see the impl comment.
+        match unsafe { (self.0.monitor)(pid) } {
+            0 => Ok(()),
+            e => Err(e),
+        }
+    }
+
+    pub fn kill(&self, pid: u32) -> Result<(), i64> {
+        // SAFETY: see the impl comment.
+        match unsafe { (self.0.kill)(pid) } {
+            0 => Ok(()),
+            e => Err(e),
+        }
+    }
+
+    pub fn cpu_count(&self) -> u32 {
+        // SAFETY: see the impl comment.
+        unsafe { (self.0.cpu_count)() }
+    }
+
+    pub fn current_cpu(&self) -> u32 {
+        // SAFETY: see the impl comment.
+        unsafe { (self.0.current_cpu)() }
+    }
+}
+
+/// A message of operation-defined `kind` with up to 32 bytes of payload.
+pub fn message(kind: u32, corr: u64, data: &[u8]) -> Message {
+    let mut m = Message {
+        kind,
+        corr,
+        ..Message::default()
+    };
+    let n = data.len().min(m.data.len());
+    m.data[..n].copy_from_slice(&data[..n]);
+    m.len = n as u32;
+    m
 }
 
 #[cfg(target_os = "none")]
@@ -231,6 +329,38 @@ mod mock {
     unsafe extern "C" fn fail(_t: *const u8, _l: usize) -> ! {
         panic!("fail called in mock")
     }
+    unsafe extern "C" fn spawn_ex(_e: TaskEntry, _arg: u64, o: *const SpawnOptions) -> i64 {
+        // SAFETY: the caller passes its own SpawnOptions.
+        unsafe { (*o).weight as i64 }
+    }
+    unsafe extern "C" fn sleep_ns(_ns: u64) {}
+    unsafe extern "C" fn send(to: u32, _m: *const Message, _f: u32) -> i64 {
+        if to == 0 {
+            shared::calltable::ERR_NO_TASK
+        } else {
+            0
+        }
+    }
+    unsafe extern "C" fn recv(out: *mut Message, _t: u64) -> i64 {
+        // SAFETY: the caller passes its own Message.
+        unsafe { *out = message(0x123, 9, b"pong") };
+        0
+    }
+    unsafe extern "C" fn subscribe(_t: *const u8, _l: usize) -> i64 {
+        0
+    }
+    unsafe extern "C" fn publish(_t: *const u8, _l: usize, _m: *const Message, _f: u32) -> i64 {
+        3
+    }
+    unsafe extern "C" fn broadcast(_m: *const Message, _f: u32) -> i64 {
+        5
+    }
+    unsafe extern "C" fn pid_op(_pid: u32) -> i64 {
+        0
+    }
+    unsafe extern "C" fn count() -> u32 {
+        4
+    }
 
     fn table(version: u32) -> &'static CallTable {
         std::boxed::Box::leak(std::boxed::Box::new(CallTable {
@@ -249,6 +379,17 @@ mod mock {
             preempt_point: nop,
             current_pid,
             fail,
+            spawn_ex,
+            sleep_ns,
+            send,
+            recv,
+            subscribe,
+            publish,
+            broadcast,
+            monitor: pid_op,
+            kill: pid_op,
+            cpu_count: count,
+            current_cpu: count,
         }))
     }
 
@@ -256,11 +397,23 @@ mod mock {
         assert_eq!(api.config_bytes(), &CONFIG);
         assert_eq!(api.spawn(nop_entry, 0, 1), Ok(7));
         assert_eq!(api.join(3).unwrap().runtime_ns, 30);
+        assert_eq!(api.spawn_ex(nop_entry, 0, &SpawnOptions::new(11)), Ok(11));
+        assert_eq!(
+            api.send(0, &message(1, 0, b""), 0),
+            Err(shared::calltable::ERR_NO_TASK)
+        );
+        let m = api.recv(0).unwrap();
+        assert_eq!(
+            (m.kind, m.corr, &m.data[..m.len as usize]),
+            (0x123, 9, &b"pong"[..])
+        );
+        assert_eq!(api.publish("t", &m, 0), Ok(3));
+        assert_eq!(api.broadcast(&m, 0), Ok(5));
         let log = proto::Log {
             level: 2,
             text: heapless::String::try_from("hello").unwrap(),
         };
-        api.send(&GuestMessage {
+        api.report(&GuestMessage {
             msg: Some(proto::Msg::Log(log)),
         })
         .unwrap();

@@ -1,8 +1,10 @@
 //! The boot info is the VMM's word; the core checks every field it uses
 //! before trusting it, and refuses to run with a reason the host can show.
 
-use shared::boot::{BOOT_MAGIC, BOOT_VERSION, BootInfo, EXIT_BOOT_ERROR};
-use shared::memmap::{BOOT_INFO_ADDR, MAP_END, OPERATION_CONFIG_MAX};
+use shared::boot::{
+    BOOT_MAGIC, BOOT_VERSION, BootInfo, EXIT_BOOT_ERROR, IDLE_HALT, IDLE_POLL, MAX_TICK_HZ,
+};
+use shared::memmap::{BOOT_INFO_ADDR, MAP_END, MAX_CPUS, OPERATION_CONFIG_MAX};
 
 pub fn read() -> BootInfo {
     // SAFETY: BOOT_INFO_ADDR is a fixed, identity-mapped region the VMM
@@ -18,9 +20,17 @@ pub fn validate() -> Result<BootInfo, &'static str> {
     if b.version != BOOT_VERSION {
         return Err("boot info: version mismatch between schedlab and the core: run make");
     }
-    // SMP arrives with the scheduler work; one vCPU until then.
-    if b.cpu_count != 1 {
-        return Err("boot info: this core runs exactly 1 vCPU");
+    if b.cpu_count == 0 || b.cpu_count as usize > MAX_CPUS {
+        return Err("boot info: cpu_count out of range (1..=64)");
+    }
+    if b.tick_hz == 0 || b.tick_hz > MAX_TICK_HZ {
+        return Err("boot info: tick_hz out of range (1..=5000)");
+    }
+    if b.idle != IDLE_HALT && b.idle != IDLE_POLL {
+        return Err("boot info: unknown idle mode");
+    }
+    if policies::by_id(b.policy).is_none() {
+        return Err("boot info: unknown policy id: run make");
     }
     if b.config_len as u64 > OPERATION_CONFIG_MAX {
         return Err("boot info: operation config longer than OPERATION_CONFIG_MAX");
@@ -34,13 +44,11 @@ pub fn validate() -> Result<BootInfo, &'static str> {
     if !(1_000..=1_000_000_000).contains(&b.slice_ns) {
         return Err("boot info: slice out of range (1 us..1 s)");
     }
-    if b.reserved != 0 {
-        return Err("boot info: reserved field not zero");
-    }
     Ok(b)
 }
 
-/// Report why the core will not run, and stop.
+/// Report why the core will not run, and stop. Only the boot CPU gets
+/// here before its ring exists, so (re)initialising ring 0 is safe.
 pub fn refuse(why: &str) -> ! {
     crate::tlv::init(0);
     crate::tlv::error(2, why.as_bytes());

@@ -3,10 +3,11 @@
 //! operation are checked against guest RAM before use; the operation is
 //! trusted not to lie about its own memory beyond that.
 
-use crate::{sched, time, tlv};
+use crate::{ipc, sched, time, tlv};
 use shared::calltable::{
     CALL_TABLE_MAGIC, CALL_TABLE_VERSION, CallTable, ERR_INVALID, ERR_TOO_LONG, JoinInfo, TaskEntry,
 };
+use shared::ipc::{Message, SpawnOptions};
 use shared::memmap::{CALL_TABLE_ADDR, NULL_GUARD_SIZE, OPERATION_CONFIG_ADDR};
 use shared::tlv::{MAX_PAYLOAD, MSG_PROTOBUF};
 
@@ -51,11 +52,11 @@ unsafe extern "C" fn now_ns() -> u64 {
 }
 
 unsafe extern "C" fn spawn(entry: TaskEntry, arg: u64, weight: u32) -> i64 {
-    sched::spawn(entry, arg, weight)
+    sched::spawn(entry, arg, &SpawnOptions::new(weight))
 }
 
 unsafe extern "C" fn exit(code: i32) -> ! {
-    sched::exit_current(code)
+    sched::exit_current(code, shared::ipc::EXIT_NORMAL)
 }
 
 unsafe extern "C" fn join(pid: u32, info: *mut JoinInfo) -> i64 {
@@ -85,6 +86,85 @@ unsafe extern "C" fn fail(text: *const u8, len: usize) -> ! {
     sched::fail_run(msg)
 }
 
+/// A `T` the operation passed by pointer, if it lies in guest RAM.
+fn guest_ref<'a, T>(p: *const T) -> Option<&'a T> {
+    let b = guest_slice(p.cast(), core::mem::size_of::<T>())?;
+    if !(p as usize).is_multiple_of(core::mem::align_of::<T>()) {
+        return None;
+    }
+    // SAFETY: in guest RAM (checked), aligned (checked), and T is plain
+    // integers (Message, SpawnOptions), valid for any bits.
+    Some(unsafe { &*b.as_ptr().cast() })
+}
+
+unsafe extern "C" fn spawn_ex(entry: TaskEntry, arg: u64, opts: *const SpawnOptions) -> i64 {
+    match guest_ref(opts) {
+        Some(o) => sched::spawn(entry, arg, o),
+        None => ERR_INVALID,
+    }
+}
+
+unsafe extern "C" fn sleep_ns(ns: u64) {
+    sched::sleep_ns(ns)
+}
+
+unsafe extern "C" fn send(to: u32, msg: *const Message, flags: u32) -> i64 {
+    match guest_ref(msg) {
+        Some(m) => ipc::send(to, m, flags),
+        None => ERR_INVALID,
+    }
+}
+
+unsafe extern "C" fn recv(out: *mut Message, timeout_ns: u64) -> i64 {
+    if guest_ref(out as *const Message).is_none() {
+        return ERR_INVALID;
+    }
+    let mut m = Message::default();
+    let r = ipc::recv(&mut m, timeout_ns);
+    if r == 0 {
+        // SAFETY: checked above to be an aligned Message in guest RAM.
+        unsafe { *out = m };
+    }
+    r
+}
+
+unsafe extern "C" fn subscribe(topic: *const u8, len: usize) -> i64 {
+    match guest_slice(topic, len) {
+        Some(t) => ipc::subscribe(t),
+        None => ERR_INVALID,
+    }
+}
+
+unsafe extern "C" fn publish(topic: *const u8, len: usize, msg: *const Message, flags: u32) -> i64 {
+    match (guest_slice(topic, len), guest_ref(msg)) {
+        (Some(t), Some(m)) => ipc::publish(t, m, flags),
+        _ => ERR_INVALID,
+    }
+}
+
+unsafe extern "C" fn broadcast(msg: *const Message, flags: u32) -> i64 {
+    match guest_ref(msg) {
+        Some(m) => ipc::broadcast(m, flags),
+        None => ERR_INVALID,
+    }
+}
+
+unsafe extern "C" fn monitor(pid: u32) -> i64 {
+    ipc::monitor(pid)
+}
+
+unsafe extern "C" fn kill(pid: u32) -> i64 {
+    sched::kill(pid)
+}
+
+unsafe extern "C" fn cpu_count() -> u32 {
+    crate::boot::read().cpu_count
+}
+
+unsafe extern "C" fn current_cpu() -> u32 {
+    crate::percpu::cpu_id()
+}
+
 pub fn install_call_table() {
     let table = CallTable {
         magic: CALL_TABLE_MAGIC,
@@ -102,6 +182,17 @@ pub fn install_call_table() {
         preempt_point,
         current_pid,
         fail,
+        spawn_ex,
+        sleep_ns,
+        send,
+        recv,
+        subscribe,
+        publish,
+        broadcast,
+        monitor,
+        kill,
+        cpu_count,
+        current_cpu,
     };
     // SAFETY: CALL_TABLE_ADDR is the call-table region of the memory map,
     // identity-mapped and big enough (asserted in shared).

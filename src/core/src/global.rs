@@ -2,13 +2,12 @@
 
 use core::cell::UnsafeCell;
 
-/// Interior-mutable global. Sound only while exactly one flow of control
-/// touches the core at a time: one vCPU, no interrupts, and no call-table
-/// function re-entering another while it holds a borrow. Every borrow is
-/// short and never held across a context switch.
+/// Interior-mutable global. Sound only while one flow of control at a time
+/// touches it: each user documents what guarantees that (the scheduler
+/// lock, or boot on CPU 0 before the other CPUs run).
 pub struct Global<T>(UnsafeCell<T>);
 
-// SAFETY: see the type's doc: the core is single-threaded for now.
+// SAFETY: see the type's doc: every user serialises its accesses.
 unsafe impl<T> Sync for Global<T> {}
 
 impl<T> Global<T> {

@@ -2,7 +2,7 @@
 //! gates natively costs nothing, where the same loop at CPL0 would be
 //! hundreds of emulated instructions.
 
-use crate::entry::exc_table;
+use crate::entry::{VEC_SPURIOUS, VEC_TIMER, VEC_WAKE, exc_table, irq_table};
 use shared::memmap::IDT_ADDR;
 use shared::x86::{SEL_KERNEL_CODE, VEC_SERVICE};
 
@@ -26,10 +26,14 @@ const ATTR_KERNEL: u8 = 0x8E;
 const ATTR_USER: u8 = 0xEE;
 
 pub fn install() {
-    // SAFETY: exc_table is a 32-entry table of code addresses emitted by
-    // entry.rs; reading it is a plain read of initialised rodata.
-    let table = unsafe { &exc_table };
-    for (vector, &addr) in table.iter().enumerate() {
+    // SAFETY: exc_table and irq_table are tables of code addresses
+    // emitted by entry.rs; reading them is a plain read of rodata.
+    let (exc, irq) = unsafe { (&exc_table, &irq_table) };
+    let irqs = [VEC_TIMER, VEC_WAKE, VEC_SPURIOUS]
+        .into_iter()
+        .map(|v| v as usize)
+        .zip(irq.iter());
+    for (vector, &addr) in exc.iter().enumerate().chain(irqs) {
         let attr = if vector == VEC_SERVICE as usize {
             ATTR_USER
         } else {
@@ -45,7 +49,7 @@ pub fn install() {
             reserved: 0,
         };
         // SAFETY: IDT_ADDR..+4 KiB is the IDT region of the memory map,
-        // identity-mapped and writable from CPL3; vector < 32 < 256.
+        // identity-mapped and writable from CPL3; vector < 256.
         unsafe {
             core::ptr::write_volatile((IDT_ADDR as *mut Gate).add(vector), gate);
         }

@@ -3,48 +3,87 @@
 //! A switch is a plain function call at CPL3: push the callee-saved
 //! registers, swap stack pointers, pop, return. No privilege change, no
 //! exit. Guest code is built soft-float (x86_64-unknown-none), so there is
-//! no FPU/SSE state to carry.
+//! no FPU/SSE state to carry. Preemption enters through `tick_trampoline`,
+//! which saves the caller-saved registers and flags on the task's stack
+//! first, so a preempted task resumes exactly where it was.
 
 use shared::calltable::TaskEntry;
 use shared::memmap::{MAX_TASKS, TASK_STACK_SIZE, TASK_STACKS_ADDR};
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum State {
-    Free,
-    Runnable,
-    Running,
-    /// Waiting in `join` for another task to end.
-    Blocked,
-    /// Ended; holds its exit code and stats until joined.
-    Zombie,
-}
+/// Most tasks that can monitor one task.
+pub const MAX_MONITORS: usize = 4;
 
+/// One task-table slot. `state` uses the kernel-state TASK_* values so the
+/// host reads the same numbers the core uses.
 #[derive(Clone, Copy)]
 pub struct Task {
     pub pid: u32,
-    pub state: State,
+    pub state: u32,
     /// Saved stack pointer while not running.
     pub rsp: u64,
+    /// CPU it runs on or is queued for.
+    pub cpu: u32,
     pub exit_code: i32,
+    pub exit_reason: u32,
     pub runtime_ticks: u64,
+    /// 0 = no limit.
+    pub runtime_limit_ticks: u64,
     pub switches: u64,
-    /// TSC when last switched in.
+    pub wakeups: u64,
+    pub migrations: u64,
+    /// TSC up to which its runtime has been accounted.
     pub last_in: u64,
+    /// `runtime_ticks` when it last started running: the policy's slice is
+    /// CPU time (steal excluded) counted from here.
+    pub slice_start: u64,
+    /// TSC since when it has been runnable and waiting, 0 if not.
+    pub wait_since: u64,
+    pub wait_ticks: u64,
+    /// Has run at least once (placement before that is not a migration).
+    pub ever_ran: bool,
+    /// A kill arrived while it was running; it ends at its next tick.
+    pub kill_pending: bool,
+    /// Its last `recv` ended by timeout rather than by a message.
+    pub timed_out: bool,
     /// Slot + 1 of the task waiting in `join` for this one, or 0.
-    pub waiter: u16,
+    pub joiner: u16,
+    /// Slot + 1 of the task whose full mailbox this one waits on, or 0.
+    pub send_target: u16,
+    /// Slots + 1 of tasks to notify when this one ends.
+    pub monitors: [u16; MAX_MONITORS],
+    /// TSC at which a sleep or receive timeout ends, 0 = none.
+    pub wake_at: u64,
 }
 
 impl Task {
     pub const FREE: Task = Task {
         pid: 0,
-        state: State::Free,
+        state: shared::kstate::TASK_FREE,
         rsp: 0,
+        cpu: 0,
         exit_code: 0,
+        exit_reason: 0,
         runtime_ticks: 0,
+        runtime_limit_ticks: 0,
         switches: 0,
+        wakeups: 0,
+        migrations: 0,
         last_in: 0,
-        waiter: 0,
+        slice_start: 0,
+        wait_since: 0,
+        wait_ticks: 0,
+        ever_ran: false,
+        kill_pending: false,
+        timed_out: false,
+        joiner: 0,
+        send_target: 0,
+        monitors: [0; MAX_MONITORS],
+        wake_at: 0,
     };
+
+    pub fn live(&self) -> bool {
+        self.state != shared::kstate::TASK_FREE && self.state != shared::kstate::TASK_ZOMBIE
+    }
 }
 
 /// Written at the lowest word of every task stack; a task that overflows
@@ -119,11 +158,14 @@ core::arch::global_asm!(
     "",
     ".global task_start",
     "task_start:",
+    // The switch that got here holds the scheduler lock: release it.
+    "    call {finish}",
     "    mov rdi, r12",
     "    call r13",
     "    mov edi, eax",
     "    call {exit}",
     "    ud2",
     ".popsection",
-    exit = sym crate::sched::exit_current,
+    exit = sym crate::sched::task_returned,
+    finish = sym crate::sched::finish_switch,
 );

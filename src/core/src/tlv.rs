@@ -1,6 +1,7 @@
 //! The TLV writer: frames into this vCPU's ring in guest memory, which
 //! the host drains while the vCPU runs. A full ring makes the writer wait
-//! for the host; nothing is ever dropped.
+//! for the host; nothing is ever dropped. Preemption is off while a frame
+//! is written, so each ring has one writer at a time.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use guest_protocol::{GuestMessage, Msg};
@@ -30,7 +31,10 @@ pub fn send(msg_type: u32, payload: &[u8]) -> Result<(), i64> {
         return Err(shared::calltable::ERR_TOO_LONG);
     }
     let header = FrameHeader::new(msg_type, payload, crc32fast::hash(payload));
-    let cpu = 0;
+    // The ring is this CPU's, single producer: no other task may run here
+    // until the frame is published.
+    crate::percpu::preempt_disable();
+    let cpu = crate::percpu::cpu_id();
     let r = ring(cpu);
     // SAFETY: r is this CPU's ring header (see init); only this CPU writes
     // write_pos and full_waits, and the host only writes read_pos.
@@ -53,6 +57,7 @@ pub fn send(msg_type: u32, payload: &[u8]) -> Result<(), i64> {
         copy_in(data, w + FRAME_HEADER_SIZE as u64, payload);
         write_pos.store(w + total, Ordering::Release);
     }
+    crate::percpu::preempt_enable();
     Ok(())
 }
 

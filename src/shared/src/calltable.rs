@@ -73,7 +73,8 @@ pub struct CallTable {
 
     // ---- version 2 ----
     /// Start a task with weight, affinity and a runtime limit.
-    pub spawn_ex: unsafe extern "C" fn(entry: TaskEntry, arg: u64, opts: *const SpawnOptions) -> i64,
+    pub spawn_ex:
+        unsafe extern "C" fn(entry: TaskEntry, arg: u64, opts: *const SpawnOptions) -> i64,
     /// Sleep at least `ns` (granularity: the tick).
     pub sleep_ns: unsafe extern "C" fn(ns: u64),
     /// Send `msg` to task `to`. `flags`: SEND_BLOCK or SEND_NOWAIT.
@@ -84,7 +85,8 @@ pub struct CallTable {
     /// Subscribe the caller to a named topic (created on first use).
     pub subscribe: unsafe extern "C" fn(topic: *const u8, len: usize) -> i64,
     /// Send `msg` to every subscriber of `topic`; returns how many got it.
-    pub publish: unsafe extern "C" fn(topic: *const u8, len: usize, msg: *const Message, flags: u32) -> i64,
+    pub publish:
+        unsafe extern "C" fn(topic: *const u8, len: usize, msg: *const Message, flags: u32) -> i64,
     /// Send `msg` to every other live task; returns how many got it.
     pub broadcast: unsafe extern "C" fn(msg: *const Message, flags: u32) -> i64,
     /// When task `pid` ends, send the caller a MSG_EXIT_NOTICE.

@@ -121,3 +121,51 @@ mod tests {
         assert!(SpinConfig::from_bytes(&c.as_bytes()[..20]).is_none());
     }
 }
+
+pub const IPC_MAGIC: u32 = tag(b"IPCX");
+pub const IPC_VERSION: u32 = 1;
+
+/// Config of the `ipc` operation: it exercises every IPC path of the core
+/// (pid, topic, broadcast, monitors, full mailboxes, sleeps and timeouts)
+/// and times `rounds` cross-CPU ping-pong round trips.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpcConfig {
+    pub header: ConfigHeader,
+    pub rounds: u32,
+    pub reserved: u32,
+}
+
+impl IpcConfig {
+    pub const fn new(rounds: u32) -> Self {
+        IpcConfig {
+            header: ConfigHeader {
+                magic: IPC_MAGIC,
+                version: IPC_VERSION,
+            },
+            rounds,
+            reserved: 0,
+        }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        // SAFETY: repr(C), integers only, no padding (size asserted).
+        unsafe {
+            core::slice::from_raw_parts(
+                (self as *const Self).cast::<u8>(),
+                core::mem::size_of::<Self>(),
+            )
+        }
+    }
+
+    pub fn from_bytes(b: &[u8]) -> Option<Self> {
+        if b.len() < core::mem::size_of::<Self>() {
+            return None;
+        }
+        // SAFETY: length checked; any bits are a valid IpcConfig.
+        let c: Self = unsafe { core::ptr::read_unaligned(b.as_ptr().cast()) };
+        (c.header.magic == IPC_MAGIC && c.header.version == IPC_VERSION).then_some(c)
+    }
+}
+
+const _: () = assert!(core::mem::size_of::<IpcConfig>() == 16);

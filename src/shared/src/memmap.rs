@@ -29,6 +29,13 @@ pub const TSS_SIZE: u64 = TSS_STRIDE * MAX_CPUS as u64;
 /// VMM -> core: [`crate::boot::BootInfo`].
 pub const BOOT_INFO_ADDR: u64 = 0x5000;
 pub const BOOT_INFO_SIZE: u64 = 0x1000;
+/// KVM steal-time records, one 64-byte `kvm_steal_time` per vCPU: the
+/// host writes how long each vCPU was runnable but not running, so the
+/// core can charge tasks only for time their vCPU really ran.
+pub const STEAL_TIME_ADDR: u64 = 0x6000;
+pub const STEAL_TIME_STRIDE: u64 = 64;
+pub const STEAL_TIME_SIZE: u64 = STEAL_TIME_STRIDE * MAX_CPUS as u64;
+
 /// Page tables written by the VMM: PML4, PDPT, PD for 0-1 GiB, PD for the
 /// 3-4 GiB window (LAPIC), and a 4 KiB page table for the first 2 MiB
 /// (which is what leaves page 0 unmapped).
@@ -89,12 +96,17 @@ pub const KERNEL_STATE_SIZE: u64 = 10 << 20;
 pub const LAPIC_ADDR: u64 = 0xFEE0_0000;
 
 /// `[start, end)` of every region, in address order, for the overlap check.
-pub const REGIONS: [(&str, u64, u64); 16] = [
+pub const REGIONS: [(&str, u64, u64); 17] = [
     ("null guard", 0, NULL_GUARD_SIZE),
     ("gdt", GDT_ADDR, GDT_ADDR + GDT_SIZE),
     ("idt", IDT_ADDR, IDT_ADDR + IDT_SIZE),
     ("tss", TSS_ADDR, TSS_ADDR + TSS_SIZE),
     ("boot info", BOOT_INFO_ADDR, BOOT_INFO_ADDR + BOOT_INFO_SIZE),
+    (
+        "steal time",
+        STEAL_TIME_ADDR,
+        STEAL_TIME_ADDR + STEAL_TIME_SIZE,
+    ),
     (
         "page tables",
         PAGE_TABLES_ADDR,

@@ -2,9 +2,16 @@
 //! plain settings before anything touches /dev/kvm, so a typo never costs
 //! a VM start and every message names the flag at fault.
 
+pub mod judge;
+pub mod sched;
+
 use crate::exit::{EXIT_CODES_HELP, Failure, Result};
+use crate::ops::ipc::IpcArgs;
 use crate::ops::spin::SpinArgs;
+use crate::policies_cmd::PoliciesArgs;
 use clap::{Args, Parser, Subcommand};
+use judge::{JudgeArgs, JudgeSettings};
+use sched::{SchedArgs, SchedSettings};
 use std::time::Duration;
 
 const ABOUT: &str = "schedlab: a laboratory for CPU schedulers";
@@ -31,14 +38,26 @@ pub struct Cli {
 }
 
 /// One subcommand per operation under `src/operations/` (a unit test keeps
-/// the two lists equal).
+/// the two lists equal), plus the tools in [`TOOL_SUBCOMMANDS`].
+// Parsed once per process: boxing the big variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// N tasks each repeating a fixed unit of integer work for a while:
     /// shows how the CPU is shared between them.
     #[command(after_help = EXIT_CODES_HELP)]
     Spin(SpinArgs),
+    /// Exercise every IPC path of the guest kernel (pid, topic, broadcast,
+    /// monitors, full mailboxes, sleeps) and time cross-CPU round trips.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Ipc(IpcArgs),
+    /// List the scheduling policies `--policy` accepts.
+    Policies(PoliciesArgs),
 }
+
+/// Subcommands that are not operations (they start no VM).
+#[cfg(test)]
+pub const TOOL_SUBCOMMANDS: &[&str] = &["policies"];
 
 /// Flags every operation takes.
 #[derive(Debug, Clone, Args)]
@@ -51,7 +70,7 @@ pub struct CommonArgs {
         allow_hyphen_values = true
     )]
     pub duration: String,
-    /// Time slice of the round-robin scheduler (1us..1s).
+    /// Base time slice the scheduling policy uses (1us..1s).
     #[arg(
         long,
         value_name = "DUR",
@@ -74,10 +93,14 @@ pub struct CommonArgs {
     /// Also print the guest's info and debug log lines to stderr.
     #[arg(short, long)]
     pub verbose: bool,
+    #[command(flatten)]
+    pub sched: SchedArgs,
+    #[command(flatten)]
+    pub judge: JudgeArgs,
 }
 
 /// Validated run settings shared by all operations.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RunSettings {
     pub duration_ns: u64,
     pub slice_ns: u64,
@@ -86,10 +109,12 @@ pub struct RunSettings {
     pub mem_bytes: u64,
     pub json: bool,
     pub verbose: bool,
+    pub sched: SchedSettings,
+    pub judge: JudgeSettings,
 }
 
 const NS_PER_SEC: u64 = 1_000_000_000;
-const HOUR_NS: u64 = 3600 * NS_PER_SEC;
+pub const HOUR_NS: u64 = 3600 * NS_PER_SEC;
 
 impl CommonArgs {
     pub fn validate(&self) -> Result<RunSettings> {
@@ -120,6 +145,8 @@ impl CommonArgs {
             mem_bytes,
             json: self.json,
             verbose: self.verbose,
+            sched: self.sched.validate()?,
+            judge: self.judge.validate()?,
         })
     }
 }
@@ -263,7 +290,9 @@ mod tests {
     #[test]
     fn common_flags_validate() {
         let cli = Cli::try_parse_from(["schedlab", "spin", "--mem", "3"]).unwrap();
-        let Command::Spin(a) = cli.command;
+        let Command::Spin(a) = cli.command else {
+            unreachable!()
+        };
         assert!(
             a.common
                 .validate()
@@ -272,7 +301,9 @@ mod tests {
                 .starts_with("--mem")
         );
         let cli = Cli::try_parse_from(["schedlab", "spin", "--slice", "2s"]).unwrap();
-        let Command::Spin(a) = cli.command;
+        let Command::Spin(a) = cli.command else {
+            unreachable!()
+        };
         assert!(
             a.common
                 .validate()
@@ -282,7 +313,9 @@ mod tests {
         );
         let cli =
             Cli::try_parse_from(["schedlab", "spin", "--timeout", "1s", "--mem", "128"]).unwrap();
-        let Command::Spin(a) = cli.command;
+        let Command::Spin(a) = cli.command else {
+            unreachable!()
+        };
         let s = a.common.validate().unwrap();
         assert_eq!(s.timeout, Duration::from_secs(1));
         assert_eq!(s.mem_bytes, 128 << 20);
@@ -293,7 +326,7 @@ mod tests {
         let mut subcommands: Vec<String> = Cli::command()
             .get_subcommands()
             .map(|c| c.get_name().to_string())
-            .filter(|n| n != "help")
+            .filter(|n| n != "help" && !TOOL_SUBCOMMANDS.contains(&n.as_str()))
             .collect();
         subcommands.sort();
         let mut ops: Vec<String> = crate::images::operation_names()
@@ -323,5 +356,16 @@ mod tests {
             .to_string();
         assert!(spin.contains("--tasks"));
         assert!(!spin.contains("--test-fault"));
+        assert!(!spin.contains("--starve-pid"));
+        for flag in [
+            "--cpus",
+            "--policy",
+            "--tick-hz",
+            "--idle",
+            "--sample-hz",
+            "--max-wait",
+        ] {
+            assert!(spin.contains(flag), "spin --help lacks {flag}");
+        }
     }
 }

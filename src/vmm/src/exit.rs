@@ -8,7 +8,15 @@ use std::fmt;
 /// Process exit codes (sysexits.h values, so scripts can tell a bad flag
 /// from a missing /dev/kvm from a guest that crashed).
 pub mod code {
+    /// The run finished and its verdict is pass (or it had nothing to judge
+    /// against, e.g. `schedlab policies`).
     pub const OK: u8 = 0;
+    /// The run was judged and failed a check (a task waited too long, the
+    /// shares were unfair, a CPU stalled).
+    pub const VERDICT_FAIL: u8 = 1;
+    /// The run finished but the data cannot support a verdict (no events,
+    /// events lost, no samples).
+    pub const INCONCLUSIVE: u8 = 2;
     /// Bad flags or arguments (EX_USAGE).
     pub const USAGE: u8 = 64;
     /// The environment is not usable: /dev/kvm, guest images (EX_UNAVAILABLE).
@@ -20,7 +28,10 @@ pub mod code {
 /// Shown at the end of `schedlab --help`.
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
-  0   the run finished and produced its result
+  0   the run finished and passed every check (verdict: pass)
+  1   the run was judged and failed a check (task starved or waited too long,
+      unfair shares, slow wake-ups, a stalled CPU)
+  2   inconclusive: the run finished but the data cannot support a verdict
   64  usage error (bad flag or value); nothing was started
   69  environment problem (/dev/kvm not usable, guest images missing or stale)
   70  the guest failed (CPU fault, panic, deadline passed, malformed message ring)";
@@ -119,7 +130,7 @@ mod tests {
         assert_eq!(ErrorKind::Abi.exit_code(), 69);
         assert_eq!(ErrorKind::Deadline.exit_code(), 70);
         assert_eq!(ErrorKind::MalformedRing.exit_code(), 70);
-        for c in ["0 ", "64", "69", "70"] {
+        for c in ["0 ", "1 ", "2 ", "64", "69", "70"] {
             assert!(EXIT_CODES_HELP.contains(c));
         }
     }

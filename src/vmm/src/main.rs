@@ -5,7 +5,10 @@
 mod cli;
 mod exit;
 mod images;
+mod judge;
+mod monitor;
 mod ops;
+mod policies_cmd;
 mod report;
 mod symbols;
 mod tlv;
@@ -31,6 +34,8 @@ fn main() -> ExitCode {
     };
     let code = match &cli.command {
         Command::Spin(args) => ops::spin::main(args),
+        Command::Ipc(args) => ops::ipc::main(args),
+        Command::Policies(args) => policies_cmd::main(args),
     };
     ExitCode::from(code)
 }

@@ -90,6 +90,19 @@ impl Symbolizer {
         self.tables.push((label.into(), table));
     }
 
+    /// Just the function containing `addr`, e.g. "spin::stall+0x12".
+    pub fn function(&self, addr: u64) -> Option<String> {
+        self.tables.iter().find_map(|(_, t)| {
+            t.lookup(addr).map(|(name, off)| {
+                if off == 0 {
+                    name.to_string()
+                } else {
+                    format!("{name}+{off:#x}")
+                }
+            })
+        })
+    }
+
     /// Where `addr` is, for messages: "in op_spin::trigger_fault+0x12
     /// (operation spin)", or "outside any known function".
     pub fn locate(&self, addr: u64) -> String {
@@ -143,6 +156,9 @@ mod tests {
         assert_eq!(s.locate(0x1045), "in b+0x5 (core)");
         assert_eq!(s.locate(0x1000), "in a (core)");
         assert_eq!(s.locate(0x9999_0000), "outside any known function");
+        assert_eq!(s.function(0x1045).as_deref(), Some("b+0x5"));
+        assert_eq!(s.function(0x1000).as_deref(), Some("a"));
+        assert_eq!(s.function(0x9999_0000), None);
     }
 
     #[test]

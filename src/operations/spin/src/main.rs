@@ -10,8 +10,9 @@ use oplib::proto::{GuestMessage, Msg, SpinResult, SpinTask};
 use oplib::{Api, api};
 use shared::config::{
     SPIN_MAGIC, SPIN_MAX_TASKS, SpinConfig, TEST_FAULT_HANG, TEST_FAULT_NULL, TEST_FAULT_PANIC,
-    TEST_FAULT_TRIPLE, TEST_FAULT_UD2,
+    TEST_FAULT_STALL, TEST_FAULT_TRIPLE, TEST_FAULT_UD2,
 };
+use shared::ipc::SpawnOptions;
 
 oplib::operation!(config_magic: SPIN_MAGIC, main: main);
 
@@ -36,7 +37,11 @@ fn main(api: &Api) -> i32 {
     DEADLINE_NS.store(start + cfg.duration_ns, Ordering::Relaxed);
     let mut pids = [0u32; SPIN_MAX_TASKS];
     for (i, pid) in pids.iter_mut().enumerate().take(n) {
-        *pid = match api.spawn(worker, i as u64, cfg.weights[i]) {
+        let opts = SpawnOptions {
+            affinity: cfg.affinity[i],
+            ..SpawnOptions::new(cfg.weights[i])
+        };
+        *pid = match api.spawn_ex(worker, i as u64, &opts) {
             Ok(pid) => pid,
             Err(_) => api.fail("spin: the core refused to spawn a task"),
         };
@@ -60,7 +65,7 @@ fn main(api: &Api) -> i32 {
     result.elapsed_ns = api.now_ns() - start;
     result.unit_iterations = UNIT_ITERATIONS;
     if api
-        .send(&GuestMessage {
+        .report(&GuestMessage {
             msg: Some(Msg::SpinResult(result)),
         })
         .is_err()
@@ -112,6 +117,7 @@ fn test_fault(kind: u32) {
         TEST_FAULT_HANG => hang(),
         TEST_FAULT_TRIPLE => triple_fault(),
         TEST_FAULT_PANIC => panic!("test-only panic requested with --test-fault panic"),
+        TEST_FAULT_STALL => stall(),
         _ => {}
     }
 }
@@ -133,6 +139,18 @@ fn hang() -> ! {
     loop {
         core::hint::spin_loop();
     }
+}
+
+/// Stop this CPU's tick and never offer the CPU back: its clock freezes,
+/// which the host must report as a stall.
+#[inline(never)]
+fn stall() -> ! {
+    const LAPIC_LVT_TIMER: u64 = shared::memmap::LAPIC_ADDR + 0x320;
+    const MASKED: u32 = 1 << 16;
+    // SAFETY: the LAPIC page is mapped for CPL3 here; masking the timer
+    // is the deliberate, test-only effect.
+    unsafe { core::ptr::write_volatile(LAPIC_LVT_TIMER as *mut u32, MASKED) };
+    hang()
 }
 
 #[inline(never)]

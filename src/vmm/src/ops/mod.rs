@@ -3,13 +3,17 @@
 //! shares (images, VM run, report) live here so an operation is only its
 //! own flags, config and result.
 
+pub mod affinity;
+pub mod ipc;
 pub mod spin;
 
 use crate::cli::RunSettings;
 use crate::exit::{Failure, code};
 use crate::images;
+use crate::judge::{self, JudgeInput};
 use crate::report::{self, Report, TaskRow, Totals};
 use crate::vm::run::{self, RunOutcome, RunRequest};
+use analysis::TaskMeta;
 
 /// An operation ready to run.
 pub struct Prepared {
@@ -32,12 +36,19 @@ pub struct Summary {
     pub elapsed_ns: Option<u64>,
     /// A failure the result shows even though the guest ended cleanly.
     pub failure: Option<Failure>,
+    /// The tasks whose shares and waits the verdict judges.
+    pub judged: Vec<TaskMeta>,
+    /// Checks the operation's own result makes (e.g. ipc's); with no
+    /// judged tasks they are the verdict.
+    pub checks: Vec<analysis::Check>,
+    /// The operation's own result numbers, reported as `result`.
+    pub extra: Option<serde_json::Value>,
 }
 
 /// Images, VM, report: returns the process exit code.
 pub fn execute(p: &Prepared, summarize: impl FnOnce(&RunOutcome) -> Summary) -> u8 {
     let mut report = Report::new(p.name, p.config_json.clone());
-    let outcome = match images::load(p.name, p.config_magic) {
+    let mut outcome = match images::load(p.name, p.config_magic) {
         Ok(imgs) => {
             report.versions.call_table = Some(imgs.core.stamp.call_table_version);
             report.versions.call_table_needed = Some(imgs.op.stamp.call_table_version);
@@ -45,7 +56,6 @@ pub fn execute(p: &Prepared, summarize: impl FnOnce(&RunOutcome) -> Summary) -> 
                 images: &imgs,
                 config: &p.config,
                 settings: &p.settings,
-                cpu_count: 1,
             };
             run::run(&req)
         }
@@ -55,7 +65,27 @@ pub fn execute(p: &Prepared, summarize: impl FnOnce(&RunOutcome) -> Summary) -> 
         },
     };
     let summary = summarize(&outcome);
-    report.fill(outcome, summary);
+    // Judged whenever the VM ran, failed or not: partial metrics of a
+    // crashed run are still worth printing.
+    let mut monitor = outcome.monitor.take();
+    let seen = monitor
+        .as_mut()
+        .map(|m| (m.stats.clone(), std::mem::take(&mut m.final_cpus)));
+    let judgement = monitor.map(|m| {
+        judge::judge(
+            m,
+            &JudgeInput {
+                cpus: p.settings.sched.cpus,
+                tsc_khz: outcome.tsc_khz,
+                settings: &p.settings.judge,
+                judged: &summary.judged,
+                op_checks: &summary.checks,
+                finished: outcome.finished,
+                ended_early: outcome.ended_early.as_ref(),
+            },
+        )
+    });
+    report.fill(outcome, summary, seen, judgement);
     report::print(&report, &p.headline, p.settings.json)
 }
 

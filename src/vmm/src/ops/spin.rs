@@ -2,18 +2,21 @@
 //! a while. Under a fair scheduler with equal weights each task gets the
 //! same share of the CPU; this shows how close the scheduler comes.
 
+use super::affinity::{fmt_cpu_list, parse_affinity};
 use super::{Prepared, Summary};
 use crate::cli::CommonArgs;
 use crate::exit::{ErrorKind, Failure, Result};
 use crate::report::{TaskRow, Totals};
 use crate::vm::run::RunOutcome;
+use analysis::TaskMeta;
 use clap::{Args, ValueEnum};
 use guest_protocol::{Msg, SpinResult};
 use serde_json::json;
 use shared::config::{
     SPIN_MAGIC, SPIN_MAX_TASKS, SpinConfig, TEST_FAULT_HANG, TEST_FAULT_NONE, TEST_FAULT_NULL,
-    TEST_FAULT_PANIC, TEST_FAULT_TRIPLE, TEST_FAULT_UD2,
+    TEST_FAULT_PANIC, TEST_FAULT_STALL, TEST_FAULT_TRIPLE, TEST_FAULT_UD2,
 };
+use shared::kstate::{EV_SPAWN, Event};
 
 /// Largest weight accepted (Linux's nice -20 is 88761).
 pub const MAX_WEIGHT: u32 = 100_000;
@@ -32,6 +35,10 @@ pub struct SpinArgs {
     /// to the guest for weighted policies; round-robin ignores them.
     #[arg(long, value_name = "W[,W...]", allow_hyphen_values = true)]
     pub weights: Option<String>,
+    /// CPUs the tasks may run on: one list for all tasks (e.g. 0-3,6) or
+    /// one per task separated by '/' (e.g. 0/1/2-3) [default: any CPU].
+    #[arg(long, value_name = "CPUS[/CPUS...]", allow_hyphen_values = true)]
+    pub affinity: Option<String>,
     /// TEST ONLY: make the guest fail on purpose, to exercise the host's
     /// error paths.
     #[arg(
@@ -55,6 +62,7 @@ pub enum TestFault {
     Hang,
     Triple,
     Panic,
+    Stall,
 }
 
 impl TestFault {
@@ -66,6 +74,7 @@ impl TestFault {
             TestFault::Hang => TEST_FAULT_HANG,
             TestFault::Triple => TEST_FAULT_TRIPLE,
             TestFault::Panic => TEST_FAULT_PANIC,
+            TestFault::Stall => TEST_FAULT_STALL,
         }
     }
     fn name(self) -> &'static str {
@@ -76,6 +85,7 @@ impl TestFault {
             TestFault::Hang => "hang",
             TestFault::Triple => "triple",
             TestFault::Panic => "panic",
+            TestFault::Stall => "stall",
         }
     }
 }
@@ -85,11 +95,14 @@ impl TestFault {
 pub struct SpinPlan {
     pub tasks: u32,
     pub weights: Vec<u32>,
+    /// Per-task CPU mask, 0 = any CPU.
+    pub affinity: Vec<u64>,
     pub test_fault: TestFault,
 }
 
 impl SpinArgs {
-    pub fn plan(&self) -> Result<SpinPlan> {
+    /// Validate against the machine's `cpus` (affinity names CPUs).
+    pub fn plan(&self, cpus: u32) -> Result<SpinPlan> {
         if self.tasks < 1 || self.tasks > SPIN_MAX_TASKS as i64 {
             return Err(Failure::usage(format!(
                 "--tasks must be between 1 and {SPIN_MAX_TASKS} (the core's limit for spin), got {}",
@@ -101,9 +114,14 @@ impl SpinArgs {
             None => vec![1; tasks as usize],
             Some(text) => parse_weights(text, tasks)?,
         };
+        let affinity = match &self.affinity {
+            None => vec![0; tasks as usize],
+            Some(text) => parse_affinity(text, tasks, cpus)?,
+        };
         Ok(SpinPlan {
             tasks,
             weights,
+            affinity,
             test_fault: self.test_fault,
         })
     }
@@ -138,7 +156,42 @@ impl SpinPlan {
         let mut c = SpinConfig::new(self.tasks, duration_ns);
         c.test_fault = self.test_fault.code();
         c.weights[..self.weights.len()].copy_from_slice(&self.weights);
+        c.affinity[..self.affinity.len()].copy_from_slice(&self.affinity);
         c
+    }
+
+    /// The judged task of worker `i` with this pid.
+    fn meta(&self, i: usize, pid: u32) -> TaskMeta {
+        TaskMeta {
+            pid,
+            weight: self.weights.get(i).copied().unwrap_or(1),
+            affinity_cpus: self.affinity.get(i).map_or(0, |m| m.count_ones()),
+        }
+    }
+
+    /// The workers, by pid: from the result when the guest sent one, else
+    /// (a run stopped early) from the spawn events: the core spawns the
+    /// operation's main task first (the rings are drained from boot, so its
+    /// spawn is the first one seen), then main spawns the workers in index
+    /// order.
+    pub fn judged(&self, result: Option<&SpinResult>, events: &[Event]) -> Vec<TaskMeta> {
+        if let Some(r) = result {
+            return r
+                .tasks
+                .iter()
+                .enumerate()
+                .map(|(i, t)| self.meta(i, t.pid))
+                .collect();
+        }
+        let mut spawns: Vec<&Event> = events.iter().filter(|e| e.kind == EV_SPAWN).collect();
+        spawns.sort_by_key(|e| e.tsc);
+        spawns
+            .iter()
+            .skip(1)
+            .take(self.tasks as usize)
+            .enumerate()
+            .map(|(i, e)| self.meta(i, e.pid))
+            .collect()
     }
 }
 
@@ -146,7 +199,7 @@ impl SpinPlan {
 pub fn main(args: &SpinArgs) -> u8 {
     let json = args.common.json;
     let prepared = args.common.validate().and_then(|settings| {
-        let plan = args.plan()?;
+        let plan = args.plan(settings.sched.cpus)?;
         Ok((plan, settings))
     });
     let (plan, settings) = match prepared {
@@ -154,6 +207,8 @@ pub fn main(args: &SpinArgs) -> u8 {
         Err(f) => return super::usage_error("spin", json, &f),
     };
     let config = plan.config(settings.duration_ns);
+    let sched = &settings.sched;
+    let judge = &settings.judge;
     let prep = Prepared {
         name: "spin",
         config: config.as_bytes().to_vec(),
@@ -163,18 +218,34 @@ pub fn main(args: &SpinArgs) -> u8 {
             "duration_ns": settings.duration_ns,
             "slice_ns": settings.slice_ns,
             "weights": plan.weights,
-            "cpus": 1,
+            "affinity": plan.affinity.iter().map(|m| fmt_cpu_list(*m)).collect::<Vec<_>>(),
+            "cpus": sched.cpus,
+            "policy": sched.policy.name,
+            "policy_id": sched.policy.id,
+            "policy_arg": sched.policy_arg,
+            "tick_hz": sched.tick_hz,
+            "idle": sched.idle.name(),
+            "sample_hz": judge.sample_hz,
+            "stall_threshold_ns": judge.stall_threshold_ns,
+            "max_wait_ns": judge.max_wait_ns,
+            "max_fairness_error": judge.max_fairness_error,
+            "max_wake_p99_ns": judge.max_wake_p99_ns,
             "seed": settings.seed,
             "timeout_ns": settings.timeout.as_nanos() as u64,
             "mem_bytes": settings.mem_bytes,
             "test_fault": plan.test_fault.name(),
         }),
         headline: format!(
-            "spin: {} task{} for {}, slice {}, 1 vCPU, round-robin",
+            "spin: {} task{} for {} on {} vCPU{}, policy {}, slice {}, tick {} Hz, idle {}",
             plan.tasks,
             if plan.tasks == 1 { "" } else { "s" },
             crate::cli::fmt_ns(settings.duration_ns),
-            crate::cli::fmt_ns(settings.slice_ns)
+            sched.cpus,
+            if sched.cpus == 1 { "" } else { "s" },
+            sched.policy.name,
+            crate::cli::fmt_ns(settings.slice_ns),
+            sched.tick_hz,
+            sched.idle.name()
         ),
         settings,
     };
@@ -187,7 +258,11 @@ pub fn summarize(plan: &SpinPlan, out: &RunOutcome) -> Summary {
         Msg::SpinResult(r) => Some(r),
         _ => None,
     });
-    let mut s = Summary::default();
+    let events = out.monitor.as_ref().map_or(&[][..], |m| &m.events[..]);
+    let mut s = Summary {
+        judged: plan.judged(result, events),
+        ..Default::default()
+    };
     let Some(r) = result else {
         if out.failure.is_none() && out.finished {
             s.failure = Some(Failure::new(
@@ -236,6 +311,10 @@ fn rows(r: &SpinResult) -> Vec<TaskRow> {
             weight: t.weight,
             switches: t.switches,
             cpu: t.cpu,
+            entitled_share: None,
+            max_wait_ns: None,
+            wake_p99_ns: None,
+            migrations: None,
         })
         .collect()
 }
@@ -262,68 +341,70 @@ mod tests {
     fn args(extra: &[&str]) -> SpinArgs {
         let mut argv = vec!["schedlab", "spin"];
         argv.extend_from_slice(extra);
-        let Command::Spin(a) = Cli::try_parse_from(argv).unwrap().command;
+        let Command::Spin(a) = Cli::try_parse_from(argv).unwrap().command else {
+            unreachable!()
+        };
         a
     }
 
     #[test]
     fn task_count_is_bounded_with_the_documented_message() {
         for bad in ["0", "500", "-1"] {
-            let err = args(&["--tasks", bad]).plan().unwrap_err();
+            let err = args(&["--tasks", bad]).plan(4).unwrap_err();
             assert_eq!(
                 err.message,
                 format!("--tasks must be between 1 and 128 (the core's limit for spin), got {bad}")
             );
             assert_eq!(err.exit_code(), 64);
         }
-        assert_eq!(args(&[]).plan().unwrap().tasks, 4);
-        assert_eq!(args(&["--tasks", "128"]).plan().unwrap().tasks, 128);
+        assert_eq!(args(&[]).plan(4).unwrap().tasks, 4);
+        assert_eq!(args(&["--tasks", "128"]).plan(4).unwrap().tasks, 128);
     }
 
     #[test]
     fn weights_are_one_for_all_or_one_each() {
         assert_eq!(
             args(&["--tasks", "3", "--weights", "2"])
-                .plan()
+                .plan(4)
                 .unwrap()
                 .weights,
             [2, 2, 2]
         );
         assert_eq!(
             args(&["--tasks", "3", "--weights", "1,1,4"])
-                .plan()
+                .plan(4)
                 .unwrap()
                 .weights,
             [1, 1, 4]
         );
         assert!(
             args(&["--tasks", "3", "--weights", "1,4"])
-                .plan()
+                .plan(4)
                 .unwrap_err()
                 .message
                 .contains("one per task (3)")
         );
         assert!(
             args(&["--weights", "0"])
-                .plan()
+                .plan(4)
                 .unwrap_err()
                 .message
                 .starts_with("--weights")
         );
         assert!(
             args(&["--weights", "x"])
-                .plan()
+                .plan(4)
                 .unwrap_err()
                 .message
                 .starts_with("--weights")
         );
-        assert!(args(&["--weights", "-1"]).plan().is_err());
+        assert!(args(&["--weights", "-1"]).plan(4).is_err());
     }
 
     #[test]
     fn config_carries_the_plan() {
         let plan = args(&["--tasks", "3", "--weights", "1,2,3", "--test-fault", "null"])
-            .plan()
+            .plan(4)
             .unwrap();
         let c = plan.config(7_000_000);
         assert_eq!(
@@ -336,7 +417,7 @@ mod tests {
 
     #[test]
     fn summary_computes_shares_and_flags_missing_results() {
-        let plan = args(&["--tasks", "2"]).plan().unwrap();
+        let plan = args(&["--tasks", "2"]).plan(4).unwrap();
         let mut out = RunOutcome {
             finished: true,
             ..Default::default()
@@ -365,5 +446,69 @@ mod tests {
         assert_eq!(s.tasks[0].share, 0.75);
         let t = s.totals.unwrap();
         assert_eq!((t.units, t.runtime_ns, t.units_per_sec), (400, 400, 200.0));
+    }
+
+    #[test]
+    fn affinity_is_validated_against_the_cpu_count_and_reaches_the_config() {
+        let plan = args(&["--tasks", "3", "--affinity", "0/1/2-3"])
+            .plan(4)
+            .unwrap();
+        assert_eq!(plan.affinity, [1, 2, 0b1100]);
+        let c = plan.config(1);
+        assert_eq!(&c.affinity[..4], &[1, 2, 0b1100, 0]);
+        let e = args(&["--tasks", "2", "--affinity", "3"])
+            .plan(2)
+            .unwrap_err();
+        assert!(e.message.starts_with("--affinity: '3' names CPU 3"), "{e}");
+        assert_eq!(args(&[]).plan(1).unwrap().affinity, [0; 4]);
+    }
+
+    #[test]
+    fn judged_tasks_come_from_the_result_or_else_the_spawns() {
+        let plan = args(&["--tasks", "2", "--weights", "1,4", "--affinity", "0-1/1"])
+            .plan(2)
+            .unwrap();
+        let mut r = SpinResult::default();
+        for pid in [7, 9] {
+            r.tasks
+                .push(SpinTask {
+                    pid,
+                    ..Default::default()
+                })
+                .unwrap();
+        }
+        let from_result = plan.judged(Some(&r), &[]);
+        assert_eq!(
+            from_result,
+            [
+                TaskMeta {
+                    pid: 7,
+                    weight: 1,
+                    affinity_cpus: 2
+                },
+                TaskMeta {
+                    pid: 9,
+                    weight: 4,
+                    affinity_cpus: 1
+                }
+            ]
+        );
+        let spawn = |tsc, pid| Event {
+            tsc,
+            kind: EV_SPAWN,
+            pid,
+            ..Default::default()
+        };
+        // Out of order in the buffer; main (pid 1) spawned first.
+        let events = [spawn(30, 3), spawn(10, 1), spawn(20, 2)];
+        let from_events = plan.judged(None, &events);
+        assert_eq!(
+            from_events
+                .iter()
+                .map(|t| (t.pid, t.weight))
+                .collect::<Vec<_>>(),
+            [(2, 1), (3, 4)]
+        );
+        assert!(plan.judged(None, &[]).is_empty());
     }
 }

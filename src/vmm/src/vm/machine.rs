@@ -4,12 +4,12 @@
 //! user knows what to fix.
 
 use super::memory::GuestRam;
-use super::setup::{self, BootParams};
+use super::setup::{self, BootParams, SchedBoot};
 use crate::exit::{Failure, Result};
 use crate::images::Images;
 use kvm_bindings::{
-    KVM_API_VERSION, KVM_CAP_DISABLE_QUIRKS2, KVM_MAX_CPUID_ENTRIES,
-    KVM_X86_QUIRK_FIX_HYPERCALL_INSN, kvm_enable_cap, kvm_userspace_memory_region,
+    CpuId, KVM_API_VERSION, KVM_CAP_DISABLE_QUIRKS2, KVM_MAX_CPUID_ENTRIES, KVM_MP_STATE_RUNNABLE,
+    KVM_X86_QUIRK_FIX_HYPERCALL_INSN, kvm_enable_cap, kvm_mp_state, kvm_userspace_memory_region,
 };
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
 use linux_loader::loader::{Elf, KernelLoader};
@@ -48,6 +48,7 @@ pub struct MachineSpec<'a> {
     pub config: &'a [u8],
     pub slice_ns: u64,
     pub seed: u64,
+    pub sched: SchedBoot,
 }
 
 pub fn open_kvm() -> Result<Kvm> {
@@ -121,14 +122,17 @@ impl Machine {
             let fd = vm
                 .create_vcpu(cpu as u64)
                 .map_err(kvm_err("KVM_CREATE_VCPU"))?;
-            let mut c = cpuid.clone();
-            for e in c.as_mut_slice() {
-                if e.function == 1 {
-                    // Initial APIC id, so CPL0 `cpuid` tells vCPUs apart.
-                    e.ebx = (e.ebx & 0x00ff_ffff) | (cpu << 24);
-                }
+            fd.set_cpuid2(&cpuid_for(&cpuid, cpu))
+                .map_err(kvm_err("KVM_SET_CPUID2"))?;
+            if cpu > 0 {
+                // With the in-kernel irqchip an AP starts in "wait for
+                // INIT/SIPI" and would never run; the VMM sets its
+                // registers itself, so it is made runnable directly.
+                fd.set_mp_state(kvm_mp_state {
+                    mp_state: KVM_MP_STATE_RUNNABLE,
+                })
+                .map_err(kvm_err("KVM_SET_MP_STATE"))?;
             }
-            fd.set_cpuid2(&c).map_err(kvm_err("KVM_SET_CPUID2"))?;
             let sregs = fd.get_sregs().map_err(kvm_err("KVM_GET_SREGS"))?;
             fd.set_sregs(&setup::sregs(sregs, cpu))
                 .map_err(kvm_err("KVM_SET_SREGS"))?;
@@ -215,6 +219,7 @@ impl Machine {
             slice_ns: spec.slice_ns,
             seed: spec.seed,
             epoch_tsc: self.epoch_tsc,
+            sched: spec.sched,
         });
         mem.write_slice(&setup::boot_info_bytes(&info), GuestAddress(BOOT_INFO_ADDR))
             .map_err(oops("boot info"))?;
@@ -237,12 +242,31 @@ fn disable_hypercall_patching(vm: &VmFd) {
     }
 }
 
-/// The place for the interrupt controller. Nothing yet: one vCPU and no
-/// timer. Preemption by the LAPIC timer will need KVM_CREATE_IRQCHIP (and
-/// KVM_CREATE_PIT2) here, before the vCPUs are created, and then
-/// KVM_SET_MP_STATE(RUNNABLE) on every vCPU but the first, or they never run.
-fn setup_interrupts(_vm: &VmFd) -> Result<()> {
-    Ok(())
+/// The in-kernel interrupt controller (IOAPIC, PIC and one LAPIC per
+/// vCPU): the LAPIC timer drives preemption and wake-ups are IPIs, both
+/// handled inside KVM without a VM exit. It must exist before the vCPUs
+/// are created, or they get no LAPIC. No PIT: the core uses only the LAPIC
+/// timer, so a stray PIT access exits and is reported.
+fn setup_interrupts(vm: &VmFd) -> Result<()> {
+    vm.create_irq_chip().map_err(kvm_err("KVM_CREATE_IRQCHIP"))
+}
+
+/// Leaves whose EDX is the x2APIC id, one entry per sub-leaf.
+const X2APIC_TOPOLOGY_LEAVES: [u32; 2] = [0xb, 0x1f];
+
+/// KVM's supported CPUID with this vCPU's APIC id filled in (leaf 1
+/// EBX[31:24], and the x2APIC id of the topology leaves), so CPL0 `cpuid`
+/// and the LAPIC agree on which CPU this is.
+pub fn cpuid_for(base: &CpuId, cpu: u32) -> CpuId {
+    let mut c = base.clone();
+    for e in c.as_mut_slice() {
+        if e.function == 1 {
+            e.ebx = (e.ebx & 0x00ff_ffff) | ((cpu & 0xff) << 24);
+        } else if X2APIC_TOPOLOGY_LEAVES.contains(&e.function) {
+            e.edx = cpu;
+        }
+    }
+    c
 }
 
 fn rdtsc() -> u64 {
@@ -264,6 +288,34 @@ pub fn measure_tsc_khz() -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use kvm_bindings::{CpuId, kvm_cpuid_entry2};
+
+    #[test]
+    fn cpuid_carries_the_apic_id() {
+        let entry = |function, index, ebx, edx| kvm_cpuid_entry2 {
+            function,
+            index,
+            ebx,
+            edx,
+            ..Default::default()
+        };
+        let base = CpuId::from_entries(&[
+            entry(1, 0, 0x0001_0800, 0x1234),
+            entry(0xb, 0, 1, 0),
+            entry(0xb, 1, 4, 0),
+            entry(0x1f, 0, 1, 0),
+            entry(7, 0, 0xffff, 0xffff),
+        ])
+        .unwrap();
+        let c = super::cpuid_for(&base, 5);
+        let e = c.as_slice();
+        assert_eq!(e[0].ebx, 0x0501_0800, "leaf 1 EBX[31:24] = APIC id");
+        assert_eq!(e[0].edx, 0x1234, "leaf 1 EDX untouched");
+        assert_eq!((e[1].edx, e[2].edx, e[3].edx), (5, 5, 5));
+        assert_eq!((e[1].ebx, e[2].ebx), (1, 4), "level info kept");
+        assert_eq!((e[4].ebx, e[4].edx), (0xffff, 0xffff));
+    }
+
     #[test]
     fn measured_tsc_is_plausible() {
         let khz = super::measure_tsc_khz();

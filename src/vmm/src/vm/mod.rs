@@ -2,6 +2,7 @@
 //! vCPU threads, and the run loop that drains messages and decides how a
 //! run ended.
 
+pub mod hoststat;
 pub mod machine;
 pub mod memory;
 pub mod outcome;

@@ -185,6 +185,7 @@ mod tests {
                 ..Default::default()
             }),
             exits: 1,
+            host: None,
         }
     }
 

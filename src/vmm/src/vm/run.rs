@@ -3,12 +3,16 @@
 //! the deadline and the kernel-state flag, then stops everything and says
 //! how the run ended. Whatever was collected before a failure is kept.
 
+use super::hoststat::HostTime;
 use super::machine::{Machine, MachineSpec, open_kvm};
 use super::outcome::failure_for;
 use super::vcpu::{self, VcpuReport};
 use crate::cli::{RunSettings, fmt_ns};
 use crate::exit::{ErrorKind, Failure};
 use crate::images::Images;
+use crate::monitor::live::Alarm;
+use crate::monitor::view::KstateView;
+use crate::monitor::{Monitor, MonitorConfig, MonitorData};
 use crate::symbols::Symbolizer;
 use crate::tlv::{Frame, FrameCounters, RingReader};
 use guest_protocol::{Complete, Msg};
@@ -39,7 +43,6 @@ pub struct RunRequest<'a> {
     pub images: &'a Images,
     pub config: &'a [u8],
     pub settings: &'a RunSettings,
-    pub cpu_count: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -78,6 +81,23 @@ pub struct RunOutcome {
     pub failure: Option<Failure>,
     /// The guest signalled EXIT_DONE.
     pub finished: bool,
+    /// What the monitor collected (None if the VM never started).
+    pub monitor: Option<MonitorData>,
+    /// A live check that ended the run before the guest finished.
+    pub ended_early: Option<EarlyEnd>,
+    /// TSC ticks per ms of the guest clock.
+    pub tsc_khz: u64,
+    /// Host CPU each vCPU thread got, by vCPU.
+    pub vcpu_host: Vec<(u32, HostTime)>,
+}
+
+/// A run the monitor stopped: which check, the message a person reads,
+/// and for a stall where the stalled vCPU was.
+#[derive(Debug, Clone)]
+pub struct EarlyEnd {
+    pub alarm: Alarm,
+    pub message: String,
+    pub stall: Option<analysis::Stall>,
 }
 
 /// Run the VM; never panics on guest behaviour, always returns what it got.
@@ -91,15 +111,18 @@ pub fn run(req: &RunRequest<'_>) -> RunOutcome {
 
 fn run_inner(req: &RunRequest<'_>, out: &mut RunOutcome) -> Result<(), Failure> {
     let kvm = open_kvm()?;
+    let cpu_count = req.settings.sched.cpus;
     let spec = MachineSpec {
-        cpu_count: req.cpu_count,
+        cpu_count,
         mem_bytes: req.settings.mem_bytes,
         config: req.config,
         slice_ns: req.settings.slice_ns,
         seed: req.settings.seed,
+        sched: req.settings.sched.boot(),
     };
     let mut machine = Machine::create(kvm, req.images, &spec)?;
     let t0 = machine.t0;
+    out.tsc_khz = machine.tsc_khz;
     let mut sym = Symbolizer::default();
     sym.add("core", req.images.core.symbols.clone());
     sym.add(
@@ -109,6 +132,8 @@ fn run_inner(req: &RunRequest<'_>, out: &mut RunOutcome) -> Result<(), Failure> 
 
     vcpu::install_kick_handler()
         .map_err(|e| Failure::host(format!("cannot install signal handler: {e}")))?;
+    // Started before the vCPUs so it sees the guest from its first tick.
+    let monitor = start_monitor(&machine, req.settings)?;
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = mpsc::channel::<VcpuReport>();
     let mut threads = Vec::new();
@@ -122,6 +147,7 @@ fn run_inner(req: &RunRequest<'_>, out: &mut RunOutcome) -> Result<(), Failure> 
             Ok(h) => threads.push(Some(h)),
             Err(f) => {
                 stop_all(&stop, &mut threads, &rx, &mut Vec::new());
+                out.monitor = Some(monitor.finish());
                 return Err(f);
             }
         }
@@ -131,7 +157,7 @@ fn run_inner(req: &RunRequest<'_>, out: &mut RunOutcome) -> Result<(), Failure> 
 
     let mem = machine.ram.memory();
     let mut drain = Drain::new(
-        req.cpu_count,
+        cpu_count,
         req.settings.verbose && !req.settings.json,
         !req.settings.json,
         t0,
@@ -164,12 +190,21 @@ fn run_inner(req: &RunRequest<'_>, out: &mut RunOutcome) -> Result<(), Failure> 
                 break Ending::StateOnly(s);
             }
         }
+        if let Some(a) = monitor.alarm() {
+            break Ending::Alarm(a);
+        }
         if Instant::now() >= deadline {
             break Ending::Deadline;
         }
     };
     stop_all(&stop, &mut threads, &rx, &mut reports);
+    out.monitor = Some(monitor.finish());
     out.timing.vm_exits = reports.iter().map(|r| r.exits).sum();
+    out.vcpu_host = reports
+        .iter()
+        .filter_map(|r| Some((r.cpu, r.host?)))
+        .collect();
+    out.vcpu_host.sort_by_key(|(cpu, _)| *cpu);
     // The guest publishes everything before its exit: one last drain.
     let final_drain = drain.poll(mem, out);
     drain.note_partial_frames(out);
@@ -206,6 +241,10 @@ fn run_inner(req: &RunRequest<'_>, out: &mut RunOutcome) -> Result<(), Failure> 
             },
         )),
         Ending::Deadline => Some(deadline_failure(req.settings, &reports, &sym)),
+        Ending::Alarm(a) => {
+            out.ended_early = Some(early_end(a, &reports, &sym));
+            None
+        }
     };
     let failure = failure.or_else(|| final_drain.err());
     out.failure = out.failure.take().or(failure);
@@ -220,6 +259,56 @@ enum Ending {
     /// Kernel state said finished/failed but no exit came.
     StateOnly(u32),
     Deadline,
+    /// A live check of the monitor fired.
+    Alarm(Alarm),
+}
+
+fn start_monitor(machine: &Machine, s: &RunSettings) -> Result<Monitor, Failure> {
+    let view = KstateView::of_ram(machine.ram.clone())
+        .ok_or_else(|| Failure::host("guest RAM does not cover the kernel-state area"))?;
+    let cfg = MonitorConfig {
+        cpus: s.sched.cpus,
+        sample_hz: s.judge.sample_hz,
+        tsc_khz: machine.tsc_khz,
+        stall_threshold_ns: s.judge.stall_threshold_ns,
+        max_wait_ns: s.judge.max_wait_ns,
+    };
+    Monitor::start(view, cfg)
+        .map_err(|e| Failure::host(format!("cannot start the monitor thread: {e}")))
+}
+
+/// Name what the monitor saw; for a stall, say where the stalled vCPU was
+/// when it was stopped (its thread read its registers on the way out).
+fn early_end(a: Alarm, reports: &[VcpuReport], sym: &Symbolizer) -> EarlyEnd {
+    let Alarm::Stall {
+        cpu,
+        pid,
+        stalled_ns,
+    } = a
+    else {
+        return EarlyEnd {
+            alarm: a,
+            message: a.message(None),
+            stall: None,
+        };
+    };
+    let rip = reports
+        .iter()
+        .find(|r| r.cpu == cpu)
+        .and_then(|r| r.regs.as_ref())
+        .map(|r| r.rip);
+    let at = rip.map(|rip| format!("at rip {rip:#x} {}", sym.locate(rip)));
+    EarlyEnd {
+        alarm: a,
+        message: a.message(at.as_deref()),
+        stall: Some(analysis::Stall {
+            cpu,
+            pid,
+            stalled_ns,
+            rip,
+            function: rip.and_then(|r| sym.function(r)),
+        }),
+    }
 }
 
 fn deadline_failure(s: &RunSettings, reports: &[VcpuReport], sym: &Symbolizer) -> Failure {

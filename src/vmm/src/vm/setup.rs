@@ -178,7 +178,12 @@ pub fn boot_info_bytes(b: &BootInfo) -> [u8; size_of::<BootInfo>()] {
     put(offset_of!(BootInfo, seed), &b.seed.to_le_bytes());
     put(offset_of!(BootInfo, epoch_tsc), &b.epoch_tsc.to_le_bytes());
     put(offset_of!(BootInfo, policy), &b.policy.to_le_bytes());
-    put(offset_of!(BootInfo, reserved), &b.reserved.to_le_bytes());
+    put(
+        offset_of!(BootInfo, policy_arg),
+        &b.policy_arg.to_le_bytes(),
+    );
+    put(offset_of!(BootInfo, tick_hz), &b.tick_hz.to_le_bytes());
+    put(offset_of!(BootInfo, idle), &b.idle.to_le_bytes());
     out
 }
 
@@ -191,6 +196,20 @@ pub struct BootParams {
     pub slice_ns: u64,
     pub seed: u64,
     pub epoch_tsc: u64,
+    pub sched: SchedBoot,
+}
+
+/// The scheduling part of the boot info, as validated from the flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchedBoot {
+    /// Policy id from the policies crate's list.
+    pub policy: u32,
+    /// Policy parameter (the starve policy's victim pid), 0 if none.
+    pub policy_arg: u32,
+    /// LAPIC timer ticks per second (1..=MAX_TICK_HZ).
+    pub tick_hz: u32,
+    /// IDLE_HALT or IDLE_POLL.
+    pub idle: u32,
 }
 
 pub fn boot_info(p: &BootParams) -> BootInfo {
@@ -204,8 +223,10 @@ pub fn boot_info(p: &BootParams) -> BootInfo {
         slice_ns: p.slice_ns,
         seed: p.seed,
         epoch_tsc: p.epoch_tsc,
-        policy: 0,
-        reserved: 0,
+        policy: p.sched.policy,
+        policy_arg: p.sched.policy_arg,
+        tick_hz: p.sched.tick_hz,
+        idle: p.sched.idle,
     }
 }
 
@@ -304,6 +325,12 @@ mod tests {
             slice_ns: 1_000_000,
             seed: 7,
             epoch_tsc: 0x1122_3344_5566_7788,
+            sched: SchedBoot {
+                policy: 3,
+                policy_arg: 5,
+                tick_hz: 4000,
+                idle: shared::boot::IDLE_POLL,
+            },
         });
         let bytes = boot_info_bytes(&b);
         assert_eq!(&bytes[0..4], b"BOOT");
@@ -316,5 +343,11 @@ mod tests {
             u64::from_le_bytes(bytes[48..56].try_into().unwrap()),
             0x1122_3344_5566_7788
         );
+        let word = |off: usize| u32::from_le_bytes(bytes[off..off + 4].try_into().unwrap());
+        assert_eq!(word(offset_of!(BootInfo, policy)), 3);
+        assert_eq!(word(offset_of!(BootInfo, policy_arg)), 5);
+        assert_eq!(word(64), 4000, "tick_hz is pinned at offset 64");
+        assert_eq!(word(offset_of!(BootInfo, idle)), 1);
+        assert_eq!(bytes.len(), 72);
     }
 }

@@ -3,6 +3,7 @@
 //! (exit, registers, fault frame); naming and wording happen in
 //! `vm::outcome`, where the symbols are.
 
+use super::hoststat::{HostTime, Meter};
 use super::memory::GuestRam;
 use kvm_bindings::{KVM_EXIT_INTERNAL_ERROR, kvm_regs};
 use kvm_ioctls::{VcpuExit, VcpuFd};
@@ -133,6 +134,8 @@ pub struct VcpuReport {
     /// Registers when the thread stopped (None if even that failed).
     pub regs: Option<kvm_regs>,
     pub exits: u64,
+    /// Host CPU the thread got while it ran the guest.
+    pub host: Option<HostTime>,
 }
 
 /// The loop body of a vCPU thread. Always sends exactly one report.
@@ -144,6 +147,7 @@ pub fn run(
     tx: Sender<VcpuReport>,
 ) {
     let mut exits = 0u64;
+    let meter = Meter::start();
     IMMEDIATE_EXIT.with(|p| p.set(&mut fd.get_kvm_run().immediate_exit));
     let end = loop {
         if stop.load(Ordering::Acquire) {
@@ -175,6 +179,7 @@ pub fn run(
         end,
         regs,
         exits,
+        host: meter.finish(),
     });
 }
 

@@ -1,0 +1,53 @@
+//! Each CPU's idle context: the loop its boot stack ends in. It runs
+//! whatever the policy hands this CPU and otherwise waits -- halted at
+//! CPL0 with interrupts on (`--idle halt`, woken by a tick or a wake-up
+//! IPI) or spinning at CPL3 on its wake flag (`--idle poll`).
+
+use super::{LOCK, Prev, expire_timers, pick_next, publish_cpu, state, switch_to};
+use crate::kstate;
+use crate::percpu;
+use crate::time::rdtsc;
+use core::sync::atomic::Ordering;
+
+pub fn idle_loop(cpu: u32, tick_ticks: u64) -> ! {
+    let pc = percpu::cpu(cpu);
+    loop {
+        LOCK.lock();
+        // SAFETY: LOCK held; switch_to returns with it held.
+        let s = unsafe { state() };
+        expire_timers(s, rdtsc());
+        if let Some(next) = pick_next(s, cpu) {
+            switch_to(s, cpu, Prev::Idle, Some(next));
+            LOCK.unlock_no_resched();
+            continue;
+        }
+        // Publishing "idle" under the lock closes the race with wakers:
+        // one that queued work before we took the lock was seen by
+        // pick_next; one that queues after we drop it sees idle = 1 and
+        // kicks us.
+        pc.idle.store(1, Ordering::SeqCst);
+        let halt = s.halt_idle;
+        kstate::cpu_record(cpu, |r| r.idle = 1);
+        publish_cpu(s, cpu);
+        LOCK.unlock_no_resched();
+
+        let start = rdtsc();
+        if halt {
+            crate::entry::idle_halt();
+        } else {
+            while pc.wake_pending.load(Ordering::Acquire) == 0 && rdtsc() - start < tick_ticks {
+                core::hint::spin_loop();
+            }
+        }
+        let end = rdtsc();
+        pc.wake_pending.store(0, Ordering::Relaxed);
+        pc.idle.store(0, Ordering::SeqCst);
+        LOCK.lock();
+        kstate::cpu_record(cpu, |r| {
+            r.idle = 0;
+            r.idle_tsc += end - start;
+            r.clock_tsc = end;
+        });
+        LOCK.unlock_no_resched();
+    }
+}

@@ -1,0 +1,318 @@
+//! The report for people: tables and one line per check. Only parts with
+//! data are shown, so a failed run's report is short but keeps whatever
+//! was collected.
+
+use super::Report;
+use std::fmt::Write as _;
+
+fn ms(ns: u64) -> f64 {
+    ns as f64 / 1e6
+}
+
+fn opt_ms(v: Option<u64>) -> String {
+    v.map_or_else(|| "-".into(), |ns| format!("{:.3}", ms(ns)))
+}
+
+fn opt_pct(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), |x| format!("{:.1}%", x * 100.0))
+}
+
+fn opt_num(v: Option<u64>) -> String {
+    v.map_or_else(|| "-".into(), |x| x.to_string())
+}
+
+pub fn human(r: &Report, headline: &str, s: &mut String) {
+    if !r.tasks.is_empty() || r.verdict.is_some() {
+        let _ = writeln!(s, "{headline}");
+    }
+    tasks(r, s);
+    cpus(r, s);
+    verdict(r, s);
+    footer(r, s);
+}
+
+fn tasks(r: &Report, s: &mut String) {
+    if r.tasks.is_empty() {
+        measured(r, s);
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "{:>5} {:>6} {:>3} {:>12} {:>10} {:>6} {:>8} {:>9} {:>9} {:>8} {:>5}",
+        "pid",
+        "weight",
+        "cpu",
+        "units",
+        "runtime ms",
+        "share",
+        "entitled",
+        "maxwait ms",
+        "wake p99",
+        "switches",
+        "migr"
+    );
+    for t in &r.tasks {
+        let _ = writeln!(
+            s,
+            "{:>5} {:>6} {:>3} {:>12} {:>10.3} {:>5.1}% {:>8} {:>10} {:>9} {:>8} {:>5}",
+            t.pid,
+            t.weight,
+            t.cpu,
+            t.units,
+            ms(t.runtime_ns),
+            t.share * 100.0,
+            opt_pct(t.entitled_share),
+            opt_ms(t.max_wait_ns),
+            opt_ms(t.wake_p99_ns),
+            t.switches,
+            opt_num(t.migrations)
+        );
+    }
+    if let Some(t) = &r.totals {
+        let _ = writeln!(
+            s,
+            "{:>5} {:>6} {:>3} {:>12} {:>10.3} {:>6} {:>8} {:>10} {:>9} {:>8}",
+            "total",
+            "",
+            "",
+            t.units,
+            ms(t.runtime_ns),
+            "",
+            "",
+            "",
+            "",
+            t.switches
+        );
+        let elapsed = r
+            .elapsed_ns
+            .map(|e| format!(" over {:.3} ms elapsed", ms(e)))
+            .unwrap_or_default();
+        let _ = writeln!(s, "throughput: {}{elapsed}", per_sec(t.units_per_sec));
+    }
+}
+
+/// No result from the guest (the run was stopped or failed): the judged
+/// tasks as the host measured them from the events so far.
+fn measured(r: &Report, s: &mut String) {
+    if r.measured.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "tasks as measured by the host (the guest sent no result):"
+    );
+    let _ = writeln!(
+        s,
+        "{:>5} {:>6} {:>10} {:>6} {:>8} {:>10} {:>9} {:>8} {:>5}",
+        "pid",
+        "weight",
+        "runtime ms",
+        "share",
+        "entitled",
+        "maxwait ms",
+        "wake p99",
+        "switches",
+        "migr"
+    );
+    for t in &r.measured {
+        let _ = writeln!(
+            s,
+            "{:>5} {:>6} {:>10.3} {:>5.1}% {:>7.1}% {:>10.3} {:>9.3} {:>8} {:>5}",
+            t.pid,
+            t.weight,
+            ms(t.runtime_ns),
+            t.share * 100.0,
+            t.entitled_share * 100.0,
+            ms(t.max_wait_ns),
+            ms(t.wake_latency.p99_ns),
+            t.switches,
+            t.migrations
+        );
+    }
+}
+
+fn cpus(r: &Report, s: &mut String) {
+    if r.cpus.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "{:>5} {:>6} {:>11} {:>9} {:>7} {:>6} {:>10}",
+        "cpu", "util", "nr_running", "switches", "ticks", "ipis", "host wait"
+    );
+    for c in &r.cpus {
+        let _ = writeln!(
+            s,
+            "{:>5} {:>5.1}% {:>11.2} {:>9} {:>7} {:>6} {:>10}",
+            c.cpu,
+            c.utilisation * 100.0,
+            c.mean_nr_running,
+            c.switches,
+            opt_num(c.ticks),
+            opt_num(c.ipis_sent),
+            opt_pct(c.host.map(|h| h.wait_fraction()))
+        );
+    }
+}
+
+fn verdict(r: &Report, s: &mut String) {
+    let Some(v) = &r.verdict else {
+        return;
+    };
+    let status = serde_json::to_value(v.status)
+        .ok()
+        .and_then(|x| x.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let _ = writeln!(s, "verdict: {status}");
+    for c in &v.checks {
+        let mark = if c.passed { "ok  " } else { "FAIL" };
+        let _ = writeln!(s, "  [{mark}] {}: {}", c.name, c.detail);
+    }
+    for why in &v.reasons {
+        let _ = writeln!(s, "  - {why}");
+    }
+}
+
+fn footer(r: &Report, s: &mut String) {
+    if let Some(m) = &r.monitor {
+        let mut line = format!(
+            "monitor: {} samples, {} sweeps at {:.0}/s (asked {}/s), {} events",
+            m.samples, m.sweeps, m.sample_hz_achieved, m.sample_hz_requested, m.events
+        );
+        if m.lost_events > 0 {
+            let _ = write!(line, ", {} lost by the guest (ring full)", m.lost_events);
+        }
+        if m.dropped_host > 0 {
+            let _ = write!(line, ", {} not kept by the host (cap)", m.dropped_host);
+        }
+        let _ = writeln!(s, "{line}");
+    }
+    let us = |v: Option<u64>| {
+        v.map(|v| format!("{:.1} ms", v as f64 / 1e3))
+            .unwrap_or_else(|| "-".into())
+    };
+    if r.timing.wall_us.is_some() {
+        let _ = writeln!(
+            s,
+            "boot: VM set up in {}, first guest message after {}; wall time {}",
+            us(r.timing.vm_create_us),
+            us(r.timing.first_message_us),
+            us(r.timing.wall_us)
+        );
+    }
+    let f = &r.frames;
+    if f.has_errors() {
+        let _ = writeln!(
+            s,
+            "frames: {} ok, {} CRC errors, {} unknown tags, {} undecodable (dropped)",
+            f.frames_ok, f.crc_errors, f.unknown_tags, f.decode_errors
+        );
+    }
+}
+
+fn per_sec(v: f64) -> String {
+    if v >= 1e9 {
+        format!("{:.2} G units/s", v / 1e9)
+    } else if v >= 1e6 {
+        format!("{:.2} M units/s", v / 1e6)
+    } else if v >= 1e3 {
+        format!("{:.2} k units/s", v / 1e3)
+    } else {
+        format!("{v:.1} units/s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::CpuRow;
+    use crate::report::tests::sample;
+
+    #[test]
+    fn human_report_has_table_totals_and_boot_line() {
+        let mut s = String::new();
+        human(&sample(), "spin: 2 tasks", &mut s);
+        assert!(s.starts_with("spin: 2 tasks\n"), "{s}");
+        assert!(s.contains(" 50.0%"), "{s}");
+        assert!(
+            s.contains("throughput: 10.00 k units/s over 200.000 ms elapsed"),
+            "{s}"
+        );
+        assert!(
+            s.contains(
+                "boot: VM set up in 2.1 ms, first guest message after 5.3 ms; wall time 215.0 ms"
+            ),
+            "{s}"
+        );
+        assert!(!s.contains("frames:"), "no frame line without errors");
+        assert!(!s.contains("verdict"), "no verdict without one");
+    }
+
+    #[test]
+    fn human_report_shows_cpus_and_each_check() {
+        let mut r = sample();
+        r.tasks[0].entitled_share = Some(0.5);
+        r.tasks[0].max_wait_ns = Some(2_000_000);
+        r.cpus = vec![CpuRow {
+            cpu: 0,
+            utilisation: 0.995,
+            busy_ns: 1,
+            mean_nr_running: 2.0,
+            max_nr_running: 3,
+            switches: 42,
+            ticks: Some(500),
+            ipis_sent: None,
+            host: None,
+        }];
+        r.verdict = Some(analysis::Verdict {
+            status: analysis::Status::Fail,
+            checks: vec![analysis::Check {
+                name: "max_wait_ns".into(),
+                value: 1.0,
+                limit: 0.0,
+                passed: false,
+                detail: "task 3 waited long".into(),
+            }],
+            reasons: vec!["task 3 waited 412.0 ms runnable".into()],
+        });
+        let mut s = String::new();
+        human(&r, "spin", &mut s);
+        assert!(s.contains("  50.0%"), "entitled column: {s}");
+        assert!(s.contains("2.000"), "max wait column: {s}");
+        assert!(
+            s.contains("    0  99.5%        2.00        42     500      -          -"),
+            "{s}"
+        );
+        assert!(
+            s.contains("verdict: fail\n  [FAIL] max_wait_ns: task 3 waited long"),
+            "{s}"
+        );
+        assert!(s.contains("  - task 3 waited 412.0 ms runnable"), "{s}");
+    }
+
+    #[test]
+    fn a_run_without_a_result_shows_the_host_measured_tasks() {
+        let mut r = crate::report::Report::new("spin", serde_json::Value::Null);
+        r.measured = vec![analysis::TaskMetrics {
+            pid: 3,
+            weight: 2,
+            runtime_ns: 0,
+            share: 0.0,
+            entitled_share: 0.5,
+            fairness_error: -1.0,
+            max_wait_ns: 104_000_000,
+            total_wait_ns: 104_000_000,
+            wakeups: 0,
+            wake_latency: analysis::Latency::default(),
+            switches: 0,
+            migrations: 0,
+        }];
+        let mut s = String::new();
+        human(&r, "spin", &mut s);
+        assert!(s.contains("the guest sent no result"), "{s}");
+        assert!(
+            s.contains("    3      2      0.000   0.0%    50.0%    104.000"),
+            "{s}"
+        );
+    }
+}

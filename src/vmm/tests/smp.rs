@@ -1,0 +1,373 @@
+//! End-to-end tests of SMP runs, policies, the monitor and the verdict:
+//! real VMs on /dev/kvm with the images from `target/guest`. One VM at a
+//! time (the machine has two cores; see common::lock).
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::Path;
+use std::time::Duration;
+
+fn spin_json(args: &[&str]) -> (Run, Value) {
+    let mut argv = vec!["spin"];
+    argv.extend_from_slice(args);
+    argv.push("--json");
+    let r = schedlab(&argv, &[]);
+    let v = json(&r);
+    (r, v)
+}
+
+fn shares(v: &Value) -> Vec<f64> {
+    v["tasks"]
+        .as_array()
+        .expect("tasks[]")
+        .iter()
+        .map(|t| t["share"].as_f64().unwrap())
+        .collect()
+}
+
+/// Relative error of each share against its expected value.
+fn assert_shares(v: &Value, expected: &[f64]) {
+    let s = shares(v);
+    assert_eq!(s.len(), expected.len(), "{v}");
+    for (got, want) in s.iter().zip(expected) {
+        assert!(
+            (got / want - 1.0).abs() <= 0.10,
+            "share {got:.4} is not within 10% of {want:.4}; all shares {s:?}\n{}",
+            v["verdict"]
+        );
+    }
+}
+
+fn verdict(v: &Value) -> &str {
+    v["verdict"]["status"].as_str().unwrap_or("none")
+}
+
+#[test]
+fn eight_tasks_on_four_cpus_share_fairly_two_per_cpu() {
+    let _vm = lock();
+    let (r, v) = spin_json(&[
+        "--cpus",
+        "4",
+        "--tasks",
+        "8",
+        "--policy",
+        "vtime",
+        "--duration",
+        "500ms",
+    ]);
+    assert_eq!(r.code, 0, "stderr: {}\n{}", r.stderr, v["verdict"]);
+    assert_eq!(v["status"], "ok");
+    assert_eq!(verdict(&v), "pass", "{}", v["verdict"]);
+    assert_eq!(v["config"]["cpus"], 4);
+    assert_eq!(v["config"]["policy"], "vtime");
+    assert_shares(&v, &[1.0 / 8.0; 8]);
+    let cpus = v["cpus"].as_array().unwrap();
+    assert_eq!(cpus.len(), 4);
+    for c in cpus {
+        let n = c["mean_nr_running"].as_f64().unwrap();
+        assert!((1.5..=2.5).contains(&n), "CPU nr_running {n}: {c}");
+    }
+    assert!(
+        v["monitor"]["samples"].as_u64().unwrap() > 0,
+        "{}",
+        v["monitor"]
+    );
+    assert!(v["metrics"]["cpus"][0].get("mean_nr_running").is_some());
+    assert!(v["stalls"].as_array().unwrap().is_empty());
+}
+
+fn weighted_on_one_cpu(policy: &str) {
+    let _vm = lock();
+    let (r, v) = spin_json(&[
+        "--cpus",
+        "1",
+        "--tasks",
+        "3",
+        "--weights",
+        "1,2,4",
+        "--policy",
+        policy,
+        "--duration",
+        "500ms",
+    ]);
+    assert_eq!(r.code, 0, "stderr: {}\n{}", r.stderr, v["verdict"]);
+    assert_shares(&v, &[1.0 / 7.0, 2.0 / 7.0, 4.0 / 7.0]);
+    let entitled: Vec<f64> = v["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["entitled_share"].as_f64().unwrap())
+        .collect();
+    assert!((entitled[2] - 4.0 / 7.0).abs() < 1e-9, "{entitled:?}");
+}
+
+#[test]
+fn weights_1_2_4_under_vtime() {
+    weighted_on_one_cpu("vtime");
+}
+
+#[test]
+fn weights_1_2_4_under_eevdf() {
+    weighted_on_one_cpu("eevdf");
+}
+
+#[test]
+fn every_builtin_policy_runs_on_two_cpus_and_is_judged() {
+    for policy in ["rr", "fifo", "vtime", "eevdf"] {
+        let _vm = lock();
+        // Two workers on two CPUs: even fifo (no preemption) runs both.
+        let (r, v) = spin_json(&[
+            "--cpus",
+            "2",
+            "--tasks",
+            "2",
+            "--policy",
+            policy,
+            "--duration",
+            "200ms",
+        ]);
+        assert!(
+            r.code == 0 || r.code == 1,
+            "{policy}: exit {} stderr: {}",
+            r.code,
+            r.stderr
+        );
+        assert_eq!(v["status"], "ok", "{policy}: {v}");
+        assert_eq!(v["tasks"].as_array().unwrap().len(), 2, "{policy}");
+        assert!(
+            matches!(verdict(&v), "pass" | "fail"),
+            "{policy}: {}",
+            v["verdict"]
+        );
+        assert!(v["verdict"]["checks"].as_array().unwrap().len() >= 2);
+        assert_eq!(v["config"]["policy"], policy);
+    }
+}
+
+#[test]
+fn a_never_dispatched_task_fails_the_run_early_and_is_named() {
+    let _vm = lock();
+    // Learn a worker's pid from a normal run.
+    let (r, v) = spin_json(&[
+        "--tasks",
+        "2",
+        "--duration",
+        "20ms",
+        "--max-fairness-error",
+        "off",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let pid = v["tasks"][0]["pid"].as_u64().unwrap().to_string();
+    let (r, v) = spin_json(&[
+        "--tasks",
+        "2",
+        "--duration",
+        "2s",
+        "--policy",
+        "starve",
+        "--starve-pid",
+        &pid,
+    ]);
+    assert_eq!(r.code, 1, "stderr: {}\n{v}", r.stderr);
+    assert!(r.took < Duration::from_millis(1500), "took {:?}", r.took);
+    assert_eq!(v["status"], "stopped");
+    assert_eq!(v["ended_early"]["check"], "starvation");
+    assert_eq!(verdict(&v), "fail");
+    let first = v["verdict"]["reasons"][0].as_str().unwrap();
+    assert!(
+        first.starts_with(&format!("task {pid} waited ")) && first.contains(" ms runnable"),
+        "{first}"
+    );
+    // Human mode says the same on stderr.
+    let h = schedlab(
+        &[
+            "spin",
+            "--tasks",
+            "2",
+            "--duration",
+            "2s",
+            "--policy",
+            "starve",
+            "--starve-pid",
+            &pid,
+        ],
+        &[],
+    );
+    assert_eq!(h.code, 1);
+    assert!(h.stdout.contains("verdict: fail"), "{}", h.stdout);
+    assert!(
+        h.stderr.contains(&format!("task {pid} waited")),
+        "{}",
+        h.stderr
+    );
+}
+
+#[test]
+fn a_stalled_cpu_is_reported_with_the_task_and_where_it_spins() {
+    let _vm = lock();
+    let (r, v) = spin_json(&[
+        "--cpus",
+        "2",
+        "--tasks",
+        "2",
+        "--duration",
+        "2s",
+        "--test-fault",
+        "stall",
+    ]);
+    assert_eq!(r.code, 1, "stderr: {}\n{v}", r.stderr);
+    assert!(r.took < Duration::from_secs(2), "took {:?}", r.took);
+    assert_eq!(v["ended_early"]["check"], "stall");
+    let s = &v["stalls"][0];
+    assert!(s["pid"].as_u64().unwrap() > 0, "{s}");
+    assert!(s["rip"].as_u64().is_some(), "{s}");
+    let f = s["function"].as_str().unwrap_or("");
+    assert!(f.starts_with("spin::"), "{s}");
+    let msg = v["ended_early"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains(" stalled for ")
+            && msg.contains(" running pid ")
+            && msg.contains(" in spin::"),
+        "{msg}"
+    );
+    assert!(
+        v["verdict"]["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r.as_str().unwrap().contains("stalled")),
+        "{}",
+        v["verdict"]
+    );
+}
+
+#[test]
+fn both_idle_modes_complete() {
+    for idle in ["poll", "halt"] {
+        let _vm = lock();
+        // Three CPUs, one worker: two CPUs idle most of the time.
+        let (r, v) = spin_json(&[
+            "--cpus",
+            "3",
+            "--tasks",
+            "1",
+            "--duration",
+            "100ms",
+            "--idle",
+            idle,
+        ]);
+        assert_eq!(r.code, 0, "{idle}: {}\n{}", r.stderr, v["verdict"]);
+        assert_eq!(v["config"]["idle"], idle);
+        assert_eq!(v["tasks"].as_array().unwrap().len(), 1);
+    }
+}
+
+#[test]
+fn impossible_tick_rates_and_cpu_counts_are_refused_before_any_vm() {
+    let _vm = lock();
+    let no_kvm = [("SCHEDLAB_KVM_PATH", Path::new(NO_KVM))];
+    let r = schedlab(&["spin", "--tick-hz", "5001"], &no_kvm);
+    assert_eq!(r.code, 64, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--tick-hz 5001 is above 5000"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("200 µs"), "{}", r.stderr);
+    let r = schedlab(&["spin", "--cpus", "65"], &no_kvm);
+    assert_eq!(r.code, 64);
+    assert!(
+        r.stderr.contains("--cpus must be between 1 and 64"),
+        "{}",
+        r.stderr
+    );
+    let r = schedlab(&["spin", "--cpus", "2", "--affinity", "0-2"], &no_kvm);
+    assert_eq!(r.code, 64);
+    assert!(
+        r.stderr.contains("--affinity: '0-2' names CPU 2"),
+        "{}",
+        r.stderr
+    );
+    let r = schedlab(&["spin", "--policy", "bogus", "--json"], &no_kvm);
+    assert_eq!(r.code, 64);
+    let v = json(&r);
+    assert_eq!(v["error"]["kind"], "usage");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("vtime"),
+        "{v}"
+    );
+}
+
+#[test]
+fn policies_lists_what_policy_accepts() {
+    let r = schedlab(&["policies"], &[]);
+    assert_eq!(r.code, 0);
+    for p in ["rr", "fifo", "vtime", "eevdf"] {
+        assert!(r.stdout.lines().any(|l| l.starts_with(p)), "{}", r.stdout);
+    }
+    assert!(!r.stdout.contains("starve"));
+    let r = schedlab(&["policies", "--json"], &[]);
+    let v = json(&r);
+    assert!(
+        v.as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["summary"].is_string())
+    );
+}
+
+#[test]
+fn the_monitor_sustains_20khz() {
+    let _vm = lock();
+    let (r, v) = spin_json(&[
+        "--tasks",
+        "2",
+        "--duration",
+        "500ms",
+        "--sample-hz",
+        "20000",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = &v["monitor"];
+    assert_eq!(m["sample_hz_requested"], 20000);
+    let hz = m["sample_hz_achieved"].as_f64().unwrap();
+    assert!(hz >= 15_000.0, "achieved only {hz:.0} Hz: {m}");
+    assert!(m["samples"].as_u64().unwrap() > 5000, "{m}");
+}
+
+#[test]
+fn affinity_keeps_tasks_on_their_cpus() {
+    let _vm = lock();
+    let (r, v) = spin_json(&[
+        "--cpus",
+        "2",
+        "--tasks",
+        "2",
+        "--affinity",
+        "0/1",
+        "--duration",
+        "200ms",
+    ]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stderr, v["verdict"]);
+    let tasks = v["tasks"].as_array().unwrap();
+    assert_eq!(tasks[0]["cpu"], 0, "{v}");
+    assert_eq!(tasks[1]["cpu"], 1, "{v}");
+    assert_eq!(tasks[0]["migrations"], 0);
+    assert_eq!(v["config"]["affinity"], serde_json::json!(["0", "1"]));
+}
+
+#[test]
+fn ipc_checks_pass_across_two_cpus() {
+    let _vm = lock();
+    let r = schedlab(&["ipc", "--cpus", "2", "--rounds", "100", "--json"], &[]);
+    let v = json(&r);
+    assert_eq!(r.code, 0, "{}\n{}", r.stderr, v["verdict"]);
+    assert_eq!(verdict(&v), "pass");
+    let checks = v["verdict"]["checks"].as_array().unwrap();
+    assert!(checks.len() > 3, "{checks:?}");
+    assert!(checks.iter().all(|c| c["passed"] == true));
+    assert_eq!(v["result"]["rounds"], 100);
+    assert!(v["result"]["rtt_p50_ns"].as_u64().unwrap() > 0);
+}
