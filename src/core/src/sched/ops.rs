@@ -40,6 +40,15 @@ pub fn reschedule(s: &mut Sched, how: Leave) {
     let Some(cur) = s.running[cpu as usize].map(|x| x as usize) else {
         return;
     };
+    // Killed while it was running (on this or another CPU): whatever it
+    // was about to do, it ends here instead -- a task that blocks before
+    // its next tick must not escape the kill.
+    let how = if s.tasks[cur].kill_pending && how != Leave::Exit {
+        end_task(s, cur, -1, EXIT_KILLED);
+        Leave::Exit
+    } else {
+        how
+    };
     let now = rdtsc();
     account(s, cur, now);
     let ran = super::ran_ns(s, cur);

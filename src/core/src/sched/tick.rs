@@ -93,7 +93,8 @@ pub fn expire_timers(s: &mut Sched, now: u64) {
         }
         if t.wake_at <= now {
             t.wake_at = 0;
-            t.timed_out = true;
+            // Only a receive can time out; a sleep simply ends.
+            t.timed_out = t.state == TASK_RECEIVING;
             wake(s, slot, ENQ_WAKEUP, 0);
         } else {
             next = next.min(t.wake_at);
