@@ -7,6 +7,12 @@
 #            (baseline: starting the same schedlab binary for --help)
 #   switch   spin units/s with 1 task vs 8 tasks at a 10 us slice; the
 #            drop is the cost of the context switches (baseline: 1 task)
+#   tick     spin units/s at --tick-hz 100, 1000, 5000 (baseline: 100)
+#   monitor  spin units/s with the monitor off vs sampling at 10 kHz, and
+#            the highest sample rate sustained (baseline: monitor off)
+#   wake     cross-CPU ping-pong round trips, --idle halt vs --idle poll
+#            (baseline: halt)
+#   preempt  what one preempt_point() costs when it does not switch
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${SCHEDLAB:-target/release/schedlab}
@@ -16,11 +22,14 @@ import json, statistics, subprocess, sys, time
 
 bin_, runs = sys.argv[1], int(sys.argv[2])
 
-def spin(*args):
-    out = subprocess.run([bin_, "spin", "--json", *args], capture_output=True, text=True)
-    if out.returncode != 0:
-        sys.exit(f"schedlab spin {' '.join(args)} failed ({out.returncode}): {out.stderr.strip()}")
+def run(op, *args):
+    out = subprocess.run([bin_, op, "--json", *args], capture_output=True, text=True)
+    if out.returncode not in (0, 1):
+        sys.exit(f"schedlab {op} {' '.join(args)} failed ({out.returncode}): {out.stderr.strip()}")
     return json.loads(out.stdout)
+
+def spin(*args):
+    return run("spin", *args)
 
 def wall(cmd):
     t = time.perf_counter()
@@ -67,4 +76,34 @@ for slice_ in ("10us", "1us"):
         est = lost / extra * 1e9
         bound = max(lost, noise) / extra * 1e9
         print(f"  cost per switch ~ {est:6.1f} ns (<= {bound:.1f} ns given {noise*100:.1f}% run-to-run noise)")
+
+def ups_median(n, *args):
+    return med([spin(*args)["totals"]["units_per_sec"] for _ in range(n)])
+
+print("tick rate (spin, 2 tasks, 1 vCPU, 500 ms, median of 3)")
+base = None
+for hz in ("100", "1000", "5000"):
+    u = ups_median(3, "--tasks", "2", "--tick-hz", hz, "--duration", "500ms")
+    base = base or u
+    print(f"  --tick-hz {hz:>4}: {u:14,.0f} units/s  ratio {u/base:6.3f}")
+
+print("monitor (spin, 2 tasks, 500 ms, median of 3)")
+for cpus in ("1", "2"):
+    off = ups_median(3, "--cpus", cpus, "--tasks", "2", "--sample-hz", "0", "--duration", "500ms")
+    on = ups_median(3, "--cpus", cpus, "--tasks", "2", "--sample-hz", "10000", "--duration", "500ms")
+    print(f"  {cpus} vCPU(s): off {off:12,.0f}  10 kHz {on:12,.0f} units/s  ratio {on/off:6.3f}")
+for cpus, hz in (("1", "100000"), ("2", "50000")):
+    r = spin("--cpus", cpus, "--tasks", "2", "--sample-hz", hz, "--duration", "500ms")
+    got = r["monitor"]["sample_hz_achieved"]
+    print(f"  {cpus} vCPU(s): asked {int(hz):,}/s, sustained {got:,.0f}/s")
+
+print("cross-CPU wake-up (ipc ping-pong, 2 vCPUs, 2000 round trips, median of 3 runs)")
+for idle in ("halt", "poll"):
+    rs = [run("ipc", "--cpus", "2", "--rounds", "2000", "--idle", idle)["result"] for _ in range(3)]
+    p50 = med([r["rtt_p50_ns"] for r in rs]) / 1000
+    p99 = med([r["rtt_p99_ns"] for r in rs]) / 1000
+    print(f"  --idle {idle}: round trip p50 {p50:8.1f} us  p99 {p99:8.1f} us")
+
+pp = med([spin("--tasks", "1", "--duration", "10ms")["totals"]["preempt_point_ns"] for _ in range(5)])
+print(f"preempt_point() without a switch: {pp:.1f} ns (median of 5 runs)")
 PY

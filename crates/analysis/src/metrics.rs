@@ -264,7 +264,7 @@ impl Replay {
 
     fn event(&mut self, e: &Event) {
         if let Some(c) = self.cpus.get_mut(usize::from(e.cpu)) {
-            c.steal = c.steal.max(e.reserved);
+            c.steal = c.steal.max(e.steal_ns);
         }
         match e.kind {
             EV_SWITCH => self.switch(e),
@@ -325,7 +325,7 @@ impl Replay {
                     if on != cpu {
                         self.anomalies += 1;
                     }
-                    let ran = self.run_time(since, t, steal, e.reserved);
+                    let ran = self.run_time(since, t, steal, e.steal_ns);
                     self.add_runtime(prev, ran);
                 }
                 Phase::Unknown if first_on_cpu => {
@@ -368,7 +368,7 @@ impl Replay {
                     // Switched in twice without a switch-out: it ran
                     // until now somewhere.
                     self.anomalies += 1;
-                    let ran = self.run_time(since, t, steal, e.reserved);
+                    let ran = self.run_time(since, t, steal, e.steal_ns);
                     self.add_runtime(next, ran);
                 }
                 Phase::Waiting { .. } => self.end_wait(next, t),
@@ -384,7 +384,7 @@ impl Replay {
             ts.phase = Phase::Running {
                 cpu,
                 since: t,
-                steal: e.reserved,
+                steal: e.steal_ns,
             };
             if in_window {
                 ts.switches += 1;

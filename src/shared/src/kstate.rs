@@ -168,7 +168,9 @@ pub struct Event {
     pub pid: u32,
     pub arg: u32,
     pub arg2: u32,
-    pub reserved: u64,
+    /// The CPU's cumulative steal time (ns) at this instant: time the host
+    /// kept the vCPU from running, to subtract from wall-clock intervals.
+    pub steal_ns: u64,
 }
 
 pub const EVENT_SIZE: u64 = 32;

@@ -258,7 +258,7 @@ mod tests {
             pid,
             arg,
             arg2,
-            reserved: 0,
+            steal_ns: 0,
         }
     }
 

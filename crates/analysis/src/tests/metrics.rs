@@ -539,12 +539,12 @@ fn metrics_serialize_to_json() {
     assert_eq!(j["window_ns"], 1000);
 }
 
-/// Events carry their CPU's cumulative steal time (ns) in `reserved`: time
+/// Events carry their CPU's cumulative steal time (ns) in `steal_ns`: time
 /// the host kept the vCPU from running is not CPU time the task got.
 #[test]
 fn steal_time_is_not_runtime() {
     let stolen = |mut e: Event, steal: u64| {
-        e.reserved = steal;
+        e.steal_ns = steal;
         e
     };
     // Task 1 runs 0-400 but the host stole 200 of it; task 2 runs

@@ -20,7 +20,7 @@ pub fn ev(tsc: u64, kind: u16, cpu: u16, pid: u32, arg: u32, arg2: u32) -> Event
         pid,
         arg,
         arg2,
-        reserved: 0,
+        steal_ns: 0,
     }
 }
 

@@ -158,7 +158,7 @@ mod tests {
             pid: 2,
             arg: 0,
             arg2: 0,
-            reserved: 0,
+            steal_ns: 0,
         }
     }
 

@@ -328,6 +328,7 @@ fn totals(r: &SpinResult) -> Totals {
         runtime_ns,
         units_per_sec: if secs > 0.0 { units as f64 / secs } else { 0.0 },
         switches: r.tasks.iter().map(|t| t.switches).sum(),
+        preempt_point_ns: (r.preempt_point_ps > 0).then(|| r.preempt_point_ps as f64 / 1000.0),
     }
 }
 

@@ -88,6 +88,9 @@ fn tasks(r: &Report, s: &mut String) {
             .map(|e| format!(" over {:.3} ms elapsed", ms(e)))
             .unwrap_or_default();
         let _ = writeln!(s, "throughput: {}{elapsed}", per_sec(t.units_per_sec));
+        if let Some(p) = t.preempt_point_ns {
+            let _ = writeln!(s, "preempt_point() without a switch: {p:.1} ns (median)");
+        }
     }
 }
 

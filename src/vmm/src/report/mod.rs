@@ -49,6 +49,10 @@ pub struct Totals {
     pub runtime_ns: u64,
     pub units_per_sec: f64,
     pub switches: u64,
+    /// Median cost of a `preempt_point()` that does not switch, in ns, as
+    /// the guest timed it (absent when the guest did not measure it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preempt_point_ns: Option<f64>,
 }
 
 /// One CPU, from the analysis of its events and samples.
