@@ -242,6 +242,10 @@ mod tests {
             "{s}"
         );
         assert!(
+            s.contains("preempt_point() without a switch: 9.5 ns (median)"),
+            "{s}"
+        );
+        assert!(
             s.contains(
                 "boot: VM set up in 2.1 ms, first guest message after 5.3 ms; wall time 215.0 ms"
             ),

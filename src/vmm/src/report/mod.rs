@@ -350,6 +350,7 @@ pub(crate) mod tests {
             runtime_ns: 200_000_000,
             units_per_sec: 10_000.0,
             switches: 200,
+            preempt_point_ns: Some(9.5),
         });
         r.elapsed_ns = Some(200_000_000);
         r.timing = Timing {
