@@ -27,6 +27,8 @@ fn main() {
             Config::new().max_len(IPC_CHECKS_MAX),
         )
         .configure(".schedlab.IpcCheck.name", Config::new().max_bytes(32))
+        .configure(".schedlab.PeriodicResult.tasks", Config::new().max_len(32))
+        .configure(".schedlab.ScenarioResult.tasks", Config::new().max_len(64))
         .configure(
             ".schedlab.IpcCheck.detail",
             Config::new().max_bytes(TEXT_MAX),

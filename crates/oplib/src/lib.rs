@@ -7,6 +7,8 @@
 pub use guest_protocol as proto;
 pub use shared;
 
+pub mod hist;
+
 use proto::GuestMessage;
 use shared::calltable::{CallTable, JoinInfo, TableError, TaskEntry};
 use shared::ipc::{Message, SpawnOptions};

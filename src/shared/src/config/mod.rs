@@ -5,6 +5,45 @@
 
 use crate::tag;
 
+mod workloads;
+pub use workloads::*;
+
+/// `as_bytes` / `from_bytes` for a config struct: every config is repr(C),
+/// made only of integers, with no padding (each asserts its size), so its
+/// bytes are fully initialised and any bytes are a valid value.
+#[macro_export]
+macro_rules! plain_config {
+    ($t:ty, $magic:expr, $version:expr) => {
+        impl $t {
+            /// The config as the bytes the VMM writes into guest memory.
+            pub fn as_bytes(&self) -> &[u8] {
+                // SAFETY: see plain_config!: repr(C), integers only, no
+                // padding, so every byte is initialised.
+                unsafe {
+                    core::slice::from_raw_parts(
+                        (self as *const Self).cast::<u8>(),
+                        core::mem::size_of::<Self>(),
+                    )
+                }
+            }
+
+            /// Read a config from guest memory bytes, checking magic and
+            /// version.
+            pub fn from_bytes(b: &[u8]) -> Option<Self> {
+                if b.len() < core::mem::size_of::<Self>() {
+                    return None;
+                }
+                // SAFETY: the length was checked; read_unaligned copes with
+                // any alignment; any bit pattern is a valid value.
+                let c: Self = unsafe { core::ptr::read_unaligned(b.as_ptr().cast()) };
+                (c.header.magic == $magic && c.header.version == $version).then_some(c)
+            }
+        }
+        const _: () =
+            assert!(core::mem::size_of::<$t>() as u64 <= $crate::memmap::OPERATION_CONFIG_MAX);
+    };
+}
+
 /// The first 8 bytes of every config.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,31 +103,9 @@ impl SpinConfig {
             affinity: [0; SPIN_MAX_TASKS],
         }
     }
-
-    /// The config as the bytes the VMM writes into guest memory.
-    pub fn as_bytes(&self) -> &[u8] {
-        // SAFETY: SpinConfig is repr(C), made only of integers, and has no
-        // padding (its size is asserted below), so every byte is initialised.
-        unsafe {
-            core::slice::from_raw_parts(
-                (self as *const Self).cast::<u8>(),
-                core::mem::size_of::<Self>(),
-            )
-        }
-    }
-
-    /// Read a config from guest memory bytes, checking magic and version.
-    pub fn from_bytes(b: &[u8]) -> Option<Self> {
-        if b.len() < core::mem::size_of::<Self>() {
-            return None;
-        }
-        // SAFETY: the length was checked above, read_unaligned copes with
-        // any alignment, and every bit pattern is a valid SpinConfig (all
-        // fields are integers).
-        let c: Self = unsafe { core::ptr::read_unaligned(b.as_ptr().cast()) };
-        (c.header.magic == SPIN_MAGIC && c.header.version == SPIN_VERSION).then_some(c)
-    }
 }
+
+plain_config!(SpinConfig, SPIN_MAGIC, SPIN_VERSION);
 
 const _: () = {
     use core::mem::{offset_of, size_of};
@@ -147,25 +164,7 @@ impl IpcConfig {
             reserved: 0,
         }
     }
-
-    pub fn as_bytes(&self) -> &[u8] {
-        // SAFETY: repr(C), integers only, no padding (size asserted).
-        unsafe {
-            core::slice::from_raw_parts(
-                (self as *const Self).cast::<u8>(),
-                core::mem::size_of::<Self>(),
-            )
-        }
-    }
-
-    pub fn from_bytes(b: &[u8]) -> Option<Self> {
-        if b.len() < core::mem::size_of::<Self>() {
-            return None;
-        }
-        // SAFETY: length checked; any bits are a valid IpcConfig.
-        let c: Self = unsafe { core::ptr::read_unaligned(b.as_ptr().cast()) };
-        (c.header.magic == IPC_MAGIC && c.header.version == IPC_VERSION).then_some(c)
-    }
 }
 
+plain_config!(IpcConfig, IPC_MAGIC, IPC_VERSION);
 const _: () = assert!(core::mem::size_of::<IpcConfig>() == 16);

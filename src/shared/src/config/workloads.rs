@@ -1,0 +1,282 @@
+//! Configs of the classic scheduler workloads and of declarative
+//! scenarios. Layouts are pinned by size assertions; every struct is plain
+//! integers (see `plain_config!`).
+
+use super::ConfigHeader;
+use crate::{plain_config, tag};
+
+pub const PINGPONG_MAGIC: u32 = tag(b"PING");
+pub const PINGPONG_VERSION: u32 = 1;
+pub const PINGPONG_MAX_PAIRS: usize = 64;
+
+/// `pingpong`: `pairs` pairs of tasks exchanging `rounds` messages each
+/// (like `perf bench sched pipe`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PingpongConfig {
+    pub header: ConfigHeader,
+    pub pairs: u32,
+    pub rounds: u32,
+    /// 1: both tasks of a pair are pinned to the same CPU.
+    pub same_cpu: u32,
+    pub reserved: u32,
+}
+
+impl PingpongConfig {
+    pub const fn new(pairs: u32, rounds: u32, same_cpu: bool) -> Self {
+        PingpongConfig {
+            header: ConfigHeader {
+                magic: PINGPONG_MAGIC,
+                version: PINGPONG_VERSION,
+            },
+            pairs,
+            rounds,
+            same_cpu: same_cpu as u32,
+            reserved: 0,
+        }
+    }
+}
+plain_config!(PingpongConfig, PINGPONG_MAGIC, PINGPONG_VERSION);
+const _: () = assert!(core::mem::size_of::<PingpongConfig>() == 24);
+
+pub const FANOUT_MAGIC: u32 = tag(b"FANO");
+pub const FANOUT_VERSION: u32 = 1;
+
+/// `fanout`: `groups` groups of `senders` senders and `receivers`
+/// receivers; every sender sends `messages` messages to every receiver in
+/// its group (like hackbench).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FanoutConfig {
+    pub header: ConfigHeader,
+    pub groups: u32,
+    pub senders: u32,
+    pub receivers: u32,
+    pub messages: u32,
+}
+
+impl FanoutConfig {
+    pub const fn new(groups: u32, senders: u32, receivers: u32, messages: u32) -> Self {
+        FanoutConfig {
+            header: ConfigHeader {
+                magic: FANOUT_MAGIC,
+                version: FANOUT_VERSION,
+            },
+            groups,
+            senders,
+            receivers,
+            messages,
+        }
+    }
+}
+plain_config!(FanoutConfig, FANOUT_MAGIC, FANOUT_VERSION);
+const _: () = assert!(core::mem::size_of::<FanoutConfig>() == 24);
+
+pub const PERIODIC_MAGIC: u32 = tag(b"PERI");
+pub const PERIODIC_VERSION: u32 = 1;
+pub const PERIODIC_MAX_TASKS: usize = 32;
+
+/// `periodic`: each task is activated every `period_ns`, runs
+/// `runtime_ns` of work and should finish within `deadline_ns` of its
+/// activation (rt-app's periodic phase), for `duration_ns`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeriodicConfig {
+    pub header: ConfigHeader,
+    pub tasks: u32,
+    pub reserved: u32,
+    pub duration_ns: u64,
+    pub period_ns: [u64; PERIODIC_MAX_TASKS],
+    pub runtime_ns: [u64; PERIODIC_MAX_TASKS],
+    pub deadline_ns: [u64; PERIODIC_MAX_TASKS],
+}
+
+impl PeriodicConfig {
+    pub const fn new(duration_ns: u64) -> Self {
+        PeriodicConfig {
+            header: ConfigHeader {
+                magic: PERIODIC_MAGIC,
+                version: PERIODIC_VERSION,
+            },
+            tasks: 0,
+            reserved: 0,
+            duration_ns,
+            period_ns: [0; PERIODIC_MAX_TASKS],
+            runtime_ns: [0; PERIODIC_MAX_TASKS],
+            deadline_ns: [0; PERIODIC_MAX_TASKS],
+        }
+    }
+}
+plain_config!(PeriodicConfig, PERIODIC_MAGIC, PERIODIC_VERSION);
+const _: () = assert!(core::mem::size_of::<PeriodicConfig>() == 24 + 24 * PERIODIC_MAX_TASKS);
+
+pub const MIXED_MAGIC: u32 = tag(b"MIXD");
+pub const MIXED_VERSION: u32 = 1;
+
+/// `mixed`: `interactive` tasks (run `burst_ns`, sleep `sleep_ns`, again)
+/// alongside `hogs` CPU hogs, for `duration_ns`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MixedConfig {
+    pub header: ConfigHeader,
+    pub interactive: u32,
+    pub hogs: u32,
+    pub burst_ns: u64,
+    pub sleep_ns: u64,
+    pub duration_ns: u64,
+}
+
+impl MixedConfig {
+    pub const fn new(
+        interactive: u32,
+        hogs: u32,
+        burst_ns: u64,
+        sleep_ns: u64,
+        duration_ns: u64,
+    ) -> Self {
+        MixedConfig {
+            header: ConfigHeader {
+                magic: MIXED_MAGIC,
+                version: MIXED_VERSION,
+            },
+            interactive,
+            hogs,
+            burst_ns,
+            sleep_ns,
+            duration_ns,
+        }
+    }
+}
+plain_config!(MixedConfig, MIXED_MAGIC, MIXED_VERSION);
+const _: () = assert!(core::mem::size_of::<MixedConfig>() == 40);
+
+pub const SCENARIO_MAGIC: u32 = tag(b"SCEN");
+pub const SCENARIO_VERSION: u32 = 1;
+/// Task kinds (named tasks in the file), phases per kind, topics.
+pub const SCENARIO_MAX_KINDS: usize = 8;
+pub const SCENARIO_MAX_PHASES: usize = 24;
+pub const SCENARIO_MAX_TOPICS: usize = 8;
+pub const SCENARIO_TOPIC_NAME: usize = 16;
+/// Most task instances a scenario may start (all kinds' counts together).
+pub const SCENARIO_MAX_INSTANCES: usize = 64;
+
+/// Phase opcodes.
+/// Run busy work for `value` ns of the task's own runtime.
+pub const PHASE_RUN: u32 = 1;
+/// Sleep `value` ns.
+pub const PHASE_SLEEP: u32 = 2;
+/// Send a message to the instance of kind `arg` with the sender's
+/// instance number (modulo that kind's count).
+pub const PHASE_SEND: u32 = 3;
+/// Publish a message to topic `arg`.
+pub const PHASE_PUBLISH: u32 = 4;
+/// Wait for a message, at most `value` ns (0 = forever).
+pub const PHASE_RECV: u32 = 5;
+pub const PHASE_YIELD: u32 = 6;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Phase {
+    pub op: u32,
+    pub arg: u32,
+    pub value: u64,
+}
+
+/// One named task of a scenario, started `count` times.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScenarioTask {
+    pub count: u32,
+    pub weight: u32,
+    /// CPU mask, 0 = any.
+    pub affinity: u64,
+    /// Times to go through the phases; 0 = until the scenario's duration.
+    pub repeat: u32,
+    pub phases: u32,
+    /// Topics (bit n = topic n) the task subscribes to before its phases.
+    pub subscribe: u32,
+    pub reserved: u32,
+    pub phase: [Phase; SCENARIO_MAX_PHASES],
+}
+
+/// `scenario`: a declarative task mix compiled by the host from a TOML
+/// file, interpreted by the `scenario` operation.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScenarioConfig {
+    pub header: ConfigHeader,
+    pub kinds: u32,
+    pub topics: u32,
+    pub duration_ns: u64,
+    pub topic_name: [[u8; SCENARIO_TOPIC_NAME]; SCENARIO_MAX_TOPICS],
+    pub task: [ScenarioTask; SCENARIO_MAX_KINDS],
+}
+
+impl ScenarioConfig {
+    pub const fn new(duration_ns: u64) -> Self {
+        ScenarioConfig {
+            header: ConfigHeader {
+                magic: SCENARIO_MAGIC,
+                version: SCENARIO_VERSION,
+            },
+            kinds: 0,
+            topics: 0,
+            duration_ns,
+            topic_name: [[0; SCENARIO_TOPIC_NAME]; SCENARIO_MAX_TOPICS],
+            task: [ScenarioTask {
+                count: 0,
+                weight: 1,
+                affinity: 0,
+                repeat: 0,
+                phases: 0,
+                subscribe: 0,
+                reserved: 0,
+                phase: [Phase {
+                    op: 0,
+                    arg: 0,
+                    value: 0,
+                }; SCENARIO_MAX_PHASES],
+            }; SCENARIO_MAX_KINDS],
+        }
+    }
+}
+plain_config!(ScenarioConfig, SCENARIO_MAGIC, SCENARIO_VERSION);
+const _: () = {
+    assert!(core::mem::size_of::<Phase>() == 16);
+    assert!(core::mem::size_of::<ScenarioTask>() == 32 + 16 * SCENARIO_MAX_PHASES);
+    assert!(
+        core::mem::size_of::<ScenarioConfig>()
+            == 24
+                + SCENARIO_TOPIC_NAME * SCENARIO_MAX_TOPICS
+                + core::mem::size_of::<ScenarioTask>() * SCENARIO_MAX_KINDS
+    );
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_workload_config_round_trips_and_checks_its_magic() {
+        let p = PingpongConfig::new(2, 1000, true);
+        assert_eq!(PingpongConfig::from_bytes(p.as_bytes()), Some(p));
+        assert_eq!(&p.as_bytes()[..4], b"PING");
+        assert!(FanoutConfig::from_bytes(p.as_bytes()).is_none());
+        let f = FanoutConfig::new(2, 3, 4, 5);
+        assert_eq!(FanoutConfig::from_bytes(f.as_bytes()), Some(f));
+        let mut per = PeriodicConfig::new(1_000_000);
+        per.tasks = 1;
+        per.period_ns[0] = 10;
+        assert_eq!(PeriodicConfig::from_bytes(per.as_bytes()), Some(per));
+        let m = MixedConfig::new(2, 2, 1, 2, 3);
+        assert_eq!(MixedConfig::from_bytes(m.as_bytes()), Some(m));
+        let mut sc = ScenarioConfig::new(5);
+        sc.task[1].phase[3] = Phase {
+            op: PHASE_SEND,
+            arg: 1,
+            value: 9,
+        };
+        assert_eq!(ScenarioConfig::from_bytes(sc.as_bytes()), Some(sc));
+        assert!(ScenarioConfig::from_bytes(&sc.as_bytes()[..100]).is_none());
+    }
+}
