@@ -261,8 +261,8 @@ impl Report {
         if !waits.is_empty() {
             v.reasons.push(format!(
                 "note: vCPU threads waited for a host CPU for part of the run ({}; more vCPUs \
-                 than host CPUs, or other load on the host): the measured runtimes and waits \
-                 include that time",
+                 than host CPUs, or other load on the host): runtimes and shares exclude that \
+                 time (KVM steal time), waits and latencies include it",
                 waits.join(", ")
             ));
         }
