@@ -8,6 +8,7 @@ pub use guest_protocol as proto;
 pub use shared;
 
 pub mod hist;
+pub mod work;
 
 use proto::GuestMessage;
 use shared::calltable::{CallTable, JoinInfo, TableError, TaskEntry};

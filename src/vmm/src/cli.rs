@@ -6,7 +6,11 @@ pub mod judge;
 pub mod sched;
 
 use crate::exit::{EXIT_CODES_HELP, Failure, Result};
+use crate::ops::fanout::FanoutArgs;
 use crate::ops::ipc::IpcArgs;
+use crate::ops::mixed::MixedArgs;
+use crate::ops::periodic::PeriodicArgs;
+use crate::ops::pingpong::PingpongArgs;
 use crate::ops::spin::SpinArgs;
 use crate::policies_cmd::PoliciesArgs;
 use clap::{Args, Parser, Subcommand};
@@ -51,13 +55,48 @@ pub enum Command {
     /// monitors, full mailboxes, sleeps) and time cross-CPU round trips.
     #[command(after_help = EXIT_CODES_HELP)]
     Ipc(IpcArgs),
+    /// Pairs of tasks bouncing a message back and forth (like `perf bench
+    /// sched pipe`): round-trip latency and round trips per second.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Pingpong(PingpongArgs),
+    /// Groups of senders and receivers exchanging messages (like
+    /// hackbench): time to deliver them all and messages per second.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Fanout(FanoutArgs),
+    /// Periodic tasks with a runtime and a deadline (like rt-app):
+    /// activation latency and deadline misses per task.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Periodic(PeriodicArgs),
+    /// Interactive tasks (burst, sleep) alongside CPU hogs: the interactive
+    /// tasks' wake-up latency and the hogs' throughput.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Mixed(MixedArgs),
+    /// Run a scenario file (TOML): a task mix in the spirit of rt-app.
+    ///
+    /// Named tasks with counts, weights, affinities and phases (run, sleep,
+    /// timer, send, publish, recv, yield); the guest operation that runs
+    /// them is `scenario`.
+    #[command(after_long_help = crate::scenario::help(), after_help = EXIT_CODES_HELP)]
+    Run(crate::scenario::RunArgs),
     /// List the scheduling policies `--policy` accepts.
     Policies(PoliciesArgs),
+    /// Compare two results (files or directories of result.json from
+    /// --out): each metric's change and whether it regressed.
+    #[command(after_help = crate::compare::EXIT_CODES)]
+    Compare(crate::compare::CompareArgs),
+    /// Run a matrix of workloads x policies x CPU counts, several VMs at a
+    /// time, and print one table of verdicts and key metrics.
+    #[command(after_help = crate::gauntlet::EXIT_CODES)]
+    Gauntlet(crate::gauntlet::GauntletArgs),
 }
 
 /// Subcommands that are not operations (they start no VM).
 #[cfg(test)]
-pub const TOOL_SUBCOMMANDS: &[&str] = &["policies"];
+pub const TOOL_SUBCOMMANDS: &[&str] = &["policies", "compare", "gauntlet"];
+
+/// Subcommands named otherwise than the operation they run.
+#[cfg(test)]
+pub const RENAMED_SUBCOMMANDS: &[(&str, &str)] = &[("run", "scenario")];
 
 /// Flags every operation takes.
 #[derive(Debug, Clone, Args)]
@@ -90,6 +129,11 @@ pub struct CommonArgs {
     /// Print exactly one JSON object on stdout instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// Keep the run in DIR (created if missing): result.json (the report,
+    /// the host and the versions, written even when the run fails), and
+    /// timeline.svg and latency.svg drawn from the scheduling events.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<std::path::PathBuf>,
     /// Also print the guest's info and debug log lines to stderr.
     #[arg(short, long)]
     pub verbose: bool,
@@ -108,6 +152,8 @@ pub struct RunSettings {
     pub timeout: Duration,
     pub mem_bytes: u64,
     pub json: bool,
+    /// `--out` (checked here, created when the run starts).
+    pub out: Option<std::path::PathBuf>,
     pub verbose: bool,
     pub sched: SchedSettings,
     pub judge: JudgeSettings,
@@ -144,6 +190,10 @@ impl CommonArgs {
             timeout,
             mem_bytes,
             json: self.json,
+            out: match &self.out {
+                Some(dir) => Some(crate::outputs::check_dir(dir)?),
+                None => None,
+            },
             verbose: self.verbose,
             sched: self.sched.validate()?,
             judge: self.judge.validate()?,
@@ -327,6 +377,12 @@ mod tests {
             .get_subcommands()
             .map(|c| c.get_name().to_string())
             .filter(|n| n != "help" && !TOOL_SUBCOMMANDS.contains(&n.as_str()))
+            .map(
+                |n| match RENAMED_SUBCOMMANDS.iter().find(|(sub, _)| *sub == n) {
+                    Some((_, op)) => op.to_string(),
+                    None => n,
+                },
+            )
             .collect();
         subcommands.sort();
         let mut ops: Vec<String> = crate::images::operation_names()

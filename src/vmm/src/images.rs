@@ -33,7 +33,6 @@ const NOT_BUILT: &str =
     "guest images were not built into this schedlab binary: run `make` (or ./build.sh)";
 
 /// Every operation under `src/operations/` at build time.
-#[cfg(test)]
 pub fn operation_names() -> impl Iterator<Item = &'static str> {
     embedded::OPERATIONS.iter().map(|o| o.name)
 }

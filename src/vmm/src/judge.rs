@@ -151,6 +151,7 @@ pub fn judge(m: MonitorData, inp: &JudgeInput<'_>) -> Judgement {
         checks_verdict(&metrics, inp.op_checks, &stalls)
     } else {
         let mut v = analysis::verdict(&metrics, &inp.settings.thresholds(), &stalls);
+        add_op_checks(&mut v, inp.op_checks);
         for why in doubts(&m.stats, inp) {
             v.reasons.push(why);
             if v.status == Status::Pass {
@@ -189,6 +190,18 @@ fn checks_verdict(metrics: &Metrics, checks: &[Check], stalls: &[analysis::Stall
         status,
         checks: all,
         reasons,
+    }
+}
+
+/// An operation's own checks next to the thresholds' (e.g. a scenario's
+/// judged instances plus its progress checks): a failed one fails the run.
+fn add_op_checks(v: &mut Verdict, checks: &[Check]) {
+    for c in checks {
+        if !c.passed {
+            v.reasons.push(format!("{}: {}", c.name, c.detail));
+            v.status = Status::Fail;
+        }
+        v.checks.push(c.clone());
     }
 }
 
@@ -404,6 +417,52 @@ mod tests {
         assert!(j.metrics.tasks[0].runtime_ns > j.metrics.tasks[1].runtime_ns + 15_000_000);
         assert!(j.metrics.max_fairness_error < 0.05, "{:?}", j.metrics.tasks);
         assert_eq!(j.verdict.status, Status::Pass, "{:?}", j.verdict);
+    }
+
+    #[test]
+    fn operation_checks_count_alongside_judged_tasks() {
+        let s = settings();
+        let judged = tasks();
+        let failed = Check {
+            name: "scenario_progress".into(),
+            value: 1.0,
+            limit: 2.0,
+            passed: false,
+            detail: "pong#0 never got through its phases".into(),
+        };
+        let checks = [failed];
+        let inp = JudgeInput {
+            op_checks: &checks,
+            ..input(&s, &judged)
+        };
+        let j = judge(fair_run(), &inp);
+        assert_eq!(j.verdict.status, Status::Fail, "{:?}", j.verdict);
+        assert!(
+            j.verdict
+                .checks
+                .iter()
+                .any(|c| c.name == "scenario_progress")
+        );
+        assert!(
+            j.verdict
+                .checks
+                .iter()
+                .any(|c| c.name != "scenario_progress")
+        );
+        assert!(
+            j.verdict.reasons.iter().any(|r| r.contains("pong#0")),
+            "{:?}",
+            j.verdict.reasons
+        );
+        let ok = [Check {
+            passed: true,
+            ..checks[0].clone()
+        }];
+        let inp = JudgeInput {
+            op_checks: &ok,
+            ..input(&s, &judged)
+        };
+        assert_eq!(judge(fair_run(), &inp).verdict.status, Status::Pass);
     }
 
     #[test]

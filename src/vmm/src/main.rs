@@ -3,13 +3,18 @@
 //! guest's messages from shared memory and reports.
 
 mod cli;
+mod compare;
 mod exit;
+mod gauntlet;
 mod images;
 mod judge;
 mod monitor;
 mod ops;
+mod outputs;
 mod policies_cmd;
+mod progress;
 mod report;
+mod scenario;
 mod symbols;
 mod tlv;
 mod vm;
@@ -35,7 +40,14 @@ fn main() -> ExitCode {
     let code = match &cli.command {
         Command::Spin(args) => ops::spin::main(args),
         Command::Ipc(args) => ops::ipc::main(args),
+        Command::Pingpong(args) => ops::pingpong::main(args),
+        Command::Fanout(args) => ops::fanout::main(args),
+        Command::Periodic(args) => ops::periodic::main(args),
+        Command::Mixed(args) => ops::mixed::main(args),
+        Command::Run(args) => scenario::main(args),
         Command::Policies(args) => policies_cmd::main(args),
+        Command::Compare(args) => compare::main(args),
+        Command::Gauntlet(args) => gauntlet::main(args),
     };
     ExitCode::from(code)
 }

@@ -173,6 +173,11 @@ pub const PHASE_PUBLISH: u32 = 4;
 /// Wait for a message, at most `value` ns (0 = forever).
 pub const PHASE_RECV: u32 = 5;
 pub const PHASE_YIELD: u32 = 6;
+/// Wait for the task's next activation, `value` ns after the previous one
+/// (rt-app's `timer`): makes a loop periodic whatever its phases took.
+/// How late the task woke counts as sleep overrun; an activation already
+/// missed starts the next period from now.
+pub const PHASE_TIMER: u32 = 7;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -4,13 +4,20 @@
 //! own flags, config and result.
 
 pub mod affinity;
+pub mod fanout;
 pub mod ipc;
+pub mod mixed;
+pub mod periodic;
+pub mod pingpong;
 pub mod spin;
+pub mod workload;
 
 use crate::cli::RunSettings;
 use crate::exit::{Failure, code};
 use crate::images;
 use crate::judge::{self, JudgeInput};
+use crate::outputs;
+use crate::progress::Progress;
 use crate::report::{self, Report, TaskRow, Totals};
 use crate::vm::run::{self, RunOutcome, RunRequest};
 use analysis::TaskMeta;
@@ -43,15 +50,24 @@ pub struct Summary {
     pub checks: Vec<analysis::Check>,
     /// The operation's own result numbers, reported as `result`.
     pub extra: Option<serde_json::Value>,
+    /// The same numbers for people: lines the human report prints after
+    /// the task table (for operations whose result is not per-task units).
+    pub lines: Vec<String>,
 }
 
 /// Images, VM, report: returns the process exit code.
 pub fn execute(p: &Prepared, summarize: impl FnOnce(&RunOutcome) -> Summary) -> u8 {
+    if let Err(f) = outputs::prepare(&p.settings) {
+        return usage_error(p.name, p.settings.json, &f);
+    }
     let mut report = Report::new(p.name, p.config_json.clone());
+    let progress = Progress::for_settings(p.name, &p.settings);
     let mut outcome = match images::load(p.name, p.config_magic) {
         Ok(imgs) => {
             report.versions.call_table = Some(imgs.core.stamp.call_table_version);
             report.versions.call_table_needed = Some(imgs.op.stamp.call_table_version);
+            report.versions.core_abi = Some((&imgs.core.stamp).into());
+            report.versions.operation_abi = Some((&imgs.op.stamp).into());
             let req = RunRequest {
                 images: &imgs,
                 config: &p.config,
@@ -64,10 +80,13 @@ pub fn execute(p: &Prepared, summarize: impl FnOnce(&RunOutcome) -> Summary) -> 
             ..Default::default()
         },
     };
+    drop(progress);
     let summary = summarize(&outcome);
     // Judged whenever the VM ran, failed or not: partial metrics of a
     // crashed run are still worth printing.
     let mut monitor = outcome.monitor.take();
+    // The pictures' data, before the verdict consumes the events.
+    let trace = outputs::trace(&p.settings, monitor.as_ref(), outcome.tsc_khz);
     let seen = monitor
         .as_mut()
         .map(|m| (m.stats.clone(), std::mem::take(&mut m.final_cpus)));
@@ -86,7 +105,10 @@ pub fn execute(p: &Prepared, summarize: impl FnOnce(&RunOutcome) -> Summary) -> 
         )
     });
     report.fill(outcome, summary, seen, judgement);
-    report::print(&report, &p.headline, p.settings.json)
+    let kept = outputs::keep(&p.settings, &mut report, trace.as_ref(), &p.headline);
+    let code = report::print(&report, &p.headline, p.settings.json);
+    outputs::announce(kept.as_deref(), p.settings.json);
+    code
 }
 
 /// A flag that clap accepted but validation refused: exit 64, and in

@@ -22,10 +22,13 @@ fn opt_num(v: Option<u64>) -> String {
 }
 
 pub fn human(r: &Report, headline: &str, s: &mut String) {
-    if !r.tasks.is_empty() || r.verdict.is_some() {
+    if !r.tasks.is_empty() || !r.result_lines.is_empty() || r.verdict.is_some() {
         let _ = writeln!(s, "{headline}");
     }
     tasks(r, s);
+    for line in &r.result_lines {
+        let _ = writeln!(s, "{line}");
+    }
     cpus(r, s);
     verdict(r, s);
     footer(r, s);
@@ -94,16 +97,19 @@ fn tasks(r: &Report, s: &mut String) {
     }
 }
 
-/// No result from the guest (the run was stopped or failed): the judged
-/// tasks as the host measured them from the events so far.
+/// No per-task rows from the guest (the run was stopped or failed, or the
+/// operation's result is not per-task units, e.g. a scenario's): the
+/// judged tasks as the host measured them from the events.
 fn measured(r: &Report, s: &mut String) {
     if r.measured.is_empty() {
         return;
     }
-    let _ = writeln!(
-        s,
-        "tasks as measured by the host (the guest sent no result):"
-    );
+    let why = if r.result.is_none() {
+        " (the guest sent no result)"
+    } else {
+        ""
+    };
+    let _ = writeln!(s, "tasks as measured by the host{why}:");
     let _ = writeln!(
         s,
         "{:>5} {:>6} {:>10} {:>6} {:>8} {:>10} {:>9} {:>8} {:>5}",

@@ -82,6 +82,33 @@ pub struct Versions {
     pub call_table: Option<u32>,
     /// Call-table version the operation needs.
     pub call_table_needed: Option<u32>,
+    /// The core image's ABI stamp.
+    pub core_abi: Option<AbiInfo>,
+    /// The operation image's ABI stamp.
+    pub operation_abi: Option<AbiInfo>,
+}
+
+/// An image's ABI stamp (`shared::calltable::AbiStamp`) with its tags as
+/// text, so a kept result says which images produced it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AbiInfo {
+    /// "CORE" or "OPER".
+    pub kind: String,
+    /// Provided (core) or needed (operation).
+    pub call_table_version: u32,
+    /// The config magic an operation reads, e.g. "SPIN"; null for the core.
+    pub config_magic: Option<String>,
+}
+
+impl From<&shared::calltable::AbiStamp> for AbiInfo {
+    fn from(s: &shared::calltable::AbiStamp) -> Self {
+        let text = |t: u32| String::from_utf8_lossy(&shared::tag_text(t)).into_owned();
+        AbiInfo {
+            kind: text(s.kind),
+            call_table_version: s.call_table_version,
+            config_magic: (s.config_magic != 0).then(|| text(s.config_magic)),
+        }
+    }
 }
 
 /// Why a run ended before the guest finished it.
@@ -120,6 +147,10 @@ pub struct Report {
     /// a run whose guest sent no result (JSON has them in `metrics`).
     #[serde(skip)]
     pub measured: Vec<analysis::TaskMetrics>,
+    /// The operation's result for people (see `ops::Summary::lines`;
+    /// JSON has the numbers in `result`).
+    #[serde(skip)]
+    pub result_lines: Vec<String>,
 }
 
 impl Report {
@@ -147,6 +178,7 @@ impl Report {
                 ..Default::default()
             },
             measured: Vec::new(),
+            result_lines: Vec::new(),
         }
     }
 
@@ -169,6 +201,7 @@ impl Report {
         self.tasks = s.tasks;
         self.totals = s.totals;
         self.result = s.extra;
+        self.result_lines = s.lines;
         self.elapsed_ns = s.elapsed_ns;
         self.timing = out.timing;
         self.frames = out.frames;

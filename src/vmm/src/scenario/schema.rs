@@ -1,0 +1,151 @@
+//! The scenario file as TOML: what serde accepts. Every table refuses
+//! unknown keys (a misspelt field is an error with its line, never a
+//! silently ignored setting), and every value keeps its span so the checks
+//! in `compile` can point at it too. Numbers are read as i64 so a negative
+//! count gets a message about counts, not about integer types.
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+use std::fmt;
+use toml::Spanned;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct File {
+    /// One line saying what the scenario shows (printed in the headline).
+    pub description: Option<Spanned<String>>,
+    pub duration: Option<Spanned<String>>,
+    pub cpus: Option<Spanned<i64>>,
+    pub policy: Option<Spanned<String>>,
+    pub tick_hz: Option<Spanned<i64>>,
+    pub idle: Option<Spanned<String>>,
+    #[serde(default, rename = "task")]
+    pub tasks: Vec<Spanned<Task>>,
+}
+
+/// One `[[task]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Task {
+    pub name: Spanned<String>,
+    pub count: Option<Spanned<i64>>,
+    pub weight: Option<Spanned<i64>>,
+    pub affinity: Option<Spanned<CpuList>>,
+    #[serde(rename = "loop")]
+    pub repeat: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub subscribe: Vec<Spanned<String>>,
+    pub phases: Spanned<Vec<Spanned<Phase>>>,
+}
+
+/// One phase: `{ run = "1ms" }`, ..., or the bare string `"yield"`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum Phase {
+    Run(Spanned<String>),
+    Sleep(Spanned<String>),
+    Timer(Spanned<String>),
+    Send(Spanned<String>),
+    Publish(Spanned<String>),
+    Recv(Spanned<String>),
+    Yield,
+}
+
+impl Phase {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Phase::Run(_) => "run",
+            Phase::Sleep(_) => "sleep",
+            Phase::Timer(_) => "timer",
+            Phase::Send(_) => "send",
+            Phase::Publish(_) => "publish",
+            Phase::Recv(_) => "recv",
+            Phase::Yield => "yield",
+        }
+    }
+
+    /// As the file wrote it, for reports: "run 1ms", "send pong", "yield".
+    pub fn describe(&self) -> String {
+        match self {
+            Phase::Run(v)
+            | Phase::Sleep(v)
+            | Phase::Timer(v)
+            | Phase::Send(v)
+            | Phase::Publish(v)
+            | Phase::Recv(v) => format!("{} {}", self.name(), v.get_ref()),
+            Phase::Yield => self.name().to_string(),
+        }
+    }
+}
+
+/// An affinity: a CPU list as text ("0-3,6") or one CPU as a number, so
+/// `affinity = 1` works as people write it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpuList(pub String);
+
+impl<'de> Deserialize<'de> for CpuList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = CpuList;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a CPU number or a CPU list such as \"0-3,6\"")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<CpuList, E> {
+                Ok(CpuList(s.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<CpuList, E> {
+                Ok(CpuList(n.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Parse the text; errors keep toml's message and span.
+pub fn parse(text: &str) -> Result<File, toml::de::Error> {
+    toml::from_str(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_are_one_key_tables_or_yield() {
+        let f = parse(
+            "[[task]]\nname = \"a\"\naffinity = 1\nphases = [{ run = \"1ms\" }, \"yield\", \
+             { recv = \"forever\" }, { timer = \"5ms\" }]\n",
+        )
+        .unwrap();
+        let t = f.tasks[0].get_ref();
+        assert_eq!(t.affinity.as_ref().unwrap().get_ref().0, "1");
+        let names: Vec<&str> = t
+            .phases
+            .get_ref()
+            .iter()
+            .map(|p| p.get_ref().name())
+            .collect();
+        assert_eq!(names, ["run", "yield", "recv", "timer"]);
+        let text: Vec<String> = t
+            .phases
+            .get_ref()
+            .iter()
+            .map(|p| p.get_ref().describe())
+            .collect();
+        assert_eq!(text, ["run 1ms", "yield", "recv forever", "timer 5ms"]);
+    }
+
+    #[test]
+    fn unknown_keys_and_phases_are_refused_with_a_span() {
+        let text = "duration = \"1s\"\n[[task]]\nname = \"a\"\ncont = 2\nphases = [\"yield\"]\n";
+        let e = parse(text).unwrap_err();
+        assert!(e.message().contains("unknown field `cont`"), "{e}");
+        assert_eq!(&text[e.span().unwrap()], "cont");
+        let text = "[[task]]\nname = \"a\"\nphases = [{ rn = \"1ms\" }]\n";
+        let e = parse(text).unwrap_err();
+        assert!(e.message().contains("unknown variant `rn`"), "{e}");
+        assert_eq!(&text[e.span().unwrap()], "rn");
+    }
+}

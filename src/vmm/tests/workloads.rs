@@ -1,0 +1,312 @@
+//! End-to-end tests of the classic workloads (pingpong, fanout, periodic,
+//! mixed): real VMs on /dev/kvm with the images from `target/guest`, one at
+//! a time (see common::lock), each run well under a second.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn run_json(op: &str, args: &[&str]) -> (Run, Value) {
+    let mut argv = vec![op];
+    argv.extend_from_slice(args);
+    argv.push("--json");
+    let r = schedlab(&argv, &[]);
+    let v = json(&r);
+    (r, v)
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64()
+        .unwrap_or_else(|| panic!("not an unsigned number: {v}"))
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+fn verdict(v: &Value) -> &str {
+    v["verdict"]["status"].as_str().unwrap_or("none")
+}
+
+/// p50 <= p99 <= max, mean within [min possible, max], all from `count`
+/// samples.
+fn assert_latency(l: &Value, count: u64) {
+    assert_eq!(u(&l["count"]), count, "{l}");
+    let (p50, p99, max, mean) = (
+        u(&l["p50_ns"]),
+        u(&l["p99_ns"]),
+        u(&l["max_ns"]),
+        u(&l["mean_ns"]),
+    );
+    assert!(p50 > 0 && p50 <= p99 && p99 <= max, "{l}");
+    assert!(mean > 0 && mean <= max, "{l}");
+}
+
+/// `rate` is `n` per second of `elapsed_ns` (to float rounding).
+fn assert_rate(rate: f64, n: u64, elapsed_ns: u64) {
+    let want = n as f64 * 1e9 / elapsed_ns as f64;
+    assert!((rate / want - 1.0).abs() < 1e-9, "{rate} vs {want}");
+}
+
+#[test]
+fn pingpong_with_defaults_completes_every_round_trip() {
+    let _vm = lock();
+    let (r, v) = run_json("pingpong", &[]);
+    assert_eq!(r.code, 0, "stderr: {}\n{}", r.stderr, v["verdict"]);
+    assert_eq!(verdict(&v), "pass");
+    let res = &v["result"];
+    assert_eq!(u(&res["round_trips"]), 10_000);
+    assert_latency(&res["rtt"], 10_000);
+    let elapsed = u(&res["elapsed_ns"]);
+    assert_rate(f(&res["round_trips_per_sec"]), 10_000, elapsed);
+    // Every round trip is inside the elapsed time, so their mean is too.
+    assert!(u(&res["rtt"]["mean_ns"]) * 10_000 <= elapsed, "{res}");
+    assert_eq!(v["config"]["placement"], "same CPU", "1 vCPU");
+}
+
+#[test]
+fn pingpong_on_one_cpu_is_faster_than_across_cpus() {
+    let _vm = lock();
+    let rtt = |extra: &[&str]| {
+        let mut args = vec!["--cpus", "2", "--idle", "halt", "--rounds", "2000"];
+        args.extend_from_slice(extra);
+        let (r, v) = run_json("pingpong", &args);
+        assert_eq!(r.code, 0, "stderr: {}\n{}", r.stderr, v["verdict"]);
+        assert_eq!(u(&v["result"]["round_trips"]), 2000);
+        v["result"]["rtt"].clone()
+    };
+    let same = rtt(&["--same-cpu"]);
+    let cross = rtt(&[]);
+    // Across CPUs every message wakes a halted vCPU with an IPI; on one
+    // CPU it is a context switch. Expect a wide margin, not just "less".
+    assert!(
+        u(&same["p50_ns"]) * 2 < u(&cross["p50_ns"]),
+        "same CPU {same}, different CPUs {cross}"
+    );
+    assert!(
+        u(&same["mean_ns"]) < u(&cross["mean_ns"]),
+        "same CPU {same}, different CPUs {cross}"
+    );
+}
+
+#[test]
+fn fanout_with_defaults_delivers_every_message() {
+    let _vm = lock();
+    let (r, v) = run_json("fanout", &[]);
+    assert_eq!(r.code, 0, "stderr: {}\n{}", r.stderr, v["verdict"]);
+    assert_eq!(verdict(&v), "pass");
+    let res = &v["result"];
+    // 2 groups x 4 senders x 4 receivers x 100 messages.
+    assert_eq!(u(&res["expected"]), 3200);
+    assert_eq!(u(&res["delivered"]), 3200);
+    assert_eq!(u(&v["config"]["tasks"]), 16);
+    let elapsed = u(&res["elapsed_ns"]);
+    assert!(elapsed > 0);
+    assert_rate(f(&res["messages_per_sec"]), 3200, elapsed);
+}
+
+#[test]
+fn fanout_over_the_task_table_is_refused_before_any_vm() {
+    let (r, v) = run_json(
+        "fanout",
+        &["--groups", "16", "--senders", "8", "--receivers", "8"],
+    );
+    assert_eq!(r.code, 64, "{}", r.stdout);
+    assert_eq!(v["error"]["kind"], "usage");
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("256 tasks") && msg.contains("255"), "{msg}");
+    assert!(r.took.as_millis() < 1000, "no VM was started");
+}
+
+/// The largest share of the run any vCPU thread spent waiting for a host
+/// CPU (KVM steal: the guest's clock ran on while it could not).
+fn host_wait(v: &Value) -> f64 {
+    v["cpus"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let h = &c["host"];
+            h["wait_ns"].as_f64().unwrap_or(0.0) / h["wall_ns"].as_f64().unwrap_or(0.0).max(1.0)
+        })
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn periodic_with_defaults_activates_every_period() {
+    let _vm = lock();
+    // 2 tasks x 2 ms every 10 ms = 40 % of 1 vCPU, for 500 ms.
+    let (r, v) = run_json("periodic", &[]);
+    assert!(r.code == 0 || r.code == 1, "stderr: {}\n{v}", r.stderr);
+    assert!((f(&v["config"]["utilisation"]) - 0.4).abs() < 1e-9);
+    let res = &v["result"];
+    let tasks = res["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 2);
+    let mut misses = 0;
+    for t in tasks {
+        // Activations at start + k x 10 ms for k = 0..49. Each started job
+        // has a latency; a job never started (only when the host stalled
+        // the run into a backlog) is also a miss.
+        assert_eq!(u(&t["activations"]), 50, "{t}");
+        let started = u(&t["latency"]["count"]);
+        assert!(started <= 50 && started + u(&t["misses"]) >= 50, "{t}");
+        assert_latency(&t["latency"], started);
+        assert_eq!(u(&t["period_ns"]), 10_000_000);
+        misses += u(&t["misses"]);
+    }
+    assert_eq!(u(&res["misses"]), misses);
+    // The jobs really ran their 2 ms: the host saw the vCPU busy about
+    // 40 % of the run (plus ticks and switches).
+    let util = f(&v["cpus"][0]["utilisation"]);
+    assert!(
+        (0.36..0.75).contains(&util),
+        "vCPU busy {util}: {}",
+        v["cpus"]
+    );
+    // The default verdict allows no miss.
+    assert_eq!(r.code, if misses == 0 { 0 } else { 1 }, "{}", v["verdict"]);
+}
+
+#[test]
+fn periodic_under_half_load_meets_every_deadline() {
+    let _vm = lock();
+    // 3 tasks x 2 ms every 20 ms = 30 % of 1 vCPU: even the last task to
+    // run after a common activation has 14 ms of slack.
+    let (r, v) = run_json(
+        "periodic",
+        &["--tasks", "3", "--period", "20ms", "--duration", "300ms"],
+    );
+    let res = &v["result"];
+    assert_eq!(
+        u(&res["misses"]),
+        0,
+        "deadline misses at 30 % load (vCPU waited for the host {:.1} % of the run): {res}",
+        host_wait(&v) * 100.0
+    );
+    assert_eq!(r.code, 0, "stderr: {}\n{}", r.stderr, v["verdict"]);
+    assert_eq!(verdict(&v), "pass");
+    for t in res["tasks"].as_array().unwrap() {
+        assert_eq!(u(&t["activations"]), 15, "{t}");
+        // Every job started early enough to finish in time.
+        assert!(u(&t["latency"]["max_ns"]) < 18_000_000, "{t}");
+    }
+}
+
+#[test]
+fn periodic_over_full_load_misses_deadlines_and_fails() {
+    let _vm = lock();
+    // 3 tasks x 4 ms every 10 ms = 120 % of 1 vCPU.
+    let (r, v) = run_json(
+        "periodic",
+        &["--tasks", "3", "--runtime", "4ms", "--duration", "200ms"],
+    );
+    assert!((f(&v["config"]["utilisation"]) - 1.2).abs() < 1e-9);
+    assert_eq!(r.code, 1, "stderr: {}\n{}", r.stderr, v["verdict"]);
+    assert_eq!(verdict(&v), "fail");
+    let misses = u(&v["result"]["misses"]);
+    assert!(misses > 0, "{}", v["result"]);
+    let check = v["verdict"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "periodic_deadline_misses")
+        .expect("a deadline-miss check");
+    assert_eq!(check["passed"], false);
+    assert_eq!(f(&check["value"]), misses as f64);
+}
+
+#[test]
+fn mixed_with_defaults_measures_wake_ups_and_hog_work() {
+    let _vm = lock();
+    let (r, v) = run_json("mixed", &[]);
+    assert_eq!(r.code, 0, "stderr: {}\n{}", r.stderr, v["verdict"]);
+    assert_eq!(verdict(&v), "pass");
+    let res = &v["result"];
+    let wake = &res["wake"];
+    let bursts = u(&res["bursts"]);
+    // Every wake-up follows a burst; a burst at the very end sleeps no more.
+    let wakes = u(&wake["count"]);
+    assert!(wakes > 0 && wakes <= bursts, "{res}");
+    assert!(
+        bursts <= wakes + 2,
+        "one last burst per task at most: {res}"
+    );
+    assert_latency(wake, wakes);
+    assert!(u(&res["hog_units"]) > 0);
+    assert_rate(
+        f(&res["hog_units_per_sec"]),
+        u(&res["hog_units"]),
+        u(&res["elapsed_ns"]),
+    );
+}
+
+#[test]
+fn mixed_wakes_interactive_tasks_far_later_under_fifo_than_eevdf() {
+    let _vm = lock();
+    let p99 = |policy: &str| {
+        // FIFO lets a hog run until the duration ends: the waiting
+        // interactive task would trip the live --max-wait check.
+        let (r, v) = run_json(
+            "mixed",
+            &["--cpus", "1", "--policy", policy, "--max-wait", "off"],
+        );
+        assert_eq!(
+            r.code, 0,
+            "{policy}: stderr: {}\n{}",
+            r.stderr, v["verdict"]
+        );
+        u(&v["result"]["wake"]["p99_ns"])
+    };
+    let fifo = p99("fifo");
+    let eevdf = p99("eevdf");
+    assert!(
+        fifo > 5 * eevdf && fifo > 50_000_000,
+        "fifo p99 {fifo} ns, eevdf p99 {eevdf} ns"
+    );
+}
+
+#[test]
+fn mixed_max_wake_p99_fails_a_slow_run() {
+    let _vm = lock();
+    let (r, v) = run_json(
+        "mixed",
+        &[
+            "--policy",
+            "fifo",
+            "--max-wait",
+            "off",
+            "--max-wake-p99",
+            "10ms",
+        ],
+    );
+    assert_eq!(r.code, 1, "stderr: {}\n{}", r.stderr, v["verdict"]);
+    let reasons = v["verdict"]["reasons"].to_string();
+    assert!(
+        reasons.contains("interactive wake-up latency p99"),
+        "{reasons}"
+    );
+}
+
+#[test]
+fn human_output_prints_each_workload_numbers() {
+    let _vm = lock();
+    let r = schedlab(&["fanout", "--messages", "10"], &[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .starts_with("fanout: 2 groups of 4 senders -> 4 receivers"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("delivered 320/320 messages in "),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("[ok  ] fanout_delivered: 320/320"),
+        "{}",
+        r.stdout
+    );
+}
