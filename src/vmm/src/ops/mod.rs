@@ -124,3 +124,14 @@ pub fn usage_error(name: &str, json: bool, f: &Failure) -> u8 {
     }
     code::USAGE
 }
+
+/// The operation's worker tasks as the events saw them spawned, in order:
+/// every spawn but the first (the operation's own main task).
+pub fn worker_spawns(events: &[analysis::Event]) -> Vec<&analysis::Event> {
+    let mut spawns: Vec<&analysis::Event> = events
+        .iter()
+        .filter(|e| e.kind == shared::kstate::EV_SPAWN)
+        .collect();
+    spawns.sort_by_key(|e| e.tsc);
+    spawns.into_iter().skip(1).collect()
+}

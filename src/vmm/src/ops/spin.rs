@@ -16,7 +16,7 @@ use shared::config::{
     SPIN_MAGIC, SPIN_MAX_TASKS, SpinConfig, TEST_FAULT_HANG, TEST_FAULT_NONE, TEST_FAULT_NULL,
     TEST_FAULT_PANIC, TEST_FAULT_STALL, TEST_FAULT_TRIPLE, TEST_FAULT_UD2,
 };
-use shared::kstate::{EV_SPAWN, Event};
+use shared::kstate::Event;
 
 /// Largest weight accepted (Linux's nice -20 is 88761).
 pub const MAX_WEIGHT: u32 = 100_000;
@@ -183,11 +183,8 @@ impl SpinPlan {
                 .map(|(i, t)| self.meta(i, t.pid))
                 .collect();
         }
-        let mut spawns: Vec<&Event> = events.iter().filter(|e| e.kind == EV_SPAWN).collect();
-        spawns.sort_by_key(|e| e.tsc);
-        spawns
+        super::worker_spawns(events)
             .iter()
-            .skip(1)
             .take(self.tasks as usize)
             .enumerate()
             .map(|(i, e)| self.meta(i, e.pid))
@@ -338,6 +335,7 @@ mod tests {
     use crate::cli::{Cli, Command};
     use clap::Parser;
     use guest_protocol::SpinTask;
+    use shared::kstate::EV_SPAWN;
 
     fn args(extra: &[&str]) -> SpinArgs {
         let mut argv = vec!["schedlab", "spin"];

@@ -11,7 +11,7 @@ use crate::vm::run::RunOutcome;
 use analysis::{Check, TaskMeta};
 use guest_protocol::{LatencyStats, Msg, ScenarioResult, ScenarioTaskResult};
 use serde_json::{Value, json};
-use shared::kstate::{EV_SPAWN, Event};
+use shared::kstate::Event;
 
 pub fn summarize(c: &Compiled, out: &RunOutcome) -> Summary {
     let result = out.results.iter().rev().find_map(|m| match m {
@@ -82,11 +82,8 @@ fn judged(c: &Compiled, result: Option<&ScenarioResult>, events: &[Event]) -> Ve
         .enumerate()
         .flat_map(|(k, kind)| std::iter::repeat_n(k, kind.count as usize))
         .collect();
-    let mut spawns: Vec<&Event> = events.iter().filter(|e| e.kind == EV_SPAWN).collect();
-    spawns.sort_by_key(|e| e.tsc);
-    spawns
+    crate::ops::worker_spawns(events)
         .iter()
-        .skip(1)
         .zip(kind_of)
         .map(|(e, k)| meta(c, k, e.pid))
         .collect()
@@ -237,6 +234,7 @@ mod tests {
     use super::super::compile::compile;
     use super::super::schema::parse;
     use super::*;
+    use shared::kstate::EV_SPAWN;
 
     fn scenario() -> Compiled {
         let text = "[[task]]\nname = \"ping\"\nphases = [{ send = \"pong\" }, { recv = \"forever\" }]\n\
