@@ -16,10 +16,11 @@
 //!   `tick_trampoline` instead, which runs the tick at CPL3 natively.
 //! - `wake_entry`: the wake-up IPI: EOI only (its job is ending `hlt`).
 
-use crate::percpu::{PC_WAKE_PENDING, PERCPU_SIZE};
+use crate::percpu::{PC_CRASH_OK, PC_CRASH_STACK, PC_WAKE_PENDING, PERCPU_SIZE};
 use shared::boot::{EXIT_FAULT, PORT_EXIT};
 use shared::memmap::{
-    CPU_STACK_SIZE, IDT_ADDR, IDT_SIZE, LAPIC_ADDR, TSS_ADDR, TSS_STRIDE, cpu_stack_top,
+    CPU_STACK_SIZE, IDT_ADDR, IDT_SIZE, LAPIC_ADDR, OPERATION_LOAD_ADDR, OPERATION_MAX_SIZE,
+    TSS_ADDR, TSS_STRIDE, cpu_stack_top,
 };
 use shared::x86::{SEL_USER_CODE, SEL_USER_DATA};
 
@@ -108,7 +109,28 @@ core::arch::global_asm!(
     "    push \\v",
     "    jmp exc_common",
     ".endr",
+    // A fault in operation code (CPL3, rip inside the operation image) of
+    // a monitored task ends just that task: return to crash_trampoline at
+    // CPL3 with rdi = vector, rsi = rip, rdx = error code. Anything else
+    // (core code, CPL0, unmonitored tasks) ends the run as before.
     "exc_common:",
+    "    test byte ptr [rsp + 24], 3",
+    "    jz exc_report",
+    "    cmp dword ptr fs:[{pc_crash_ok}], 0",
+    "    je exc_report",
+    "    mov rax, [rsp + 16]",
+    "    sub rax, {op_addr}",
+    "    cmp rax, {op_size}",
+    "    jae exc_report",
+    "    mov dword ptr fs:[{pc_crash_ok}], 0",
+    "    mov rdi, [rsp]",
+    "    mov rsi, [rsp + 16]",
+    "    mov rdx, [rsp + 8]",
+    "    add rsp, 16",
+    "    lea rax, [rip + crash_trampoline]",
+    "    mov [rsp], rax",
+    "    iretq",
+    "exc_report:",
     "    mov eax, {exit_fault}",
     "    mov dx, {port}",
     "    out dx, eax",
@@ -225,6 +247,13 @@ core::arch::global_asm!(
     "spurious_entry:",
     "    iretq",
     "",
+    // CPL3: a monitored task faulted in operation code. Its stack may be
+    // the problem, so end it on this CPU's crash stack.
+    "crash_trampoline:",
+    "    mov rsp, fs:[{pc_crash_stack}]",
+    "    call {task_crashed}",
+    "    ud2",
+    "",
     // CPL3: the interrupted task continues here with its rip on its
     // stack. Save what the ABI lets a call clobber, run the tick, return.
     "tick_trampoline:",
@@ -295,6 +324,11 @@ core::arch::global_asm!(
     kvm_steal_bit = const KVM_FEATURE_STEAL_TIME,
     msr_steal = const MSR_KVM_STEAL_TIME,
     pc_wake = const PC_WAKE_PENDING,
+    pc_crash_ok = const PC_CRASH_OK,
+    pc_crash_stack = const PC_CRASH_STACK,
+    op_addr = const OPERATION_LOAD_ADDR,
+    op_size = const OPERATION_MAX_SIZE,
+    task_crashed = sym crate::sched::task_crashed,
     icr_hi = const LAPIC_ICR_HI,
     icr_lo = const LAPIC_ICR_LO,
     vec_wake = const VEC_WAKE,

@@ -217,6 +217,13 @@ pub fn monitor(pid: u32) -> i64 {
         match t.monitors.iter_mut().find(|m| **m == 0) {
             Some(m) => {
                 *m = cur as u16 + 1;
+                // Already running somewhere: from now on a crash there is
+                // the task's, not the run's.
+                if t.state == shared::kstate::TASK_RUNNING {
+                    crate::percpu::cpu(t.cpu)
+                        .crash_ok
+                        .store(1, core::sync::atomic::Ordering::Relaxed);
+                }
                 0
             }
             None => ERR_NO_SLOTS,

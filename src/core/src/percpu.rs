@@ -29,11 +29,19 @@ pub struct PerCpu {
     pub idle_rsp: u64,
     /// The CPU's steal time (ns) when the running task was last charged.
     pub steal_base: u64,
+    /// 1 while the running task is monitored: a fault in operation code
+    /// then ends just that task (reason "crashed") instead of the run.
+    pub crash_ok: AtomicU32,
+    pub reserved2: u32,
+    /// Top of this CPU's crash stack.
+    pub crash_stack: u64,
 }
 
 pub const PC_THIS: usize = core::mem::offset_of!(PerCpu, this);
 pub const PC_PREEMPT_COUNT: usize = core::mem::offset_of!(PerCpu, preempt_count);
 pub const PC_WAKE_PENDING: usize = core::mem::offset_of!(PerCpu, wake_pending);
+pub const PC_CRASH_OK: usize = core::mem::offset_of!(PerCpu, crash_ok);
+pub const PC_CRASH_STACK: usize = core::mem::offset_of!(PerCpu, crash_stack);
 pub const PERCPU_SIZE: usize = core::mem::size_of::<PerCpu>();
 const _: () = {
     assert!(PC_THIS == 0);
@@ -55,6 +63,9 @@ impl PerCpu {
         slice_end: AtomicU64::new(0),
         idle_rsp: 0,
         steal_base: 0,
+        crash_ok: AtomicU32::new(0),
+        reserved2: 0,
+        crash_stack: 0,
     };
 }
 
@@ -104,6 +115,8 @@ pub fn init(cpu_index: u32) -> Result<(), &'static str> {
     unsafe {
         (*me).this = me as u64;
         (*me).cpu = cpu_index;
+        (*me).crash_stack = shared::memmap::CRASH_STACKS_ADDR
+            + (cpu_index as u64 + 1) * shared::memmap::CRASH_STACK_SIZE;
     }
     if this_cpu() as *const PerCpu as u64 != me as u64 {
         return Err("per-CPU: the FS base set at CPL0 did not survive the switch to CPL3");

@@ -78,6 +78,12 @@ pub const TLV_RING_DATA_SIZE: u64 = 0x8000;
 pub const TLV_RING_STRIDE: u64 = TLV_RING_HEADER_SIZE + TLV_RING_DATA_SIZE;
 pub const TLV_RINGS_SIZE: u64 = TLV_RING_STRIDE * MAX_CPUS as u64;
 
+/// CPL3 stacks, one per vCPU, on which the core ends a task whose
+/// operation code faulted (its own stack may be what faulted).
+pub const CRASH_STACKS_ADDR: u64 = 0x90_0000;
+pub const CRASH_STACK_SIZE: u64 = 0x2000;
+pub const CRASH_STACKS_SIZE: u64 = CRASH_STACK_SIZE * MAX_CPUS as u64;
+
 /// Task stacks, one slot per task-table entry.
 pub const TASK_STACKS_ADDR: u64 = 0xC0_0000;
 pub const TASK_STACK_SIZE: u64 = 64 << 10;
@@ -96,7 +102,7 @@ pub const KERNEL_STATE_SIZE: u64 = 10 << 20;
 pub const LAPIC_ADDR: u64 = 0xFEE0_0000;
 
 /// `[start, end)` of every region, in address order, for the overlap check.
-pub const REGIONS: [(&str, u64, u64); 17] = [
+pub const REGIONS: [(&str, u64, u64); 18] = [
     ("null guard", 0, NULL_GUARD_SIZE),
     ("gdt", GDT_ADDR, GDT_ADDR + GDT_SIZE),
     ("idt", IDT_ADDR, IDT_ADDR + IDT_SIZE),
@@ -139,6 +145,11 @@ pub const REGIONS: [(&str, u64, u64); 17] = [
         OPERATION_LOAD_ADDR + OPERATION_MAX_SIZE,
     ),
     ("tlv rings", TLV_RING_ADDR, TLV_RING_ADDR + TLV_RINGS_SIZE),
+    (
+        "crash stacks",
+        CRASH_STACKS_ADDR,
+        CRASH_STACKS_ADDR + CRASH_STACKS_SIZE,
+    ),
     (
         "task stacks",
         TASK_STACKS_ADDR,

@@ -424,6 +424,7 @@ fn ipc_checks_pass(idle: &str) {
         "broadcast",
         "monitor_normal_exit",
         "monitor_killed",
+        "monitor_crashed",
         "monitor_timed_out",
         "full_mailbox",
         "sleep_wake",

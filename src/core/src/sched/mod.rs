@@ -296,6 +296,10 @@ pub fn switch_to(s: &mut Sched, cpu: u32, prev: Prev, next: Option<usize>) {
     percpu::cpu(cpu)
         .slice_end
         .store(now + s.slice_ticks, core::sync::atomic::Ordering::Relaxed);
+    let monitored = next.is_some_and(|n| s.tasks[n].monitors.iter().any(|&m| m != 0));
+    percpu::cpu(cpu)
+        .crash_ok
+        .store(monitored as u32, core::sync::atomic::Ordering::Relaxed);
     s.switches += 1;
     s.cpu_switches[cpu as usize] += 1;
     kstate::set_counters(s.switches, s.spawned);

@@ -108,6 +108,31 @@ pub extern "C" fn finish_switch() {
     LOCK.unlock();
 }
 
+/// Where `crash_trampoline` lands, on this CPU's crash stack: a monitored
+/// task faulted in operation code. It ends with reason CRASHED (its
+/// monitors get the notice) and the run goes on.
+pub extern "C" fn task_crashed(vector: u64, rip: u64, error: u64) -> ! {
+    LOCK.lock();
+    // SAFETY: LOCK held; it passes to the next task at the switch.
+    let s = unsafe { state() };
+    let Some(cur) = current_slot(s) else {
+        fail_run(b"a crash outside any task")
+    };
+    let mut text = heapless::String::<160>::new();
+    let _ = core::fmt::write(
+        &mut text,
+        format_args!(
+            "task {} crashed: {} at rip {rip:#x} (error code {error:#x}); its monitors are told",
+            s.tasks[cur].pid,
+            shared::x86::exception_name(vector)
+        ),
+    );
+    tlv::log(1, &text);
+    end_task(s, cur, -1, shared::ipc::EXIT_CRASHED);
+    reschedule(s, Leave::Exit);
+    fail_run(b"a crashed task was switched back in")
+}
+
 /// Where a task's entry function returns to.
 pub extern "C" fn task_returned(code: i32) -> ! {
     exit_current(code, EXIT_NORMAL)

@@ -15,8 +15,8 @@ use oplib::{Api, api, message};
 use shared::calltable::{ERR_FULL, ERR_TIMEOUT};
 use shared::config::{IPC_MAGIC, IpcConfig};
 use shared::ipc::{
-    EXIT_KILLED, EXIT_NORMAL, EXIT_TIMED_OUT, ExitNotice, MAILBOX_CAPACITY, MSG_EXIT_NOTICE,
-    MSG_USER, Message, SEND_BLOCK, SEND_NOWAIT, SpawnOptions, WAIT_FOREVER,
+    EXIT_CRASHED, EXIT_KILLED, EXIT_NORMAL, EXIT_TIMED_OUT, ExitNotice, MAILBOX_CAPACITY,
+    MSG_EXIT_NOTICE, MSG_USER, Message, SEND_BLOCK, SEND_NOWAIT, SpawnOptions, WAIT_FOREVER,
 };
 
 oplib::operation!(config_magic: IPC_MAGIC, main: main);
@@ -275,6 +275,15 @@ extern "C" fn burn(_: u64) -> i32 {
     }
 }
 
+/// Waits until told, then executes an invalid instruction.
+extern "C" fn crash_when_told(_: u64) -> i32 {
+    let _ = api().recv(WAIT_FOREVER);
+    // SAFETY: a deliberate #UD in operation code: the task is monitored,
+    // so the core ends just this task with reason CRASHED.
+    unsafe { core::arch::asm!("ud2") };
+    0
+}
+
 fn notice(api: &Api) -> Option<ExitNotice> {
     let m = recv_kind(api, MSG_EXIT_NOTICE, 2000 * MS)?;
     Some(ExitNotice::from_data(&m.data))
@@ -299,6 +308,17 @@ fn monitors(api: &Api, r: &mut Report) {
         "monitor_killed",
         killed.is_ok() && n.is_some_and(|n| n.pid == y && n.reason == EXIT_KILLED),
         format_args!("pid {y}: kill {killed:?}, notice {n:?}"),
+    );
+    // Monitored before it is told to fault, so the fault is its own.
+    let c = spawn(api, crash_when_told, 0, 0);
+    let _ = api.monitor(c);
+    let _ = api.send(c, &message(MSG_PING, 0, b""), SEND_BLOCK);
+    let n = notice(api);
+    let _ = api.join(c);
+    r.check(
+        "monitor_crashed",
+        n.is_some_and(|n| n.pid == c && n.reason == EXIT_CRASHED),
+        format_args!("pid {c} executed ud2 while monitored: notice {n:?}, and the run went on"),
     );
     let opts = SpawnOptions {
         runtime_limit_ns: 5 * MS,
