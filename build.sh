@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Build schedlab: guest images first, then the host.
 #
-#   ./build.sh guests   core + every operation -> target/guest/{NAME.elf,NAME.bin}
+#   ./build.sh guests   kernel + every operation -> target/guest/{NAME.elf,NAME.bin}
 #   ./build.sh host     the `schedlab` binary (embeds target/guest/*)
 #   ./build.sh          both, in that order
 #
-# The list of operations is the directories under src/operations/: each
+# The list of operations is the directories under guest/operations/: each
 # directory NAME holds the package `op-NAME` whose binary is `NAME`.
 # Nothing here (or anywhere else) lists them by hand.
 set -euo pipefail
@@ -17,13 +17,13 @@ OUT="$TARGET_DIR/guest"
 OBJCOPY=${OBJCOPY:-objcopy}
 
 operations() {
-    for d in src/operations/*/; do
+    for d in guest/operations/*/; do
         [ -f "$d/Cargo.toml" ] && basename "$d"
     done
 }
 
 build_guests() {
-    local pkgs=(-p schedlab-core) op
+    local pkgs=(-p schedlab-kernel) op
     for op in $(operations); do pkgs+=(-p "op-$op"); done
     # --profile guest: the guest profile lives in the workspace Cargo.toml
     # (cargo ignores [profile] in members); the core refuses to compile if
@@ -31,8 +31,8 @@ build_guests() {
     cargo build --profile guest --target "$GUEST_TARGET" "${pkgs[@]}"
     mkdir -p "$OUT"
     local built="$TARGET_DIR/$GUEST_TARGET/guest"
-    install -m 0644 "$built/core" "$OUT/core.elf"
-    "$OBJCOPY" -O binary "$OUT/core.elf" "$OUT/core.bin"
+    install -m 0644 "$built/kernel" "$OUT/kernel.elf"
+    "$OBJCOPY" -O binary "$OUT/kernel.elf" "$OUT/kernel.bin"
     for op in $(operations); do
         install -m 0644 "$built/$op" "$OUT/$op.elf"
         "$OBJCOPY" -O binary "$OUT/$op.elf" "$OUT/$op.bin"

@@ -2,8 +2,8 @@
 # Check every guest image's extent in memory -- from its lowest load
 # address to the end of .bss, i.e. what it really occupies in the guest --
 # against its cap. The cap is not repeated here: each ELF carries it as the
-# absolute symbol __schedlab_cap, put there at link time from src/shared
-# (crates/guest-build). Fails over the cap, warns at >= 85 %.
+# absolute symbol __schedlab_cap, put there at link time from shared/abi
+# (guest/build). Fails over the cap, warns at >= 85 %.
 #
 #   scripts/check-binary-sizes.sh [DIR]    (default target/guest)
 set -euo pipefail
@@ -12,7 +12,7 @@ dir=${1:-${CARGO_TARGET_DIR:-target}/guest}
 WARN_PCT=85
 status=0
 
-expected=(core $(./build.sh operations))
+expected=(kernel $(./build.sh operations))
 for name in "${expected[@]}"; do
     elf="$dir/$name.elf"
     if [ ! -f "$elf" ]; then
@@ -22,7 +22,7 @@ for name in "${expected[@]}"; do
     fi
     cap_hex=$(nm "$elf" | awk '$3 == "__schedlab_cap" { print $1 }')
     if [ -z "$cap_hex" ]; then
-        echo "FAIL $name: no __schedlab_cap symbol (not linked through crates/guest-build)"
+        echo "FAIL $name: no __schedlab_cap symbol (not linked through guest/build)"
         status=1
         continue
     fi

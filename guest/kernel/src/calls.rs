@@ -1,0 +1,200 @@
+//! The call-table implementation: the `extern "C"` functions operations
+//! call, and the table itself at CALL_TABLE_ADDR. Pointers from the
+//! operation are checked against guest RAM before use; the operation is
+//! trusted not to lie about its own memory beyond that.
+
+use crate::{ipc, sched, time, tlv};
+use abi::calltable::{
+    CALL_TABLE_MAGIC, CALL_TABLE_VERSION, CallTable, ERR_INVALID, ERR_TOO_LONG, JoinInfo, TaskEntry,
+};
+use abi::ipc::{Message, SpawnOptions};
+use abi::memmap::{CALL_TABLE_ADDR, NULL_GUARD_SIZE, OPERATION_CONFIG_ADDR};
+use abi::tlv::{MAX_PAYLOAD, MSG_PROTOBUF};
+
+/// `len` bytes at `ptr` as a slice, if the range is inside guest RAM.
+fn guest_slice<'a>(ptr: *const u8, len: usize) -> Option<&'a [u8]> {
+    let start = ptr as u64;
+    let end = start.checked_add(len as u64)?;
+    if start < NULL_GUARD_SIZE || end > crate::boot::read().mem_size {
+        return None;
+    }
+    // SAFETY: the range is inside identity-mapped guest RAM (checked
+    // above), and u8 has no validity requirements.
+    Some(unsafe { core::slice::from_raw_parts(ptr, len) })
+}
+
+unsafe extern "C" fn log(level: u32, text: *const u8, len: usize) {
+    if let Some(b) = guest_slice(text, len.min(1024)) {
+        tlv::log_bytes(level, b);
+    }
+}
+
+unsafe extern "C" fn send_message(msg: *const u8, len: usize) -> i64 {
+    if len > MAX_PAYLOAD {
+        return ERR_TOO_LONG;
+    }
+    match guest_slice(msg, len) {
+        Some(b) => tlv::send(MSG_PROTOBUF, b).err().unwrap_or(0),
+        None => ERR_INVALID,
+    }
+}
+
+unsafe extern "C" fn config(len: *mut usize) -> *const u8 {
+    if !len.is_null() {
+        // SAFETY: the caller passes a pointer to its own usize.
+        unsafe { *len = crate::boot::read().config_len as usize };
+    }
+    OPERATION_CONFIG_ADDR as *const u8
+}
+
+unsafe extern "C" fn now_ns() -> u64 {
+    time::now_ns()
+}
+
+unsafe extern "C" fn spawn(entry: TaskEntry, arg: u64, weight: u32) -> i64 {
+    sched::spawn(entry, arg, &SpawnOptions::new(weight))
+}
+
+unsafe extern "C" fn exit(code: i32) -> ! {
+    sched::exit_current(code, abi::ipc::EXIT_NORMAL)
+}
+
+unsafe extern "C" fn join(pid: u32, info: *mut JoinInfo) -> i64 {
+    let mut out = JoinInfo::default();
+    let r = sched::join(pid, &mut out);
+    if r == 0 && !info.is_null() {
+        // SAFETY: the caller passes a pointer to its own JoinInfo.
+        unsafe { *info = out };
+    }
+    r
+}
+
+unsafe extern "C" fn yield_now() {
+    sched::yield_now()
+}
+
+unsafe extern "C" fn preempt_point() {
+    sched::preempt_point()
+}
+
+unsafe extern "C" fn current_pid() -> u32 {
+    sched::current_pid()
+}
+
+unsafe extern "C" fn fail(text: *const u8, len: usize) -> ! {
+    let msg = guest_slice(text, len.min(1024)).unwrap_or(b"operation failed (unreadable reason)");
+    sched::fail_run(msg)
+}
+
+/// A `T` the operation passed by pointer, if it lies in guest RAM.
+fn guest_ref<'a, T>(p: *const T) -> Option<&'a T> {
+    let b = guest_slice(p.cast(), core::mem::size_of::<T>())?;
+    if !(p as usize).is_multiple_of(core::mem::align_of::<T>()) {
+        return None;
+    }
+    // SAFETY: in guest RAM (checked), aligned (checked), and T is plain
+    // integers (Message, SpawnOptions), valid for any bits.
+    Some(unsafe { &*b.as_ptr().cast() })
+}
+
+unsafe extern "C" fn spawn_ex(entry: TaskEntry, arg: u64, opts: *const SpawnOptions) -> i64 {
+    match guest_ref(opts) {
+        Some(o) => sched::spawn(entry, arg, o),
+        None => ERR_INVALID,
+    }
+}
+
+unsafe extern "C" fn sleep_ns(ns: u64) {
+    sched::sleep_ns(ns)
+}
+
+unsafe extern "C" fn send(to: u32, msg: *const Message, flags: u32) -> i64 {
+    match guest_ref(msg) {
+        Some(m) => ipc::send(to, m, flags),
+        None => ERR_INVALID,
+    }
+}
+
+unsafe extern "C" fn recv(out: *mut Message, timeout_ns: u64) -> i64 {
+    if guest_ref(out as *const Message).is_none() {
+        return ERR_INVALID;
+    }
+    let mut m = Message::default();
+    let r = ipc::recv(&mut m, timeout_ns);
+    if r == 0 {
+        // SAFETY: checked above to be an aligned Message in guest RAM.
+        unsafe { *out = m };
+    }
+    r
+}
+
+unsafe extern "C" fn subscribe(topic: *const u8, len: usize) -> i64 {
+    match guest_slice(topic, len) {
+        Some(t) => ipc::subscribe(t),
+        None => ERR_INVALID,
+    }
+}
+
+unsafe extern "C" fn publish(topic: *const u8, len: usize, msg: *const Message, flags: u32) -> i64 {
+    match (guest_slice(topic, len), guest_ref(msg)) {
+        (Some(t), Some(m)) => ipc::publish(t, m, flags),
+        _ => ERR_INVALID,
+    }
+}
+
+unsafe extern "C" fn broadcast(msg: *const Message, flags: u32) -> i64 {
+    match guest_ref(msg) {
+        Some(m) => ipc::broadcast(m, flags),
+        None => ERR_INVALID,
+    }
+}
+
+unsafe extern "C" fn monitor(pid: u32) -> i64 {
+    ipc::monitor(pid)
+}
+
+unsafe extern "C" fn kill(pid: u32) -> i64 {
+    sched::kill(pid)
+}
+
+unsafe extern "C" fn cpu_count() -> u32 {
+    crate::boot::read().cpu_count
+}
+
+unsafe extern "C" fn current_cpu() -> u32 {
+    crate::percpu::cpu_id()
+}
+
+pub fn install_call_table() {
+    let table = CallTable {
+        magic: CALL_TABLE_MAGIC,
+        version: CALL_TABLE_VERSION,
+        size: core::mem::size_of::<CallTable>() as u32,
+        reserved: 0,
+        log,
+        send_message,
+        config,
+        now_ns,
+        spawn,
+        exit,
+        join,
+        yield_now,
+        preempt_point,
+        current_pid,
+        fail,
+        spawn_ex,
+        sleep_ns,
+        send,
+        recv,
+        subscribe,
+        publish,
+        broadcast,
+        monitor,
+        kill,
+        cpu_count,
+        current_cpu,
+    };
+    // SAFETY: CALL_TABLE_ADDR is the call-table region of the memory map,
+    // identity-mapped and big enough (asserted in shared).
+    unsafe { core::ptr::write_volatile(CALL_TABLE_ADDR as *mut CallTable, table) };
+}

@@ -1,0 +1,104 @@
+//! The periodic tick (entered at CPL3 through `tick_trampoline`), timers
+//! (sleeps and receive timeouts) and `preempt_point`.
+
+use super::{
+    LOCK, Leave, Sched, account, over_limit, publish_task, reschedule, state, wake, with_policy,
+};
+use crate::kstate;
+use crate::percpu;
+use crate::time::rdtsc;
+use core::sync::atomic::Ordering;
+use policies::{ENQ_WAKEUP, Policy};
+use abi::ipc::{EXIT_KILLED, EXIT_TIMED_OUT};
+use abi::kstate::{TASK_RECEIVING, TASK_SENDING, TASK_SLEEPING};
+
+/// The LAPIC tick, at CPL3 on whatever stack was interrupted.
+pub extern "C" fn on_tick() {
+    if percpu::preempt_count() > 0 {
+        // Inside the scheduler or a TLV write: do it when that ends.
+        percpu::this_cpu().need_resched.store(1, Ordering::Relaxed);
+        return;
+    }
+    tick(true);
+}
+
+/// A tick that arrived while preemption was off, run now that it is on.
+pub fn deferred_resched() {
+    tick(false);
+}
+
+/// The cheap check tasks call in inner loops: only when the slice has
+/// run out (or a tick was deferred) does it ask the policy.
+#[inline]
+pub fn preempt_point() {
+    let pc = percpu::this_cpu();
+    if rdtsc() >= pc.slice_end.load(Ordering::Relaxed)
+        || pc.need_resched.load(Ordering::Relaxed) != 0
+    {
+        tick(false);
+    }
+}
+
+fn tick(real: bool) {
+    LOCK.lock();
+    // SAFETY: LOCK held; reschedule returns with it held.
+    let s = unsafe { state() };
+    let cpu = percpu::cpu_id();
+    let pc = percpu::this_cpu();
+    pc.need_resched.store(0, Ordering::Relaxed);
+    let now = rdtsc();
+    if real {
+        kstate::cpu_record(cpu, |r| {
+            r.ticks += 1;
+            r.clock_tsc = now;
+        });
+    }
+    expire_timers(s, now);
+    if let Some(cur) = s.running[cpu as usize].map(|x| x as usize) {
+        account(s, cur, now);
+        let t = &s.tasks[cur];
+        if t.kill_pending || over_limit(t) {
+            let reason = if t.kill_pending {
+                EXIT_KILLED
+            } else {
+                EXIT_TIMED_OUT
+            };
+            super::end_task(s, cur, -1, reason);
+            reschedule(s, Leave::Exit);
+        }
+        let info = s.infos[cur];
+        let ran = super::ran_ns(s, cur);
+        let preempt = with_policy(s, |p, c| p.tick(c, &info, cpu, ran));
+        publish_task(s, cur);
+        if preempt {
+            reschedule(s, Leave::Preempt);
+        } else {
+            pc.slice_end.store(now + s.slice_ticks, Ordering::Relaxed);
+        }
+    }
+    LOCK.unlock_no_resched();
+}
+
+/// Wake every sleeper whose time has come and end every receive whose
+/// timeout passed. Lock held.
+pub fn expire_timers(s: &mut Sched, now: u64) {
+    if now < s.next_timer {
+        return;
+    }
+    let mut next = u64::MAX;
+    for slot in 0..s.tasks.len() {
+        let t = &mut s.tasks[slot];
+        if t.wake_at == 0 || !matches!(t.state, TASK_SLEEPING | TASK_RECEIVING | TASK_SENDING) {
+            continue;
+        }
+        if t.wake_at <= now {
+            t.wake_at = 0;
+            // Only a receive can time out; a sleep simply ends.
+            t.timed_out = t.state == TASK_RECEIVING;
+            wake(s, slot, ENQ_WAKEUP, 0);
+        } else {
+            next = next.min(t.wake_at);
+        }
+    }
+    s.next_timer = next;
+}

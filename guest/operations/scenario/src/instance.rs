@@ -1,0 +1,264 @@
+//! One task instance: subscribe, say ready, wait for the start, then go
+//! through the kind's phases until its loop count or the scenario's
+//! deadline, recording loop times and sleep overruns. Counters go to the
+//! instance's [`Slot`] as they change, so the main task can report them
+//! even for an instance it had to kill.
+
+use crate::plan::Plan;
+use crate::{
+    DEADLINE_NS, FINISHED, MAIN, MSG_DATA, MSG_DONE, MSG_GO, MSG_READY, PIDS, SLOTS, START_NS,
+};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use oplib::hist::Histogram;
+use oplib::proto::LatencyStats;
+use oplib::{Api, api, message};
+use abi::config::{
+    PHASE_PUBLISH, PHASE_RECV, PHASE_RUN, PHASE_SEND, PHASE_SLEEP, PHASE_TIMER, PHASE_YIELD, Phase,
+    SCENARIO_MAX_PHASES,
+};
+use abi::ipc::{SEND_BLOCK, WAIT_FOREVER};
+
+/// What one instance shares with the main task.
+pub struct Slot {
+    pub loops: AtomicU64,
+    pub sent: AtomicU64,
+    pub received: AtomicU64,
+    /// 1 once the stats below are final.
+    pub done: AtomicU32,
+    pub loop_time: Stats,
+    pub sleep_overrun: Stats,
+}
+
+impl Slot {
+    pub const fn new() -> Self {
+        Slot {
+            loops: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            done: AtomicU32::new(0),
+            loop_time: Stats::new(),
+            sleep_overrun: Stats::new(),
+        }
+    }
+}
+
+/// A `LatencyStats` in atomics: the instance keeps its histograms on its
+/// own stack (two per instance would not fit the image's size cap as
+/// statics) and leaves only these figures behind.
+pub struct Stats([AtomicU64; 5]);
+
+impl Stats {
+    const fn new() -> Self {
+        Stats([const { AtomicU64::new(0) }; 5])
+    }
+
+    fn store(&self, s: &LatencyStats) {
+        for (a, v) in self
+            .0
+            .iter()
+            .zip([s.count, s.p50_ns, s.p99_ns, s.max_ns, s.mean_ns])
+        {
+            a.store(v, Ordering::Relaxed);
+        }
+    }
+
+    pub fn load(&self) -> LatencyStats {
+        let v = |i: usize| self.0[i].load(Ordering::Relaxed);
+        LatencyStats {
+            count: v(0),
+            p50_ns: v(1),
+            p99_ns: v(2),
+            max_ns: v(3),
+            mean_ns: v(4),
+        }
+    }
+}
+
+/// Entry of every instance; `g` is its global instance number.
+pub extern "C" fn instance(g: u64) -> i32 {
+    let api = api();
+    let plan = match Plan::from_config(api.config_bytes()) {
+        Ok(p) => p,
+        Err(why) => crate::fail(&api, why),
+    };
+    let g = g as usize;
+    let (kind, idx) = plan.locate(g);
+    let task = plan.task(kind);
+    for topic in 0..plan.cfg.topics as usize {
+        if task.subscribe & (1 << topic) != 0 && api.subscribe(plan.topic(topic)).is_err() {
+            crate::fail(&api, "an instance could not subscribe to its topic");
+        }
+    }
+    let main = MAIN.load(Ordering::Relaxed);
+    if api
+        .send(main, &message(MSG_READY, g as u64, b""), SEND_BLOCK)
+        .is_err()
+    {
+        crate::fail(&api, "an instance could not reach the main task");
+    }
+    // GO is the first message: the main task broadcasts it while every
+    // mailbox is empty and before anyone else sends.
+    loop {
+        match api.recv(WAIT_FOREVER) {
+            Ok(m) if m.kind == MSG_GO => break,
+            Ok(_) => {}
+            Err(_) => crate::fail(&api, "an instance could not wait for the start"),
+        }
+    }
+    let mut r = Runner {
+        api,
+        plan: &plan,
+        idx,
+        slot: &SLOTS[g],
+        deadline: DEADLINE_NS.load(Ordering::Acquire),
+        loops: 0,
+        sent: 0,
+        received: 0,
+        // Every timer's first period starts when the scenario did, so
+        // periodic instances are activated together, as rt-app's are.
+        next_activation: [START_NS.load(Ordering::Relaxed); SCENARIO_MAX_PHASES],
+        loop_time: Histogram::new(),
+        sleep_overrun: Histogram::new(),
+    };
+    r.go(task.repeat as u64, &task.phase[..task.phases as usize]);
+    r.slot.loop_time.store(&r.loop_time.stats());
+    r.slot.sleep_overrun.store(&r.sleep_overrun.stats());
+    r.slot.done.store(1, Ordering::Release);
+    if FINISHED.fetch_add(1, Ordering::AcqRel) + 1 == plan.total {
+        let _ = api.send(main, &message(MSG_DONE, 0, b""), SEND_BLOCK);
+    }
+    0
+}
+
+struct Runner<'a> {
+    api: Api,
+    plan: &'a Plan,
+    idx: u32,
+    slot: &'a Slot,
+    deadline: u64,
+    loops: u64,
+    sent: u64,
+    received: u64,
+    /// Per `timer` phase: its last activation.
+    next_activation: [u64; SCENARIO_MAX_PHASES],
+    loop_time: Histogram,
+    sleep_overrun: Histogram,
+}
+
+impl Runner<'_> {
+    /// `repeat` passes through `phases` (0 = until the deadline).
+    fn go(&mut self, repeat: u64, phases: &[Phase]) {
+        while repeat == 0 || self.loops < repeat {
+            let t0 = self.api.now_ns();
+            for (i, p) in phases.iter().enumerate() {
+                if self.api.now_ns() >= self.deadline || !self.phase(i, p) {
+                    return;
+                }
+            }
+            self.loops += 1;
+            self.loop_time.record(self.api.now_ns() - t0);
+            self.slot.loops.store(self.loops, Ordering::Relaxed);
+        }
+    }
+
+    /// Run phase `i`; false when the deadline cut it short.
+    fn phase(&mut self, i: usize, p: &Phase) -> bool {
+        match p.op {
+            PHASE_RUN => crate::work::run(&self.api, p.value, self.deadline),
+            PHASE_SLEEP => self.sleep(p.value),
+            PHASE_TIMER => self.timer(i, p.value),
+            PHASE_SEND => {
+                let peer = self.plan.peer(p.arg as usize, self.idx);
+                let pid = PIDS[peer].load(Ordering::Relaxed);
+                // A peer that already ended refuses; the phase still ends.
+                if self.api.send(pid, &self.data(), SEND_BLOCK).is_ok() {
+                    self.sent += 1;
+                    self.slot.sent.store(self.sent, Ordering::Relaxed);
+                }
+                true
+            }
+            PHASE_PUBLISH => {
+                let topic = self.plan.topic(p.arg as usize);
+                if let Ok(n) = self.api.publish(topic, &self.data(), SEND_BLOCK) {
+                    self.sent += u64::from(n);
+                    self.slot.sent.store(self.sent, Ordering::Relaxed);
+                }
+                true
+            }
+            PHASE_RECV => self.recv(p.value),
+            PHASE_YIELD => {
+                self.api.yield_now();
+                true
+            }
+            _ => true, // Plan::from_config refused every other opcode.
+        }
+    }
+
+    fn data(&self) -> abi::ipc::Message {
+        message(MSG_DATA, self.loops, b"")
+    }
+
+    /// Sleep `ns`; one that would end past the deadline sleeps until the
+    /// deadline and is not recorded (the task stops after it).
+    fn sleep(&mut self, ns: u64) -> bool {
+        let t = self.api.now_ns();
+        let want = t.saturating_add(ns);
+        if want > self.deadline {
+            self.api.sleep_ns(self.deadline.saturating_sub(t).max(1));
+            return false;
+        }
+        self.api.sleep_ns(ns);
+        self.sleep_overrun
+            .record(self.api.now_ns().saturating_sub(want));
+        true
+    }
+
+    /// Wait for the next activation of timer phase `i`, `period` after its
+    /// last one. If that moment already passed the lateness is recorded
+    /// and the next period starts now.
+    fn timer(&mut self, i: usize, period: u64) -> bool {
+        let target = self.next_activation[i].saturating_add(period);
+        if target > self.deadline {
+            let t = self.api.now_ns();
+            self.api.sleep_ns(self.deadline.saturating_sub(t).max(1));
+            return false;
+        }
+        let t = self.api.now_ns();
+        if t < target {
+            self.api.sleep_ns(target - t);
+            self.sleep_overrun
+                .record(self.api.now_ns().saturating_sub(target));
+            self.next_activation[i] = target;
+        } else {
+            self.sleep_overrun.record(t - target);
+            self.next_activation[i] = t;
+        }
+        true
+    }
+
+    /// Wait for a message at most `timeout` ns (0 = forever), and never
+    /// past the deadline, so a peer that stopped cannot hold this task.
+    fn recv(&mut self, timeout: u64) -> bool {
+        let t = self.api.now_ns();
+        if t >= self.deadline {
+            return false;
+        }
+        let left = self.deadline - t;
+        let wait = if timeout == 0 {
+            left
+        } else {
+            timeout.min(left)
+        };
+        match self.api.recv(wait) {
+            Ok(m) => {
+                if m.kind == MSG_DATA {
+                    self.received += 1;
+                    self.slot.received.store(self.received, Ordering::Relaxed);
+                }
+                true
+            }
+            // Cut short by the deadline: this pass does not count.
+            Err(_) => wait < left,
+        }
+    }
+}

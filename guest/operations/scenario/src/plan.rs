@@ -1,0 +1,111 @@
+//! The scenario config, checked once more in the guest. The host compiled
+//! and validated it, but the guest never trusts bytes it did not write: a
+//! config that would index out of bounds fails the run with a reason
+//! instead.
+
+use abi::config::{
+    PHASE_PUBLISH, PHASE_RECV, PHASE_RUN, PHASE_SEND, PHASE_SLEEP, PHASE_TIMER, PHASE_YIELD,
+    SCENARIO_MAX_INSTANCES, SCENARIO_MAX_KINDS, SCENARIO_MAX_PHASES, SCENARIO_MAX_TOPICS,
+    SCENARIO_TOPIC_NAME, ScenarioConfig, ScenarioTask,
+};
+
+/// A checked config plus where each kind's instances start in the global
+/// instance numbering (kind 0's instances first, then kind 1's, ...).
+pub struct Plan {
+    pub cfg: ScenarioConfig,
+    base: [u32; SCENARIO_MAX_KINDS],
+    pub total: u32,
+}
+
+impl Plan {
+    pub fn from_config(bytes: &[u8]) -> Result<Plan, &'static str> {
+        let cfg = ScenarioConfig::from_bytes(bytes)
+            .ok_or("the config is not a ScenarioConfig (magic SCEN, version 1): run make")?;
+        let kinds = cfg.kinds as usize;
+        let topics = cfg.topics as usize;
+        if kinds == 0 || kinds > SCENARIO_MAX_KINDS {
+            return Err("the config has no task kinds or more than 8");
+        }
+        if topics > SCENARIO_MAX_TOPICS {
+            return Err("the config has more than 8 topics");
+        }
+        if cfg.duration_ns == 0 {
+            return Err("the config has a zero duration");
+        }
+        for name in &cfg.topic_name[..topics] {
+            topic_str(name).ok_or("a topic name is empty or not UTF-8")?;
+        }
+        let mut base = [0u32; SCENARIO_MAX_KINDS];
+        let mut total = 0u32;
+        for (k, t) in cfg.task[..kinds].iter().enumerate() {
+            check_task(t, kinds, topics)?;
+            base[k] = total;
+            total += t.count;
+            if total as usize > SCENARIO_MAX_INSTANCES {
+                return Err("the config asks for more than 64 task instances");
+            }
+        }
+        Ok(Plan { cfg, base, total })
+    }
+
+    pub fn task(&self, kind: usize) -> &ScenarioTask {
+        &self.cfg.task[kind]
+    }
+
+    /// Kind and instance number of global instance `g` (< total).
+    pub fn locate(&self, g: usize) -> (usize, u32) {
+        let kinds = self.cfg.kinds as usize;
+        let kind = (0..kinds)
+            .rev()
+            .find(|&k| self.base[k] as usize <= g)
+            .unwrap_or(0);
+        (kind, g as u32 - self.base[kind])
+    }
+
+    /// Global instance a `send` from instance `idx` to `kind` reaches: the
+    /// same instance number, modulo that kind's count.
+    pub fn peer(&self, kind: usize, idx: u32) -> usize {
+        (self.base[kind] + idx % self.cfg.task[kind].count) as usize
+    }
+
+    pub fn topic(&self, i: usize) -> &str {
+        // Checked in from_config for every i < topics.
+        topic_str(&self.cfg.topic_name[i]).unwrap_or("")
+    }
+}
+
+fn check_task(t: &ScenarioTask, kinds: usize, topics: usize) -> Result<(), &'static str> {
+    if t.count == 0 || t.count as usize > SCENARIO_MAX_INSTANCES {
+        return Err("a task kind has a count of 0 or more than 64");
+    }
+    if t.weight == 0 {
+        return Err("a task kind has weight 0");
+    }
+    if t.phases == 0 || t.phases as usize > SCENARIO_MAX_PHASES {
+        return Err("a task kind has no phases or more than 24");
+    }
+    if topics < 32 && t.subscribe >> topics != 0 {
+        return Err("a task kind subscribes to a topic that does not exist");
+    }
+    for p in &t.phase[..t.phases as usize] {
+        let ok = match p.op {
+            PHASE_RUN | PHASE_SLEEP | PHASE_TIMER => p.value > 0,
+            PHASE_SEND => (p.arg as usize) < kinds,
+            PHASE_PUBLISH => (p.arg as usize) < topics,
+            PHASE_RECV | PHASE_YIELD => true,
+            _ => false,
+        };
+        if !ok {
+            return Err("a phase has an unknown opcode, a zero duration or a bad target");
+        }
+    }
+    Ok(())
+}
+
+/// The name up to its first NUL, if it is non-empty UTF-8.
+fn topic_str(name: &[u8; SCENARIO_TOPIC_NAME]) -> Option<&str> {
+    let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    core::str::from_utf8(&name[..len])
+        .ok()
+        .filter(|s| !s.is_empty())
+}

@@ -1,0 +1,84 @@
+//! Helpers shared by the end-to-end test binaries: run the real binary,
+//! find the guest images, copy them for SCHEDLAB_GUEST_DIR. Each test
+//! binary has its own lock; cargo runs test binaries one after another,
+//! so there is still one VM at a time.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+pub static ONE_VM_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+pub fn lock() -> MutexGuard<'static, ()> {
+    // A failed test poisons the lock; the next test may still run.
+    ONE_VM_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn guest_dir() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let target = if target.is_absolute() {
+        target
+    } else {
+        root.join(target)
+    };
+    let dir = target.join("guest");
+    for f in ["kernel.elf", "spin.bin", "spin.elf"] {
+        assert!(
+            dir.join(f).is_file(),
+            "guest image {} is missing: run make (or ./build.sh) before the end-to-end tests",
+            dir.join(f).display()
+        );
+    }
+    dir
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub took: Duration,
+}
+
+pub fn schedlab(args: &[&str], env: &[(&str, &Path)]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_schedlab"));
+    cmd.args(args)
+        .env_remove("SCHEDLAB_GUEST_DIR")
+        .env_remove("SCHEDLAB_KVM_PATH");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let t = Instant::now();
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("run schedlab");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        took: t.elapsed(),
+    }
+}
+
+pub fn json(r: &Run) -> serde_json::Value {
+    serde_json::from_str(&r.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not exactly one JSON object ({e}):\n{}", r.stdout))
+}
+
+/// A copy of the guest images in a temp dir, for SCHEDLAB_GUEST_DIR.
+pub fn image_copy() -> tempfile::TempDir {
+    let src = guest_dir();
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["kernel.elf", "spin.bin", "spin.elf"] {
+        std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
+    }
+    dir
+}
+
+pub const NO_KVM: &str = "/nonexistent/schedlab-test/kvm";

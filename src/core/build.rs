@@ -1,3 +1,0 @@
-fn main() {
-    guest_build::link_core();
-}
