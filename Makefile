@@ -4,7 +4,7 @@
 GUEST_TARGET := x86_64-unknown-none
 GUEST_PKGS := -p schedlab-kernel $(foreach op,$(shell ./build.sh operations),-p op-$(op))
 
-.PHONY: all guests host check-sizes run test unit lint fmt bench clean
+.PHONY: all guests host check-sizes run test unit lint layout fmt bench clean
 
 all: check-sizes host
 
@@ -28,10 +28,14 @@ test: lint check-sizes unit
 unit: guests
 	cargo test
 
-lint:
+lint: layout
 	cargo fmt --all --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --profile guest --target $(GUEST_TARGET) $(GUEST_PKGS) -- -D warnings
+
+# Imports point one way and ARCHITECTURE.md's map matches the crates.
+layout:
+	scripts/check-layout.sh
 
 fmt:
 	cargo fmt --all

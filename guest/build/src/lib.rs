@@ -4,6 +4,7 @@
 //! scripts. The cap also lands in the ELF as the absolute symbol
 //! `__schedlab_cap`, which is where `scripts/check-binary-sizes.sh` reads
 //! it from.
+#![forbid(unsafe_code)]
 use abi::memmap::{KERNEL_LOAD_ADDR, KERNEL_MAX_SIZE, OPERATION_LOAD_ADDR, OPERATION_MAX_SIZE};
 use std::path::PathBuf;
 

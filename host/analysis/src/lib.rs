@@ -17,18 +17,19 @@
 //! switch-in, TSC going backwards) never panics: it is counted in
 //! [`Metrics::anomalies`] and the replay carries on with its best guess,
 //! because a half-broken run is exactly when the report is needed most.
+#![forbid(unsafe_code)]
 
 mod metrics;
 mod stall;
 mod verdict;
 
-pub use metrics::{analyze, entitled_shares, percentile};
 pub use abi::kstate::Event;
+pub use metrics::{analyze, entitled_shares, percentile};
 pub use stall::{StallDetector, find_stalls};
 pub use verdict::verdict;
 
-use serde::Serialize;
 use abi::kstate::CpuRecord;
+use serde::Serialize;
 
 /// One task the caller wants judged for fairness and latency.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -1,53 +1,142 @@
-//! `schedlab`: the host side of the scheduler laboratory. It validates the
-//! command line, checks the guest images, boots them on KVM, drains the
-//! guest's messages from shared memory and reports.
+//! `schedlab`: the command line over the lab library. It parses the
+//! command line with clap and dispatches: one subcommand per operation in
+//! the lab's registry, plus the tools (policies, compare, gauntlet).
+//! Everything else lives in the `lab` and `vmm` crates.
+#![forbid(unsafe_code)]
 
-mod cli;
-mod compare;
-mod exit;
-mod gauntlet;
-mod images;
-mod judge;
-mod monitor;
-mod ops;
-mod outputs;
-mod policies_cmd;
-mod progress;
-mod report;
-mod scenario;
-mod symbols;
-mod tlv;
-mod vm;
-
-use clap::Parser;
-use cli::{Cli, Command};
+use clap::{FromArgMatches, Subcommand};
+use lab::{EXIT_CODES_HELP, code, compare, gauntlet, policies};
 use std::process::ExitCode;
 
+const ABOUT: &str = "schedlab: a laboratory for CPU schedulers";
+const LONG_ABOUT: &str = "\
+schedlab is a laboratory for CPU schedulers. It boots a tiny bare-metal guest
+kernel on KVM in milliseconds, runs a scheduling workload (an \"operation\")
+in it on real virtual CPUs, and reports what each task got, read straight out
+of guest memory. There is no Linux in the guest.";
+
+/// The subcommands that are not operations (they start no VM of their own).
+#[derive(Debug, Subcommand)]
+enum Tool {
+    /// List the scheduling policies `--policy` accepts.
+    Policies(policies::PoliciesArgs),
+    /// Compare two results (files or directories of result.json from
+    /// --out): each metric's change and whether it regressed.
+    #[command(after_help = compare::EXIT_CODES)]
+    Compare(compare::CompareArgs),
+    /// Run a matrix of operations x policies x CPU counts, several VMs at a
+    /// time, and print one table of verdicts and key metrics.
+    #[command(after_help = gauntlet::EXIT_CODES)]
+    Gauntlet(gauntlet::GauntletArgs),
+}
+
+/// The whole command line: the registry's operations, then the tools.
+fn cli() -> clap::Command {
+    let mut cmd = clap::Command::new("schedlab")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about(ABOUT)
+        .long_about(LONG_ABOUT)
+        .after_help(EXIT_CODES_HELP)
+        .propagate_version(true)
+        .subcommand_required(true)
+        .arg_required_else_help(true);
+    for op in lab::OPERATIONS {
+        cmd = cmd.subcommand(op.command());
+    }
+    Tool::augment_subcommands(cmd)
+}
+
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
+    let m = match cli().try_get_matches() {
+        Ok(m) => m,
         Err(e) => {
             let _ = e.print();
             // --help and --version are not errors; everything else clap
             // refuses is a usage error (64), like our own validation.
             return ExitCode::from(if e.use_stderr() {
-                exit::code::USAGE
+                code::USAGE
             } else {
-                exit::code::OK
+                code::OK
             });
         }
     };
-    let code = match &cli.command {
-        Command::Spin(args) => ops::spin::main(args),
-        Command::Ipc(args) => ops::ipc::main(args),
-        Command::Pingpong(args) => ops::pingpong::main(args),
-        Command::Fanout(args) => ops::fanout::main(args),
-        Command::Periodic(args) => ops::periodic::main(args),
-        Command::Mixed(args) => ops::mixed::main(args),
-        Command::Run(args) => scenario::main(args),
-        Command::Policies(args) => policies_cmd::main(args),
-        Command::Compare(args) => compare::main(args),
-        Command::Gauntlet(args) => gauntlet::main(args),
+    let Some((name, sub)) = m.subcommand() else {
+        return ExitCode::from(code::USAGE);
+    };
+    let code = match lab::operations::by_subcommand(name) {
+        Some(op) => op.main(sub),
+        None => match Tool::from_arg_matches(&m) {
+            Ok(Tool::Policies(a)) => policies::main(&a),
+            Ok(Tool::Compare(a)) => compare::main(&a),
+            Ok(Tool::Gauntlet(a)) => gauntlet::main(&a),
+            Err(e) => {
+                let _ = e.print();
+                code::USAGE
+            }
+        },
     };
     ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Subcommands that are not operations (they start no VM).
+    const TOOL_SUBCOMMANDS: &[&str] = &["policies", "compare", "gauntlet"];
+
+    /// Subcommands named otherwise than the operation they run.
+    const RENAMED_SUBCOMMANDS: &[(&str, &str)] = &[("run", "scenario")];
+
+    #[test]
+    fn every_operation_has_a_subcommand_and_vice_versa() {
+        let mut subcommands: Vec<String> = cli()
+            .get_subcommands()
+            .map(|c| c.get_name().to_string())
+            .filter(|n| n != "help" && !TOOL_SUBCOMMANDS.contains(&n.as_str()))
+            .map(
+                |n| match RENAMED_SUBCOMMANDS.iter().find(|(sub, _)| *sub == n) {
+                    Some((_, op)) => op.to_string(),
+                    None => n,
+                },
+            )
+            .collect();
+        subcommands.sort();
+        let mut ops: Vec<String> = vmm::images::operation_names().map(str::to_string).collect();
+        ops.sort();
+        assert!(
+            !ops.is_empty(),
+            "build.rs found no directories under guest/operations/"
+        );
+        assert_eq!(
+            subcommands, ops,
+            "the subcommands must be exactly the operations under guest/operations/"
+        );
+    }
+
+    #[test]
+    fn help_lists_exit_codes_and_hides_test_flags() {
+        let help = cli().render_long_help().to_string();
+        assert!(help.contains("Exit codes:"));
+        assert!(help.contains("spin"));
+        let mut cmd = cli();
+        let spin = cmd
+            .find_subcommand_mut("spin")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(spin.contains("--tasks"));
+        assert!(!spin.contains("--test-fault"));
+        assert!(!spin.contains("--starve-pid"));
+        for flag in [
+            "--cpus",
+            "--policy",
+            "--tick-hz",
+            "--idle",
+            "--sample-hz",
+            "--max-wait",
+        ] {
+            assert!(spin.contains(flag), "spin --help lacks {flag}");
+        }
+    }
 }

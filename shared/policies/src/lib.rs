@@ -12,6 +12,7 @@
 //! test-only [`Starve`]; [`POLICIES`] is the one list of them that the host
 //! prints and parses `--policy` with, and [`AnyPolicy`] dispatches over them
 //! statically.
+#![forbid(unsafe_code)]
 #![no_std]
 #[cfg(test)]
 extern crate std;

@@ -2,6 +2,7 @@
 //! `proto/guest.proto` by micropb-gen. The same generated code encodes in
 //! the guest (`no_std`, no allocator) and decodes on the host, so the two
 //! sides cannot drift apart.
+#![forbid(unsafe_code)]
 #![no_std]
 
 #[allow(clippy::all, nonstandard_style, unused, irrefutable_let_patterns)]

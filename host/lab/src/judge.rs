@@ -1,0 +1,608 @@
+//! After a run: turn what the monitor collected into metrics and a verdict
+//! with the `analysis` crate. The window and the judged tasks come from the
+//! operation (e.g. spin's workers); everything else here is about not
+//! over-trusting partial data: a run the monitor could not watch properly
+//! is inconclusive, and says why, rather than passing.
+
+use crate::settings::judge::JudgeSettings;
+use abi::kstate::{EV_EXIT, EV_SPAWN, Event};
+use analysis::{Check, CpuSample, Metrics, Status, TaskMeta, Timeline, Verdict};
+use vmm::monitor::MonitorData;
+use vmm::monitor::live::Alarm;
+use vmm::vm::run::EarlyEnd;
+
+pub struct JudgeInput<'a> {
+    pub cpus: u32,
+    pub tsc_khz: u64,
+    pub settings: &'a JudgeSettings,
+    /// The tasks whose shares and waits are judged.
+    pub judged: &'a [TaskMeta],
+    /// The operation's own checks (see ops::Summary::checks).
+    pub op_checks: &'a [Check],
+    /// The guest finished on its own (else the run was stopped).
+    pub finished: bool,
+    pub ended_early: Option<&'a EarlyEnd>,
+}
+
+pub struct Judgement {
+    pub metrics: Metrics,
+    pub verdict: Verdict,
+    /// Length of the stretch shares were judged over (see
+    /// fairness_window), when it differs from the whole window.
+    pub fairness_window_ns: Option<u64>,
+}
+
+/// `[start, end]` in guest TSC: from the first spawn of a judged task (the
+/// workload starting) to the run's end -- the last event, or when the
+/// monitor stopped if the run was cut short (a task still waiting then
+/// has waited until then).
+pub fn window(
+    events: &[Event],
+    judged: &[TaskMeta],
+    finished: bool,
+    stop: Option<u64>,
+) -> (u64, u64) {
+    if events.is_empty() {
+        // Nothing happened that could be measured: an empty window (which
+        // the verdict calls inconclusive), not one from 0 to the stop.
+        return (0, 0);
+    }
+    let first_spawn = events
+        .iter()
+        .filter(|e| e.kind == EV_SPAWN && judged.iter().any(|t| t.pid == e.pid))
+        .map(|e| e.tsc)
+        .min();
+    let start = first_spawn
+        .or_else(|| events.iter().map(|e| e.tsc).min())
+        .unwrap_or(0);
+    let last = events.iter().map(|e| e.tsc).max().unwrap_or(start);
+    let end = match (finished, stop) {
+        (false, Some(s)) => last.max(s),
+        _ => last,
+    };
+    (start, end.max(start))
+}
+
+/// Where shares are compared with entitlements: while every judged task
+/// exists, from the last one's spawn to the first one's exit (or `end`).
+/// Entitlement assumes they all compete; before the last spawn the early
+/// ones have the CPUs to themselves and after the first exit the others
+/// inherit its share, so judging over the whole run would blame the
+/// policy for the workload's ramp (e.g. a task spawned 10 ms late on a
+/// CPU that must first be woken looks 5 % short in a 200 ms run). None if
+/// a judged task's spawn is missing or no such stretch exists.
+pub fn fairness_window(events: &[Event], judged: &[TaskMeta], end: u64) -> Option<(u64, u64)> {
+    let mut last_spawn = 0u64;
+    for t in judged {
+        let spawn = events
+            .iter()
+            .filter(|e| e.kind == EV_SPAWN && e.pid == t.pid)
+            .map(|e| e.tsc)
+            .min()?;
+        last_spawn = last_spawn.max(spawn);
+    }
+    let first_exit = events
+        .iter()
+        .filter(|e| e.kind == EV_EXIT && judged.iter().any(|t| t.pid == e.pid))
+        .map(|e| e.tsc)
+        .min()
+        .unwrap_or(end)
+        .min(end);
+    (!judged.is_empty() && first_exit > last_spawn).then_some((last_spawn, first_exit))
+}
+
+/// Take shares, entitlements and fairness errors from the steady-state
+/// analysis; everything else (runtimes, waits, latencies, CPUs) stays over
+/// the whole window.
+fn use_steady_shares(m: &mut Metrics, steady: &Metrics) {
+    for t in &mut m.tasks {
+        if let Some(s) = steady.tasks.iter().find(|s| s.pid == t.pid) {
+            t.share = s.share;
+            t.entitled_share = s.entitled_share;
+            t.fairness_error = s.fairness_error;
+        }
+    }
+    m.max_fairness_error = steady.max_fairness_error;
+}
+
+/// Samples inside the window, with `rq_len` turned into nr_running (tasks
+/// on the CPU: the queued ones plus the running one), which is what a
+/// person compares with "8 tasks on 4 CPUs = 2 each".
+pub fn nr_running_samples(samples: &[CpuSample], start: u64, end: u64) -> Vec<CpuSample> {
+    samples
+        .iter()
+        .filter(|s| (start..=end).contains(&s.tsc))
+        .map(|s| CpuSample {
+            rq_len: s.rq_len.saturating_add(u32::from(s.current_pid != 0)),
+            ..*s
+        })
+        .collect()
+}
+
+pub fn judge(m: MonitorData, inp: &JudgeInput<'_>) -> Judgement {
+    let stop = m.guest_tsc_at_stop;
+    let (start, end) = window(&m.events, inp.judged, inp.finished, stop);
+    let samples = nr_running_samples(&m.samples, start, end);
+    let mut timeline = Timeline {
+        cpus: inp.cpus,
+        tsc_khz: inp.tsc_khz,
+        start_tsc: start,
+        end_tsc: end,
+        events: m.events,
+        tasks: inp.judged.to_vec(),
+        lost_events: m.stats.lost_events,
+    };
+    let mut metrics = analysis::analyze(&timeline, &samples);
+    let fairness = fairness_window(&timeline.events, inp.judged, end);
+    let mut fairness_window_ns = None;
+    if let Some((s, e)) = fairness.filter(|&(s, e)| (s, e) != (start, end)) {
+        timeline.start_tsc = s;
+        timeline.end_tsc = e;
+        let steady = analysis::analyze(&timeline, &[]);
+        use_steady_shares(&mut metrics, &steady);
+        fairness_window_ns = Some(steady.window_ns);
+    }
+    let stalls: Vec<analysis::Stall> = inp
+        .ended_early
+        .and_then(|e| e.stall.clone())
+        .into_iter()
+        .collect();
+    let mut verdict = if inp.judged.is_empty() && !inp.op_checks.is_empty() {
+        checks_verdict(&metrics, inp.op_checks, &stalls)
+    } else {
+        let mut v = analysis::verdict(&metrics, &inp.settings.thresholds(), &stalls);
+        add_op_checks(&mut v, inp.op_checks);
+        for why in doubts(&m.stats, inp) {
+            v.reasons.push(why);
+            if v.status == Status::Pass {
+                v.status = Status::Inconclusive;
+            }
+        }
+        v
+    };
+    if let Some(e) = inp.ended_early {
+        add_live_check(&mut verdict, e);
+    }
+    Judgement {
+        metrics,
+        verdict,
+        fairness_window_ns,
+    }
+}
+
+/// An operation that judges itself (its result is a list of checks): the
+/// verdict is those checks plus any stall, with no fairness thresholds.
+fn checks_verdict(metrics: &Metrics, checks: &[Check], stalls: &[analysis::Stall]) -> Verdict {
+    // Only for the stall check and its reasons, which come first.
+    let s = analysis::verdict(metrics, &analysis::Thresholds::default(), stalls);
+    let mut reasons: Vec<String> = s.reasons.into_iter().take(stalls.len()).collect();
+    let mut all: Vec<Check> = checks.to_vec();
+    all.extend(s.checks);
+    for c in all.iter().filter(|c| !c.passed && c.name != "stalls") {
+        reasons.push(format!("{}: {}", c.name, c.detail));
+    }
+    let status = if all.iter().all(|c| c.passed) {
+        Status::Pass
+    } else {
+        Status::Fail
+    };
+    Verdict {
+        status,
+        checks: all,
+        reasons,
+    }
+}
+
+/// An operation's own checks next to the thresholds' (e.g. a scenario's
+/// judged instances plus its progress checks): a failed one fails the run.
+fn add_op_checks(v: &mut Verdict, checks: &[Check]) {
+    for c in checks {
+        if !c.passed {
+            v.reasons.push(format!("{}: {}", c.name, c.detail));
+            v.status = Status::Fail;
+        }
+        v.checks.push(c.clone());
+    }
+}
+
+/// A starved task stopped the run: a failed check of its own, named first,
+/// since the metrics only see the wait up to the stop. (A stall is already
+/// one of `analysis::verdict`'s checks.)
+fn add_live_check(v: &mut Verdict, e: &EarlyEnd) {
+    if let Alarm::Starved {
+        waited_ns,
+        limit_ns,
+        ..
+    } = e.alarm
+    {
+        v.checks.push(Check {
+            name: "starvation".into(),
+            value: waited_ns as f64,
+            limit: limit_ns as f64,
+            passed: false,
+            detail: e.message.clone(),
+        });
+        v.reasons.insert(0, e.message.clone());
+    }
+    v.status = Status::Fail;
+}
+
+/// Why the data may not support a pass, beyond what `analysis` checks.
+fn doubts(s: &vmm::monitor::MonitorStats, inp: &JudgeInput<'_>) -> Vec<String> {
+    let mut d = Vec::new();
+    if !s.kernel_state_seen {
+        d.push(
+            "the guest never published its kernel state, so the host saw no scheduling events"
+                .to_string(),
+        );
+    }
+    if inp.settings.sample_hz > 0 && s.samples == 0 && s.kernel_state_seen {
+        d.push("the monitor took no samples of the CPUs' run queues".to_string());
+    }
+    if s.dropped_events > 0 {
+        d.push(format!(
+            "the host kept only the first {} events ({} more not kept)",
+            s.events, s.dropped_events
+        ));
+    }
+    if s.malformed_rings > 0 || s.bad_events > 0 {
+        d.push(format!(
+            "the guest's event rings were malformed {} times and held {} bad entries: events \
+             are missing",
+            s.malformed_rings, s.bad_events
+        ));
+    }
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use abi::kstate::{EV_SWITCH, PREV_EXITED, PREV_IDLE, PREV_PREEMPTED};
+    use vmm::monitor::MonitorStats;
+
+    const KHZ: u64 = 1_000_000; // 1 tick = 1 ns
+
+    fn ev(tsc: u64, kind: u16, cpu: u16, pid: u32, arg: u32, arg2: u32) -> Event {
+        Event {
+            tsc,
+            kind,
+            cpu,
+            pid,
+            arg,
+            arg2,
+            steal_ns: 0,
+        }
+    }
+
+    fn settings() -> JudgeSettings {
+        JudgeSettings {
+            sample_hz: 1000,
+            stall_threshold_ns: 250_000_000,
+            max_wait_ns: Some(100_000_000),
+            max_fairness_error: Some(0.1),
+            max_wake_p99_ns: None,
+        }
+    }
+
+    /// Two tasks alternate every ms on one CPU for 100 ms, then exit.
+    fn fair_run() -> MonitorData {
+        let mut events = vec![
+            ev(1_000, EV_SWITCH, 0, 1, 0, PREV_IDLE),
+            ev(5_000_000, EV_SPAWN, 0, 2, 1, 0),
+            ev(5_000_000, EV_SPAWN, 0, 3, 1, 0),
+        ];
+        let mut prev = 1;
+        for i in 0..100u64 {
+            let pid = 2 + (i % 2) as u32;
+            events.push(ev(
+                5_000_000 + i * 1_000_000,
+                EV_SWITCH,
+                0,
+                pid,
+                prev,
+                PREV_PREEMPTED,
+            ));
+            prev = pid;
+        }
+        events.push(ev(105_000_000, EV_EXIT, 0, 3, 0, 0));
+        events.push(ev(105_000_000, EV_SWITCH, 0, 0, 3, PREV_EXITED));
+        let samples = (0..100)
+            .map(|i| CpuSample {
+                tsc: 5_500_000 + i * 1_000_000,
+                cpu: 0,
+                current_pid: 2,
+                rq_len: 1,
+                clock_tsc: 5_000_000 + i * 1_000_000,
+                idle: false,
+            })
+            .collect();
+        MonitorData {
+            events,
+            samples,
+            stats: MonitorStats {
+                kernel_state_seen: true,
+                samples: 100,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    fn tasks() -> Vec<TaskMeta> {
+        [2, 3]
+            .map(|pid| TaskMeta {
+                pid,
+                weight: 1,
+                affinity_cpus: 0,
+            })
+            .to_vec()
+    }
+
+    fn input<'a>(s: &'a JudgeSettings, judged: &'a [TaskMeta]) -> JudgeInput<'a> {
+        JudgeInput {
+            cpus: 1,
+            tsc_khz: KHZ,
+            settings: s,
+            judged,
+            op_checks: &[],
+            finished: true,
+            ended_early: None,
+        }
+    }
+
+    #[test]
+    fn window_runs_from_the_first_judged_spawn_to_the_end() {
+        let m = fair_run();
+        assert_eq!(
+            window(&m.events, &tasks(), true, Some(1 << 40)),
+            (5_000_000, 105_000_000)
+        );
+        assert_eq!(
+            window(&m.events, &tasks(), false, Some(200_000_000)),
+            (5_000_000, 200_000_000),
+            "a stopped run ends when it was stopped"
+        );
+        assert_eq!(
+            window(&m.events, &[], true, None).0,
+            1_000,
+            "no judged spawn: first event"
+        );
+        assert_eq!(window(&[], &tasks(), true, None), (0, 0));
+        assert_eq!(window(&[], &tasks(), false, Some(1 << 40)), (0, 0));
+    }
+
+    #[test]
+    fn fairness_is_judged_while_every_judged_task_exists() {
+        let e = |tsc, kind, pid| ev(tsc, kind, 0, pid, 0, 0);
+        let events = [
+            e(10, EV_SPAWN, 2),
+            e(30, EV_SPAWN, 3),
+            e(90, EV_EXIT, 3),
+            e(95, EV_EXIT, 2),
+        ];
+        assert_eq!(fairness_window(&events, &tasks(), 100), Some((30, 90)));
+        assert_eq!(
+            fairness_window(&events[..2], &tasks(), 100),
+            Some((30, 100))
+        );
+        assert_eq!(
+            fairness_window(&events[..1], &tasks(), 100),
+            None,
+            "pid 3 never spawned"
+        );
+        assert_eq!(
+            fairness_window(
+                &[e(10, EV_SPAWN, 2), e(5, EV_EXIT, 2), e(30, EV_SPAWN, 3)],
+                &tasks(),
+                100
+            ),
+            None
+        );
+        assert_eq!(fairness_window(&events, &[], 100), None);
+    }
+
+    /// Task 3 starts 20 ms late; from then on both get exactly half.
+    #[test]
+    fn a_late_start_is_not_unfairness() {
+        let mut m = fair_run();
+        m.events.retain(|e| !(e.kind == EV_SPAWN && e.pid == 3));
+        m.events.push(ev(25_000_000, EV_SPAWN, 0, 3, 1, 0));
+        // Before 25 ms only task 2 runs (drop task 3's early switches).
+        m.events
+            .retain(|e| !(e.kind == EV_SWITCH && e.tsc < 25_000_000 && e.tsc > 5_000_000));
+        let s = settings();
+        let judged = tasks();
+        let j = judge(m, &input(&s, &judged));
+        assert!(j.metrics.tasks[0].runtime_ns > j.metrics.tasks[1].runtime_ns + 15_000_000);
+        assert!(j.metrics.max_fairness_error < 0.05, "{:?}", j.metrics.tasks);
+        assert_eq!(j.verdict.status, Status::Pass, "{:?}", j.verdict);
+    }
+
+    #[test]
+    fn operation_checks_count_alongside_judged_tasks() {
+        let s = settings();
+        let judged = tasks();
+        let failed = Check {
+            name: "scenario_progress".into(),
+            value: 1.0,
+            limit: 2.0,
+            passed: false,
+            detail: "pong#0 never got through its phases".into(),
+        };
+        let checks = [failed];
+        let inp = JudgeInput {
+            op_checks: &checks,
+            ..input(&s, &judged)
+        };
+        let j = judge(fair_run(), &inp);
+        assert_eq!(j.verdict.status, Status::Fail, "{:?}", j.verdict);
+        assert!(
+            j.verdict
+                .checks
+                .iter()
+                .any(|c| c.name == "scenario_progress")
+        );
+        assert!(
+            j.verdict
+                .checks
+                .iter()
+                .any(|c| c.name != "scenario_progress")
+        );
+        assert!(
+            j.verdict.reasons.iter().any(|r| r.contains("pong#0")),
+            "{:?}",
+            j.verdict.reasons
+        );
+        let ok = [Check {
+            passed: true,
+            ..checks[0].clone()
+        }];
+        let inp = JudgeInput {
+            op_checks: &ok,
+            ..input(&s, &judged)
+        };
+        assert_eq!(judge(fair_run(), &inp).verdict.status, Status::Pass);
+    }
+
+    #[test]
+    fn samples_count_the_running_task_and_stay_in_the_window() {
+        let s = [
+            CpuSample {
+                tsc: 10,
+                rq_len: 1,
+                current_pid: 4,
+                ..Default::default()
+            },
+            CpuSample {
+                tsc: 20,
+                rq_len: 0,
+                current_pid: 0,
+                ..Default::default()
+            },
+            CpuSample {
+                tsc: 99,
+                ..Default::default()
+            },
+        ];
+        let n = nr_running_samples(&s, 5, 50);
+        assert_eq!(n.iter().map(|s| s.rq_len).collect::<Vec<_>>(), [2, 0]);
+    }
+
+    #[test]
+    fn a_fair_run_passes_with_two_tasks_per_cpu() {
+        let s = settings();
+        let judged = tasks();
+        let j = judge(fair_run(), &input(&s, &judged));
+        assert_eq!(j.verdict.status, Status::Pass, "{:?}", j.verdict);
+        assert_eq!(j.metrics.tasks.len(), 2);
+        assert!((j.metrics.tasks[0].share - 0.5).abs() < 0.01);
+        assert!(
+            (j.metrics.cpus[0].mean_rq_len - 2.0).abs() < 1e-9,
+            "nr_running"
+        );
+    }
+
+    #[test]
+    fn a_live_stop_fails_the_run_and_names_the_task() {
+        let s = settings();
+        let judged = tasks();
+        let e = EarlyEnd {
+            alarm: Alarm::Starved {
+                pid: 3,
+                cpu: 0,
+                waited_ns: 150_000_000,
+                limit_ns: 100_000_000,
+            },
+            message: "task 3 waited 150 ms runnable".into(),
+            stall: None,
+        };
+        let j = judge(
+            fair_run(),
+            &JudgeInput {
+                finished: false,
+                ended_early: Some(&e),
+                ..input(&s, &judged)
+            },
+        );
+        assert_eq!(j.verdict.status, Status::Fail);
+        assert_eq!(j.verdict.reasons[0], "task 3 waited 150 ms runnable");
+        let c = j
+            .verdict
+            .checks
+            .iter()
+            .find(|c| c.name == "starvation")
+            .unwrap();
+        assert!(!c.passed);
+    }
+
+    #[test]
+    fn a_stall_is_a_failure_with_its_place() {
+        let s = settings();
+        let judged = tasks();
+        let e = EarlyEnd {
+            alarm: Alarm::Stall {
+                cpu: 0,
+                pid: 2,
+                stalled_ns: 300_000_000,
+            },
+            message: "CPU 0 stalled".into(),
+            stall: Some(analysis::Stall {
+                cpu: 0,
+                pid: 2,
+                stalled_ns: 300_000_000,
+                rip: Some(0x40_0123),
+                function: Some("spin::stall".into()),
+            }),
+        };
+        let j = judge(
+            fair_run(),
+            &JudgeInput {
+                finished: false,
+                ended_early: Some(&e),
+                ..input(&s, &judged)
+            },
+        );
+        assert_eq!(j.verdict.status, Status::Fail);
+        assert!(
+            j.verdict
+                .reasons
+                .iter()
+                .any(|r| r.contains("CPU 0 stalled") && r.contains("spin::stall")),
+            "{:?}",
+            j.verdict.reasons
+        );
+    }
+
+    #[test]
+    fn missing_or_incomplete_data_is_inconclusive_not_a_pass() {
+        let s = settings();
+        let judged = tasks();
+        let j = judge(MonitorData::default(), &input(&s, &judged));
+        assert_eq!(j.verdict.status, Status::Inconclusive);
+        assert!(
+            j.verdict
+                .reasons
+                .iter()
+                .any(|r| r.contains("never published"))
+        );
+
+        let mut m = fair_run();
+        m.stats.samples = 0;
+        m.samples.clear();
+        let j = judge(m, &input(&s, &judged));
+        assert_eq!(j.verdict.status, Status::Inconclusive);
+        assert!(j.verdict.reasons.iter().any(|r| r.contains("no samples")));
+
+        let mut m = fair_run();
+        m.stats.malformed_rings = 1;
+        assert_eq!(
+            judge(m, &input(&s, &judged)).verdict.status,
+            Status::Inconclusive
+        );
+        assert_eq!(
+            judge(fair_run(), &input(&s, &[])).verdict.status,
+            Status::Inconclusive
+        );
+    }
+}

@@ -1,0 +1,44 @@
+//! schedlab's laboratory, over the VMM library: operations (one registry,
+//! [`operations::OPERATIONS`]), the judge, reports, outputs, comparisons,
+//! gauntlets and scenario files. The `schedlab` binary is a thin command
+//! line over this crate; a Rust test can use it directly:
+//!
+//! ```no_run
+//! let run = lab::Run::new("spin")
+//!     .unwrap()
+//!     .cpus(1)
+//!     .policy("vtime")
+//!     .flag("--tasks", "3")
+//!     .flag("--weights", "1,2,4");
+//! let report = run.run().expect("valid flags");
+//! assert_eq!(report.exit_code(), 0, "{:?}", report.verdict);
+//! ```
+//!
+//! Imports point one way: binary -> lab -> vmm -> abi. Nothing here knows
+//! the binary.
+#![forbid(unsafe_code)]
+
+pub mod compare;
+pub mod gauntlet;
+pub mod judge;
+pub mod operations;
+pub mod outputs;
+pub mod policies;
+pub mod progress;
+pub mod report;
+pub mod run;
+pub mod scenario;
+pub mod settings;
+
+pub use operations::{OPERATIONS, Operation};
+pub use report::Report;
+pub use run::Run;
+pub use vmm::exit::{EXIT_CODES_HELP, ErrorKind, Failure, code};
+
+/// Parse `argv` (`schedlab SUBCOMMAND FLAGS...`) as one subcommand's flags.
+#[cfg(test)]
+pub(crate) fn parse_args<A: clap::Args + clap::FromArgMatches>(argv: &[&str]) -> A {
+    let cmd = A::augment_args(clap::Command::new("subcommand").no_binary_name(true));
+    let m = cmd.try_get_matches_from(&argv[2..]).unwrap();
+    A::from_arg_matches(&m).unwrap()
+}

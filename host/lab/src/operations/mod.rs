@@ -1,0 +1,329 @@
+//! Operations: each is one guest image (`guest/operations/NAME`) and one
+//! host module here implementing [`Operation`]: its flags, how they become
+//! the config its guest reads, and how its guest's result becomes report
+//! rows. [`OPERATIONS`] is the one list: it makes the subcommands, the
+//! dispatch and the gauntlet's choices. The steps every operation shares
+//! (images, VM run, judge, report, outputs) live here.
+
+pub mod affinity;
+pub mod common;
+pub mod fanout;
+pub mod ipc;
+pub mod mixed;
+pub mod periodic;
+pub mod pingpong;
+pub mod spin;
+
+use crate::judge::{self, JudgeInput};
+use crate::outputs;
+use crate::progress::Progress;
+use crate::report::{self, Report, TaskRow, Totals};
+use crate::settings::RunSettings;
+use analysis::TaskMeta;
+use clap::{ArgMatches, FromArgMatches};
+use std::marker::PhantomData;
+use vmm::exit::{EXIT_CODES_HELP, Failure, Result, code};
+use vmm::images;
+use vmm::vm::run::{self, LogEcho, RunOutcome, RunRequest, RunSpec};
+
+/// Every operation the host offers, one line each, in `--help` order. A
+/// unit test keeps it equal to the directories under `guest/operations/`.
+pub static OPERATIONS: &[&dyn Entry] = &[
+    &Registered::<spin::Spin>::NEW,
+    &Registered::<ipc::Ipc>::NEW,
+    &Registered::<pingpong::Pingpong>::NEW,
+    &Registered::<fanout::Fanout>::NEW,
+    &Registered::<periodic::Periodic>::NEW,
+    &Registered::<mixed::Mixed>::NEW,
+    &Registered::<crate::scenario::Scenario>::NEW,
+];
+
+/// The operation a subcommand runs.
+pub fn by_subcommand(name: &str) -> Option<&'static dyn Entry> {
+    OPERATIONS.iter().copied().find(|o| o.subcommand() == name)
+}
+
+/// An operation, as its host module implements it.
+pub trait Operation: 'static {
+    /// The guest image it runs: its directory under `guest/operations/`.
+    const NAME: &'static str;
+    /// The subcommand that runs it.
+    const SUBCOMMAND: &'static str = Self::NAME;
+    /// One line for `schedlab --help`.
+    const ABOUT: &'static str;
+    /// More for `schedlab NAME --help` (None: ABOUT alone).
+    const LONG_ABOUT: Option<&'static str> = None;
+    /// The config magic its image must say it reads.
+    const CONFIG_MAGIC: u32;
+    /// The flags a gauntlet run of it gets unless `--duration` is given;
+    /// None keeps it out of the gauntlet (it needs a file, say).
+    const GAUNTLET_FLAGS: Option<&'static [&'static str]> = Some(&["--duration", "200ms"]);
+    /// Its flags (flattening [`crate::settings::CommonArgs`]).
+    type Args: clap::Args + FromArgMatches;
+    /// Its validated flags.
+    type Plan: 'static;
+    /// Flags to plan and run settings; every error is a usage error
+    /// (exit 64) found before any VM starts. `matches` says which flags
+    /// the command line gave (a scenario file's settings yield to them).
+    fn plan(args: &Self::Args, matches: &ArgMatches) -> Result<(Self::Plan, RunSettings)>;
+    /// The `*Config` bytes its guest reads at OPERATION_CONFIG_ADDR.
+    fn config(plan: &Self::Plan, s: &RunSettings) -> Vec<u8>;
+    /// Its own keys of the report's `config` (the run settings are added
+    /// by [`config_json`]).
+    fn config_json(plan: &Self::Plan, s: &RunSettings) -> serde_json::Value;
+    /// The first line of the human report.
+    fn headline(plan: &Self::Plan, s: &RunSettings) -> String;
+    /// Report rows, checks and numbers from the run's outcome.
+    fn summarize(plan: &Self::Plan, out: &RunOutcome) -> Summary;
+    /// A last touch to its subcommand (extra help).
+    fn command(cmd: clap::Command) -> clap::Command {
+        cmd
+    }
+}
+
+/// What the registry needs of an operation, object-safe.
+pub trait Entry: Sync {
+    fn name(&self) -> &'static str;
+    fn subcommand(&self) -> &'static str;
+    /// Its subcommand with every flag.
+    fn command(&self) -> clap::Command;
+    fn gauntlet_flags(&self) -> Option<&'static [&'static str]>;
+    /// Parse and validate its subcommand's matches into a run.
+    fn prepare(&self, m: &ArgMatches) -> Result<Prepared>;
+    /// `schedlab SUBCOMMAND ...`: validate, run, print; the exit code.
+    fn main(&self, m: &ArgMatches) -> u8 {
+        let json = m.try_get_one::<bool>("json").ok().flatten().copied() == Some(true);
+        match self.prepare(m) {
+            Ok(p) => execute(p),
+            Err(f) => usage_error(self.subcommand(), json, &f),
+        }
+    }
+}
+
+/// The registry's handle on operation `O`.
+pub struct Registered<O>(PhantomData<fn() -> O>);
+
+impl<O> Registered<O> {
+    pub const NEW: Self = Registered(PhantomData);
+}
+
+impl<O: Operation> Entry for Registered<O> {
+    fn name(&self) -> &'static str {
+        O::NAME
+    }
+    fn subcommand(&self) -> &'static str {
+        O::SUBCOMMAND
+    }
+    fn command(&self) -> clap::Command {
+        let mut cmd = clap::Command::new(O::SUBCOMMAND)
+            .about(O::ABOUT)
+            .after_help(EXIT_CODES_HELP);
+        if let Some(long) = O::LONG_ABOUT {
+            cmd = cmd.long_about(long);
+        }
+        O::command(<O::Args as clap::Args>::augment_args(cmd))
+    }
+    fn gauntlet_flags(&self) -> Option<&'static [&'static str]> {
+        O::GAUNTLET_FLAGS
+    }
+    fn prepare(&self, m: &ArgMatches) -> Result<Prepared> {
+        let args = O::Args::from_arg_matches(m).map_err(|e| Failure::usage(e.to_string()))?;
+        let (plan, settings) = O::plan(&args, m)?;
+        Ok(Prepared {
+            name: O::NAME,
+            config: O::config(&plan, &settings),
+            config_magic: O::CONFIG_MAGIC,
+            config_json: config_json(&settings, O::config_json(&plan, &settings)),
+            headline: O::headline(&plan, &settings),
+            settings,
+            summarize: Box::new(move |out| O::summarize(&plan, out)),
+        })
+    }
+}
+
+/// The run settings every operation's `config` JSON carries, plus `own`
+/// (whose keys win): one helper, so `compare` sees every setting of
+/// every operation.
+pub fn config_json(s: &RunSettings, own: serde_json::Value) -> serde_json::Value {
+    let sched = &s.sched;
+    let judge = &s.judge;
+    let mut v = serde_json::json!({
+        "cpus": sched.cpus,
+        "policy": sched.policy.name,
+        "policy_id": sched.policy.id,
+        "policy_arg": sched.policy_arg,
+        "slice_ns": s.slice_ns,
+        "tick_hz": sched.tick_hz,
+        "idle": sched.idle.name(),
+        "sample_hz": judge.sample_hz,
+        "stall_threshold_ns": judge.stall_threshold_ns,
+        "max_wait_ns": judge.max_wait_ns,
+        "max_fairness_error": judge.max_fairness_error,
+        "max_wake_p99_ns": judge.max_wake_p99_ns,
+        "seed": s.seed,
+        "timeout_ns": s.timeout.as_nanos() as u64,
+        "mem_bytes": s.mem_bytes,
+    });
+    if let (Some(o), serde_json::Value::Object(own)) = (v.as_object_mut(), own) {
+        o.extend(own);
+    }
+    v
+}
+
+/// An operation ready to run: its config and how to read its result.
+pub struct Prepared {
+    pub name: &'static str,
+    /// The `*Config` bytes written at OPERATION_CONFIG_ADDR.
+    pub config: Vec<u8>,
+    /// The config magic the operation image must say it reads.
+    pub config_magic: u32,
+    pub config_json: serde_json::Value,
+    /// First line of the human report.
+    pub headline: String,
+    pub settings: RunSettings,
+    /// The operation's reading of the outcome.
+    pub summarize: Box<dyn FnOnce(&RunOutcome) -> Summary>,
+}
+
+impl RunSettings {
+    /// The VMM's description of this run.
+    pub fn spec(&self) -> RunSpec {
+        RunSpec {
+            cpus: self.sched.cpus,
+            mem_bytes: self.mem_bytes,
+            slice_ns: self.slice_ns,
+            seed: self.seed,
+            sched: self.sched.boot(),
+            timeout: self.timeout,
+            sample_hz: self.judge.sample_hz,
+            stall_threshold_ns: self.judge.stall_threshold_ns,
+            max_wait_ns: self.judge.max_wait_ns,
+            echo: match (self.json, self.verbose) {
+                (true, _) => LogEcho::Off,
+                (false, true) => LogEcho::All,
+                (false, false) => LogEcho::Problems,
+            },
+        }
+    }
+}
+
+/// What an operation makes of a run's outcome.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub tasks: Vec<TaskRow>,
+    pub totals: Option<Totals>,
+    pub elapsed_ns: Option<u64>,
+    /// A failure the result shows even though the guest ended cleanly.
+    pub failure: Option<Failure>,
+    /// The tasks whose shares and waits the verdict judges.
+    pub judged: Vec<TaskMeta>,
+    /// Checks the operation's own result makes (e.g. ipc's); with no
+    /// judged tasks they are the verdict.
+    pub checks: Vec<analysis::Check>,
+    /// The operation's own result numbers, reported as `result`.
+    pub extra: Option<serde_json::Value>,
+    /// The same numbers for people: lines the human report prints after
+    /// the task table (for operations whose result is not per-task units).
+    pub lines: Vec<String>,
+}
+
+/// Images, VM, judge, outputs: the report, whatever happened to the run.
+/// Prints nothing (but the progress bar on a terminal). Err only when the
+/// `--out` directory cannot be made (a usage error: no VM started).
+pub fn run(p: Prepared) -> Result<Report> {
+    outputs::prepare(&p.settings)?;
+    let Prepared {
+        name,
+        config,
+        config_magic,
+        config_json,
+        headline,
+        settings,
+        summarize,
+    } = p;
+    let mut report = Report::new(name, config_json);
+    let progress = Progress::for_settings(name, &settings);
+    let mut outcome = match images::load(name, config_magic) {
+        Ok(imgs) => {
+            report.versions.call_table = Some(imgs.core.stamp.call_table_version);
+            report.versions.call_table_needed = Some(imgs.op.stamp.call_table_version);
+            report.versions.core_abi = Some((&imgs.core.stamp).into());
+            report.versions.operation_abi = Some((&imgs.op.stamp).into());
+            let req = RunRequest {
+                images: &imgs,
+                config: &config,
+                spec: settings.spec(),
+            };
+            run::run(&req)
+        }
+        Err(f) => RunOutcome {
+            failure: Some(f),
+            ..Default::default()
+        },
+    };
+    drop(progress);
+    let summary = summarize(&outcome);
+    // Judged whenever the VM ran, failed or not: partial metrics of a
+    // crashed run are still worth printing.
+    let mut monitor = outcome.monitor.take();
+    // The pictures' data, before the verdict consumes the events.
+    let trace = outputs::trace(&settings, monitor.as_ref(), outcome.tsc_khz);
+    let seen = monitor
+        .as_mut()
+        .map(|m| (m.stats.clone(), std::mem::take(&mut m.final_cpus)));
+    let judgement = monitor.map(|m| {
+        judge::judge(
+            m,
+            &JudgeInput {
+                cpus: settings.sched.cpus,
+                tsc_khz: outcome.tsc_khz,
+                settings: &settings.judge,
+                judged: &summary.judged,
+                op_checks: &summary.checks,
+                finished: outcome.finished,
+                ended_early: outcome.ended_early.as_ref(),
+            },
+        )
+    });
+    report.fill(outcome, summary, seen, judgement);
+    report.kept = outputs::keep(&settings, &mut report, trace.as_ref(), &headline);
+    report.headline = headline;
+    Ok(report)
+}
+
+/// Run, print the report, say where it was kept: the process exit code.
+pub fn execute(p: Prepared) -> u8 {
+    let (name, json) = (p.name, p.settings.json);
+    let report = match run(p) {
+        Ok(r) => r,
+        Err(f) => return usage_error(name, json, &f),
+    };
+    let code = report::print(&report, &report.headline, json);
+    outputs::announce(report.kept.as_deref(), json);
+    code
+}
+
+/// A flag that clap accepted but validation refused: exit 64, and in
+/// `--json` mode still exactly one JSON object.
+pub fn usage_error(name: &str, json: bool, f: &Failure) -> u8 {
+    if json {
+        let mut r = Report::new(name, serde_json::Value::Null);
+        r.set_failure(f.clone());
+        report::print(&r, "", true);
+    } else {
+        eprintln!("schedlab {name}: {f}");
+        eprintln!("(see `schedlab {name} --help`)");
+    }
+    code::USAGE
+}
+
+/// The operation's worker tasks as the events saw them spawned, in order:
+/// every spawn but the first (the operation's own main task).
+pub fn worker_spawns(events: &[analysis::Event]) -> Vec<&analysis::Event> {
+    let mut spawns: Vec<&analysis::Event> = events
+        .iter()
+        .filter(|e| e.kind == abi::kstate::EV_SPAWN)
+        .collect();
+    spawns.sort_by_key(|e| e.tsc);
+    spawns.into_iter().skip(1).collect()
+}

@@ -1,0 +1,90 @@
+//! `schedlab policies`: what `--policy` accepts, straight from the policies
+//! crate's one list, so the help can never disagree with what the guest
+//! kernel runs. Test-only policies are left out.
+
+use clap::Args;
+use serde::Serialize;
+use std::fmt::Write as _;
+use vmm::exit::code;
+
+#[derive(Debug, Clone, Args)]
+pub struct PoliciesArgs {
+    /// Print one JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+struct Row {
+    name: &'static str,
+    id: u32,
+    summary: &'static str,
+    default: bool,
+}
+
+fn rows() -> Vec<Row> {
+    policies::POLICIES
+        .iter()
+        .filter(|p| !p.test_only)
+        .map(|p| Row {
+            name: p.name,
+            id: p.id,
+            summary: p.summary,
+            default: p.id == policies::DEFAULT_POLICY,
+        })
+        .collect()
+}
+
+fn table(rows: &[Row]) -> String {
+    let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(0);
+    let mut s = String::new();
+    for r in rows {
+        let default = if r.default && !r.summary.contains("(default)") {
+            " (default)"
+        } else {
+            ""
+        };
+        let _ = writeln!(s, "{:<width$}  {}{default}", r.name, r.summary);
+    }
+    s
+}
+
+pub fn main(args: &PoliciesArgs) -> u8 {
+    let rows = rows();
+    if args.json {
+        match serde_json::to_string_pretty(&rows) {
+            Ok(t) => println!("{t}"),
+            Err(e) => {
+                eprintln!("schedlab policies: cannot encode the list: {e}");
+                return code::ENVIRONMENT;
+            }
+        }
+    } else {
+        print!("{}", table(&rows));
+    }
+    code::OK
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_every_user_policy_once_with_its_summary() {
+        let rows = rows();
+        for p in policies::POLICIES {
+            let n = rows.iter().filter(|r| r.name == p.name).count();
+            assert_eq!(n, usize::from(!p.test_only), "{}", p.name);
+        }
+        assert_eq!(rows.iter().filter(|r| r.default).count(), 1);
+        let t = table(&rows);
+        for r in &rows {
+            let line = t.lines().find(|l| l.starts_with(r.name)).unwrap();
+            assert!(line.contains(r.summary), "{line}");
+        }
+        assert!(!t.contains("starve"));
+        assert_eq!(t.matches("(default)").count(), 1, "{t}");
+        let v = serde_json::to_value(&rows).unwrap();
+        assert!(v[0].get("name").is_some() && v[0].get("summary").is_some());
+    }
+}

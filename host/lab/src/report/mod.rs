@@ -1,0 +1,528 @@
+//! The run report: one JSON object for machines, tables for people. Both
+//! are built from the same `Report`, so they cannot disagree, and a failed
+//! run still shows everything that was collected before it failed.
+
+mod human;
+
+use crate::judge::Judgement;
+use crate::operations::Summary;
+use abi::kstate::CpuRecord;
+use analysis::{Metrics, Stall, Verdict};
+use serde::Serialize;
+use std::io::Write;
+use vmm::exit::{Failure, code};
+use vmm::monitor::MonitorStats;
+use vmm::tlv::FrameCounters;
+use vmm::vm::hoststat::HostTime;
+use vmm::vm::run::{LogLine, RunOutcome, Timing};
+
+pub use human::human;
+
+/// Host-CPU waits above this share of a vCPU's time get a note in the
+/// verdict.
+const HOST_WAIT_NOTE: f64 = 0.10;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TaskRow {
+    pub pid: u32,
+    pub units: u64,
+    /// CPU time the guest kernel charged the task.
+    pub runtime_ns: u64,
+    /// Fraction (0..1) of the judged tasks' CPU time this task got: as the
+    /// host measured it from the event timeline when there is one, else
+    /// from the guest's runtimes.
+    pub share: f64,
+    pub weight: u32,
+    pub switches: u64,
+    /// The CPU it ended on.
+    pub cpu: u32,
+    /// What the host measured (None without a timeline).
+    pub entitled_share: Option<f64>,
+    pub max_wait_ns: Option<u64>,
+    pub wake_p99_ns: Option<u64>,
+    pub migrations: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Totals {
+    pub units: u64,
+    pub runtime_ns: u64,
+    pub units_per_sec: f64,
+    pub switches: u64,
+    /// Median cost of a `preempt_point()` that does not switch, in ns, as
+    /// the guest timed it (absent when the guest did not measure it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preempt_point_ns: Option<f64>,
+}
+
+/// One CPU, from the analysis of its events and samples.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CpuRow {
+    pub cpu: u32,
+    pub utilisation: f64,
+    pub busy_ns: u64,
+    /// Mean tasks on the CPU (queued + running) over the samples.
+    pub mean_nr_running: f64,
+    pub max_nr_running: u32,
+    pub switches: u64,
+    /// Timer ticks the CPU took, from its record at the end (a CPU that
+    /// ticks far less than tick_hz x duration was not running, or its
+    /// timer is wrong).
+    pub ticks: Option<u64>,
+    /// Wake-up IPIs it sent.
+    pub ipis_sent: Option<u64>,
+    /// Host CPU its vCPU thread got (None where unmeasured).
+    pub host: Option<HostTime>,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Versions {
+    pub schedlab: &'static str,
+    /// Call-table version the core provides.
+    pub call_table: Option<u32>,
+    /// Call-table version the operation needs.
+    pub call_table_needed: Option<u32>,
+    /// The core image's ABI stamp.
+    pub core_abi: Option<AbiInfo>,
+    /// The operation image's ABI stamp.
+    pub operation_abi: Option<AbiInfo>,
+}
+
+/// An image's ABI stamp (`abi::calltable::AbiStamp`) with its tags as
+/// text, so a kept result says which images produced it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AbiInfo {
+    /// "CORE" or "OPER".
+    pub kind: String,
+    /// Provided (core) or needed (operation).
+    pub call_table_version: u32,
+    /// The config magic an operation reads, e.g. "SPIN"; null for the core.
+    pub config_magic: Option<String>,
+}
+
+impl From<&abi::calltable::AbiStamp> for AbiInfo {
+    fn from(s: &abi::calltable::AbiStamp) -> Self {
+        let text = |t: u32| String::from_utf8_lossy(&abi::tag_text(t)).into_owned();
+        AbiInfo {
+            kind: text(s.kind),
+            call_table_version: s.call_table_version,
+            config_magic: (s.config_magic != 0).then(|| text(s.config_magic)),
+        }
+    }
+}
+
+/// Why a run ended before the guest finished it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EndedEarly {
+    /// "stall" or "starvation".
+    pub check: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub operation: String,
+    /// "ok", "stopped" (a live check ended the run; see `ended_early` and
+    /// `verdict`) or "error" (see `error`).
+    pub status: &'static str,
+    pub error: Option<Failure>,
+    pub ended_early: Option<EndedEarly>,
+    pub config: serde_json::Value,
+    pub tasks: Vec<TaskRow>,
+    pub totals: Option<Totals>,
+    /// The operation's own result numbers (e.g. ipc's round-trip times).
+    pub result: Option<serde_json::Value>,
+    pub cpus: Vec<CpuRow>,
+    pub verdict: Option<Verdict>,
+    /// `analysis::Metrics`, with run-queue lengths named nr_running.
+    pub metrics: Option<serde_json::Value>,
+    pub monitor: Option<MonitorStats>,
+    pub stalls: Vec<Stall>,
+    pub elapsed_ns: Option<u64>,
+    pub timing: Timing,
+    pub frames: FrameCounters,
+    pub logs: Vec<LogLine>,
+    pub versions: Versions,
+    /// The judged tasks as the host measured them, for the human report of
+    /// a run whose guest sent no result (JSON has them in `metrics`).
+    #[serde(skip)]
+    pub measured: Vec<analysis::TaskMetrics>,
+    /// The operation's result for people (see `ops::Summary::lines`;
+    /// JSON has the numbers in `result`).
+    #[serde(skip)]
+    pub result_lines: Vec<String>,
+    /// The human report's first line.
+    #[serde(skip)]
+    pub headline: String,
+    /// Where `--out` kept the run, if it did.
+    #[serde(skip)]
+    pub kept: Option<std::path::PathBuf>,
+}
+
+impl Report {
+    pub fn new(operation: &str, config: serde_json::Value) -> Self {
+        Report {
+            operation: operation.to_string(),
+            status: "ok",
+            error: None,
+            ended_early: None,
+            config,
+            tasks: Vec::new(),
+            totals: None,
+            result: None,
+            cpus: Vec::new(),
+            verdict: None,
+            metrics: None,
+            monitor: None,
+            stalls: Vec::new(),
+            elapsed_ns: None,
+            timing: Timing::default(),
+            frames: FrameCounters::default(),
+            logs: Vec::new(),
+            versions: Versions {
+                schedlab: env!("CARGO_PKG_VERSION"),
+                ..Default::default()
+            },
+            measured: Vec::new(),
+            result_lines: Vec::new(),
+            headline: String::new(),
+            kept: None,
+        }
+    }
+
+    pub fn set_failure(&mut self, f: Failure) {
+        self.status = "error";
+        self.error = Some(f);
+    }
+
+    pub fn fill(
+        &mut self,
+        out: RunOutcome,
+        s: Summary,
+        monitor: Option<(MonitorStats, Vec<CpuRecord>)>,
+        j: Option<Judgement>,
+    ) {
+        let (monitor, final_cpus) = match monitor {
+            Some((m, c)) => (Some(m), c),
+            None => (None, Vec::new()),
+        };
+        self.tasks = s.tasks;
+        self.totals = s.totals;
+        self.result = s.extra;
+        self.result_lines = s.lines;
+        self.elapsed_ns = s.elapsed_ns;
+        self.timing = out.timing;
+        self.frames = out.frames;
+        self.logs = out.logs;
+        self.monitor = monitor;
+        if let Some(e) = &out.ended_early {
+            self.status = "stopped";
+            self.ended_early = Some(EndedEarly {
+                check: e.alarm.check_name(),
+                message: e.message.clone(),
+            });
+            self.stalls.extend(e.stall.clone());
+        }
+        if let Some(j) = j {
+            self.add_judgement(j);
+        }
+        for row in &mut self.cpus {
+            if let Some(r) = final_cpus.iter().find(|r| r.cpu == row.cpu) {
+                row.ticks = Some(r.ticks);
+                row.ipis_sent = Some(r.ipis_sent);
+            }
+            row.host = out
+                .vcpu_host
+                .iter()
+                .find(|(c, _)| *c == row.cpu)
+                .map(|(_, h)| *h);
+        }
+        self.note_host_waits();
+        // The run's own failure comes first; the summary's only counts
+        // when the run itself ended cleanly (and was not stopped).
+        let summary_failure = s.failure.filter(|_| out.ended_early.is_none());
+        if let Some(f) = out.failure.or(summary_failure) {
+            self.set_failure(f);
+        }
+    }
+
+    fn add_judgement(&mut self, j: Judgement) {
+        let m = &j.metrics;
+        for row in &mut self.tasks {
+            if let Some(t) = m.tasks.iter().find(|t| t.pid == row.pid) {
+                row.share = t.share;
+                row.entitled_share = Some(t.entitled_share);
+                row.max_wait_ns = Some(t.max_wait_ns);
+                row.wake_p99_ns = Some(t.wake_latency.p99_ns);
+                row.migrations = Some(t.migrations);
+            }
+        }
+        self.cpus = m
+            .cpus
+            .iter()
+            .map(|c| CpuRow {
+                cpu: c.cpu,
+                utilisation: c.utilisation,
+                busy_ns: c.busy_ns,
+                mean_nr_running: c.mean_rq_len,
+                max_nr_running: c.max_rq_len,
+                switches: c.switches,
+                ticks: None,
+                ipis_sent: None,
+                host: None,
+            })
+            .collect();
+        let mut metrics = metrics_json(m);
+        if let Some(o) = metrics.as_object_mut() {
+            o.insert(
+                "fairness_window_ns".into(),
+                j.fairness_window_ns.unwrap_or(m.window_ns).into(),
+            );
+        }
+        self.metrics = Some(metrics);
+        self.measured = j.metrics.tasks;
+        self.verdict = Some(j.verdict);
+    }
+
+    /// A vCPU thread that waited long for a host CPU ran its guest in
+    /// bursts; the verdict's numbers include that, so say it next to them
+    /// (it does not change the status: the guest did see those waits).
+    fn note_host_waits(&mut self) {
+        let Some(v) = &mut self.verdict else {
+            return;
+        };
+        let waits: Vec<String> = self
+            .cpus
+            .iter()
+            .filter_map(|c| {
+                let f = c.host?.wait_fraction();
+                (f > HOST_WAIT_NOTE).then(|| format!("vCPU {} {:.0} %", c.cpu, f * 100.0))
+            })
+            .collect();
+        if !waits.is_empty() {
+            v.reasons.push(format!(
+                "note: vCPU threads waited for a host CPU for part of the run ({}; more vCPUs \
+                 than host CPUs, or other load on the host): runtimes and shares exclude that \
+                 time (KVM steal time), waits and latencies include it",
+                waits.join(", ")
+            ));
+        }
+    }
+
+    /// An error's code (64/69/70) wins; otherwise the verdict's (0 pass, 1
+    /// fail, 2 inconclusive). A run that produced no verdict at all (it
+    /// never started) with no error is 0.
+    pub fn exit_code(&self) -> u8 {
+        if let Some(e) = &self.error {
+            return e.exit_code();
+        }
+        match self.verdict.as_ref().map(|v| v.status) {
+            Some(analysis::Status::Fail) => code::VERDICT_FAIL,
+            Some(analysis::Status::Inconclusive) => code::INCONCLUSIVE,
+            Some(analysis::Status::Pass) | None => code::OK,
+        }
+    }
+}
+
+/// The analysis metrics as JSON, with the samples' run-queue length named
+/// for what the host put in it: tasks on the CPU, running one included.
+pub fn metrics_json(m: &Metrics) -> serde_json::Value {
+    let mut v = serde_json::to_value(m).unwrap_or(serde_json::Value::Null);
+    let rename = |o: &mut serde_json::Map<String, serde_json::Value>, from: &str, to: &str| {
+        if let Some(x) = o.remove(from) {
+            o.insert(to.to_string(), x);
+        }
+    };
+    if let Some(o) = v.as_object_mut() {
+        rename(o, "rq_imbalance", "nr_running_imbalance");
+        if let Some(cpus) = o.get_mut("cpus").and_then(|c| c.as_array_mut()) {
+            for c in cpus.iter_mut().filter_map(|c| c.as_object_mut()) {
+                rename(c, "mean_rq_len", "mean_nr_running");
+                rename(c, "max_rq_len", "max_nr_running");
+            }
+        }
+    }
+    v
+}
+
+/// Print the report; returns the exit code.
+pub fn print(r: &Report, headline: &str, json: bool) -> u8 {
+    if json {
+        let text = serde_json::to_string_pretty(r).unwrap_or_else(|e| {
+            format!(r#"{{"status":"error","error":{{"kind":"host","message":"cannot encode report: {e}"}}}}"#)
+        });
+        println!("{text}");
+    } else {
+        let mut s = String::new();
+        human(r, headline, &mut s);
+        let _ = std::io::stdout().write_all(s.as_bytes());
+        if let Some(e) = &r.error {
+            eprintln!("schedlab {}: error: {e}", r.operation);
+        } else if let Some(e) = &r.ended_early {
+            eprintln!("schedlab {}: stopped: {}", r.operation, e.message);
+        }
+    }
+    r.exit_code()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use vmm::exit::ErrorKind;
+
+    pub fn sample() -> Report {
+        let mut r = Report::new("spin", serde_json::json!({"tasks": 2}));
+        let row = |pid| TaskRow {
+            pid,
+            units: 1000,
+            runtime_ns: 100_000_000,
+            share: 0.5,
+            weight: 1,
+            switches: 100,
+            cpu: 0,
+            entitled_share: None,
+            max_wait_ns: None,
+            wake_p99_ns: None,
+            migrations: None,
+        };
+        r.tasks = vec![row(2), row(3)];
+        r.totals = Some(Totals {
+            units: 2000,
+            runtime_ns: 200_000_000,
+            units_per_sec: 10_000.0,
+            switches: 200,
+            preempt_point_ns: Some(9.5),
+        });
+        r.elapsed_ns = Some(200_000_000);
+        r.timing = Timing {
+            vm_create_us: Some(2100),
+            first_message_us: Some(5300),
+            wall_us: Some(215_000),
+            vm_exits: 1,
+        };
+        r
+    }
+
+    #[test]
+    fn json_has_every_documented_field() {
+        let v: serde_json::Value = serde_json::to_value(sample()).unwrap();
+        for k in [
+            "operation",
+            "config",
+            "status",
+            "error",
+            "tasks",
+            "totals",
+            "cpus",
+            "verdict",
+            "metrics",
+            "monitor",
+            "stalls",
+            "elapsed_ns",
+            "timing",
+            "frames",
+            "logs",
+            "versions",
+        ] {
+            assert!(v.get(k).is_some(), "missing {k}");
+        }
+        assert_eq!(v["status"], "ok");
+        assert!(v["error"].is_null());
+        for k in ["pid", "units", "runtime_ns", "share", "weight", "switches"] {
+            assert!(v["tasks"][0].get(k).is_some(), "missing tasks[].{k}");
+        }
+        for k in ["units", "runtime_ns", "units_per_sec"] {
+            assert!(v["totals"].get(k).is_some(), "missing totals.{k}");
+        }
+        for k in ["vm_create_us", "first_message_us", "wall_us"] {
+            assert!(v["timing"].get(k).is_some(), "missing timing.{k}");
+        }
+        for k in ["ok", "crc_errors", "unknown_tags", "decode_errors"] {
+            assert!(v["frames"].get(k).is_some(), "missing frames.{k}");
+        }
+        assert!(
+            v["versions"].get("schedlab").is_some() && v["versions"].get("call_table").is_some()
+        );
+    }
+
+    #[test]
+    fn failure_keeps_partial_data_and_sets_the_exit_code() {
+        let mut r = sample();
+        r.set_failure(Failure::new(ErrorKind::GuestFault, "boom"));
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["status"], "error");
+        assert_eq!(v["error"]["kind"], "guest_fault");
+        assert_eq!(v["tasks"].as_array().unwrap().len(), 2);
+        assert_eq!(r.exit_code(), 70);
+    }
+
+    #[test]
+    fn verdict_sets_the_exit_code_unless_there_is_an_error() {
+        let mut r = sample();
+        for (status, code) in [
+            (analysis::Status::Pass, 0),
+            (analysis::Status::Fail, 1),
+            (analysis::Status::Inconclusive, 2),
+        ] {
+            r.verdict = Some(Verdict {
+                status,
+                checks: vec![],
+                reasons: vec![],
+            });
+            assert_eq!(r.exit_code(), code);
+        }
+        r.set_failure(Failure::new(ErrorKind::Deadline, "late"));
+        assert_eq!(r.exit_code(), 70, "a guest failure outranks the verdict");
+    }
+
+    #[test]
+    fn long_host_waits_are_noted_in_the_verdict() {
+        let mut r = sample();
+        r.verdict = Some(Verdict {
+            status: analysis::Status::Pass,
+            checks: vec![],
+            reasons: vec![],
+        });
+        let row = |cpu, wait_ns| CpuRow {
+            cpu,
+            utilisation: 1.0,
+            busy_ns: 0,
+            mean_nr_running: 1.0,
+            max_nr_running: 1,
+            switches: 0,
+            ticks: None,
+            ipis_sent: None,
+            host: Some(HostTime {
+                wall_ns: 100,
+                run_ns: 100 - wait_ns,
+                wait_ns,
+            }),
+        };
+        r.cpus = vec![row(0, 5), row(1, 40)];
+        r.note_host_waits();
+        let v = r.verdict.as_ref().unwrap();
+        assert_eq!(v.reasons.len(), 1, "{:?}", v.reasons);
+        assert!(v.reasons[0].contains("(vCPU 1 40 %;"), "{:?}", v.reasons);
+        assert_eq!(v.status, analysis::Status::Pass, "a note, not a failure");
+    }
+
+    #[test]
+    fn metrics_name_run_queue_lengths_nr_running() {
+        let m = analysis::analyze(
+            &analysis::Timeline {
+                cpus: 1,
+                tsc_khz: 1_000_000,
+                ..Default::default()
+            },
+            &[],
+        );
+        let v = metrics_json(&m);
+        assert!(v.get("nr_running_imbalance").is_some(), "{v}");
+        assert!(v.get("rq_imbalance").is_none());
+        let c = &v["cpus"][0];
+        assert!(
+            c.get("mean_nr_running").is_some() && c.get("mean_rq_len").is_none(),
+            "{v}"
+        );
+    }
+}

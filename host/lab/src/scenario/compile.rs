@@ -1,0 +1,515 @@
+//! Tasks of a scenario file -> `ScenarioConfig`, the fixed layout the
+//! guest's `scenario` operation reads. Everything the layout cannot hold
+//! or the guest could not do (too many tasks, a send to a task that does
+//! not exist, a zero sleep, a CPU the VM does not have) is refused here,
+//! with the line of the value at fault, before any VM starts.
+
+use super::diag::{Problem, suggest};
+use super::schema::{File, Phase as Spec, Task};
+use crate::operations::affinity::parse_cpu_list;
+use crate::operations::spin::MAX_WEIGHT;
+use crate::settings::{HOUR_NS, parse_duration};
+use abi::config::{
+    PHASE_PUBLISH, PHASE_RECV, PHASE_RUN, PHASE_SEND, PHASE_SLEEP, PHASE_TIMER, PHASE_YIELD, Phase,
+    SCENARIO_MAX_INSTANCES, SCENARIO_MAX_KINDS, SCENARIO_MAX_PHASES, SCENARIO_MAX_TOPICS,
+    SCENARIO_TOPIC_NAME, ScenarioConfig,
+};
+use std::ops::Range;
+use toml::Spanned;
+
+/// Longest task name (they only label the report).
+pub const NAME_MAX: usize = 32;
+
+/// One `[[task]]`, as compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kind {
+    pub name: String,
+    pub count: u32,
+    pub weight: u32,
+    /// CPU mask, 0 = any.
+    pub affinity: u64,
+    pub repeat: u32,
+    /// The phases as written ("run 1ms", "send pong"), for the report.
+    pub phases: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    pub config: ScenarioConfig,
+    pub kinds: Vec<Kind>,
+    pub topics: Vec<String>,
+    /// Every kind only runs and yields, until the duration: then all
+    /// instances compete for the CPU all the time, which is what judging
+    /// shares by weight assumes.
+    pub cpu_bound: bool,
+}
+
+impl Compiled {
+    pub fn instances(&self) -> u32 {
+        self.kinds.iter().map(|k| k.count).sum()
+    }
+}
+
+fn valid_name(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+}
+
+/// `value` as an integer in `[min, max]`, or a problem at its span.
+fn ranged(v: &Spanned<i64>, field: &str, min: i64, max: i64, why: &str) -> Result<u32, Problem> {
+    let n = *v.get_ref();
+    if n < min || n > max {
+        return Err(Problem::at(
+            v.span(),
+            format!("{field} must be between {min} and {max}{why}, got {n}"),
+        ));
+    }
+    Ok(n as u32)
+}
+
+/// A duration value ("2ms", "500us") of a field, greater than zero.
+fn duration(v: &Spanned<String>, field: &str) -> Result<u64, Problem> {
+    parse_duration(field, v.get_ref(), 1, HOUR_NS).map_err(|f| Problem::at(v.span(), f.message))
+}
+
+/// Collects problems while compiling, so a file's mistakes come all at once.
+struct Ctx<'a> {
+    problems: Vec<Problem>,
+    names: Vec<&'a str>,
+    topics: Vec<&'a str>,
+}
+
+impl Ctx<'_> {
+    fn check<T>(&mut self, r: Result<T, Problem>) -> Option<T> {
+        r.map_err(|p| self.problems.push(p)).ok()
+    }
+}
+
+pub fn compile(file: &File, cpus: u32, duration_ns: u64) -> Result<Compiled, Vec<Problem>> {
+    let mut cx = Ctx {
+        problems: Vec::new(),
+        names: Vec::new(),
+        topics: Vec::new(),
+    };
+    if file.tasks.is_empty() {
+        cx.problems.push(Problem::whole(
+            "no [[task]]: a scenario needs at least one task (see `schedlab run --help`)",
+        ));
+    }
+    names_and_topics(file, &mut cx);
+    let mut config = ScenarioConfig::new(duration_ns);
+    config.kinds = file.tasks.len().min(SCENARIO_MAX_KINDS) as u32;
+    config.topics = cx.topics.len().min(SCENARIO_MAX_TOPICS) as u32;
+    for (i, t) in cx.topics.iter().take(SCENARIO_MAX_TOPICS).enumerate() {
+        config.topic_name[i][..t.len()].copy_from_slice(t.as_bytes());
+    }
+    let mut kinds = Vec::new();
+    let mut total = 0u32;
+    let mut cpu_bound = true;
+    for (k, task) in file.tasks.iter().take(SCENARIO_MAX_KINDS).enumerate() {
+        let t = task.get_ref();
+        let kind = kind(t, cpus, &mut cx);
+        let before = total;
+        total += kind.count;
+        if before as usize <= SCENARIO_MAX_INSTANCES && total as usize > SCENARIO_MAX_INSTANCES {
+            let span = t.count.as_ref().map_or(task.span(), |c| c.span());
+            cx.problems.push(Problem::at(
+                span,
+                format!(
+                    "task '{}': the tasks start {total} instances so far, but a scenario runs \
+                     at most {SCENARIO_MAX_INSTANCES}",
+                    kind.name
+                ),
+            ));
+        }
+        let slot = &mut config.task[k];
+        slot.count = kind.count;
+        slot.weight = kind.weight;
+        slot.affinity = kind.affinity;
+        slot.repeat = kind.repeat;
+        slot.subscribe = subscriptions(t, &cx.topics);
+        let phases = phases(t, &mut cx);
+        cpu_bound &= kind.repeat == 0
+            && phases
+                .iter()
+                .all(|p| p.op == PHASE_RUN || p.op == PHASE_YIELD);
+        slot.phases = phases.len() as u32;
+        slot.phase[..phases.len()].copy_from_slice(&phases);
+        kinds.push(kind);
+    }
+    if !cx.problems.is_empty() {
+        return Err(cx.problems);
+    }
+    Ok(Compiled {
+        config,
+        kinds,
+        topics: cx.topics.iter().map(|t| t.to_string()).collect(),
+        cpu_bound,
+    })
+}
+
+/// Task names (unique, at most 8) and topics (from `subscribe`, in the
+/// order they first appear, at most 8).
+fn names_and_topics<'a>(file: &'a File, cx: &mut Ctx<'a>) {
+    for (i, task) in file.tasks.iter().enumerate() {
+        let t = task.get_ref();
+        let name = t.name.get_ref().as_str();
+        if i == SCENARIO_MAX_KINDS {
+            cx.problems.push(Problem::at(
+                task.span(),
+                format!(
+                    "task '{name}': a scenario has at most {SCENARIO_MAX_KINDS} tasks (use \
+                     `count` to start several instances of one)"
+                ),
+            ));
+        }
+        if !valid_name(name, NAME_MAX) {
+            cx.problems.push(Problem::at(
+                t.name.span(),
+                format!("name '{name}' must be 1 to {NAME_MAX} letters, digits, '-', '_' or '.'"),
+            ));
+        } else if cx.names.contains(&name) {
+            cx.problems.push(Problem::at(
+                t.name.span(),
+                format!("name '{name}' is used by an earlier task: names must be unique"),
+            ));
+        }
+        cx.names.push(name);
+        for s in &t.subscribe {
+            let topic = s.get_ref().as_str();
+            if !valid_name(topic, SCENARIO_TOPIC_NAME) {
+                cx.problems.push(Problem::at(
+                    s.span(),
+                    format!(
+                        "task '{name}': subscribe: topic '{topic}' must be 1 to \
+                         {SCENARIO_TOPIC_NAME} letters, digits, '-', '_' or '.'"
+                    ),
+                ));
+            } else if !cx.topics.contains(&topic) {
+                if cx.topics.len() == SCENARIO_MAX_TOPICS {
+                    cx.problems.push(Problem::at(
+                        s.span(),
+                        format!(
+                            "task '{name}': subscribe: topic '{topic}' is one too many: a \
+                             scenario has at most {SCENARIO_MAX_TOPICS} topics"
+                        ),
+                    ));
+                }
+                cx.topics.push(topic);
+            }
+        }
+    }
+}
+
+fn kind(t: &Task, cpus: u32, cx: &mut Ctx<'_>) -> Kind {
+    let name = t.name.get_ref().clone();
+    let max_instances = SCENARIO_MAX_INSTANCES as i64;
+    let count = t.count.as_ref().map_or(Ok(1), |c| {
+        ranged(c, &format!("task '{name}': count"), 1, max_instances, "")
+    });
+    let weight = t.weight.as_ref().map_or(Ok(1), |w| {
+        ranged(
+            w,
+            &format!("task '{name}': weight"),
+            1,
+            MAX_WEIGHT.into(),
+            "",
+        )
+    });
+    let repeat = t.repeat.as_ref().map_or(Ok(0), |r| {
+        ranged(
+            r,
+            &format!("task '{name}': loop"),
+            0,
+            u32::MAX.into(),
+            " (0 = until the duration)",
+        )
+    });
+    let affinity = t.affinity.as_ref().map_or(Ok(0), |a| {
+        parse_cpu_list(&a.get_ref().0, cpus).map_err(|f| {
+            // The CPU count may come from the file's `cpus` or from --cpus.
+            let why = f.message.strip_prefix("--affinity: ").unwrap_or(&f.message);
+            let why = why.replace("(--cpus ", "(cpus ");
+            Problem::at(a.span(), format!("task '{name}': affinity: {why}"))
+        })
+    });
+    Kind {
+        count: cx.check(count).unwrap_or(1),
+        weight: cx.check(weight).unwrap_or(1),
+        repeat: cx.check(repeat).unwrap_or(0),
+        affinity: cx.check(affinity).unwrap_or(0),
+        phases: t
+            .phases
+            .get_ref()
+            .iter()
+            .map(|p| p.get_ref().describe())
+            .collect(),
+        name,
+    }
+}
+
+fn subscriptions(t: &Task, topics: &[&str]) -> u32 {
+    t.subscribe
+        .iter()
+        .filter_map(|s| topics.iter().position(|x| x == s.get_ref()))
+        .filter(|&i| i < SCENARIO_MAX_TOPICS)
+        .fold(0, |m, i| m | 1 << i)
+}
+
+fn phases(t: &Task, cx: &mut Ctx<'_>) -> Vec<Phase> {
+    let name = t.name.get_ref();
+    let list = t.phases.get_ref();
+    if list.is_empty() || list.len() > SCENARIO_MAX_PHASES {
+        cx.problems.push(Problem::at(
+            t.phases.span(),
+            format!(
+                "task '{name}': phases: a task has 1 to {SCENARIO_MAX_PHASES} phases, got {}",
+                list.len()
+            ),
+        ));
+    }
+    let mut out = Vec::new();
+    for (i, p) in list.iter().take(SCENARIO_MAX_PHASES).enumerate() {
+        let field = format!("task '{name}' phase {} ({})", i + 1, p.get_ref().name());
+        if let Some(ph) = phase(p.get_ref(), &field, cx) {
+            out.push(ph);
+        }
+    }
+    out
+}
+
+fn phase(p: &Spec, field: &str, cx: &mut Ctx<'_>) -> Option<Phase> {
+    let timed =
+        |op, v: &Spanned<String>| duration(v, field).map(|value| Phase { op, arg: 0, value });
+    let r = match p {
+        Spec::Run(v) => timed(PHASE_RUN, v),
+        Spec::Sleep(v) => timed(PHASE_SLEEP, v),
+        Spec::Timer(v) => timed(PHASE_TIMER, v),
+        Spec::Recv(v) if v.get_ref().trim() == "forever" => Ok(Phase {
+            op: PHASE_RECV,
+            arg: 0,
+            value: 0,
+        }),
+        Spec::Recv(v) => timed(PHASE_RECV, v),
+        Spec::Send(v) => lookup(v, &cx.names, field, "task", "tasks").map(|i| Phase {
+            op: PHASE_SEND,
+            arg: i,
+            value: 0,
+        }),
+        Spec::Publish(v) => {
+            lookup(v, &cx.topics, field, "topic", "topics subscribed to").map(|i| Phase {
+                op: PHASE_PUBLISH,
+                arg: i,
+                value: 0,
+            })
+        }
+        Spec::Yield => Ok(Phase {
+            op: PHASE_YIELD,
+            arg: 0,
+            value: 0,
+        }),
+    };
+    cx.check(r)
+}
+
+/// Index of `v` in `known`, or a problem naming what exists.
+fn lookup(
+    v: &Spanned<String>,
+    known: &[&str],
+    field: &str,
+    what: &str,
+    list: &str,
+) -> Result<u32, Problem> {
+    let word = v.get_ref().as_str();
+    if let Some(i) = known.iter().position(|k| *k == word) {
+        return Ok(i as u32);
+    }
+    let span: Range<usize> = v.span();
+    let hint = match suggest(word, known.iter().copied()) {
+        Some(s) => format!(" (did you mean '{s}'?)"),
+        None => String::new(),
+    };
+    let known = if known.is_empty() {
+        "none".to_string()
+    } else {
+        known.join(", ")
+    };
+    Err(Problem::at(
+        span,
+        format!("{field}: unknown {what} '{word}'{hint}; {list}: {known}"),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::diag::render;
+    use super::super::schema::parse;
+    use super::*;
+
+    fn compiled(text: &str, cpus: u32) -> Result<Compiled, String> {
+        let f = parse(text).map_err(|e| e.to_string())?;
+        compile(&f, cpus, 1_000_000).map_err(|p| render("t.toml", text, &p))
+    }
+
+    const PINGPONG: &str = r#"
+[[task]]
+name = "ping"
+affinity = 0
+phases = [{ send = "pong" }, { recv = "forever" }]
+
+[[task]]
+name = "pong"
+count = 2
+weight = 3
+affinity = "1"
+loop = 7
+subscribe = ["news"]
+phases = [{ recv = "10ms" }, { send = "ping" }, { publish = "news" }, "yield"]
+"#;
+
+    #[test]
+    fn tasks_compile_into_the_guest_layout() {
+        let c = compiled(PINGPONG, 2).unwrap();
+        let cfg = &c.config;
+        assert_eq!((cfg.kinds, cfg.topics, cfg.duration_ns), (2, 1, 1_000_000));
+        assert_eq!(&cfg.topic_name[0][..5], b"news\0");
+        let ping = &cfg.task[0];
+        assert_eq!(
+            (ping.count, ping.weight, ping.affinity, ping.repeat),
+            (1, 1, 1, 0)
+        );
+        assert_eq!(ping.phases, 2);
+        assert_eq!(
+            (
+                ping.phase[0].op,
+                ping.phase[0].arg,
+                ping.phase[1].op,
+                ping.phase[1].value
+            ),
+            (PHASE_SEND, 1, PHASE_RECV, 0)
+        );
+        let pong = &cfg.task[1];
+        assert_eq!(
+            (pong.count, pong.weight, pong.affinity, pong.repeat),
+            (2, 3, 2, 7)
+        );
+        assert_eq!(pong.subscribe, 1);
+        assert_eq!(
+            (pong.phase[0].op, pong.phase[0].value),
+            (PHASE_RECV, 10_000_000)
+        );
+        assert_eq!((pong.phase[1].op, pong.phase[1].arg), (PHASE_SEND, 0));
+        assert_eq!((pong.phase[2].op, pong.phase[2].arg), (PHASE_PUBLISH, 0));
+        assert_eq!(pong.phase[3].op, PHASE_YIELD);
+        assert_eq!(c.instances(), 3);
+        assert!(!c.cpu_bound);
+        assert_eq!(
+            ScenarioConfig::from_bytes(cfg.as_bytes()).as_ref(),
+            Some(cfg)
+        );
+    }
+
+    #[test]
+    fn only_run_and_yield_forever_is_cpu_bound() {
+        let hog = "[[task]]\nname = \"h\"\nphases = [{ run = \"1ms\" }, \"yield\"]\n";
+        assert!(compiled(hog, 1).unwrap().cpu_bound);
+        let bounded = "[[task]]\nname = \"h\"\nloop = 3\nphases = [{ run = \"1ms\" }]\n";
+        assert!(!compiled(bounded, 1).unwrap().cpu_bound);
+    }
+
+    #[test]
+    fn unknown_names_say_where_and_what_exists() {
+        let text = PINGPONG.replace("{ send = \"pong\" }", "{ send = \"pnog\" }");
+        let e = compiled(&text, 2).unwrap_err();
+        assert_eq!(
+            e,
+            "t.toml:5:20: task 'ping' phase 1 (send): unknown task 'pnog' (did you mean \
+             'pong'?); tasks: ping, pong"
+        );
+        let text = PINGPONG.replace("{ publish = \"news\" }", "{ publish = \"sports\" }");
+        let e = compiled(&text, 2).unwrap_err();
+        assert!(
+            e.ends_with("unknown topic 'sports'; topics subscribed to: news"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn impossible_values_are_all_reported_with_their_lines() {
+        let text = r#"
+[[task]]
+name = "a"
+count = 0
+weight = 100001
+affinity = "2"
+loop = -1
+phases = [{ sleep = "-5ms" }, { run = "0ms" }, { timer = "10" }, { recv = "0s" }]
+"#;
+        let e = compiled(text, 2).unwrap_err();
+        let lines: Vec<&str> = e.lines().collect();
+        assert_eq!(lines.len(), 8, "{e}");
+        assert!(lines[0].starts_with("t.toml:4:9: task 'a': count must be between 1 and 64"));
+        assert!(lines[1].starts_with("t.toml:5:10: task 'a': weight must be between 1 and 100000"));
+        assert_eq!(
+            lines[2],
+            "t.toml:6:12: task 'a': affinity: '2' names CPU 2, but the VM has 2 (cpus 2: CPUs 0-1)"
+        );
+        assert!(lines[3].starts_with("t.toml:7:8: task 'a': loop must be between 0"));
+        assert_eq!(
+            lines[4],
+            "t.toml:8:21: task 'a' phase 1 (sleep): '-5ms' is negative: it must be greater \
+             than zero"
+        );
+        assert!(
+            lines[5].contains("phase 2 (run): '0ms' must be greater than zero"),
+            "{e}"
+        );
+        assert!(
+            lines[6].contains("phase 3 (timer): '10' has no unit"),
+            "{e}"
+        );
+        assert!(
+            lines[7].contains("phase 4 (recv): '0s' must be greater than zero"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_layout_limits_are_refused_by_name() {
+        let mut text = String::new();
+        for i in 0..9 {
+            text += &format!("[[task]]\nname = \"t{i}\"\ncount = 9\nphases = [\"yield\"]\n");
+        }
+        let e = compiled(&text, 1).unwrap_err();
+        assert!(
+            e.contains("task 't8': a scenario has at most 8 tasks"),
+            "{e}"
+        );
+        assert!(e.contains("task 't7': the tasks start 72 instances"), "{e}");
+        let many = (0..25).map(|_| "\"yield\"").collect::<Vec<_>>().join(", ");
+        let text = format!("[[task]]\nname = \"a\"\nphases = [{many}]\n");
+        let e = compiled(&text, 1).unwrap_err();
+        assert!(e.contains("a task has 1 to 24 phases, got 25"), "{e}");
+        let text = "[[task]]\nname = \"a\"\nphases = []\n";
+        assert!(compiled(text, 1).unwrap_err().contains("got 0"));
+        let topics = (0..9)
+            .map(|i| format!("\"t{i}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let text =
+            format!("[[task]]\nname = \"a\"\nsubscribe = [{topics}]\nphases = [\"yield\"]\n");
+        let e = compiled(&text, 1).unwrap_err();
+        assert!(e.contains("topic 't8' is one too many"), "{e}");
+        let e = compiled("[[task]]\nname = \"a b\"\nphases = [\"yield\"]\n", 1).unwrap_err();
+        assert!(e.contains("name 'a b' must be"), "{e}");
+        let dup = "[[task]]\nname = \"a\"\nphases = [\"yield\"]\n".repeat(2);
+        assert!(
+            compiled(&dup, 1)
+                .unwrap_err()
+                .starts_with("t.toml:5:8: name 'a' is used")
+        );
+        assert!(compiled("", 1).unwrap_err().contains("no [[task]]"));
+    }
+}

@@ -1,0 +1,359 @@
+//! `schedlab run FILE.toml`: a declarative task mix in the spirit of
+//! rt-app. The file names tasks, each with a count, a weight, an affinity
+//! and a list of phases; it is parsed (`schema`), checked and compiled into
+//! the guest's `ScenarioConfig` (`compile`), with its run-level settings
+//! under the command line's (`settings`), all before any VM starts, and
+//! every problem is reported with its file:line:column (`diag`). The
+//! `scenario` operation interprets it in the guest; `summary` turns its
+//! result into the report.
+
+mod compile;
+mod diag;
+mod schema;
+mod settings;
+mod summary;
+
+use crate::operations::affinity::fmt_cpu_list;
+use crate::operations::{self as ops, common};
+use crate::settings::{CommonArgs, RunSettings, fmt_ns};
+use abi::config::SCENARIO_MAGIC;
+use clap::Args;
+use compile::Compiled;
+use diag::{Problem, render};
+use serde_json::json;
+use settings::Given;
+use std::path::PathBuf;
+use vmm::exit::{EXIT_CODES_HELP, Failure, Result};
+use vmm::vm::run::RunOutcome;
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// The scenario file (TOML; see below and examples/*.toml).
+    #[arg(value_name = "FILE.toml")]
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// The file format, shown by `schedlab run --help`.
+const SCHEMA_HELP: &str = r#"Scenario file (TOML). Run-level keys are optional; a flag given on the command
+line overrides the file's value:
+
+  description = "one line shown in the headline"
+  duration = "500ms"     # --duration (default 200ms)
+  cpus = 2               # --cpus     (default 1)
+  policy = "eevdf"       # --policy   (default rr)
+  tick_hz = 1000         # --tick-hz  (default 1000)
+  idle = "halt"          # --idle: halt or poll
+
+  [[task]]               # up to 8 tasks, 64 instances in all
+  name = "ping"          # unique: letters, digits, '-', '_', '.'
+  count = 1              # instances of this task (default 1)
+  weight = 1             # 1..100000 (default 1)
+  affinity = "0"         # CPU list, e.g. "0-3,6", or one CPU number (default: any)
+  loop = 0               # passes through the phases; 0 = until the duration (default)
+  subscribe = ["news"]   # topics whose published messages this task receives
+  phases = [             # 1..24 phases, done in order, again and again
+    { run = "1ms" },     # busy work for 1 ms of the task's own CPU time
+    { sleep = "5ms" },   # sleep 5 ms (how late it wakes is recorded)
+    { timer = "10ms" },  # wait for the next activation, 10 ms after the last
+    { send = "pong" },   # to the pong instance with this one's number (mod pong's count)
+    { publish = "news" },# to every subscriber of the topic
+    { recv = "10ms" },   # wait for a message, at most 10 ms ("forever": no limit)
+    "yield",             # offer the CPU
+  ]
+
+Durations are "2ms", "500us", "1.5s", "100ns". Every instance stops at the
+duration (checked between phases; runs, sleeps and receives never outlast it).
+Reported per instance: passes through its phases (loops), the time of one pass
+(for a ping task: the round trip), how late its sleeps and timers ended, and
+messages sent and received. Shares are judged against weights only when every
+task just runs and yields (else pass --max-fairness-error to judge them).
+
+"#;
+
+/// `run --help`'s text after the flags: the file format, then the exit
+/// codes every subcommand lists.
+pub fn help() -> String {
+    format!("{SCHEMA_HELP}{EXIT_CODES_HELP}")
+}
+
+/// The `scenario` operation, run as `schedlab run FILE.toml`.
+pub struct Scenario;
+
+/// A compiled scenario and what its report says of it.
+pub struct ScenarioPlan {
+    label: String,
+    description: Option<String>,
+    compiled: Compiled,
+    fairness: bool,
+}
+
+impl ops::Operation for Scenario {
+    const NAME: &'static str = "scenario";
+    const SUBCOMMAND: &'static str = "run";
+    const ABOUT: &'static str = "Run a scenario file (TOML): a task mix in the spirit of rt-app.";
+    const LONG_ABOUT: Option<&'static str> = Some(
+        "Run a scenario file (TOML): a task mix in the spirit of rt-app.\n\n\
+         Named tasks with counts, weights, affinities and phases (run, sleep, timer, send, \
+         publish, recv, yield); the guest operation that runs them is `scenario`.",
+    );
+    const CONFIG_MAGIC: u32 = SCENARIO_MAGIC;
+    // It needs a file.
+    const GAUNTLET_FLAGS: Option<&'static [&'static str]> = None;
+    type Args = RunArgs;
+    type Plan = ScenarioPlan;
+
+    fn plan(args: &RunArgs, m: &clap::ArgMatches) -> Result<(ScenarioPlan, RunSettings)> {
+        prepare(args, Given::from_matches(m))
+    }
+
+    fn config(p: &ScenarioPlan, _: &RunSettings) -> Vec<u8> {
+        p.compiled.config.as_bytes().to_vec()
+    }
+
+    fn config_json(p: &ScenarioPlan, s: &RunSettings) -> serde_json::Value {
+        config_json(&p.label, p.description.clone(), &p.compiled, s, p.fairness)
+    }
+
+    fn headline(p: &ScenarioPlan, s: &RunSettings) -> String {
+        headline(&p.label, p.description.as_deref(), &p.compiled, s)
+    }
+
+    fn summarize(p: &ScenarioPlan, out: &RunOutcome) -> ops::Summary {
+        summary::summarize(&p.compiled, out)
+    }
+
+    fn command(cmd: clap::Command) -> clap::Command {
+        cmd.after_long_help(help())
+    }
+}
+
+/// Read, check and compile the file, merged with the command line.
+fn prepare(args: &RunArgs, given: Given) -> Result<(ScenarioPlan, RunSettings)> {
+    let label = args.file.display().to_string();
+    let text = std::fs::read_to_string(&args.file)
+        .map_err(|e| Failure::usage(format!("{label}: cannot read the scenario file: {e}")))?;
+    let bad = |p: &[Problem]| Failure::usage(render(&label, &text, p));
+    let file = schema::parse(&text).map_err(|e| bad(&[Problem::from_toml(&e)]))?;
+    let (common, mut problems) = settings::merge(&args.common, &file, given);
+    // The file's values were checked in merge; what fails here is a flag.
+    let mut settings = common.validate()?;
+    let c = match compile::compile(&file, settings.sched.cpus, settings.duration_ns) {
+        Ok(c) if problems.is_empty() => c,
+        Ok(_) => return Err(bad(&problems)),
+        Err(more) => {
+            problems.extend(more);
+            return Err(bad(&problems));
+        }
+    };
+    let fairness = given.max_fairness_error || c.cpu_bound;
+    if !fairness {
+        settings.judge.max_fairness_error = None;
+    }
+    let description = file.description.as_ref().map(|d| d.get_ref().clone());
+    let plan = ScenarioPlan {
+        label,
+        description,
+        compiled: c,
+        fairness,
+    };
+    Ok((plan, settings))
+}
+
+fn plural(n: usize, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
+}
+
+fn headline(label: &str, description: Option<&str>, c: &Compiled, s: &RunSettings) -> String {
+    let mut h = format!(
+        "run {label}: {} ({}) for {} {}",
+        plural(c.kinds.len(), "task"),
+        plural(c.instances() as usize, "instance"),
+        fmt_ns(s.duration_ns),
+        common::machine(s)
+    );
+    if let Some(d) = description {
+        h = format!("{h}\n  {d}");
+    }
+    h
+}
+
+fn config_json(
+    label: &str,
+    description: Option<String>,
+    c: &Compiled,
+    s: &RunSettings,
+    fairness: bool,
+) -> serde_json::Value {
+    let tasks: Vec<serde_json::Value> = c
+        .kinds
+        .iter()
+        .map(|k| {
+            json!({
+                "name": k.name,
+                "count": k.count,
+                "weight": k.weight,
+                "affinity": fmt_cpu_list(k.affinity),
+                "loop": k.repeat,
+                "phases": k.phases,
+            })
+        })
+        .collect();
+    json!({
+        "file": label,
+        "description": description,
+        "duration_ns": s.duration_ns,
+        "tasks": tasks,
+        "topics": c.topics,
+        "instances": c.instances(),
+        "max_fairness_error": s.judge.max_fairness_error,
+        "fairness_judged": fairness,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn args(path: &std::path::Path, extra: &[&str]) -> RunArgs {
+        let mut argv = vec!["schedlab", "run", path.to_str().unwrap()];
+        argv.extend_from_slice(extra);
+        let a: crate::scenario::RunArgs = crate::parse_args(&argv);
+        a
+    }
+
+    /// The run the registry would prepare, and the compiled file.
+    fn prepare(args: &RunArgs, given: Given) -> Result<(ops::Prepared, Compiled)> {
+        use ops::Operation;
+        let (plan, settings) = super::prepare(args, given)?;
+        let c = plan.compiled.clone();
+        let p = ops::Prepared {
+            name: Scenario::NAME,
+            config: Scenario::config(&plan, &settings),
+            config_magic: Scenario::CONFIG_MAGIC,
+            config_json: ops::config_json(&settings, Scenario::config_json(&plan, &settings)),
+            headline: Scenario::headline(&plan, &settings),
+            settings,
+            summarize: Box::new(move |out| Scenario::summarize(&plan, out)),
+        };
+        Ok((p, c))
+    }
+
+    fn refused(args: &RunArgs) -> Failure {
+        match prepare(args, Given::default()) {
+            Ok(_) => panic!("{} was accepted", args.file.display()),
+            Err(f) => f,
+        }
+    }
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn a_file_becomes_a_prepared_run_with_its_settings() {
+        let f = file(
+            "description = \"two hogs\"\nduration = \"30ms\"\ncpus = 2\n[[task]]\n\
+             name = \"hog\"\ncount = 2\nphases = [{ run = \"1ms\" }]\n",
+        );
+        let (p, c) = prepare(&args(f.path(), &[]), Given::default()).unwrap();
+        assert_eq!(p.name, "scenario");
+        assert_eq!(p.settings.duration_ns, 30_000_000);
+        assert_eq!(p.settings.sched.cpus, 2);
+        assert!(
+            p.headline
+                .contains(": 1 task (2 instances) for 30ms on 2 vCPUs")
+        );
+        assert!(p.headline.ends_with("\n  two hogs"), "{}", p.headline);
+        assert_eq!(p.config, c.config.as_bytes());
+        assert_eq!(p.config_json["tasks"][0]["name"], "hog");
+        assert_eq!(p.config_json["fairness_judged"], true);
+        assert!(p.settings.judge.max_fairness_error.is_some());
+    }
+
+    #[test]
+    fn fairness_is_off_for_tasks_that_sleep_unless_asked_for() {
+        let f = file("[[task]]\nname = \"s\"\nphases = [{ sleep = \"1ms\" }]\n");
+        let (p, _) = prepare(&args(f.path(), &[]), Given::default()).unwrap();
+        assert_eq!(p.settings.judge.max_fairness_error, None);
+        assert_eq!(p.config_json["fairness_judged"], false);
+        let given = Given {
+            max_fairness_error: true,
+            ..Default::default()
+        };
+        let (p, _) = prepare(&args(f.path(), &[]), given).unwrap();
+        assert!(p.settings.judge.max_fairness_error.is_some());
+    }
+
+    #[test]
+    fn problems_in_settings_and_tasks_come_together_with_file_and_line() {
+        let f = file(
+            "cpus = 0\n[[task]]\nname = \"a\"\nphases = [{ send = \"b\" }, { sleep = \"-1ms\" }]\n",
+        );
+        let e = refused(&args(f.path(), &[]));
+        assert_eq!(e.exit_code(), 64);
+        let path = f.path().display().to_string();
+        let lines: Vec<&str> = e.message.lines().collect();
+        assert_eq!(lines.len(), 3, "{e}");
+        assert!(
+            lines[0].starts_with(&format!("{path}:1:8: cpus must be")),
+            "{e}"
+        );
+        assert!(
+            lines[1].starts_with(&format!(
+                "{path}:4:20: task 'a' phase 1 (send): unknown task 'b'"
+            )),
+            "{e}"
+        );
+        assert!(
+            lines[2].contains("phase 2 (sleep): '-1ms' is negative"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unreadable_and_malformed_files_are_usage_errors() {
+        let e = refused(&args(std::path::Path::new("/nonexistent/x.toml"), &[]));
+        assert!(
+            e.message.starts_with("/nonexistent/x.toml: cannot read"),
+            "{e}"
+        );
+        let f = file("[[task]]\nname = \"a\"\nphases = [{ run = \"1ms\", sleep = \"1ms\" }]\n");
+        let e = refused(&args(f.path(), &[]));
+        assert!(
+            e.message.contains(":3:11: a phase has exactly one key"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn help_documents_every_phase_and_setting() {
+        let h = help();
+        for word in [
+            "run =",
+            "sleep =",
+            "timer =",
+            "send =",
+            "publish =",
+            "recv =",
+            "\"yield\"",
+            "duration =",
+            "cpus =",
+            "policy =",
+            "tick_hz =",
+            "idle =",
+            "count =",
+            "weight =",
+            "affinity =",
+            "loop =",
+            "subscribe =",
+            "Exit codes:",
+        ] {
+            assert!(h.contains(word), "run --help lacks {word}");
+        }
+    }
+}

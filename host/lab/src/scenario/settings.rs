@@ -1,0 +1,205 @@
+//! Run-level settings a scenario file may carry (duration, cpus, policy,
+//! tick_hz, idle), merged under the command line: a flag given on the
+//! command line wins, else the file's value, else the flag's default.
+//! clap's derive hides whether a value came from the command line or from
+//! a default, so the `run` subcommand's matches are read for that.
+
+use super::diag::Problem;
+use super::schema::File;
+use crate::settings::sched::{IdleMode, policy_by_name};
+use crate::settings::{CommonArgs, HOUR_NS, parse_duration};
+use abi::boot::MAX_TICK_HZ;
+use abi::memmap::MAX_CPUS;
+use clap::ArgMatches;
+use clap::ValueEnum;
+use clap::parser::ValueSource;
+
+/// The flags a file's settings yield to, and the fairness limit (which a
+/// scenario turns off unless asked for; see `mod.rs`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Given {
+    pub duration: bool,
+    pub cpus: bool,
+    pub policy: bool,
+    pub tick_hz: bool,
+    pub idle: bool,
+    pub max_fairness_error: bool,
+}
+
+impl Given {
+    /// From the `run` subcommand's matches (ids are the derive's field
+    /// names; a unit test checks each exists).
+    pub fn from_matches(m: &ArgMatches) -> Self {
+        let given = |id: &str| m.value_source(id) == Some(ValueSource::CommandLine);
+        Given {
+            duration: given("duration"),
+            cpus: given("cpus"),
+            policy: given("policy"),
+            tick_hz: given("tick_hz"),
+            idle: given("idle"),
+            max_fairness_error: given("max_fairness_error"),
+        }
+    }
+}
+
+/// `common` with the file's settings applied where the command line gave
+/// none; problems with the file's values (which are then not applied).
+pub fn merge(common: &CommonArgs, file: &File, given: Given) -> (CommonArgs, Vec<Problem>) {
+    let mut c = common.clone();
+    let mut problems = Vec::new();
+    if let (Some(v), false) = (&file.duration, given.duration) {
+        match parse_duration("duration", v.get_ref(), 1, HOUR_NS) {
+            Ok(_) => c.duration = v.get_ref().clone(),
+            Err(f) => problems.push(Problem::at(v.span(), f.message)),
+        }
+    }
+    if let (Some(v), false) = (&file.cpus, given.cpus) {
+        match *v.get_ref() {
+            n if (1..=MAX_CPUS as i64).contains(&n) => c.sched.cpus = n,
+            n => problems.push(Problem::at(
+                v.span(),
+                format!("cpus must be between 1 and {MAX_CPUS}, got {n}"),
+            )),
+        }
+    }
+    if let (Some(v), false) = (&file.tick_hz, given.tick_hz) {
+        match *v.get_ref() {
+            n if (1..=i64::from(MAX_TICK_HZ)).contains(&n) => c.sched.tick_hz = n,
+            n => problems.push(Problem::at(
+                v.span(),
+                format!(
+                    "tick_hz must be between 1 and {MAX_TICK_HZ} (KVM's LAPIC timer floor), \
+                     got {n}"
+                ),
+            )),
+        }
+    }
+    if let (Some(v), false) = (&file.policy, given.policy) {
+        match policy_by_name(v.get_ref()) {
+            Ok(_) => c.sched.policy = v.get_ref().clone(),
+            Err(f) => {
+                let why = f.message.strip_prefix("--policy: ").unwrap_or(&f.message);
+                problems.push(Problem::at(v.span(), format!("policy: {why}")));
+            }
+        }
+    }
+    if let (Some(v), false) = (&file.idle, given.idle) {
+        match IdleMode::from_str(v.get_ref(), false) {
+            Ok(m) => c.sched.idle = m,
+            Err(_) => problems.push(Problem::at(
+                v.span(),
+                format!(
+                    "idle: '{}' is not an idle mode: use halt or poll",
+                    v.get_ref()
+                ),
+            )),
+        }
+    }
+    (c, problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::schema::parse;
+    use super::*;
+    use crate::operations::{Entry, Registered};
+    use crate::scenario::{RunArgs, Scenario};
+    use clap::FromArgMatches;
+
+    fn run_args(argv: &[&str]) -> (CommonArgs, Given) {
+        let mut full = vec!["run", "f.toml"];
+        full.extend_from_slice(argv);
+        let m = Registered::<Scenario>::NEW
+            .command()
+            .try_get_matches_from(full)
+            .unwrap();
+        let given = Given::from_matches(&m);
+        let a = RunArgs::from_arg_matches(&m).unwrap();
+        (a.common, given)
+    }
+
+    const FILE: &str = "duration = \"50ms\"\ncpus = 3\npolicy = \"eevdf\"\ntick_hz = 250\n\
+                        idle = \"poll\"\n";
+
+    #[test]
+    fn the_file_fills_in_what_the_command_line_left_out() {
+        let (common, given) = run_args(&[]);
+        assert_eq!(given, Given::default());
+        let (c, problems) = merge(&common, &parse(FILE).unwrap(), given);
+        assert!(problems.is_empty(), "{problems:?}");
+        let s = c.validate().unwrap();
+        assert_eq!(s.duration_ns, 50_000_000);
+        assert_eq!(
+            (
+                s.sched.cpus,
+                s.sched.policy.name,
+                s.sched.tick_hz,
+                s.sched.idle
+            ),
+            (3, "eevdf", 250, IdleMode::Poll)
+        );
+    }
+
+    #[test]
+    fn command_line_flags_win_even_at_their_default_values() {
+        let (common, given) = run_args(&[
+            "--duration",
+            "200ms",
+            "--cpus",
+            "1",
+            "--policy",
+            "rr",
+            "--tick-hz",
+            "1000",
+            "--idle",
+            "halt",
+            "--max-fairness-error",
+            "0.2",
+        ]);
+        assert!(given.duration && given.cpus && given.policy && given.tick_hz && given.idle);
+        assert!(given.max_fairness_error);
+        let (c, _) = merge(&common, &parse(FILE).unwrap(), given);
+        let s = c.validate().unwrap();
+        assert_eq!(s.duration_ns, 200_000_000);
+        assert_eq!(
+            (
+                s.sched.cpus,
+                s.sched.policy.name,
+                s.sched.tick_hz,
+                s.sched.idle
+            ),
+            (1, "rr", 1000, IdleMode::Halt)
+        );
+    }
+
+    #[test]
+    fn bad_file_settings_are_located_problems() {
+        let text =
+            "duration = \"-1ms\"\ncpus = 0\npolicy = \"nope\"\ntick_hz = 9000\nidle = \"x\"\n";
+        let (common, given) = run_args(&[]);
+        let (_, p) = merge(&common, &parse(text).unwrap(), given);
+        let msgs: Vec<&str> = p.iter().map(|p| p.message.as_str()).collect();
+        assert_eq!(msgs.len(), 5, "{msgs:?}");
+        assert!(
+            msgs[0].starts_with("duration: '-1ms' is negative"),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs[1].starts_with("cpus must be between 1 and 64"),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs[2].starts_with("tick_hz must be between 1 and 5000"),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs[3].starts_with("policy: unknown policy 'nope'"),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs[4].starts_with("idle: 'x' is not an idle mode"),
+            "{msgs:?}"
+        );
+        assert_eq!(&text[p[1].span.clone().unwrap()], "0");
+    }
+}

@@ -1,0 +1,237 @@
+//! Flags that shape the virtual machine's scheduling: how many vCPUs, which
+//! policy, how often the timer ticks and what an idle CPU does. Validated
+//! here, before /dev/kvm is opened, into the values the boot info carries.
+
+use abi::boot::{IDLE_HALT, IDLE_POLL, MAX_TICK_HZ};
+use abi::memmap::MAX_CPUS;
+use clap::{Args, ValueEnum};
+use policies::PolicyDesc;
+use vmm::exit::{Failure, Result};
+use vmm::vm::setup::SchedBoot;
+
+/// The policy used when `--policy` is not given.
+pub const DEFAULT_POLICY: &str = "rr";
+
+#[derive(Debug, Clone, Args)]
+pub struct SchedArgs {
+    /// Virtual CPUs, each a host thread (1..64).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        allow_negative_numbers = true
+    )]
+    pub cpus: i64,
+    /// Scheduling policy run by the guest kernel (`schedlab policies` lists them).
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_POLICY)]
+    pub policy: String,
+    /// TEST ONLY: the pid the `starve` policy never runs.
+    #[arg(long, value_name = "PID", hide = true)]
+    pub starve_pid: Option<u32>,
+    /// LAPIC timer ticks per second on every vCPU (1..5000): preemption and
+    /// the scheduler's clock.
+    #[arg(
+        long,
+        value_name = "HZ",
+        default_value_t = 1000,
+        allow_negative_numbers = true
+    )]
+    pub tick_hz: i64,
+    /// What an idle vCPU does: halt (sleep until an interrupt, costs the
+    /// host nothing) or poll (spin on a flag: lower wake-up latency, burns
+    /// a host CPU per idle vCPU).
+    #[arg(long, value_enum, value_name = "MODE", default_value = "halt")]
+    pub idle: IdleMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IdleMode {
+    Halt,
+    Poll,
+}
+
+impl IdleMode {
+    pub fn code(self) -> u32 {
+        match self {
+            IdleMode::Halt => IDLE_HALT,
+            IdleMode::Poll => IDLE_POLL,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            IdleMode::Halt => "halt",
+            IdleMode::Poll => "poll",
+        }
+    }
+}
+
+/// Validated scheduling settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchedSettings {
+    pub cpus: u32,
+    pub policy: &'static PolicyDesc,
+    pub policy_arg: u32,
+    pub tick_hz: u32,
+    pub idle: IdleMode,
+}
+
+impl SchedSettings {
+    pub fn boot(&self) -> SchedBoot {
+        SchedBoot {
+            policy: self.policy.id,
+            policy_arg: self.policy_arg,
+            tick_hz: self.tick_hz,
+            idle: self.idle.code(),
+        }
+    }
+}
+
+impl SchedArgs {
+    pub fn validate(&self) -> Result<SchedSettings> {
+        if self.cpus < 1 || self.cpus > MAX_CPUS as i64 {
+            return Err(Failure::usage(format!(
+                "--cpus must be between 1 and {MAX_CPUS} (the guest memory layout has room for \
+                 {MAX_CPUS} vCPUs), got {}",
+                self.cpus
+            )));
+        }
+        if self.tick_hz < 1 {
+            return Err(Failure::usage(format!(
+                "--tick-hz must be at least 1, got {}",
+                self.tick_hz
+            )));
+        }
+        if self.tick_hz > MAX_TICK_HZ as i64 {
+            return Err(Failure::usage(format!(
+                "--tick-hz {} is above {MAX_TICK_HZ}: KVM's LAPIC timer cannot fire more often than \
+                 every 200 µs (its min_timer_period_us), so a faster tick would silently run at \
+                 {MAX_TICK_HZ} Hz",
+                self.tick_hz
+            )));
+        }
+        let policy = policy_by_name(&self.policy)?;
+        let policy_arg = match (policy.test_only, self.starve_pid) {
+            (true, Some(pid)) if pid > 0 => pid,
+            (true, _) => {
+                return Err(Failure::usage(format!(
+                    "--policy {} is test-only and needs --starve-pid PID (a pid > 0)",
+                    policy.name
+                )));
+            }
+            (false, Some(_)) => {
+                return Err(Failure::usage(
+                    "--starve-pid only applies to the test-only policy `starve`",
+                ));
+            }
+            (false, None) => 0,
+        };
+        Ok(SchedSettings {
+            cpus: self.cpus as u32,
+            policy,
+            policy_arg,
+            tick_hz: self.tick_hz as u32,
+            idle: self.idle,
+        })
+    }
+}
+
+/// Look a policy up by name; the error lists every policy a user may pick
+/// (test-only ones are left out: they exist for schedlab's own tests).
+pub fn policy_by_name(name: &str) -> Result<&'static PolicyDesc> {
+    policies::by_name(name).ok_or_else(|| {
+        let valid: Vec<&str> = policies::POLICIES
+            .iter()
+            .filter(|p| !p.test_only)
+            .map(|p| p.name)
+            .collect();
+        Failure::usage(format!(
+            "--policy: unknown policy '{name}'; valid policies: {} (see `schedlab policies`)",
+            valid.join(", ")
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sched(extra: &[&str]) -> Result<SchedSettings> {
+        let mut argv = vec!["schedlab", "spin"];
+        argv.extend_from_slice(extra);
+        let a: crate::operations::spin::SpinArgs = crate::parse_args(&argv);
+        a.common.sched.validate()
+    }
+
+    fn err(extra: &[&str]) -> String {
+        sched(extra).unwrap_err().message
+    }
+
+    #[test]
+    fn defaults_are_one_cpu_rr_1khz_halt() {
+        let s = sched(&[]).unwrap();
+        assert_eq!((s.cpus, s.policy.name, s.tick_hz), (1, "rr", 1000));
+        assert_eq!(s.idle, IdleMode::Halt);
+        let b = s.boot();
+        assert_eq!(
+            (b.policy, b.policy_arg, b.idle),
+            (s.policy.id, 0, IDLE_HALT)
+        );
+    }
+
+    #[test]
+    fn the_default_policy_is_the_policies_crate_default() {
+        assert_eq!(
+            policies::by_name(DEFAULT_POLICY).map(|p| p.id),
+            Some(policies::DEFAULT_POLICY)
+        );
+    }
+
+    #[test]
+    fn cpu_count_is_bounded_and_names_the_flag() {
+        assert_eq!(sched(&["--cpus", "64"]).unwrap().cpus, 64);
+        for bad in ["0", "65", "-1"] {
+            let m = err(&["--cpus", bad]);
+            assert!(m.starts_with("--cpus must be between 1 and 64"), "{m}");
+            assert!(m.ends_with(&format!("got {bad}")), "{m}");
+        }
+    }
+
+    #[test]
+    fn tick_rate_above_the_lapic_floor_is_explained() {
+        assert_eq!(sched(&["--tick-hz", "5000"]).unwrap().tick_hz, 5000);
+        let m = err(&["--tick-hz", "5001"]);
+        assert!(m.starts_with("--tick-hz 5001 is above 5000"), "{m}");
+        assert!(m.contains("200 µs"), "{m}");
+        assert!(err(&["--tick-hz", "0"]).starts_with("--tick-hz must be at least 1"));
+    }
+
+    #[test]
+    fn unknown_policy_lists_the_valid_ones_but_not_test_only_ones() {
+        let m = err(&["--policy", "nope"]);
+        assert!(
+            m.starts_with("--policy: unknown policy 'nope'; valid policies: "),
+            "{m}"
+        );
+        for p in policies::POLICIES {
+            assert_eq!(m.contains(p.name), !p.test_only, "{m}");
+        }
+        for p in policies::POLICIES.iter().filter(|p| !p.test_only) {
+            assert_eq!(sched(&["--policy", p.name]).unwrap().policy.id, p.id);
+        }
+    }
+
+    #[test]
+    fn starve_needs_its_pid_and_the_pid_needs_starve() {
+        let s = sched(&["--policy", "starve", "--starve-pid", "3"]).unwrap();
+        assert_eq!((s.policy.name, s.boot().policy_arg), ("starve", 3));
+        assert!(err(&["--policy", "starve"]).contains("needs --starve-pid"));
+        assert!(err(&["--policy", "starve", "--starve-pid", "0"]).contains("needs --starve-pid"));
+        assert!(err(&["--starve-pid", "3"]).starts_with("--starve-pid only applies"));
+    }
+
+    #[test]
+    fn idle_mode_maps_to_the_boot_info_codes() {
+        assert_eq!(sched(&["--idle", "poll"]).unwrap().boot().idle, IDLE_POLL);
+        assert_eq!(sched(&["--idle", "halt"]).unwrap().boot().idle, IDLE_HALT);
+    }
+}

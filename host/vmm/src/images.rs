@@ -1,0 +1,419 @@
+//! Guest images: the core (ELF) and one operation (flat .bin plus its ELF
+//! for symbols and the ABI stamp). They are embedded at build time by
+//! build.rs, or read from `SCHEDLAB_GUEST_DIR` for tests. Everything that
+//! can be wrong with them is found here, before any VM exists, and each
+//! message names the file and the fix.
+
+use crate::exit::{ErrorKind, Failure, Result};
+use crate::symbols::SymbolTable;
+use abi::calltable::{ABI_STAMP_SECTION, AbiStamp, IMAGE_CORE, IMAGE_OPERATION};
+use abi::memmap::{KERNEL_LOAD_ADDR, KERNEL_MAX_SIZE, OPERATION_LOAD_ADDR, OPERATION_MAX_SIZE};
+use object::elf::PT_LOAD;
+use object::read::elf::{ElfFile64, ProgramHeader};
+use object::{Endianness, Object, ObjectSection};
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+
+/// One operation as build.rs found it (images absent if not yet built).
+pub struct EmbeddedOp {
+    pub name: &'static str,
+    pub bin: Option<&'static [u8]>,
+    pub elf: Option<&'static [u8]>,
+}
+
+mod embedded {
+    use super::EmbeddedOp;
+    include!(concat!(env!("OUT_DIR"), "/embedded_images.rs"));
+}
+
+/// Env var that makes schedlab read images from a directory instead.
+pub const GUEST_DIR_ENV: &str = "SCHEDLAB_GUEST_DIR";
+
+const NOT_BUILT: &str =
+    "guest images were not built into this schedlab binary: run `make` (or ./build.sh)";
+
+/// Every operation under `guest/operations/` at build time.
+pub fn operation_names() -> impl Iterator<Item = &'static str> {
+    embedded::OPERATIONS.iter().map(|o| o.name)
+}
+
+#[cfg(test)]
+pub fn embedded_core() -> Option<&'static [u8]> {
+    embedded::CORE_ELF
+}
+
+/// A checked, loadable core.
+#[derive(Debug)]
+pub struct CoreImage {
+    /// The file name or path, for messages.
+    pub label: String,
+    pub elf: Cow<'static, [u8]>,
+    pub entry: u64,
+    /// End of the highest segment in memory, `.bss` included.
+    pub end: u64,
+    pub stamp: AbiStamp,
+    pub symbols: SymbolTable,
+}
+
+/// A checked operation.
+#[derive(Debug)]
+pub struct OpImage {
+    pub name: String,
+    pub bin: Cow<'static, [u8]>,
+    pub stamp: AbiStamp,
+    pub symbols: SymbolTable,
+}
+
+#[derive(Debug)]
+pub struct Images {
+    pub core: CoreImage,
+    pub op: OpImage,
+}
+
+/// Load and check the core and operation `op`, which must read configs
+/// with magic `config_magic`.
+pub fn load(op: &str, config_magic: u32) -> Result<Images> {
+    let (core, bin, elf) = match std::env::var_os(GUEST_DIR_ENV) {
+        Some(dir) => read_dir_images(Path::new(&dir), op)?,
+        None => embedded_images(op)?,
+    };
+    let core = check_core(core.0, core.1)?;
+    let op = check_op(op, bin, elf, config_magic)?;
+    check_abi(&core, &op)?;
+    Ok(Images { core, op })
+}
+
+type Named = (String, Cow<'static, [u8]>);
+
+fn embedded_images(op: &str) -> Result<(Named, Named, Named)> {
+    let entry = embedded::OPERATIONS.iter().find(|o| o.name == op);
+    let (
+        Some(core),
+        Some(EmbeddedOp {
+            bin: Some(bin),
+            elf: Some(elf),
+            ..
+        }),
+    ) = (embedded::CORE_ELF, entry)
+    else {
+        return Err(Failure::image(format!(
+            "{NOT_BUILT} (looked for kernel.elf, {op}.bin and {op}.elf in {} at build time)",
+            embedded::GUEST_DIR_AT_BUILD
+        )));
+    };
+    let named = |f: String, b: &'static [u8]| (f, Cow::Borrowed(b));
+    Ok((
+        named("kernel.elf (embedded)".into(), core),
+        named(format!("{op}.bin (embedded)"), bin),
+        named(format!("{op}.elf (embedded)"), elf),
+    ))
+}
+
+fn read_dir_images(dir: &Path, op: &str) -> Result<(Named, Named, Named)> {
+    let read = |name: String| -> Result<Named> {
+        let path: PathBuf = dir.join(&name);
+        match std::fs::read(&path) {
+            Ok(b) => Ok((path.display().to_string(), Cow::Owned(b))),
+            Err(e) => Err(Failure::image(format!(
+                "cannot read guest image {}: {e} ({GUEST_DIR_ENV} is set to {}): run `make` \
+                 (or ./build.sh) and point {GUEST_DIR_ENV} at target/guest, or unset it",
+                path.display(),
+                dir.display()
+            ))),
+        }
+    };
+    Ok((
+        read("kernel.elf".into())?,
+        read(format!("{op}.bin"))?,
+        read(format!("{op}.elf"))?,
+    ))
+}
+
+/// What every ELF we accept has: parseable, x86-64, an entry, its
+/// loadable segments inside `[lo, lo + cap)` and inside the file, and an
+/// ABI stamp of the expected kind.
+struct CheckedElf {
+    entry: u64,
+    end: u64,
+    stamp: AbiStamp,
+    symbols: SymbolTable,
+    /// (load address, file bytes) of the lowest segment.
+    first_segment: Option<(u64, Vec<u8>)>,
+}
+
+fn check_elf(
+    label: &str,
+    data: &[u8],
+    lo: u64,
+    cap: u64,
+    region: &str,
+    kind: u32,
+) -> Result<CheckedElf> {
+    let bad = |why: String| {
+        Failure::image(format!(
+            "guest image {label} is corrupt: {why}: run `make` to rebuild it"
+        ))
+    };
+    if data.len() < 4 || &data[..4] != b"\x7fELF" {
+        return Err(bad("bad ELF magic (not an ELF file)".into()));
+    }
+    let elf = ElfFile64::<Endianness>::parse(data)
+        .map_err(|e| bad(format!("not a valid 64-bit ELF ({e})")))?;
+    if elf.architecture() != object::Architecture::X86_64 {
+        return Err(bad(format!(
+            "built for {:?}, not x86-64",
+            elf.architecture()
+        )));
+    }
+    let entry = elf.entry();
+    if entry == 0 {
+        return Err(bad("it has no entry point".into()));
+    }
+    let end_of_region = lo + cap;
+    let in_region = |a: u64| (lo..end_of_region).contains(&a);
+    if !in_region(entry) {
+        return Err(bad(format!(
+            "entry {entry:#x} is outside the {region} region [{lo:#x}, {end_of_region:#x})"
+        )));
+    }
+    let endian = elf.endian();
+    let mut end = 0u64;
+    let mut first_segment: Option<(u64, Vec<u8>)> = None;
+    let mut loads = 0;
+    for ph in elf.elf_program_headers() {
+        if ph.p_type(endian) != PT_LOAD || ph.p_memsz(endian) == 0 {
+            continue;
+        }
+        loads += 1;
+        let (paddr, memsz, filesz) = (ph.p_paddr(endian), ph.p_memsz(endian), ph.p_filesz(endian));
+        let seg_end = paddr
+            .checked_add(memsz)
+            .ok_or_else(|| bad("a segment's size overflows".into()))?;
+        if !in_region(paddr) || seg_end > end_of_region {
+            return Err(bad(format!(
+                "segment [{paddr:#x}, {seg_end:#x}) is outside the {region} region [{lo:#x}, {end_of_region:#x})"
+            )));
+        }
+        if filesz > memsz {
+            return Err(bad(format!(
+                "segment at {paddr:#x} has more file bytes than memory bytes"
+            )));
+        }
+        let bytes = ph
+            .data(endian, data)
+            .map_err(|_| bad("it is truncated (a segment lies past the end of the file)".into()))?;
+        if first_segment.as_ref().is_none_or(|(a, _)| paddr < *a) {
+            first_segment = Some((paddr, bytes.to_vec()));
+        }
+        end = end.max(seg_end);
+    }
+    if loads == 0 {
+        return Err(bad("it has no loadable segments".into()));
+    }
+    let stamp = elf
+        .section_by_name(ABI_STAMP_SECTION)
+        .and_then(|s| s.data().ok())
+        .and_then(AbiStamp::from_bytes)
+        .ok_or_else(|| {
+            Failure::new(
+                ErrorKind::Image,
+                format!(
+                    "not a schedlab guest image: {label} has no valid {ABI_STAMP_SECTION} section \
+                     (ABI stamp): run `make` to rebuild the guest images"
+                ),
+            )
+        })?;
+    if stamp.kind != kind {
+        let want = if kind == IMAGE_CORE {
+            "core"
+        } else {
+            "operation"
+        };
+        return Err(Failure::image(format!(
+            "guest image {label} is not a schedlab {want} image (its ABI stamp says kind {:?}): \
+             run `make` to rebuild the guest images",
+            String::from_utf8_lossy(&abi::tag_text(stamp.kind))
+        )));
+    }
+    let symbols = SymbolTable::from_object(&elf);
+    Ok(CheckedElf {
+        entry,
+        end,
+        stamp,
+        symbols,
+        first_segment,
+    })
+}
+
+fn check_core(label: String, elf: Cow<'static, [u8]>) -> Result<CoreImage> {
+    let c = check_elf(
+        &label,
+        &elf,
+        KERNEL_LOAD_ADDR,
+        KERNEL_MAX_SIZE,
+        "core",
+        IMAGE_CORE,
+    )?;
+    Ok(CoreImage {
+        label,
+        elf,
+        entry: c.entry,
+        end: c.end,
+        stamp: c.stamp,
+        symbols: c.symbols,
+    })
+}
+
+fn check_op(name: &str, bin: Named, elf: Named, config_magic: u32) -> Result<OpImage> {
+    let (bin_label, bin) = bin;
+    let (elf_label, elf) = elf;
+    let c = check_elf(
+        &elf_label,
+        &elf,
+        OPERATION_LOAD_ADDR,
+        OPERATION_MAX_SIZE,
+        "operation",
+        IMAGE_OPERATION,
+    )?;
+    let bad = |why: String| {
+        Failure::image(format!(
+            "guest image {bin_label} is unusable: {why}: run `make` to rebuild it"
+        ))
+    };
+    if bin.is_empty() {
+        return Err(bad("it is empty".into()));
+    }
+    if bin.len() as u64 > OPERATION_MAX_SIZE {
+        return Err(bad(format!(
+            "it is {} bytes, over the {OPERATION_MAX_SIZE}-byte OPERATION_MAX_SIZE",
+            bin.len()
+        )));
+    }
+    if c.entry != OPERATION_LOAD_ADDR {
+        return Err(Failure::image(format!(
+            "guest image {elf_label} has entry {:#x}, but an operation must start at its first byte \
+             ({OPERATION_LOAD_ADDR:#x}): link it with linker/operation.ld and run `make`",
+            c.entry
+        )));
+    }
+    // The .bin is what runs and the .elf is what we name symbols from and
+    // check the ABI of: refuse a pair that was not built together.
+    if let Some((addr, seg)) = &c.first_segment {
+        let n = seg.len().min(bin.len());
+        if *addr != OPERATION_LOAD_ADDR || bin[..n] != seg[..n] {
+            return Err(bad(format!(
+                "it does not match {elf_label} (one was rebuilt without the other)"
+            )));
+        }
+    }
+    if c.stamp.config_magic != config_magic {
+        return Err(Failure::new(
+            ErrorKind::Abi,
+            format!(
+                "operation image `{name}` reads config {:?}, but schedlab writes {:?} for it: run make",
+                String::from_utf8_lossy(&abi::tag_text(c.stamp.config_magic)),
+                String::from_utf8_lossy(&abi::tag_text(config_magic))
+            ),
+        ));
+    }
+    Ok(OpImage {
+        name: name.to_string(),
+        bin,
+        stamp: c.stamp,
+        symbols: c.symbols,
+    })
+}
+
+fn check_abi(core: &CoreImage, op: &OpImage) -> Result<()> {
+    let (need, have) = (op.stamp.call_table_version, core.stamp.call_table_version);
+    if need > have {
+        return Err(Failure::new(
+            ErrorKind::Abi,
+            format!(
+                "operation image `{}` was built against call table v{need}, core provides v{have}: run make",
+                op.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn embedded() -> (Named, Named, Named) {
+        embedded_images("spin")
+            .unwrap_or_else(|e| panic!("{e} (the unit tests need the guest images)"))
+    }
+
+    #[test]
+    fn embedded_images_pass_every_check() {
+        let (core, bin, elf) = embedded();
+        let core = check_core(core.0, core.1).unwrap();
+        let op = check_op("spin", bin, elf, abi::config::SPIN_MAGIC).unwrap();
+        check_abi(&core, &op).unwrap();
+        assert!(core.end > core.entry);
+        assert!(!op.symbols.is_empty());
+    }
+
+    #[test]
+    fn corrupt_elves_are_refused_with_the_file_named() {
+        let (core, _, _) = embedded();
+        let err =
+            check_core("x/kernel.elf".into(), Cow::Owned(b"\x7fELX....".to_vec())).unwrap_err();
+        assert!(
+            err.message.contains("x/kernel.elf") && err.message.contains("bad ELF magic"),
+            "{err}"
+        );
+        let truncated = core.1[..core.1.len() / 3].to_vec();
+        let err = check_core("x/kernel.elf".into(), Cow::Owned(truncated)).unwrap_err();
+        assert!(err.message.contains("x/kernel.elf is corrupt"), "{err}");
+        assert_eq!(err.kind, ErrorKind::Image);
+    }
+
+    #[test]
+    fn wrong_kind_newer_operation_and_wrong_config_are_refused() {
+        let (core, bin, elf) = embedded();
+        // The core's ELF offered as an operation: wrong region first.
+        assert!(check_op("spin", bin.clone(), core.clone(), abi::config::SPIN_MAGIC).is_err());
+        let err = check_op("spin", bin.clone(), elf.clone(), abi::tag(b"NOPE")).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Abi);
+        let core = check_core(core.0, core.1).unwrap();
+        let mut op = check_op("spin", bin, elf, abi::config::SPIN_MAGIC).unwrap();
+        op.stamp.call_table_version = core.stamp.call_table_version + 1;
+        let err = check_abi(&core, &op).unwrap_err();
+        assert_eq!(
+            err.message,
+            format!(
+                "operation image `spin` was built against call table v{}, core provides v{}: run make",
+                core.stamp.call_table_version + 1,
+                core.stamp.call_table_version
+            )
+        );
+    }
+
+    #[test]
+    fn oversized_or_mismatched_bin_is_refused() {
+        let (_, bin, elf) = embedded();
+        let big = vec![0u8; OPERATION_MAX_SIZE as usize + 1];
+        let err = check_op(
+            "spin",
+            ("spin.bin".into(), Cow::Owned(big)),
+            elf.clone(),
+            abi::config::SPIN_MAGIC,
+        )
+        .unwrap_err();
+        assert!(err.message.contains("OPERATION_MAX_SIZE"), "{err}");
+        let mut other = bin.1.to_vec();
+        other[0] ^= 0xff;
+        let err = check_op(
+            "spin",
+            ("spin.bin".into(), Cow::Owned(other)),
+            elf,
+            abi::config::SPIN_MAGIC,
+        )
+        .unwrap_err();
+        assert!(err.message.contains("does not match"), "{err}");
+    }
+}

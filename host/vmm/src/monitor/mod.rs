@@ -1,0 +1,582 @@
+//! The monitor: a host thread that watches the guest's scheduler while it
+//! runs by reading the introspection area straight out of guest RAM -- no
+//! VM exit, no message, no guest code runs for it. It samples every CPU's
+//! record at `--sample-hz`, drains every CPU's event ring, and runs the
+//! live checks (stall, starvation) that end a broken run early.
+//!
+//! What it keeps is bounded (MAX_SAMPLES, MAX_EVENTS); anything beyond is
+//! counted as dropped and reported, never silently lost.
+
+pub mod events;
+pub mod live;
+pub mod seqlock;
+pub mod view;
+
+use abi::kstate::{
+    CpuRecord, Event, KSTATE_MAGIC, KSTATE_VERSION, KernelStateHeader, TASK_RUNNABLE, TaskRecord,
+    task_record_addr,
+};
+use abi::memmap::MAX_TASKS;
+use analysis::{CpuSample, StallDetector};
+use events::{DrainStats, EventDrain};
+use live::{Alarm, GuestClock};
+use serde::Serialize;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::Instant;
+use view::{KstateView, kstate_off};
+
+const TASK_STATE_OFFSET: u64 = std::mem::offset_of!(TaskRecord, state) as u64;
+
+/// Most CPU samples kept (about 80 MB); beyond, samples are counted only.
+pub const MAX_SAMPLES: usize = 2_000_000;
+/// Most events kept (256 MB); beyond, events are counted only.
+pub const MAX_EVENTS: usize = 8_000_000;
+/// With sampling off the rings are still drained, this often: a ring holds
+/// 4096 events, far more than a CPU produces in this time.
+const DRAIN_ONLY_PERIOD_NS: u64 = 5_000_000;
+/// The task table is scanned for starved tasks every max-wait / this (5 ms
+/// for the default 100 ms), within the bounds below: a wait is then caught
+/// at most 5 % late, and the 256-slot scan stays off the sampling path.
+const TASK_SCANS_PER_MAX_WAIT: u64 = 20;
+const TASK_SCAN_MIN_NS: u64 = 1_000_000;
+const TASK_SCAN_MAX_NS: u64 = 10_000_000;
+/// The monitor thread's nice value when allowed (see boost_priority).
+const MONITOR_NICE: libc::c_int = -10;
+/// How far behind schedule the sampler may fall and still catch up.
+const MAX_LAG_NS: u64 = 2_000_000;
+
+#[derive(Debug, Clone)]
+pub struct MonitorConfig {
+    pub cpus: u32,
+    /// 0 = no sampling, no live checks (the rings are still drained).
+    pub sample_hz: u32,
+    pub tsc_khz: u64,
+    pub stall_threshold_ns: u64,
+    /// None = no starvation check.
+    pub max_wait_ns: Option<u64>,
+}
+
+/// The `monitor` object of the report.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MonitorStats {
+    /// CPU records sampled and kept (one per online CPU per sweep).
+    pub samples: u64,
+    /// Sweeps over all CPUs.
+    pub sweeps: u64,
+    pub sample_hz_requested: u32,
+    /// Sweeps per second actually done, from the first to the last.
+    pub sample_hz_achieved: f64,
+    /// Events drained and kept.
+    pub events: u64,
+    /// Events the guest dropped because a ring was full.
+    pub lost_events: u64,
+    /// Samples and events the host did not keep (over its caps).
+    pub dropped_host: u64,
+    pub dropped_samples: u64,
+    pub dropped_events: u64,
+    /// Seqlocked reads that never got a consistent snapshot.
+    pub torn_reads: u64,
+    pub malformed_rings: u64,
+    pub bad_events: u64,
+    /// The guest published a kernel-state header the host understands.
+    pub kernel_state_seen: bool,
+    /// The monitor thread got a higher scheduling priority than the vCPUs.
+    pub boosted: bool,
+}
+
+/// Everything the monitor collected.
+#[derive(Debug, Default)]
+pub struct MonitorData {
+    /// Timestamps in guest TSC (converted with the learnt offset).
+    pub samples: Vec<CpuSample>,
+    pub events: Vec<Event>,
+    pub stats: MonitorStats,
+    /// Guest TSC when the monitor stopped, if the offset is known.
+    pub guest_tsc_at_stop: Option<u64>,
+    pub header: Option<KernelStateHeader>,
+    /// Every CPU's record when the monitor stopped (CPUs whose record
+    /// could not be read consistently are left out).
+    pub final_cpus: Vec<CpuRecord>,
+    /// The live check that fired, if any.
+    pub alarm: Option<Alarm>,
+}
+
+/// A running monitor thread. Dropping it stops and joins the thread.
+pub struct Monitor {
+    stop: Arc<AtomicBool>,
+    alarm: Arc<OnceLock<Alarm>>,
+    handle: Option<JoinHandle<MonitorData>>,
+}
+
+impl Monitor {
+    pub fn start(view: KstateView, cfg: MonitorConfig) -> std::io::Result<Monitor> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let alarm = Arc::new(OnceLock::new());
+        let (s, a) = (stop.clone(), alarm.clone());
+        let handle = std::thread::Builder::new()
+            .name("monitor".into())
+            .spawn(move || Sampler::new(view, cfg, a).run(&s))?;
+        Ok(Monitor {
+            stop,
+            alarm,
+            handle: Some(handle),
+        })
+    }
+
+    /// The live check that fired, if one has.
+    pub fn alarm(&self) -> Option<Alarm> {
+        self.alarm.get().copied()
+    }
+
+    /// Stop, drain one last time, and hand over what was collected. Call
+    /// after the vCPUs stopped, so the final drain sees everything.
+    pub fn finish(mut self) -> MonitorData {
+        self.stop.store(true, Ordering::Release);
+        match self.handle.take().map(JoinHandle::join) {
+            Some(Ok(d)) => d,
+            _ => MonitorData::default(),
+        }
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// vCPU threads never sleep while their guest runs, and there may be more
+/// of them than host CPUs: at the default priority the sampler then waits
+/// behind them and samples late or not at all, which is exactly when a
+/// stall must be seen. A higher (nice -10) weight lets it run when it
+/// wakes; it sleeps between sweeps, so it takes little. Needs
+/// CAP_SYS_NICE; without it the monitor runs as is and says so.
+fn boost_priority() -> bool {
+    // SAFETY: gettid has no preconditions; setpriority only changes this
+    // thread's nice value (PRIO_PROCESS with a tid is per-thread on Linux).
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, MONITOR_NICE) == 0
+    }
+}
+
+fn rdtsc() -> u64 {
+    // SAFETY: rdtsc has no memory effects; every x86-64 CPU has it.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the timespec we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Sleep until CLOCK_MONOTONIC reaches `ns` (absolute, so the period does
+/// not drift by the time each sweep took).
+fn sleep_until(ns: u64) {
+    let ts = libc::timespec {
+        tv_sec: (ns / 1_000_000_000) as libc::time_t,
+        tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+    };
+    // SAFETY: a valid timespec; EINTR just ends the sleep early, which the
+    // loop tolerates.
+    unsafe {
+        libc::clock_nanosleep(
+            libc::CLOCK_MONOTONIC,
+            libc::TIMER_ABSTIME,
+            &ts,
+            std::ptr::null_mut(),
+        )
+    };
+}
+
+/// The thread's state.
+struct Sampler {
+    view: KstateView,
+    cfg: MonitorConfig,
+    alarm: Arc<OnceLock<Alarm>>,
+    drain: EventDrain,
+    data: MonitorData,
+    clock: GuestClock,
+    stalls: StallDetector,
+    first_sweep: Option<Instant>,
+    last_sweep: Option<Instant>,
+}
+
+impl Sampler {
+    fn new(view: KstateView, cfg: MonitorConfig, alarm: Arc<OnceLock<Alarm>>) -> Self {
+        let mut data = MonitorData::default();
+        data.stats.sample_hz_requested = cfg.sample_hz;
+        Sampler {
+            drain: EventDrain::new(cfg.cpus, MAX_EVENTS),
+            stalls: StallDetector::new(cfg.cpus, cfg.stall_threshold_ns, cfg.tsc_khz),
+            view,
+            cfg,
+            alarm,
+            data,
+            clock: GuestClock::default(),
+            first_sweep: None,
+            last_sweep: None,
+        }
+    }
+
+    fn run(mut self, stop: &AtomicBool) -> MonitorData {
+        // The default 50 µs timer slack would cap the rate near 20 kHz.
+        // SAFETY: PR_SET_TIMERSLACK only changes this thread's timer slack.
+        unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
+        self.data.stats.boosted = boost_priority();
+        let period = match self.cfg.sample_hz {
+            0 => DRAIN_ONLY_PERIOD_NS,
+            hz => 1_000_000_000 / u64::from(hz),
+        };
+        let scan_period = self.cfg.max_wait_ns.map_or(TASK_SCAN_MAX_NS, |w| {
+            (w / TASK_SCANS_PER_MAX_WAIT).clamp(TASK_SCAN_MIN_NS, TASK_SCAN_MAX_NS)
+        });
+        let mut next = monotonic_ns();
+        let mut next_scan = next;
+        while !stop.load(Ordering::Acquire) {
+            if self.published() {
+                self.drain.drain(&self.view, &mut self.data.events);
+                if self.cfg.sample_hz > 0 {
+                    self.sweep();
+                    let now = monotonic_ns();
+                    if now >= next_scan {
+                        self.scan_tasks();
+                        next_scan = now + scan_period;
+                    }
+                }
+            }
+            let now = monotonic_ns();
+            next += period;
+            if now > next + MAX_LAG_NS {
+                // Far behind (the host was busy): give the missed sweeps up
+                // rather than burst; the achieved rate shows the shortfall.
+                next = now;
+            } else if next > now {
+                sleep_until(next);
+            }
+            // Else slightly late (a slow wake-up): sweep again at once, so
+            // wake-up jitter does not cost sweeps. Each sample carries its
+            // own timestamp, so uneven spacing is harmless.
+        }
+        self.finish()
+    }
+
+    /// Whether the guest has published a kernel state this host reads.
+    fn published(&mut self) -> bool {
+        if self.data.stats.kernel_state_seen {
+            return true;
+        }
+        let magic = self.view.load_u32(0, Ordering::Acquire);
+        let version = self.view.load_u32(4, Ordering::Acquire);
+        let ok = magic == Some(KSTATE_MAGIC) && version == Some(KSTATE_VERSION);
+        self.data.stats.kernel_state_seen = ok;
+        ok
+    }
+
+    fn sweep(&mut self) {
+        let now = Instant::now();
+        self.first_sweep.get_or_insert(now);
+        self.last_sweep = Some(now);
+        self.data.stats.sweeps += 1;
+        for cpu in 0..self.cfg.cpus {
+            let host_tsc = rdtsc();
+            let r = match seqlock::cpu_record(&self.view, cpu) {
+                Ok(r) => r,
+                Err(_) => {
+                    self.data.stats.torn_reads += 1;
+                    continue;
+                }
+            };
+            if r.online == 0 {
+                continue;
+            }
+            self.clock.observe(host_tsc, r.clock_tsc);
+            // Host TSC for now (the detector only compares samples with
+            // each other); converted to guest TSC at the end, once the
+            // offset estimate is at its best.
+            let sample = CpuSample {
+                cpu,
+                ..CpuSample::from_record(host_tsc, &r)
+            };
+            // A clock of 0 has not started yet: nothing to judge.
+            let stall = (r.clock_tsc != 0)
+                .then(|| self.stalls.observe(&sample))
+                .flatten();
+            if let Some((cpu, pid, stalled_ns)) = stall {
+                self.raise(Alarm::Stall {
+                    cpu,
+                    pid,
+                    stalled_ns,
+                });
+            }
+            if self.data.samples.len() < MAX_SAMPLES {
+                self.data.samples.push(sample);
+            } else {
+                self.data.stats.dropped_samples += 1;
+            }
+        }
+    }
+
+    fn scan_tasks(&mut self) {
+        let Some(limit) = self.cfg.max_wait_ns else {
+            return;
+        };
+        let Some(now) = self.clock.guest(rdtsc()) else {
+            return;
+        };
+        for slot in 0..MAX_TASKS as u32 {
+            // One load per slot first: only a runnable task can be starved,
+            // and most slots are free or running or blocked.
+            let state = self.view.load_u32(
+                kstate_off(task_record_addr(slot)) + TASK_STATE_OFFSET,
+                Ordering::Relaxed,
+            );
+            if state != Some(TASK_RUNNABLE) {
+                continue;
+            }
+            match seqlock::task_record(&self.view, slot) {
+                Ok(t) => {
+                    if let Some(a) = live::starved(&t, now, limit, self.cfg.tsc_khz) {
+                        self.raise(a);
+                        return;
+                    }
+                }
+                Err(_) => self.data.stats.torn_reads += 1,
+            }
+        }
+    }
+
+    /// Only the first alarm counts: it is what ends the run.
+    fn raise(&mut self, a: Alarm) {
+        if self.alarm.set(a).is_ok() {
+            self.data.alarm = Some(a);
+        }
+    }
+
+    fn finish(mut self) -> MonitorData {
+        // The vCPUs are stopped: whatever they published is final.
+        self.drain.drain(&self.view, &mut self.data.events);
+        let d = &mut self.data;
+        let s = &mut d.stats;
+        let DrainStats {
+            events,
+            malformed_rings,
+            bad_events,
+            dropped,
+        } = self.drain.stats;
+        s.events = events;
+        s.malformed_rings = malformed_rings;
+        s.bad_events = bad_events;
+        s.dropped_events = dropped;
+        s.dropped_host = dropped + s.dropped_samples;
+        s.lost_events = self.drain.guest_lost(&self.view);
+        s.samples = d.samples.len() as u64;
+        if let (Some(a), Some(b)) = (self.first_sweep, self.last_sweep) {
+            let secs = b.duration_since(a).as_secs_f64();
+            if s.sweeps > 1 && secs > 0.0 {
+                s.sample_hz_achieved = (s.sweeps - 1) as f64 / secs;
+            }
+        }
+        if let Some(off) = self.clock.offset() {
+            for smp in &mut d.samples {
+                smp.tsc = smp.tsc.wrapping_add(off as u64);
+            }
+        }
+        d.guest_tsc_at_stop = self.clock.guest(rdtsc());
+        d.header = read_header(&self.view);
+        if d.header.is_some() {
+            d.final_cpus = (0..self.cfg.cpus)
+                .filter_map(|c| seqlock::cpu_record(&self.view, c).ok())
+                .collect();
+        }
+        self.data
+    }
+}
+
+fn read_header(v: &KstateView) -> Option<KernelStateHeader> {
+    let mut w = [0u64; 8];
+    if !v.copy_words(0, &mut w) {
+        return None;
+    }
+    // SAFETY: KernelStateHeader is 64 bytes of integers (asserted in
+    // shared), so any 64 bytes are a valid value; read_unaligned copes
+    // with alignment.
+    let h: KernelStateHeader = unsafe { std::ptr::read_unaligned(w.as_ptr().cast()) };
+    (h.magic == KSTATE_MAGIC).then_some(h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use abi::kstate::{KSTATE_END, TASK_RUNNABLE, TaskRecord, cpu_record_addr, task_record_addr};
+    use seqlock::to_words;
+    use view::kstate_off;
+
+    fn guest() -> KstateView {
+        let v = KstateView::synthetic(KSTATE_END);
+        v.store_u32(0, KSTATE_MAGIC, Ordering::Release);
+        v.store_u32(4, KSTATE_VERSION, Ordering::Release);
+        v
+    }
+
+    fn cfg(sample_hz: u32) -> MonitorConfig {
+        MonitorConfig {
+            cpus: 2,
+            sample_hz,
+            tsc_khz: crate::vm::machine::measure_tsc_khz(),
+            stall_threshold_ns: 30_000_000,
+            max_wait_ns: Some(20_000_000),
+        }
+    }
+
+    fn put_cpu(v: &KstateView, r: CpuRecord) {
+        let w: [u64; 8] = to_words(&r);
+        v.write_words(kstate_off(cpu_record_addr(r.cpu)), &w);
+    }
+
+    #[test]
+    fn samples_at_the_requested_rate_and_finds_a_stalled_cpu() {
+        let v = guest();
+        // CPU 1's clock is frozen while it runs pid 4; CPU 0 is not online
+        // (an offline CPU is not stalled).
+        for cpu in 1..2 {
+            put_cpu(
+                &v,
+                CpuRecord {
+                    cpu,
+                    current_pid: 3 + cpu,
+                    clock_tsc: rdtsc(),
+                    online: 1,
+                    ..Default::default()
+                },
+            );
+        }
+        let m = Monitor::start(v, cfg(2000)).unwrap();
+        let t = Instant::now();
+        while m.alarm().is_none() && t.elapsed().as_secs() < 5 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let d = m.finish();
+        match d.alarm {
+            Some(Alarm::Stall {
+                cpu: 1,
+                pid: 4,
+                stalled_ns,
+            }) => assert!(stalled_ns > 30_000_000, "{stalled_ns}"),
+            other => panic!("expected a stall, got {other:?}"),
+        }
+        assert!(d.stats.kernel_state_seen);
+        assert!(d.stats.sweeps > 10, "{:?}", d.stats);
+        assert_eq!(d.stats.samples, d.samples.len() as u64);
+        assert!(d.stats.sample_hz_achieved > 500.0, "{:?}", d.stats);
+    }
+
+    #[test]
+    fn a_task_waiting_past_max_wait_is_starved() {
+        let v = guest();
+        let now = rdtsc();
+        put_cpu(
+            &v,
+            CpuRecord {
+                cpu: 0,
+                current_pid: 2,
+                clock_tsc: now,
+                online: 1,
+                ..Default::default()
+            },
+        );
+        let t = TaskRecord {
+            seq: 2,
+            pid: 7,
+            state: TASK_RUNNABLE,
+            cpu: 0,
+            runnable_since_tsc: now,
+            ..Default::default()
+        };
+        let w: [u64; 16] = to_words(&t);
+        v.write_words(kstate_off(task_record_addr(5)), &w);
+        let m = Monitor::start(
+            v,
+            MonitorConfig {
+                stall_threshold_ns: 10_000_000_000,
+                ..cfg(1000)
+            },
+        )
+        .unwrap();
+        let start = Instant::now();
+        while m.alarm().is_none() && start.elapsed().as_secs() < 5 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let d = m.finish();
+        match d.alarm {
+            Some(Alarm::Starved {
+                pid: 7, waited_ns, ..
+            }) => {
+                assert!(waited_ns > 20_000_000, "{waited_ns}")
+            }
+            other => panic!("expected starvation, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn nothing_is_read_before_the_guest_publishes_and_off_means_off() {
+        let v = KstateView::synthetic(KSTATE_END);
+        let m = Monitor::start(v, cfg(5000)).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let d = m.finish();
+        assert!(!d.stats.kernel_state_seen);
+        assert_eq!((d.stats.sweeps, d.samples.len()), (0, 0));
+        let m = Monitor::start(guest(), cfg(0)).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let d = m.finish();
+        assert!(d.stats.kernel_state_seen);
+        assert_eq!(d.stats.sweeps, 0, "--sample-hz 0 takes no samples");
+        assert!(d.alarm.is_none());
+    }
+
+    /// A guest that writes garbage all over its kernel state: the monitor
+    /// must neither panic nor hang nor keep more than its caps.
+    #[test]
+    fn garbage_kernel_state_is_survived() {
+        let v = KstateView::synthetic(KSTATE_END);
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let words = KSTATE_END / 8;
+        let mut w = vec![0u64; words as usize];
+        for slot in &mut w {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *slot = x;
+        }
+        v.write_words(0, &w);
+        v.store_u32(0, KSTATE_MAGIC, Ordering::Release);
+        v.store_u32(4, KSTATE_VERSION, Ordering::Release);
+        let m = Monitor::start(
+            v,
+            MonitorConfig {
+                cpus: 64,
+                ..cfg(5000)
+            },
+        )
+        .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        let d = m.finish();
+        assert!(d.stats.sweeps > 0);
+        assert!(d.events.len() <= MAX_EVENTS && d.samples.len() <= MAX_SAMPLES);
+        assert!(
+            d.stats.malformed_rings > 0 || d.stats.bad_events > 0,
+            "garbage rings are noticed: {:?}",
+            d.stats
+        );
+    }
+}

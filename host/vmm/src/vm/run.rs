@@ -1,0 +1,571 @@
+//! Runs one VM from start to end: vCPU threads do KVM_RUN, this thread
+//! drains the guest's message rings from shared memory (no exits), watches
+//! the deadline and the kernel-state flag, then stops everything and says
+//! how the run ended. Whatever was collected before a failure is kept.
+
+use super::hoststat::HostTime;
+use super::machine::{Machine, MachineSpec, open_kvm};
+use super::outcome::failure_for;
+use super::setup::SchedBoot;
+use super::vcpu::{self, VcpuReport};
+use crate::exit::{ErrorKind, Failure};
+use crate::images::Images;
+use crate::monitor::live::Alarm;
+use crate::monitor::view::KstateView;
+use crate::monitor::{Monitor, MonitorConfig, MonitorData};
+use crate::symbols::Symbolizer;
+use crate::tlv::{Frame, FrameCounters, RingReader};
+use crate::units::fmt_ns;
+use abi::kstate::{KSTATE_MAGIC, KSTATE_RUN_STATE_OFFSET, RUN_FAILED, RUN_FINISHED};
+use abi::memmap::{KERNEL_STATE_ADDR, tlv_ring_base};
+use guest_protocol::{Complete, Msg};
+use serde::Serialize;
+use std::os::unix::thread::JoinHandleExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+
+/// Poll interval while waiting for the first message (it sets the boot
+/// timing's resolution), for at most FAST_POLL_FOR; then the normal one (a
+/// full ring only makes the guest wait, it never drops).
+const FAST_POLL: Duration = Duration::from_micros(100);
+const FAST_POLL_FOR: Duration = Duration::from_millis(100);
+const SLOW_POLL: Duration = Duration::from_millis(1);
+/// How long the guest may take from "run finished" in kernel state to its
+/// exit port write before the host stops it anyway.
+const STATE_GRACE: Duration = Duration::from_secs(1);
+/// How often stuck vCPU threads are re-signalled, and for how long.
+const KICK_EVERY: Duration = Duration::from_millis(5);
+const STOP_PATIENCE: Duration = Duration::from_secs(3);
+
+/// One run, described in the VMM's own terms: what to boot and how to
+/// watch it. The lab builds it from its validated settings; nothing here
+/// knows where the numbers came from.
+pub struct RunRequest<'a> {
+    pub images: &'a Images,
+    /// The operation's `*Config` bytes, written at OPERATION_CONFIG_ADDR.
+    pub config: &'a [u8],
+    pub spec: RunSpec,
+}
+
+/// The machine and the watch over it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSpec {
+    pub cpus: u32,
+    pub mem_bytes: u64,
+    /// Base time slice the policy uses.
+    pub slice_ns: u64,
+    pub seed: u64,
+    pub sched: SchedBoot,
+    /// Wall-clock limit from VM creation.
+    pub timeout: Duration,
+    /// Monitor samples per second (0: rings drained, no samples).
+    pub sample_hz: u32,
+    pub stall_threshold_ns: u64,
+    /// None: no live starvation check.
+    pub max_wait_ns: Option<u64>,
+    /// Which guest log lines are echoed to stderr as they arrive.
+    pub echo: LogEcho,
+}
+
+/// Guest log lines echoed live to stderr (all are kept in the outcome).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogEcho {
+    /// None (machine-readable output owns the streams).
+    Off,
+    /// Errors and warnings.
+    Problems,
+    /// Every line, info and debug too.
+    All,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LogLine {
+    pub cpu: u32,
+    /// 0 error, 1 warn, 2 info, 3 debug, 4 trace.
+    pub level: u32,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timing {
+    /// KVM_CREATE_VM until the vCPUs were started.
+    pub vm_create_us: Option<u64>,
+    /// KVM_CREATE_VM until the first guest message was seen.
+    pub first_message_us: Option<u64>,
+    /// KVM_CREATE_VM until everything stopped.
+    pub wall_us: Option<u64>,
+    /// VM exits, all vCPUs (a clean run needs one: the final port write).
+    pub vm_exits: u64,
+}
+
+/// Everything a run produced, successful or not.
+#[derive(Debug, Default)]
+pub struct RunOutcome {
+    pub logs: Vec<LogLine>,
+    /// Error texts the guest sent (Error messages), in order.
+    pub guest_errors: Vec<String>,
+    /// The last raw text frame (what a panic sends when it cannot encode).
+    pub last_text: Option<String>,
+    pub complete: Option<Complete>,
+    /// Operation results (e.g. SpinResult), in arrival order.
+    pub results: Vec<Msg>,
+    pub frames: FrameCounters,
+    pub timing: Timing,
+    pub failure: Option<Failure>,
+    /// The guest signalled EXIT_DONE.
+    pub finished: bool,
+    /// What the monitor collected (None if the VM never started).
+    pub monitor: Option<MonitorData>,
+    /// A live check that ended the run before the guest finished.
+    pub ended_early: Option<EarlyEnd>,
+    /// TSC ticks per ms of the guest clock.
+    pub tsc_khz: u64,
+    /// Host CPU each vCPU thread got, by vCPU.
+    pub vcpu_host: Vec<(u32, HostTime)>,
+}
+
+/// A run the monitor stopped: which check, the message a person reads,
+/// and for a stall where the stalled vCPU was.
+#[derive(Debug, Clone)]
+pub struct EarlyEnd {
+    pub alarm: Alarm,
+    pub message: String,
+    pub stall: Option<analysis::Stall>,
+}
+
+/// Run the VM; never panics on guest behaviour, always returns what it got.
+pub fn run(req: &RunRequest<'_>) -> RunOutcome {
+    let mut out = RunOutcome::default();
+    if let Err(f) = run_inner(req, &mut out) {
+        out.failure.get_or_insert(f);
+    }
+    out
+}
+
+fn run_inner(req: &RunRequest<'_>, out: &mut RunOutcome) -> Result<(), Failure> {
+    let kvm = open_kvm()?;
+    let cpu_count = req.spec.cpus;
+    let spec = MachineSpec {
+        cpu_count,
+        mem_bytes: req.spec.mem_bytes,
+        config: req.config,
+        slice_ns: req.spec.slice_ns,
+        seed: req.spec.seed,
+        sched: req.spec.sched,
+    };
+    let mut machine = Machine::create(kvm, req.images, &spec)?;
+    let t0 = machine.t0;
+    out.tsc_khz = machine.tsc_khz;
+    let mut sym = Symbolizer::default();
+    sym.add("core", req.images.core.symbols.clone());
+    sym.add(
+        format!("operation {}", req.images.op.name),
+        req.images.op.symbols.clone(),
+    );
+
+    vcpu::install_kick_handler()
+        .map_err(|e| Failure::host(format!("cannot install signal handler: {e}")))?;
+    // Started before the vCPUs so it sees the guest from its first tick.
+    let monitor = start_monitor(&machine, &req.spec)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = mpsc::channel::<VcpuReport>();
+    let mut threads = Vec::new();
+    for (cpu, fd) in machine.vcpus.drain(..).enumerate() {
+        let (ram, flag, tx) = (machine.ram.clone(), stop.clone(), tx.clone());
+        let h = std::thread::Builder::new()
+            .name(format!("vcpu{cpu}"))
+            .spawn(move || vcpu::run(cpu as u32, fd, ram, flag, tx))
+            .map_err(|e| Failure::host(format!("cannot start a vCPU thread: {e}")));
+        match h {
+            Ok(h) => threads.push(Some(h)),
+            Err(f) => {
+                stop_all(&stop, &mut threads, &rx, &mut Vec::new());
+                out.monitor = Some(monitor.finish());
+                return Err(f);
+            }
+        }
+    }
+    drop(tx);
+    out.timing.vm_create_us = Some(t0.elapsed().as_micros() as u64);
+
+    let mem = machine.ram.memory();
+    let mut drain = Drain::new(
+        cpu_count,
+        req.spec.echo == LogEcho::All,
+        req.spec.echo != LogEcho::Off,
+        t0,
+    );
+    let deadline = t0 + req.spec.timeout;
+    let mut reports = Vec::new();
+    let mut state_seen: Option<(u32, Instant)> = None;
+    let ending = loop {
+        let booting = !drain.seen_any && t0.elapsed() < FAST_POLL_FOR;
+        let wait = if booting { FAST_POLL } else { SLOW_POLL };
+        match rx.recv_timeout(wait) {
+            Ok(r) => {
+                let terminal = r.end.is_terminal();
+                reports.push(r);
+                if terminal {
+                    break Ending::Vcpu(reports.len() - 1);
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                break Ending::Vcpu(reports.len().saturating_sub(1));
+            }
+        }
+        if let Err(f) = drain.poll(mem, out) {
+            break Ending::Failed(f);
+        }
+        if let Some(s) = run_state(mem).filter(|s| *s == RUN_FINISHED || *s == RUN_FAILED) {
+            let (s, since) = *state_seen.get_or_insert((s, Instant::now()));
+            if since.elapsed() > STATE_GRACE {
+                break Ending::StateOnly(s);
+            }
+        }
+        if let Some(a) = monitor.alarm() {
+            break Ending::Alarm(a);
+        }
+        if Instant::now() >= deadline {
+            break Ending::Deadline;
+        }
+    };
+    stop_all(&stop, &mut threads, &rx, &mut reports);
+    out.monitor = Some(monitor.finish());
+    out.timing.vm_exits = reports.iter().map(|r| r.exits).sum();
+    out.vcpu_host = reports
+        .iter()
+        .filter_map(|r| Some((r.cpu, r.host?)))
+        .collect();
+    out.vcpu_host.sort_by_key(|(cpu, _)| *cpu);
+    // The guest publishes everything before its exit: one last drain.
+    let final_drain = drain.poll(mem, out);
+    drain.note_partial_frames(out);
+    out.frames = drain.counters();
+
+    let last_error = out.guest_errors.last().or(out.last_text.as_ref()).cloned();
+    let last_error = last_error.as_deref();
+    let failure = match ending {
+        Ending::Failed(f) => Some(f),
+        Ending::Vcpu(i) => match reports.get(i) {
+            Some(r) => {
+                if matches!(r.end, vcpu::VcpuEnd::Exit(abi::boot::EXIT_DONE)) {
+                    out.finished = true;
+                    check_state_agrees(mem, out);
+                }
+                failure_for(r, &sym, last_error)
+            }
+            None => Some(Failure::host("every vCPU thread ended without a report")),
+        },
+        Ending::StateOnly(RUN_FINISHED) => {
+            out.finished = true;
+            host_log(
+                out,
+                1,
+                "the guest marked the run finished but never signalled the host; it was stopped",
+            );
+            None
+        }
+        Ending::StateOnly(_) => Some(Failure::new(
+            ErrorKind::GuestFailed,
+            match last_error {
+                Some(t) => format!("the guest marked the run failed: {t}"),
+                None => "the guest marked the run failed without saying why".to_string(),
+            },
+        )),
+        Ending::Deadline => Some(deadline_failure(&req.spec, &reports, &sym)),
+        Ending::Alarm(a) => {
+            out.ended_early = Some(early_end(a, &reports, &sym));
+            None
+        }
+    };
+    let failure = failure.or_else(|| final_drain.err());
+    out.failure = out.failure.take().or(failure);
+    out.timing.wall_us = Some(t0.elapsed().as_micros() as u64);
+    Ok(())
+}
+
+enum Ending {
+    /// reports[i] ended the run.
+    Vcpu(usize),
+    Failed(Failure),
+    /// Kernel state said finished/failed but no exit came.
+    StateOnly(u32),
+    Deadline,
+    /// A live check of the monitor fired.
+    Alarm(Alarm),
+}
+
+fn start_monitor(machine: &Machine, s: &RunSpec) -> Result<Monitor, Failure> {
+    let view = KstateView::of_ram(machine.ram.clone())
+        .ok_or_else(|| Failure::host("guest RAM does not cover the kernel-state area"))?;
+    let cfg = MonitorConfig {
+        cpus: s.cpus,
+        sample_hz: s.sample_hz,
+        tsc_khz: machine.tsc_khz,
+        stall_threshold_ns: s.stall_threshold_ns,
+        max_wait_ns: s.max_wait_ns,
+    };
+    Monitor::start(view, cfg)
+        .map_err(|e| Failure::host(format!("cannot start the monitor thread: {e}")))
+}
+
+/// Name what the monitor saw; for a stall, say where the stalled vCPU was
+/// when it was stopped (its thread read its registers on the way out).
+fn early_end(a: Alarm, reports: &[VcpuReport], sym: &Symbolizer) -> EarlyEnd {
+    let Alarm::Stall {
+        cpu,
+        pid,
+        stalled_ns,
+    } = a
+    else {
+        return EarlyEnd {
+            alarm: a,
+            message: a.message(None),
+            stall: None,
+        };
+    };
+    let rip = reports
+        .iter()
+        .find(|r| r.cpu == cpu)
+        .and_then(|r| r.regs.as_ref())
+        .map(|r| r.rip);
+    let at = rip.map(|rip| format!("at rip {rip:#x} {}", sym.locate(rip)));
+    EarlyEnd {
+        alarm: a,
+        message: a.message(at.as_deref()),
+        stall: Some(analysis::Stall {
+            cpu,
+            pid,
+            stalled_ns,
+            rip,
+            function: rip.and_then(|r| sym.function(r)),
+        }),
+    }
+}
+
+fn deadline_failure(s: &RunSpec, reports: &[VcpuReport], sym: &Symbolizer) -> Failure {
+    let mut r: Vec<&VcpuReport> = reports.iter().collect();
+    r.sort_by_key(|r| r.cpu);
+    let where_ = match r.first() {
+        Some(VcpuReport {
+            cpu,
+            regs: Some(regs),
+            ..
+        }) => {
+            format!(
+                ": run stopped on vCPU {cpu} at rip {:#x} {}",
+                regs.rip,
+                sym.locate(regs.rip)
+            )
+        }
+        _ => String::new(),
+    };
+    Failure::new(
+        ErrorKind::Deadline,
+        format!(
+            "the guest did not finish within {} (--timeout){where_}",
+            fmt_ns(s.timeout.as_nanos() as u64)
+        ),
+    )
+}
+
+/// Stop every vCPU thread that has not reported yet and collect reports.
+/// Gives up after STOP_PATIENCE rather than hang (the process is about to
+/// exit anyway, which ends the threads).
+fn stop_all(
+    stop: &AtomicBool,
+    threads: &mut [Option<std::thread::JoinHandle<()>>],
+    rx: &mpsc::Receiver<VcpuReport>,
+    reports: &mut Vec<VcpuReport>,
+) {
+    stop.store(true, Ordering::Release);
+    let give_up = Instant::now() + STOP_PATIENCE;
+    loop {
+        let pending: Vec<usize> = (0..threads.len())
+            .filter(|&i| threads[i].is_some() && !reports.iter().any(|r| r.cpu as usize == i))
+            .collect();
+        if pending.is_empty() || Instant::now() > give_up {
+            break;
+        }
+        for &i in &pending {
+            if let Some(h) = &threads[i] {
+                vcpu::kick(h.as_pthread_t());
+            }
+        }
+        if let Ok(r) = rx.recv_timeout(KICK_EVERY) {
+            reports.push(r);
+        }
+    }
+    for (i, slot) in threads.iter_mut().enumerate() {
+        if reports.iter().any(|r| r.cpu as usize == i)
+            && let Some(h) = slot.take()
+        {
+            let _ = h.join();
+        }
+    }
+}
+
+fn run_state(mem: &GuestMemoryMmap) -> Option<u32> {
+    let magic: u32 = mem
+        .load(GuestAddress(KERNEL_STATE_ADDR), Ordering::Acquire)
+        .ok()?;
+    if magic != KSTATE_MAGIC {
+        return None;
+    }
+    mem.load(
+        GuestAddress(KERNEL_STATE_ADDR + KSTATE_RUN_STATE_OFFSET),
+        Ordering::Acquire,
+    )
+    .ok()
+}
+
+/// The port exit and the kernel-state flag are two signals of the same
+/// event; say so when they disagree (it points at a core bug).
+fn check_state_agrees(mem: &GuestMemoryMmap, out: &mut RunOutcome) {
+    match run_state(mem) {
+        Some(RUN_FINISHED) => {}
+        Some(s) => host_log(
+            out,
+            1,
+            &format!("the guest exited DONE but its kernel state says run_state {s}"),
+        ),
+        None => host_log(
+            out,
+            1,
+            "the guest exited DONE but never published its kernel state",
+        ),
+    }
+}
+
+fn host_log(out: &mut RunOutcome, level: u32, text: &str) {
+    out.logs.push(LogLine {
+        cpu: 0,
+        level,
+        text: format!("host: {text}"),
+    });
+}
+
+/// Ring readers for all vCPUs plus what to echo to stderr.
+struct Drain {
+    readers: Vec<RingReader>,
+    frames: Vec<Frame>,
+    /// Echo info/debug logs too (human mode with --verbose).
+    verbose: bool,
+    /// Echo warnings and errors (human mode).
+    echo: bool,
+    t0: Instant,
+    seen_any: bool,
+}
+
+impl Drain {
+    fn new(cpus: u32, verbose: bool, echo: bool, t0: Instant) -> Self {
+        let readers = (0..cpus)
+            .map(|c| RingReader::new(tlv_ring_base(c)))
+            .collect();
+        Drain {
+            readers,
+            frames: Vec::new(),
+            verbose,
+            echo,
+            t0,
+            seen_any: false,
+        }
+    }
+
+    fn poll(&mut self, mem: &GuestMemoryMmap, out: &mut RunOutcome) -> Result<(), Failure> {
+        for cpu in 0..self.readers.len() {
+            let r = self.readers[cpu].poll(mem, &mut self.frames);
+            let frames = std::mem::take(&mut self.frames);
+            for f in frames {
+                self.handle(cpu as u32, f, out);
+            }
+            r.map_err(|m| {
+                Failure::new(
+                    ErrorKind::MalformedRing,
+                    format!("malformed TLV ring on vCPU {cpu}: {}", m.0),
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, cpu: u32, f: Frame, out: &mut RunOutcome) {
+        if !self.seen_any {
+            self.seen_any = true;
+            out.timing.first_message_us = Some(self.t0.elapsed().as_micros() as u64);
+        }
+        // Guest Error messages end up in the failure message, so they are
+        // echoed live only with --verbose, not printed twice.
+        let (line, echo_level) = match f {
+            Frame::Text(text) => {
+                out.last_text = Some(text.clone());
+                (
+                    LogLine {
+                        cpu,
+                        level: 2,
+                        text,
+                    },
+                    2,
+                )
+            }
+            Frame::Message(m) => match m.msg {
+                Some(Msg::Log(l)) => (
+                    LogLine {
+                        cpu,
+                        level: l.level,
+                        text: l.text.to_string(),
+                    },
+                    l.level,
+                ),
+                Some(Msg::Error(e)) => {
+                    out.guest_errors.push(e.text.to_string());
+                    (
+                        LogLine {
+                            cpu,
+                            level: 0,
+                            text: format!("error {}: {}", e.code, e.text),
+                        },
+                        2,
+                    )
+                }
+                Some(Msg::Complete(c)) => {
+                    out.complete = Some(c);
+                    return;
+                }
+                Some(other) => {
+                    out.results.push(other);
+                    return;
+                }
+                None => return,
+            },
+        };
+        if self.verbose || (self.echo && echo_level <= 1) {
+            eprintln!("[guest vCPU {cpu}] {}", line.text);
+        }
+        out.logs.push(line);
+    }
+
+    fn note_partial_frames(&self, out: &mut RunOutcome) {
+        for (cpu, r) in self.readers.iter().enumerate() {
+            if !r.is_idle() {
+                host_log(
+                    out,
+                    1,
+                    &format!("vCPU {cpu}'s message ring ended in the middle of a frame"),
+                );
+            }
+        }
+    }
+
+    fn counters(&self) -> FrameCounters {
+        let mut c = FrameCounters::default();
+        for r in &self.readers {
+            c.add(r.counters());
+        }
+        c
+    }
+}
