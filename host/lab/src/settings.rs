@@ -74,6 +74,9 @@ pub struct RunSettings {
 
 pub use vmm::units::{HOUR_NS, NS_PER_SEC, fmt_ns};
 
+/// Largest task weight accepted (Linux's nice -20 is 88761).
+pub const MAX_WEIGHT: u32 = 100_000;
+
 impl CommonArgs {
     pub fn validate(&self) -> Result<RunSettings> {
         let duration_ns = parse_duration("--duration", &self.duration, 1, HOUR_NS)?;

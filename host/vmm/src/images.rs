@@ -348,6 +348,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(not(guest_images), ignore = "needs the guest images: run make first")]
     fn embedded_images_pass_every_check() {
         let (core, bin, elf) = embedded();
         let core = check_core(core.0, core.1).unwrap();
@@ -358,6 +359,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(not(guest_images), ignore = "needs the guest images: run make first")]
     fn corrupt_elves_are_refused_with_the_file_named() {
         let (core, _, _) = embedded();
         let err =
@@ -373,6 +375,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(not(guest_images), ignore = "needs the guest images: run make first")]
     fn wrong_kind_newer_operation_and_wrong_config_are_refused() {
         let (core, bin, elf) = embedded();
         // The core's ELF offered as an operation: wrong region first.
@@ -394,6 +397,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(not(guest_images), ignore = "needs the guest images: run make first")]
     fn oversized_or_mismatched_bin_is_refused() {
         let (_, bin, elf) = embedded();
         let big = vec![0u8; OPERATION_MAX_SIZE as usize + 1];

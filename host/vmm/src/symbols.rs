@@ -162,6 +162,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(not(guest_images), ignore = "needs the guest images: run make first")]
     fn embedded_core_has_symbols_for_its_entry() {
         let Some(core) = crate::images::embedded_core() else {
             panic!(

@@ -17,9 +17,9 @@ pub mod spin;
 use crate::judge::{self, JudgeInput};
 use crate::outputs;
 use crate::progress::Progress;
-use crate::report::{self, Report, TaskRow, Totals};
+pub use crate::report::Summary;
+use crate::report::{self, Report};
 use crate::settings::RunSettings;
-use analysis::TaskMeta;
 use clap::{ArgMatches, FromArgMatches};
 use std::marker::PhantomData;
 use vmm::exit::{EXIT_CODES_HELP, Failure, Result, code};
@@ -205,26 +205,6 @@ impl RunSettings {
             },
         }
     }
-}
-
-/// What an operation makes of a run's outcome.
-#[derive(Debug, Default)]
-pub struct Summary {
-    pub tasks: Vec<TaskRow>,
-    pub totals: Option<Totals>,
-    pub elapsed_ns: Option<u64>,
-    /// A failure the result shows even though the guest ended cleanly.
-    pub failure: Option<Failure>,
-    /// The tasks whose shares and waits the verdict judges.
-    pub judged: Vec<TaskMeta>,
-    /// Checks the operation's own result makes (e.g. ipc's); with no
-    /// judged tasks they are the verdict.
-    pub checks: Vec<analysis::Check>,
-    /// The operation's own result numbers, reported as `result`.
-    pub extra: Option<serde_json::Value>,
-    /// The same numbers for people: lines the human report prints after
-    /// the task table (for operations whose result is not per-task units).
-    pub lines: Vec<String>,
 }
 
 /// Images, VM, judge, outputs: the report, whatever happened to the run.

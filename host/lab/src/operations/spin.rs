@@ -5,7 +5,7 @@
 use super::Summary;
 use super::affinity::{fmt_cpu_list, parse_affinity};
 use crate::report::{TaskRow, Totals};
-use crate::settings::{CommonArgs, RunSettings, fmt_ns};
+use crate::settings::{CommonArgs, MAX_WEIGHT, RunSettings, fmt_ns};
 use abi::config::{
     SPIN_MAGIC, SPIN_MAX_TASKS, SpinConfig, TEST_FAULT_HANG, TEST_FAULT_NONE, TEST_FAULT_NULL,
     TEST_FAULT_PANIC, TEST_FAULT_STALL, TEST_FAULT_TRIPLE, TEST_FAULT_UD2,
@@ -17,9 +17,6 @@ use guest_protocol::{Msg, SpinResult};
 use serde_json::json;
 use vmm::exit::{ErrorKind, Failure, Result};
 use vmm::vm::run::RunOutcome;
-
-/// Largest weight accepted (Linux's nice -20 is 88761).
-pub const MAX_WEIGHT: u32 = 100_000;
 
 #[derive(Debug, Clone, Args)]
 pub struct SpinArgs {

@@ -5,7 +5,6 @@
 mod human;
 
 use crate::judge::Judgement;
-use crate::operations::Summary;
 use abi::kstate::CpuRecord;
 use analysis::{Metrics, Stall, Verdict};
 use serde::Serialize;
@@ -21,6 +20,26 @@ pub use human::human;
 /// Host-CPU waits above this share of a vCPU's time get a note in the
 /// verdict.
 const HOST_WAIT_NOTE: f64 = 0.10;
+
+/// What an operation makes of a run's outcome.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub tasks: Vec<TaskRow>,
+    pub totals: Option<Totals>,
+    pub elapsed_ns: Option<u64>,
+    /// A failure the result shows even though the guest ended cleanly.
+    pub failure: Option<Failure>,
+    /// The tasks whose shares and waits the verdict judges.
+    pub judged: Vec<analysis::TaskMeta>,
+    /// Checks the operation's own result makes (e.g. ipc's); with no
+    /// judged tasks they are the verdict.
+    pub checks: Vec<analysis::Check>,
+    /// The operation's own result numbers, reported as `result`.
+    pub extra: Option<serde_json::Value>,
+    /// The same numbers for people: lines the human report prints after
+    /// the task table (for operations whose result is not per-task units).
+    pub lines: Vec<String>,
+}
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct TaskRow {

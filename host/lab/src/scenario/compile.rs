@@ -7,7 +7,7 @@
 use super::diag::{Problem, suggest};
 use super::schema::{File, Phase as Spec, Task};
 use crate::operations::affinity::parse_cpu_list;
-use crate::operations::spin::MAX_WEIGHT;
+use crate::settings::MAX_WEIGHT;
 use crate::settings::{HOUR_NS, parse_duration};
 use abi::config::{
     PHASE_PUBLISH, PHASE_RECV, PHASE_RUN, PHASE_SEND, PHASE_SLEEP, PHASE_TIMER, PHASE_YIELD, Phase,

@@ -77,11 +77,28 @@ mod tests {
         assert_eq!(parse_schedstat(""), None);
     }
 
+    /// This thread's CPU time, from the kernel's other clock.
+    fn thread_cpu_ns() -> u64 {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes one timespec through a valid,
+        // exclusive pointer and keeps nothing.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        assert_eq!(rc, 0);
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    }
+
     #[test]
     fn a_busy_thread_is_measured() {
         let m = Meter::start();
         let t = Instant::now();
-        while t.elapsed().as_millis() < 20 {
+        // Busy for 20 ms of this thread's own CPU time (and at least 20 ms
+        // of wall time), however loaded the host is: the test runs beside
+        // others.
+        let cpu0 = thread_cpu_ns();
+        while t.elapsed().as_millis() < 20 || thread_cpu_ns() - cpu0 < 20_000_000 {
             std::hint::spin_loop();
         }
         let h = m.finish().expect("schedstat on Linux");
