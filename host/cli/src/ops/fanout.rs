@@ -17,6 +17,7 @@ use analysis::Check;
 use clap::Args;
 use guest_protocol::{FanoutResult, Msg};
 use serde_json::json;
+use zerocopy::IntoBytes;
 
 /// Tasks fanout may start: the core's task table less the main task.
 pub const MAX_WORKERS: u32 = MAX_TASKS as u32 - 1;
@@ -237,6 +238,7 @@ mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
     use crate::exit::ErrorKind;
+    use abi::config::OperationConfig;
     use clap::Parser;
 
     fn args(extra: &[&str]) -> FanoutArgs {

@@ -18,6 +18,7 @@ use analysis::Check;
 use clap::Args;
 use guest_protocol::{MixedResult, Msg};
 use serde_json::json;
+use zerocopy::IntoBytes;
 
 /// Tasks mixed may start: the core's task table less the main task.
 pub const MAX_WORKERS: u32 = MAX_TASKS as u32 - 1;
@@ -240,6 +241,7 @@ mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
     use crate::exit::ErrorKind;
+    use abi::config::OperationConfig;
     use clap::Parser;
     use guest_protocol::LatencyStats;
 

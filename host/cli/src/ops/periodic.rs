@@ -17,6 +17,7 @@ use analysis::Check;
 use clap::Args;
 use guest_protocol::{LatencyStats, Msg, PeriodicResult};
 use serde_json::json;
+use zerocopy::IntoBytes;
 
 /// Longest period (and so deadline and runtime) accepted.
 const MAX_PERIOD_NS: u64 = 60_000_000_000;
@@ -362,6 +363,7 @@ fn checks(plan: &PeriodicPlan, r: &PeriodicResult, max_wake_p99_ns: Option<u64>)
 mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
+    use abi::config::OperationConfig;
     use clap::Parser;
     use guest_protocol::PeriodicTask;
 

@@ -15,6 +15,7 @@ use analysis::Check;
 use clap::Args;
 use guest_protocol::{Msg, PingpongResult};
 use serde_json::json;
+use zerocopy::IntoBytes;
 
 pub const MAX_ROUNDS: u32 = 1_000_000;
 /// A generous round trip for the default timeout (a cross-CPU one with
@@ -222,6 +223,7 @@ mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
     use crate::exit::ErrorKind;
+    use abi::config::OperationConfig;
     use clap::{CommandFactory, Parser};
     use guest_protocol::LatencyStats;
 

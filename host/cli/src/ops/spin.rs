@@ -17,6 +17,7 @@ use analysis::TaskMeta;
 use clap::{Args, ValueEnum};
 use guest_protocol::{Msg, SpinResult};
 use serde_json::json;
+use zerocopy::IntoBytes;
 
 /// Largest weight accepted (Linux's nice -20 is 88761).
 pub const MAX_WEIGHT: u32 = 100_000;
@@ -333,6 +334,7 @@ fn totals(r: &SpinResult) -> Totals {
 mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
+    use abi::config::OperationConfig;
     use abi::kstate::EV_SPAWN;
     use clap::Parser;
     use guest_protocol::SpinTask;

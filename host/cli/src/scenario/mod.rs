@@ -24,6 +24,7 @@ use diag::{Problem, render};
 use serde_json::json;
 use settings::Given;
 use std::path::PathBuf;
+use zerocopy::IntoBytes;
 
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
