@@ -10,6 +10,7 @@ use abi::calltable::{
 use abi::ipc::{Message, SpawnOptions};
 use abi::memmap::{CALL_TABLE_ADDR, NULL_GUARD_SIZE, OPERATION_CONFIG_ADDR};
 use abi::tlv::{MAX_PAYLOAD, MSG_PROTOBUF};
+use zerocopy::{FromBytes, Immutable, KnownLayout};
 
 /// `len` bytes at `ptr` as a slice, if the range is inside guest RAM.
 fn guest_slice<'a>(ptr: *const u8, len: usize) -> Option<&'a [u8]> {
@@ -86,15 +87,11 @@ unsafe extern "C" fn fail(text: *const u8, len: usize) -> ! {
     sched::fail_run(msg)
 }
 
-/// A `T` the operation passed by pointer, if it lies in guest RAM.
-fn guest_ref<'a, T>(p: *const T) -> Option<&'a T> {
+/// A `T` the operation passed by pointer, if it lies in guest RAM and is
+/// aligned (zerocopy checks the alignment; any bytes are a valid `T`).
+fn guest_ref<'a, T: FromBytes + KnownLayout + Immutable>(p: *const T) -> Option<&'a T> {
     let b = guest_slice(p.cast(), core::mem::size_of::<T>())?;
-    if !(p as usize).is_multiple_of(core::mem::align_of::<T>()) {
-        return None;
-    }
-    // SAFETY: in guest RAM (checked), aligned (checked), and T is plain
-    // integers (Message, SpawnOptions), valid for any bits.
-    Some(unsafe { &*b.as_ptr().cast() })
+    T::ref_from_bytes(b).ok()
 }
 
 unsafe extern "C" fn spawn_ex(entry: TaskEntry, arg: u64, opts: *const SpawnOptions) -> i64 {

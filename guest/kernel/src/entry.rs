@@ -22,7 +22,7 @@ use abi::memmap::{
     CPU_STACK_SIZE, IDT_ADDR, IDT_SIZE, LAPIC_ADDR, OPERATION_LOAD_ADDR, OPERATION_MAX_SIZE,
     TSS_ADDR, TSS_STRIDE, cpu_stack_top,
 };
-use abi::x86::{SEL_USER_CODE, SEL_USER_DATA};
+use abi::x86::{SEL_USER_CODE, SEL_USER_DATA, Tss};
 
 /// Service numbers for the `int3` gate (rax); rdi is the argument.
 const SVC_EXIT: u64 = 1;
@@ -64,7 +64,7 @@ core::arch::global_asm!(
     "    mov rax, rdi",
     "    shl rax, {tss_shift}",
     "    add rax, {tss_addr}",
-    "    mov [rax + 4], rsp",
+    "    mov [rax + {tss_rsp0}], rsp",
     "    lidt [rip + idtr_desc]",
     // FS = null selector (an iretq to CPL3 would null a DPL-0 one), base
     // = &PERCPU[cpu].
@@ -305,6 +305,7 @@ core::arch::global_asm!(
     ".popsection",
     tss_shift = const TSS_STRIDE.trailing_zeros(),
     tss_addr = const TSS_ADDR,
+    tss_rsp0 = const core::mem::offset_of!(Tss, rsp0),
     percpu = sym crate::percpu::PERCPU,
     percpu_shift = const PERCPU_SIZE.trailing_zeros(),
     msr_fs_base = const MSR_FS_BASE,

@@ -3,13 +3,17 @@
 //! own code: it validates every field before use.
 
 use crate::tag;
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 pub const BOOT_MAGIC: u32 = tag(b"BOOT");
 pub const BOOT_VERSION: u32 = 2;
 
-/// Written by the VMM at [`crate::memmap::BOOT_INFO_ADDR`].
+/// Written by the VMM at [`crate::memmap::BOOT_INFO_ADDR`] as its
+/// [`IntoBytes::as_bytes`].
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct BootInfo {
     pub magic: u32,
     pub version: u32,

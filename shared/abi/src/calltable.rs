@@ -7,6 +7,7 @@
 
 use crate::ipc::{Message, SpawnOptions};
 use crate::tag;
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 pub const CALL_TABLE_MAGIC: u32 = tag(b"CTBL");
 /// Bump when appending functions; never reorder or remove.
@@ -202,7 +203,7 @@ mod tests {
 /// the host can refuse a core/operation pair that cannot work together
 /// before it starts a VM (the operation still checks the live table too).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct AbiStamp {
     pub magic: u32,
     /// For the core: the call-table version it provides. For an
@@ -233,17 +234,7 @@ impl AbiStamp {
 
     /// Parse a stamp from the raw bytes of an image's stamp section.
     pub fn from_bytes(b: &[u8]) -> Option<Self> {
-        let word = |i: usize| -> Option<u32> {
-            Some(u32::from_le_bytes(
-                b.get(i * 4..i * 4 + 4)?.try_into().ok()?,
-            ))
-        };
-        let s = AbiStamp {
-            magic: word(0)?,
-            call_table_version: word(1)?,
-            kind: word(2)?,
-            config_magic: word(3)?,
-        };
+        let (s, _) = AbiStamp::read_from_prefix(b).ok()?;
         (s.magic == ABI_STAMP_MAGIC).then_some(s)
     }
 }

@@ -4,11 +4,14 @@
 //! drops a message silently.
 
 use crate::tag;
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// One message: a type chosen by the operation, the sender's pid, a
 /// correlation id to pair a reply with its request, and a small payload.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct Message {
     /// Operation-defined; values below [`MSG_USER`] are the core's.
     pub kind: u32,
@@ -83,7 +86,7 @@ pub const WAIT_FOREVER: u64 = u64::MAX;
 
 /// Options for `spawn_ex`.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct SpawnOptions {
     /// Relative weight (1 = default share); see the policies.
     pub weight: u32,

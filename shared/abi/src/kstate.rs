@@ -18,6 +18,7 @@
 
 use crate::memmap::{KERNEL_STATE_ADDR, KERNEL_STATE_SIZE, MAX_CPUS, MAX_TASKS};
 use crate::tag;
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 pub const KSTATE_MAGIC: u32 = tag(b"KSTA");
 pub const KSTATE_VERSION: u32 = 2;
@@ -29,7 +30,9 @@ pub const RUN_FINISHED: u32 = 2;
 pub const RUN_FAILED: u32 = 3;
 
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct KernelStateHeader {
     pub magic: u32,
     pub version: u32,
@@ -63,7 +66,9 @@ const _: () = {
 
 /// What one CPU is doing. Written only by that CPU, under `seq`.
 #[repr(C, align(64))]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct CpuRecord {
     pub seq: u32,
     pub cpu: u32,
@@ -109,7 +114,9 @@ pub const TASK_ZOMBIE: u32 = 7;
 /// One task-table slot. Written under `seq` by whichever CPU changes the
 /// task (always while holding the scheduler lock).
 #[repr(C, align(64))]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct TaskRecord {
     pub seq: u32,
     pub pid: u32,
@@ -131,12 +138,16 @@ pub struct TaskRecord {
     pub vruntime: u64,
     pub deadline: u64,
     pub lag: i64,
+    /// Up to the record's 64-byte alignment: the bytes are named so the
+    /// record has no padding (zerocopy checks) and its layout is unchanged.
+    pub _pad: [u64; 3],
 }
 
 pub const TASK_RECORD_SIZE: u64 = 128;
 const _: () = {
     assert!(core::mem::size_of::<TaskRecord>() as u64 == TASK_RECORD_SIZE);
     assert!(core::mem::offset_of!(TaskRecord, runnable_since_tsc) == 48);
+    assert!(core::mem::offset_of!(TaskRecord, _pad) == 104);
 };
 
 /// Event kinds.
@@ -160,7 +171,9 @@ pub const PREV_EXITED: u32 = 3;
 pub const PREV_IDLE: u32 = 4;
 
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct Event {
     pub tsc: u64,
     pub kind: u16,
@@ -177,7 +190,7 @@ pub const EVENT_SIZE: u64 = 32;
 const _: () = assert!(core::mem::size_of::<Event>() as u64 == EVENT_SIZE);
 
 #[repr(C, align(64))]
-#[derive(Debug, Default)]
+#[derive(Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct EventRingHeader {
     /// Events published (guest, release).
     pub write: u64,

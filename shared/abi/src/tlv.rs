@@ -74,7 +74,7 @@ pub const RING_MAGIC: u32 = tag(b"RING");
 /// `write_pos` (stored with release after the bytes), the host owns
 /// `read_pos`; they sit on separate cache lines. A frame may wrap.
 #[repr(C, align(64))]
-#[derive(Debug)]
+#[derive(Debug, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct RingHeader {
     pub magic: u32,
     /// Data bytes (a power of two).

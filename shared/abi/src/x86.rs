@@ -1,6 +1,8 @@
 //! x86-64 constants both sides use. The selectors are Linux's: this
 //! machine's PVM checks that STAR's user code selector is 0x33.
 
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
 pub const SEL_KERNEL_CODE: u16 = 0x10;
 pub const SEL_KERNEL_DATA: u16 = 0x18;
 pub const SEL_USER_DATA: u16 = 0x2b;
@@ -24,6 +26,37 @@ const _: () = {
     assert!(GDT_ENTRIES.len() * 8 == SEL_TSS as usize);
     assert!(SEL_USER_CODE as usize / 8 == 6);
     assert!(SEL_USER_DATA as usize / 8 == 5);
+};
+
+/// The 64-bit task-state segment, one per vCPU at
+/// [`crate::memmap::tss_base`]: the VMM writes it whole (rsp0 = the vCPU's
+/// kernel stack, no I/O bitmap), the core's `_start` rewrites `rsp0`.
+/// `packed(4)` because the CPU puts the 8-byte stack pointers at offset 4.
+#[repr(C, packed(4))]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct Tss {
+    pub reserved0: u32,
+    /// Stack loaded on an interrupt or exception from CPL3.
+    pub rsp0: u64,
+    pub rsp1: u64,
+    pub rsp2: u64,
+    pub reserved1: u64,
+    /// Interrupt stack table (IST1..IST7); unused.
+    pub ist: [u64; 7],
+    pub reserved2: u64,
+    pub reserved3: u16,
+    /// Offset of the I/O permission bitmap; at or past the limit = none.
+    pub iomap_base: u16,
+}
+
+const _: () = {
+    assert!(core::mem::size_of::<Tss>() == 0x68);
+    assert!(core::mem::offset_of!(Tss, rsp0) == 4);
+    assert!(core::mem::offset_of!(Tss, ist) == 0x24);
+    assert!(core::mem::offset_of!(Tss, iomap_base) == 0x66);
+    assert!(core::mem::size_of::<Tss>() as u64 <= crate::memmap::TSS_STRIDE);
 };
 
 /// The vector of the DPL-3 gate CPL3 code uses to enter CPL0 (`int3`, the

@@ -10,7 +10,7 @@
 #![no_main]
 
 use abi::calltable::ERR_TIMEOUT;
-use abi::config::{FANOUT_MAGIC, FanoutConfig};
+use abi::config::{FANOUT_MAGIC, FanoutConfig, OperationConfig};
 use abi::ipc::{MSG_USER, SEND_BLOCK};
 use abi::memmap::MAX_TASKS;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};

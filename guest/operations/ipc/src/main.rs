@@ -9,7 +9,7 @@
 #![no_main]
 
 use abi::calltable::{ERR_FULL, ERR_TIMEOUT};
-use abi::config::{IPC_MAGIC, IpcConfig};
+use abi::config::{IPC_MAGIC, IpcConfig, OperationConfig};
 use abi::ipc::{
     EXIT_CRASHED, EXIT_KILLED, EXIT_NORMAL, EXIT_TIMED_OUT, ExitNotice, MAILBOX_CAPACITY,
     MSG_EXIT_NOTICE, MSG_USER, Message, SEND_BLOCK, SEND_NOWAIT, SpawnOptions, WAIT_FOREVER,

@@ -9,7 +9,7 @@
 #![no_std]
 #![no_main]
 
-use abi::config::{MIXED_MAGIC, MixedConfig};
+use abi::config::{MIXED_MAGIC, MixedConfig, OperationConfig};
 use abi::memmap::MAX_TASKS;
 use core::sync::atomic::{AtomicU64, Ordering};
 use oplib::hist::Histogram;

@@ -15,7 +15,7 @@
 #![no_std]
 #![no_main]
 
-use abi::config::{PERIODIC_MAGIC, PERIODIC_MAX_TASKS, PeriodicConfig};
+use abi::config::{OperationConfig, PERIODIC_MAGIC, PERIODIC_MAX_TASKS, PeriodicConfig};
 use core::sync::atomic::{AtomicU64, Ordering};
 use oplib::hist::Histogram;
 use oplib::proto::{GuestMessage, LatencyStats, Msg, PeriodicResult, PeriodicTask};

@@ -6,7 +6,7 @@
 #![no_std]
 #![no_main]
 
-use abi::config::{PINGPONG_MAGIC, PINGPONG_MAX_PAIRS, PingpongConfig};
+use abi::config::{OperationConfig, PINGPONG_MAGIC, PINGPONG_MAX_PAIRS, PingpongConfig};
 use abi::ipc::{MSG_USER, SEND_BLOCK, SpawnOptions, WAIT_FOREVER};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use oplib::hist::Histogram;

@@ -6,8 +6,8 @@
 #![no_main]
 
 use abi::config::{
-    SPIN_MAGIC, SPIN_MAX_TASKS, SpinConfig, TEST_FAULT_HANG, TEST_FAULT_NULL, TEST_FAULT_PANIC,
-    TEST_FAULT_STALL, TEST_FAULT_TRIPLE, TEST_FAULT_UD2,
+    OperationConfig, SPIN_MAGIC, SPIN_MAX_TASKS, SpinConfig, TEST_FAULT_HANG, TEST_FAULT_NULL,
+    TEST_FAULT_PANIC, TEST_FAULT_STALL, TEST_FAULT_TRIPLE, TEST_FAULT_UD2,
 };
 use abi::ipc::SpawnOptions;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};

@@ -17,6 +17,7 @@ use guest_protocol::{FanoutResult, Msg};
 use serde_json::json;
 use vmm::exit::{Failure, Result};
 use vmm::vm::run::RunOutcome;
+use zerocopy::IntoBytes;
 
 /// Tasks fanout may start: the core's task table less the main task.
 pub const MAX_WORKERS: u32 = MAX_TASKS as u32 - 1;
@@ -248,6 +249,7 @@ fn check(plan: &FanoutPlan, r: &FanoutResult) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use abi::config::OperationConfig;
     use vmm::exit::ErrorKind;
 
     fn args(extra: &[&str]) -> FanoutArgs {

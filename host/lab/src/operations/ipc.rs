@@ -12,6 +12,7 @@ use guest_protocol::{IpcResult, Msg};
 use serde_json::json;
 use vmm::exit::{ErrorKind, Failure, Result};
 use vmm::vm::run::RunOutcome;
+use zerocopy::IntoBytes;
 
 /// The guest keeps at most this many round-trip times.
 pub const MAX_ROUNDS: u32 = 4096;

@@ -18,6 +18,7 @@ use guest_protocol::{MixedResult, Msg};
 use serde_json::json;
 use vmm::exit::{Failure, Result};
 use vmm::vm::run::RunOutcome;
+use zerocopy::IntoBytes;
 
 /// Tasks mixed may start: the core's task table less the main task.
 pub const MAX_WORKERS: u32 = MAX_TASKS as u32 - 1;
@@ -247,6 +248,7 @@ fn checks(r: &MixedResult, max_wake_p99_ns: Option<u64>) -> Vec<Check> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use abi::config::OperationConfig;
     use guest_protocol::LatencyStats;
     use vmm::exit::ErrorKind;
 

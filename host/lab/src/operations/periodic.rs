@@ -17,6 +17,7 @@ use guest_protocol::{LatencyStats, Msg, PeriodicResult};
 use serde_json::json;
 use vmm::exit::{Failure, Result};
 use vmm::vm::run::RunOutcome;
+use zerocopy::IntoBytes;
 
 /// Longest period (and so deadline and runtime) accepted.
 const MAX_PERIOD_NS: u64 = 60_000_000_000;
@@ -372,6 +373,7 @@ fn checks(plan: &PeriodicPlan, r: &PeriodicResult, max_wake_p99_ns: Option<u64>)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use abi::config::OperationConfig;
     use guest_protocol::PeriodicTask;
 
     fn args(extra: &[&str]) -> PeriodicArgs {

@@ -15,6 +15,7 @@ use guest_protocol::{Msg, PingpongResult};
 use serde_json::json;
 use vmm::exit::Result;
 use vmm::vm::run::RunOutcome;
+use zerocopy::IntoBytes;
 
 pub const MAX_ROUNDS: u32 = 1_000_000;
 /// A generous round trip for the default timeout (a cross-CPU one with
@@ -232,6 +233,7 @@ fn checks(plan: &PingpongPlan, r: &PingpongResult) -> Vec<Check> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use abi::config::OperationConfig;
     use guest_protocol::LatencyStats;
     use vmm::exit::ErrorKind;
 

@@ -17,6 +17,7 @@ use guest_protocol::{Msg, SpinResult};
 use serde_json::json;
 use vmm::exit::{ErrorKind, Failure, Result};
 use vmm::vm::run::RunOutcome;
+use zerocopy::IntoBytes;
 
 #[derive(Debug, Clone, Args)]
 pub struct SpinArgs {
@@ -325,6 +326,7 @@ fn totals(r: &SpinResult) -> Totals {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use abi::config::OperationConfig;
     use abi::kstate::EV_SPAWN;
     use guest_protocol::SpinTask;
 

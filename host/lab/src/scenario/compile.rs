@@ -347,6 +347,8 @@ mod tests {
     use super::super::diag::render;
     use super::super::schema::parse;
     use super::*;
+    use abi::config::OperationConfig;
+    use zerocopy::IntoBytes;
 
     fn compiled(text: &str, cpus: u32) -> Result<Compiled, String> {
         let f = parse(text).map_err(|e| e.to_string())?;

@@ -25,6 +25,7 @@ use settings::Given;
 use std::path::PathBuf;
 use vmm::exit::{EXIT_CODES_HELP, Failure, Result};
 use vmm::vm::run::RunOutcome;
+use zerocopy::IntoBytes;
 
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {

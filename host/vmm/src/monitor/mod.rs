@@ -408,10 +408,7 @@ fn read_header(v: &KstateView) -> Option<KernelStateHeader> {
     if !v.copy_words(0, &mut w) {
         return None;
     }
-    // SAFETY: KernelStateHeader is 64 bytes of integers (asserted in
-    // shared), so any 64 bytes are a valid value; read_unaligned copes
-    // with alignment.
-    let h: KernelStateHeader = unsafe { std::ptr::read_unaligned(w.as_ptr().cast()) };
+    let h: KernelStateHeader = zerocopy::transmute!(w);
     (h.magic == KSTATE_MAGIC).then_some(h)
 }
 

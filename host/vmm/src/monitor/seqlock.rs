@@ -13,6 +13,9 @@ use abi::kstate::{
     task_record_addr,
 };
 use std::sync::atomic::{Ordering, fence};
+use zerocopy::transmute;
+#[cfg(test)]
+use zerocopy::{Immutable, IntoBytes};
 
 /// Tries before a read is reported torn. A guest update is a few dozen
 /// native instructions, so a handful of retries covers any honest race.
@@ -57,46 +60,32 @@ pub fn read_words<const W: usize>(v: &KstateView, off: u64) -> Result<[u64; W], 
 const CPU_WORDS: usize = (CPU_RECORD_SIZE / 8) as usize;
 const TASK_WORDS: usize = (TASK_RECORD_SIZE / 8) as usize;
 const EVENT_WORDS: usize = (EVENT_SIZE / 8) as usize;
+// `transmute!` below also checks these sizes, at compile time.
 const _: () = {
     assert!(size_of::<CpuRecord>() == CPU_WORDS * 8);
     assert!(size_of::<TaskRecord>() == TASK_WORDS * 8);
     assert!(size_of::<Event>() == EVENT_WORDS * 8);
 };
 
-/// Reinterpret copied words as a record. Only for the all-integer
-/// `#[repr(C)]` kstate types, whose sizes are asserted above.
-fn from_words<T: Copy, const W: usize>(words: &[u64; W]) -> T {
-    assert!(size_of::<T>() == W * 8);
-    // SAFETY: the sizes match (asserted), read_unaligned copes with the
-    // array's 8-byte alignment being lower than the record's, and every
-    // bit pattern is a valid CpuRecord/TaskRecord/Event (integers only).
-    unsafe { std::ptr::read_unaligned(words.as_ptr().cast::<T>()) }
-}
-
 pub fn cpu_record(v: &KstateView, cpu: u32) -> Result<CpuRecord, SeqError> {
-    read_words::<CPU_WORDS>(v, kstate_off(cpu_record_addr(cpu))).map(|w| from_words(&w))
+    read_words::<CPU_WORDS>(v, kstate_off(cpu_record_addr(cpu))).map(|w| transmute!(w))
 }
 
 pub fn task_record(v: &KstateView, slot: u32) -> Result<TaskRecord, SeqError> {
-    read_words::<TASK_WORDS>(v, kstate_off(task_record_addr(slot))).map(|w| from_words(&w))
+    read_words::<TASK_WORDS>(v, kstate_off(task_record_addr(slot))).map(|w| transmute!(w))
 }
 
 /// One event-ring entry (no seqlock: the ring protocol orders it).
 pub fn event_at(v: &KstateView, off: u64) -> Option<Event> {
     let mut w = [0u64; EVENT_WORDS];
-    v.copy_words(off, &mut w).then(|| from_words(&w))
+    v.copy_words(off, &mut w).then(|| transmute!(w))
 }
 
 /// Words of a record, for tests that build synthetic guest memory.
 #[cfg(test)]
-pub fn to_words<T: Copy, const W: usize>(r: &T) -> [u64; W] {
-    assert!(size_of::<T>() == W * 8);
+pub fn to_words<T: IntoBytes + Immutable, const W: usize>(r: &T) -> [u64; W] {
     let mut w = [0u64; W];
-    // SAFETY: sizes match (asserted); T is an integer-only repr(C) record
-    // with no padding, so all its bytes are initialised.
-    unsafe {
-        std::ptr::copy_nonoverlapping((r as *const T).cast::<u8>(), w.as_mut_ptr().cast(), W * 8)
-    };
+    w.as_mut_bytes().copy_from_slice(r.as_bytes());
     w
 }
 

@@ -22,6 +22,7 @@ use std::io::Cursor;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vm_memory::{Address, Bytes, GuestAddress};
+use zerocopy::IntoBytes;
 
 /// Env var naming the KVM device instead of /dev/kvm (tests use it to
 /// simulate a machine without KVM).
@@ -165,20 +166,14 @@ impl Machine {
                 Failure::host(format!("writing {what} into guest RAM: {e}"))
             }
         };
-        let tables: Vec<u8> = setup::page_tables(self.ram.size())
-            .iter()
-            .flat_map(|e| e.to_le_bytes())
-            .collect();
-        mem.write_slice(&tables, GuestAddress(PAGE_TABLES_ADDR))
+        let tables = setup::page_tables(self.ram.size());
+        mem.write_slice(tables.as_bytes(), GuestAddress(PAGE_TABLES_ADDR))
             .map_err(oops("page tables"))?;
-        let gdt: Vec<u8> = setup::gdt().iter().flat_map(|e| e.to_le_bytes()).collect();
-        mem.write_slice(&gdt, GuestAddress(GDT_ADDR))
+        mem.write_slice(setup::gdt().as_bytes(), GuestAddress(GDT_ADDR))
             .map_err(oops("the GDT"))?;
         for cpu in 0..spec.cpu_count {
-            for (off, bytes) in setup::tss_fields(cpu) {
-                mem.write_slice(&bytes, GuestAddress(tss_base(cpu) + off))
-                    .map_err(oops("a TSS"))?;
-            }
+            mem.write_slice(setup::tss(cpu).as_bytes(), GuestAddress(tss_base(cpu)))
+                .map_err(oops("a TSS"))?;
         }
 
         let core = &images.core;
@@ -222,7 +217,7 @@ impl Machine {
             epoch_tsc: self.epoch_tsc,
             sched: spec.sched,
         });
-        mem.write_slice(&setup::boot_info_bytes(&info), GuestAddress(BOOT_INFO_ADDR))
+        mem.write_slice(info.as_bytes(), GuestAddress(BOOT_INFO_ADDR))
             .map_err(oops("boot info"))?;
         Ok(())
     }

@@ -8,9 +8,8 @@ use abi::memmap::{
     GDT_ADDR, IDT_ADDR, IDT_SIZE, LAPIC_ADDR, NULL_GUARD_SIZE, PAGE_TABLES_ADDR, PAGE_TABLES_SIZE,
     kernel_stack_top, tss_base,
 };
-use abi::x86::{GDT_ENTRIES, SEL_KERNEL_CODE, SEL_KERNEL_DATA, SEL_TSS};
+use abi::x86::{GDT_ENTRIES, SEL_KERNEL_CODE, SEL_KERNEL_DATA, SEL_TSS, Tss};
 use kvm_bindings::{kvm_regs, kvm_segment, kvm_sregs};
-use std::mem::offset_of;
 
 /// The identity map's one PD covers 0-1 GiB with 2 MiB pages.
 pub const MAX_RAM_BYTES: u64 = 1 << 30;
@@ -42,6 +41,7 @@ pub const CR4: u64 = 0x620; // OSXMMEXCPT | OSFXSR | PAE
 pub const EFER: u64 = 0x501; // LMA | LME | SCE
 pub const GDT_LIMIT: u16 = 0x4f;
 pub const TSS_LIMIT: u32 = 0x67;
+const _: () = assert!(size_of::<Tss>() == TSS_LIMIT as usize + 1);
 /// Busy 64-bit TSS: the vCPU's TR is loaded through KVM_SET_SREGS, so the
 /// descriptor must already say busy, as hv.c does.
 const TSS_TYPE_BUSY: u8 = 0xb;
@@ -93,13 +93,14 @@ pub fn gdt() -> [u64; 10] {
     g
 }
 
-/// (offset in the TSS, bytes) for vCPU `cpu`: rsp0 and the I/O map base.
-pub fn tss_fields(cpu: u32) -> [(u64, Vec<u8>); 2] {
-    [
-        (4, kernel_stack_top(cpu).to_le_bytes().to_vec()),
+/// The TSS of vCPU `cpu`: rsp0 is its kernel stack, the rest zero.
+pub fn tss(cpu: u32) -> Tss {
+    Tss {
+        rsp0: kernel_stack_top(cpu),
         // I/O map base past the limit: no I/O bitmap.
-        (0x66, 0x68u16.to_le_bytes().to_vec()),
-    ]
+        iomap_base: TSS_LIMIT as u16 + 1,
+        ..Tss::default()
+    }
 }
 
 fn segment(selector: u16, type_: u8, long: bool) -> kvm_segment {
@@ -160,33 +161,6 @@ pub fn regs(entry: u64, cpu: u32, cpu_count: u32) -> kvm_regs {
     }
 }
 
-/// BootInfo as the bytes the core reads (repr(C), little-endian; offsets
-/// come from the struct itself, so a layout change cannot drift).
-pub fn boot_info_bytes(b: &BootInfo) -> [u8; size_of::<BootInfo>()] {
-    let mut out = [0u8; size_of::<BootInfo>()];
-    let mut put = |off: usize, bytes: &[u8]| out[off..off + bytes.len()].copy_from_slice(bytes);
-    put(offset_of!(BootInfo, magic), &b.magic.to_le_bytes());
-    put(offset_of!(BootInfo, version), &b.version.to_le_bytes());
-    put(offset_of!(BootInfo, cpu_count), &b.cpu_count.to_le_bytes());
-    put(
-        offset_of!(BootInfo, config_len),
-        &b.config_len.to_le_bytes(),
-    );
-    put(offset_of!(BootInfo, mem_size), &b.mem_size.to_le_bytes());
-    put(offset_of!(BootInfo, tsc_khz), &b.tsc_khz.to_le_bytes());
-    put(offset_of!(BootInfo, slice_ns), &b.slice_ns.to_le_bytes());
-    put(offset_of!(BootInfo, seed), &b.seed.to_le_bytes());
-    put(offset_of!(BootInfo, epoch_tsc), &b.epoch_tsc.to_le_bytes());
-    put(offset_of!(BootInfo, policy), &b.policy.to_le_bytes());
-    put(
-        offset_of!(BootInfo, policy_arg),
-        &b.policy_arg.to_le_bytes(),
-    );
-    put(offset_of!(BootInfo, tick_hz), &b.tick_hz.to_le_bytes());
-    put(offset_of!(BootInfo, idle), &b.idle.to_le_bytes());
-    out
-}
-
 /// The BootInfo for a run.
 pub struct BootParams {
     pub cpu_count: u32,
@@ -233,6 +207,8 @@ pub fn boot_info(p: &BootParams) -> BootInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::mem::offset_of;
+    use zerocopy::IntoBytes;
 
     fn entry(t: &[u64], page_off: u64, i: usize) -> u64 {
         t[(page_off / 8) as usize + i]
@@ -309,10 +285,12 @@ mod tests {
             (r.rip, r.rsp, r.rdi, r.rflags),
             (0x20_0000, kernel_stack_top(1), 1, 2)
         );
-        let [(o1, rsp0), (o2, iomap)] = tss_fields(0);
+        let tss = tss(0);
+        let bytes = tss.as_bytes();
+        let (o1, o2) = (offset_of!(Tss, rsp0), offset_of!(Tss, iomap_base));
         assert_eq!((o1, o2), (4, 0x66));
-        assert_eq!(rsp0, kernel_stack_top(0).to_le_bytes());
-        assert_eq!(iomap, [0x68, 0]);
+        assert_eq!(bytes[o1..o1 + 8], kernel_stack_top(0).to_le_bytes());
+        assert_eq!(bytes[o2..o2 + 2], [0x68, 0]);
     }
 
     #[test]
@@ -332,7 +310,7 @@ mod tests {
                 idle: abi::boot::IDLE_POLL,
             },
         });
-        let bytes = boot_info_bytes(&b);
+        let bytes = b.as_bytes();
         assert_eq!(&bytes[0..4], b"BOOT");
         assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 1);
         assert_eq!(

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use vm_memory::{Bytes, GuestAddress};
+use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout};
 
 /// Signal used to kick a vCPU thread out of KVM_RUN. It is installed
 /// without SA_RESTART, so an interrupted KVM_RUN returns EINTR, and its
@@ -55,8 +56,9 @@ pub fn install_kick_handler() -> std::io::Result<()> {
     Ok(())
 }
 
-/// The fault frame the core's CPL0 stub leaves at rsp.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The fault frame the core's CPL0 stub leaves at rsp, in stack order.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct FaultFrame {
     pub vector: u64,
     pub error: u64,
@@ -67,19 +69,7 @@ pub struct FaultFrame {
     pub ss: u64,
 }
 
-impl FaultFrame {
-    pub fn from_words(w: [u64; FAULT_FRAME_WORDS]) -> Self {
-        FaultFrame {
-            vector: w[0],
-            error: w[1],
-            rip: w[2],
-            cs: w[3],
-            rflags: w[4],
-            rsp: w[5],
-            ss: w[6],
-        }
-    }
-}
+const _: () = assert!(size_of::<FaultFrame>() == FAULT_FRAME_WORDS * 8);
 
 /// Why a vCPU thread stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -285,15 +275,11 @@ pub fn read_frame(ram: &GuestRam, rsp: u64) -> Result<FaultFrame, String> {
     if end > ram.size() {
         return Err(format!("fault frame at rsp {rsp:#x} is outside guest RAM"));
     }
-    let mut bytes = [0u8; FAULT_FRAME_WORDS * 8];
+    let mut f = FaultFrame::new_zeroed();
     ram.memory()
-        .read_slice(&mut bytes, GuestAddress(rsp))
+        .read_slice(f.as_mut_bytes(), GuestAddress(rsp))
         .map_err(|e| format!("cannot read fault frame at {rsp:#x}: {e}"))?;
-    let mut w = [0u64; FAULT_FRAME_WORDS];
-    for (i, c) in bytes.chunks_exact(8).enumerate() {
-        w[i] = u64::from_le_bytes(c.try_into().unwrap_or_default());
-    }
-    Ok(FaultFrame::from_words(w))
+    Ok(f)
 }
 
 fn internal_error(fd: &mut VcpuFd) -> VcpuEnd {

@@ -4,49 +4,32 @@
 //! operation and a version, so an operation never misreads another's config.
 
 use crate::tag;
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 mod workloads;
 pub use workloads::*;
 
-/// `as_bytes` / `from_bytes` for a config struct: every config is repr(C),
-/// made only of integers, with no padding (each asserts its size), so its
-/// bytes are fully initialised and any bytes are a valid value.
-#[macro_export]
-macro_rules! plain_config {
-    ($t:ty, $magic:expr, $version:expr) => {
-        impl $t {
-            /// The config as the bytes the VMM writes into guest memory.
-            pub fn as_bytes(&self) -> &[u8] {
-                // SAFETY: see plain_config!: repr(C), integers only, no
-                // padding, so every byte is initialised.
-                unsafe {
-                    core::slice::from_raw_parts(
-                        (self as *const Self).cast::<u8>(),
-                        core::mem::size_of::<Self>(),
-                    )
-                }
-            }
+/// What every config is: repr(C), integers only, no padding (zerocopy's
+/// derives prove it), starting with its [`ConfigHeader`]. The VMM writes a
+/// config's [`IntoBytes::as_bytes`] into guest memory; the operation reads
+/// it back with [`OperationConfig::from_bytes`].
+pub trait OperationConfig: FromBytes + IntoBytes + Immutable + KnownLayout + Sized {
+    /// The magic naming the operation this config is for.
+    const MAGIC: u32;
+    const VERSION: u32;
 
-            /// Read a config from guest memory bytes, checking magic and
-            /// version.
-            pub fn from_bytes(b: &[u8]) -> Option<Self> {
-                if b.len() < core::mem::size_of::<Self>() {
-                    return None;
-                }
-                // SAFETY: the length was checked; read_unaligned copes with
-                // any alignment; any bit pattern is a valid value.
-                let c: Self = unsafe { core::ptr::read_unaligned(b.as_ptr().cast()) };
-                (c.header.magic == $magic && c.header.version == $version).then_some(c)
-            }
-        }
-        const _: () =
-            assert!(core::mem::size_of::<$t>() as u64 <= $crate::memmap::OPERATION_CONFIG_MAX);
-    };
+    /// Read a config from guest memory bytes (any alignment, trailing bytes
+    /// ignored), checking magic and version.
+    fn from_bytes(b: &[u8]) -> Option<Self> {
+        let (c, _) = Self::read_from_prefix(b).ok()?;
+        let h = ConfigHeader::ref_from_prefix(c.as_bytes()).ok()?.0;
+        (h.magic == Self::MAGIC && h.version == Self::VERSION).then_some(c)
+    }
 }
 
 /// The first 8 bytes of every config.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct ConfigHeader {
     pub magic: u32,
     pub version: u32,
@@ -77,7 +60,7 @@ pub const TEST_FAULT_STALL: u32 = 6;
 /// Config of the `spin` operation: N tasks each repeating a fixed unit of
 /// integer work until `duration_ns` has passed.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct SpinConfig {
     pub header: ConfigHeader,
     pub tasks: u32,
@@ -105,7 +88,10 @@ impl SpinConfig {
     }
 }
 
-plain_config!(SpinConfig, SPIN_MAGIC, SPIN_VERSION);
+impl OperationConfig for SpinConfig {
+    const MAGIC: u32 = SPIN_MAGIC;
+    const VERSION: u32 = SPIN_VERSION;
+}
 
 const _: () = {
     use core::mem::{offset_of, size_of};
@@ -122,6 +108,7 @@ const _: () = {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use zerocopy::IntoBytes;
 
     #[test]
     fn spin_config_round_trips_and_checks_its_magic() {
@@ -146,7 +133,7 @@ pub const IPC_VERSION: u32 = 1;
 /// (pid, topic, broadcast, monitors, full mailboxes, sleeps and timeouts)
 /// and times `rounds` cross-CPU ping-pong round trips.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct IpcConfig {
     pub header: ConfigHeader,
     pub rounds: u32,
@@ -166,5 +153,22 @@ impl IpcConfig {
     }
 }
 
-plain_config!(IpcConfig, IPC_MAGIC, IPC_VERSION);
+impl OperationConfig for IpcConfig {
+    const MAGIC: u32 = IPC_MAGIC;
+    const VERSION: u32 = IPC_VERSION;
+}
 const _: () = assert!(core::mem::size_of::<IpcConfig>() == 16);
+
+// Every config fits the config region and starts with its header, which
+// `OperationConfig::from_bytes` reads from the first 8 bytes.
+const _: () = {
+    use crate::memmap::OPERATION_CONFIG_MAX as MAX;
+    use core::mem::{offset_of, size_of};
+    assert!(offset_of!(SpinConfig, header) == 0 && size_of::<SpinConfig>() as u64 <= MAX);
+    assert!(offset_of!(IpcConfig, header) == 0 && size_of::<IpcConfig>() as u64 <= MAX);
+    assert!(offset_of!(PingpongConfig, header) == 0 && size_of::<PingpongConfig>() as u64 <= MAX);
+    assert!(offset_of!(FanoutConfig, header) == 0 && size_of::<FanoutConfig>() as u64 <= MAX);
+    assert!(offset_of!(PeriodicConfig, header) == 0 && size_of::<PeriodicConfig>() as u64 <= MAX);
+    assert!(offset_of!(MixedConfig, header) == 0 && size_of::<MixedConfig>() as u64 <= MAX);
+    assert!(offset_of!(ScenarioConfig, header) == 0 && size_of::<ScenarioConfig>() as u64 <= MAX);
+};

@@ -1,9 +1,10 @@
 //! Configs of the classic scheduler workloads and of declarative
 //! scenarios. Layouts are pinned by size assertions; every struct is plain
-//! integers (see `plain_config!`).
+//! integers (see [`OperationConfig`]).
 
-use super::ConfigHeader;
-use crate::{plain_config, tag};
+use super::{ConfigHeader, OperationConfig};
+use crate::tag;
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 pub const PINGPONG_MAGIC: u32 = tag(b"PING");
 pub const PINGPONG_VERSION: u32 = 1;
@@ -12,7 +13,7 @@ pub const PINGPONG_MAX_PAIRS: usize = 64;
 /// `pingpong`: `pairs` pairs of tasks exchanging `rounds` messages each
 /// (like `perf bench sched pipe`).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct PingpongConfig {
     pub header: ConfigHeader,
     pub pairs: u32,
@@ -36,7 +37,10 @@ impl PingpongConfig {
         }
     }
 }
-plain_config!(PingpongConfig, PINGPONG_MAGIC, PINGPONG_VERSION);
+impl OperationConfig for PingpongConfig {
+    const MAGIC: u32 = PINGPONG_MAGIC;
+    const VERSION: u32 = PINGPONG_VERSION;
+}
 const _: () = assert!(core::mem::size_of::<PingpongConfig>() == 24);
 
 pub const FANOUT_MAGIC: u32 = tag(b"FANO");
@@ -46,7 +50,7 @@ pub const FANOUT_VERSION: u32 = 1;
 /// receivers; every sender sends `messages` messages to every receiver in
 /// its group (like hackbench).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct FanoutConfig {
     pub header: ConfigHeader,
     pub groups: u32,
@@ -69,7 +73,10 @@ impl FanoutConfig {
         }
     }
 }
-plain_config!(FanoutConfig, FANOUT_MAGIC, FANOUT_VERSION);
+impl OperationConfig for FanoutConfig {
+    const MAGIC: u32 = FANOUT_MAGIC;
+    const VERSION: u32 = FANOUT_VERSION;
+}
 const _: () = assert!(core::mem::size_of::<FanoutConfig>() == 24);
 
 pub const PERIODIC_MAGIC: u32 = tag(b"PERI");
@@ -80,7 +87,7 @@ pub const PERIODIC_MAX_TASKS: usize = 32;
 /// `runtime_ns` of work and should finish within `deadline_ns` of its
 /// activation (rt-app's periodic phase), for `duration_ns`.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct PeriodicConfig {
     pub header: ConfigHeader,
     pub tasks: u32,
@@ -107,7 +114,10 @@ impl PeriodicConfig {
         }
     }
 }
-plain_config!(PeriodicConfig, PERIODIC_MAGIC, PERIODIC_VERSION);
+impl OperationConfig for PeriodicConfig {
+    const MAGIC: u32 = PERIODIC_MAGIC;
+    const VERSION: u32 = PERIODIC_VERSION;
+}
 const _: () = assert!(core::mem::size_of::<PeriodicConfig>() == 24 + 24 * PERIODIC_MAX_TASKS);
 
 pub const MIXED_MAGIC: u32 = tag(b"MIXD");
@@ -116,7 +126,7 @@ pub const MIXED_VERSION: u32 = 1;
 /// `mixed`: `interactive` tasks (run `burst_ns`, sleep `sleep_ns`, again)
 /// alongside `hogs` CPU hogs, for `duration_ns`.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct MixedConfig {
     pub header: ConfigHeader,
     pub interactive: u32,
@@ -147,7 +157,10 @@ impl MixedConfig {
         }
     }
 }
-plain_config!(MixedConfig, MIXED_MAGIC, MIXED_VERSION);
+impl OperationConfig for MixedConfig {
+    const MAGIC: u32 = MIXED_MAGIC;
+    const VERSION: u32 = MIXED_VERSION;
+}
 const _: () = assert!(core::mem::size_of::<MixedConfig>() == 40);
 
 pub const SCENARIO_MAGIC: u32 = tag(b"SCEN");
@@ -180,7 +193,9 @@ pub const PHASE_YIELD: u32 = 6;
 pub const PHASE_TIMER: u32 = 7;
 
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct Phase {
     pub op: u32,
     pub arg: u32,
@@ -189,7 +204,7 @@ pub struct Phase {
 
 /// One named task of a scenario, started `count` times.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct ScenarioTask {
     pub count: u32,
     pub weight: u32,
@@ -207,7 +222,7 @@ pub struct ScenarioTask {
 /// `scenario`: a declarative task mix compiled by the host from a TOML
 /// file, interpreted by the `scenario` operation.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct ScenarioConfig {
     pub header: ConfigHeader,
     pub kinds: u32,
@@ -245,7 +260,10 @@ impl ScenarioConfig {
         }
     }
 }
-plain_config!(ScenarioConfig, SCENARIO_MAGIC, SCENARIO_VERSION);
+impl OperationConfig for ScenarioConfig {
+    const MAGIC: u32 = SCENARIO_MAGIC;
+    const VERSION: u32 = SCENARIO_VERSION;
+}
 const _: () = {
     assert!(core::mem::size_of::<Phase>() == 16);
     assert!(core::mem::size_of::<ScenarioTask>() == 32 + 16 * SCENARIO_MAX_PHASES);
@@ -260,6 +278,7 @@ const _: () = {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use zerocopy::IntoBytes;
 
     #[test]
     fn every_workload_config_round_trips_and_checks_its_magic() {
