@@ -4,11 +4,11 @@
 //! scheduler lock is held at every call site); a full ring drops the event
 //! and counts it rather than stall the scheduler on the host.
 
-use core::sync::atomic::{AtomicU64, Ordering};
 use abi::kstate::{
     EVENT_RING_ENTRIES, EVENT_RING_HEADER_SIZE, EVENT_RING_LOST_OFFSET, EVENT_RING_READ_OFFSET,
     EVENT_RING_WRITE_OFFSET, Event, EventRingHeader, event_ring_addr,
 };
+use core::sync::atomic::{AtomicU64, Ordering};
 
 fn word(cpu: u32, off: u64) -> &'static AtomicU64 {
     // SAFETY: the header words are 8-byte aligned u64s inside this CPU's

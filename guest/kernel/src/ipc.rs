@@ -6,7 +6,6 @@
 
 use crate::sched::{self, Sched, wake};
 use crate::time::{now_ns, ns_to_ticks, rdtsc};
-use policies::ENQ_WAKEUP;
 use abi::calltable::{ERR_FULL, ERR_INVALID, ERR_NO_SLOTS, ERR_NO_TASK, ERR_TIMEOUT};
 use abi::ipc::{
     ExitNotice, MAILBOX_CAPACITY, MAX_TOPIC_NAME, MAX_TOPICS, MSG_EXIT_NOTICE, Message,
@@ -14,6 +13,7 @@ use abi::ipc::{
 };
 use abi::kstate::{TASK_FREE, TASK_RECEIVING, TASK_SENDING, TASK_ZOMBIE};
 use abi::memmap::{MAILBOXES_ADDR, MAILBOXES_SIZE, MAX_TASKS};
+use policies::ENQ_WAKEUP;
 
 #[repr(C)]
 struct Mailbox {

@@ -4,13 +4,13 @@
 //! happen with the scheduler lock held, so each record has one writer at a
 //! time.
 
-use core::sync::atomic::{AtomicU32, Ordering, fence};
 use abi::boot::BootInfo;
 use abi::kstate::{
     CpuRecord, KSTATE_MAGIC, KSTATE_VERSION, KernelStateHeader, RUN_RUNNING, TaskRecord,
     cpu_record_addr, task_record_addr,
 };
 use abi::memmap::KERNEL_STATE_ADDR;
+use core::sync::atomic::{AtomicU32, Ordering, fence};
 
 fn header() -> *mut KernelStateHeader {
     KERNEL_STATE_ADDR as *mut KernelStateHeader

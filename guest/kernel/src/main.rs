@@ -34,9 +34,9 @@ mod task;
 mod time;
 mod tlv;
 
-use core::sync::atomic::{AtomicU32, Ordering};
 use abi::calltable::{AbiStamp, IMAGE_CORE, TaskEntry};
 use abi::memmap::{CALL_TABLE_ADDR, OPERATION_LOAD_ADDR};
+use core::sync::atomic::{AtomicU32, Ordering};
 
 /// Read by the host before it starts a VM: which call-table version this
 /// core provides.

@@ -5,8 +5,8 @@
 //! are only ever touched with single fs-relative instructions: a task can
 //! be preempted and moved between any two instructions, never inside one.
 
-use core::sync::atomic::{AtomicU32, AtomicU64};
 use abi::memmap::MAX_CPUS;
+use core::sync::atomic::{AtomicU32, AtomicU64};
 
 #[repr(C, align(128))]
 pub struct PerCpu {
@@ -115,8 +115,8 @@ pub fn init(cpu_index: u32) -> Result<(), &'static str> {
     unsafe {
         (*me).this = me as u64;
         (*me).cpu = cpu_index;
-        (*me).crash_stack = abi::memmap::CRASH_STACKS_ADDR
-            + (cpu_index as u64 + 1) * abi::memmap::CRASH_STACK_SIZE;
+        (*me).crash_stack =
+            abi::memmap::CRASH_STACKS_ADDR + (cpu_index as u64 + 1) * abi::memmap::CRASH_STACK_SIZE;
     }
     if this_cpu() as *const PerCpu as u64 != me as u64 {
         return Err("per-CPU: the FS base set at CPL0 did not survive the switch to CPL3");

@@ -5,8 +5,8 @@
 //! difference, and stamps every event with its CPU's steal so the host's
 //! analysis can do the same.
 
-use core::sync::atomic::{AtomicBool, Ordering};
 use abi::memmap::{STEAL_TIME_ADDR, STEAL_TIME_STRIDE};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 

@@ -3,10 +3,10 @@
 //! for the host; nothing is ever dropped. Preemption is off while a frame
 //! is written, so each ring has one writer at a time.
 
-use core::sync::atomic::{AtomicU64, Ordering};
-use guest_protocol::{GuestMessage, Msg};
 use abi::memmap::{TLV_RING_DATA_SIZE, TLV_RING_HEADER_SIZE, tlv_ring_base};
 use abi::tlv::{FRAME_HEADER_SIZE, FrameHeader, MAX_PAYLOAD, MSG_PROTOBUF, RingHeader};
+use core::sync::atomic::{AtomicU64, Ordering};
+use guest_protocol::{GuestMessage, Msg};
 use zerocopy::IntoBytes;
 
 fn ring(cpu: u32) -> *mut RingHeader {

@@ -4,16 +4,16 @@
 //! touch the raw table.
 #![no_std]
 
-pub use guest_protocol as proto;
 pub use abi;
+pub use guest_protocol as proto;
 
 pub mod hist;
 pub mod work;
 
-use proto::GuestMessage;
 use abi::calltable::{CallTable, JoinInfo, TableError, TaskEntry};
 use abi::ipc::{Message, SpawnOptions};
 use abi::memmap::CALL_TABLE_ADDR;
+use proto::GuestMessage;
 
 /// Exit code of an operation that refused the core's call table.
 pub const EXIT_ABI_MISMATCH: i32 = 125;
@@ -31,10 +31,7 @@ macro_rules! operation {
         #[used]
         #[unsafe(link_section = ".schedlab_abi")]
         static ABI_STAMP: $crate::abi::calltable::AbiStamp =
-            $crate::abi::calltable::AbiStamp::new(
-                $crate::abi::calltable::IMAGE_OPERATION,
-                $magic,
-            );
+            $crate::abi::calltable::AbiStamp::new($crate::abi::calltable::IMAGE_OPERATION, $magic);
 
         /// The operation's entry: the core runs it as the first task with
         /// the call table's address as its argument.

@@ -22,13 +22,13 @@ mod metrics;
 mod stall;
 mod verdict;
 
-pub use metrics::{analyze, entitled_shares, percentile};
 pub use abi::kstate::Event;
+pub use metrics::{analyze, entitled_shares, percentile};
 pub use stall::{StallDetector, find_stalls};
 pub use verdict::verdict;
 
-use serde::Serialize;
 use abi::kstate::CpuRecord;
+use serde::Serialize;
 
 /// One task the caller wants judged for fairness and latency.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

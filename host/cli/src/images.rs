@@ -6,11 +6,11 @@
 
 use crate::exit::{ErrorKind, Failure, Result};
 use crate::symbols::SymbolTable;
+use abi::calltable::{ABI_STAMP_SECTION, AbiStamp, IMAGE_CORE, IMAGE_OPERATION};
+use abi::memmap::{KERNEL_LOAD_ADDR, KERNEL_MAX_SIZE, OPERATION_LOAD_ADDR, OPERATION_MAX_SIZE};
 use object::elf::PT_LOAD;
 use object::read::elf::{ElfFile64, ProgramHeader};
 use object::{Endianness, Object, ObjectSection};
-use abi::calltable::{ABI_STAMP_SECTION, AbiStamp, IMAGE_CORE, IMAGE_OPERATION};
-use abi::memmap::{KERNEL_LOAD_ADDR, KERNEL_MAX_SIZE, OPERATION_LOAD_ADDR, OPERATION_MAX_SIZE};
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
@@ -360,7 +360,8 @@ mod tests {
     #[test]
     fn corrupt_elves_are_refused_with_the_file_named() {
         let (core, _, _) = embedded();
-        let err = check_core("x/kernel.elf".into(), Cow::Owned(b"\x7fELX....".to_vec())).unwrap_err();
+        let err =
+            check_core("x/kernel.elf".into(), Cow::Owned(b"\x7fELX....".to_vec())).unwrap_err();
         assert!(
             err.message.contains("x/kernel.elf") && err.message.contains("bad ELF magic"),
             "{err}"
@@ -375,15 +376,7 @@ mod tests {
     fn wrong_kind_newer_operation_and_wrong_config_are_refused() {
         let (core, bin, elf) = embedded();
         // The core's ELF offered as an operation: wrong region first.
-        assert!(
-            check_op(
-                "spin",
-                bin.clone(),
-                core.clone(),
-                abi::config::SPIN_MAGIC
-            )
-            .is_err()
-        );
+        assert!(check_op("spin", bin.clone(), core.clone(), abi::config::SPIN_MAGIC).is_err());
         let err = check_op("spin", bin.clone(), elf.clone(), abi::tag(b"NOPE")).unwrap_err();
         assert_eq!(err.kind, ErrorKind::Abi);
         let core = check_core(core.0, core.1).unwrap();

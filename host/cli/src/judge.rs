@@ -8,8 +8,8 @@ use crate::cli::judge::JudgeSettings;
 use crate::monitor::MonitorData;
 use crate::monitor::live::Alarm;
 use crate::vm::run::EarlyEnd;
-use analysis::{Check, CpuSample, Metrics, Status, TaskMeta, Timeline, Verdict};
 use abi::kstate::{EV_EXIT, EV_SPAWN, Event};
+use analysis::{Check, CpuSample, Metrics, Status, TaskMeta, Timeline, Verdict};
 
 pub struct JudgeInput<'a> {
     pub cpus: u32,

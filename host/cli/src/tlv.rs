@@ -4,13 +4,13 @@
 //! a ring that stops making sense ends the run with a clear error instead
 //! of a panic or a silent resync on garbage.
 
-use guest_protocol::GuestMessage;
-use serde::Serialize;
 use abi::memmap::{TLV_RING_DATA_SIZE, TLV_RING_HEADER_SIZE};
 use abi::tlv::{
     FRAME_HEADER_SIZE, FrameHeader, MAX_PAYLOAD, MSG_PROTOBUF, MSG_TEXT, RING_MAGIC,
     RING_READ_POS_OFFSET, RING_WRITE_POS_OFFSET,
 };
+use guest_protocol::GuestMessage;
+use serde::Serialize;
 use std::sync::atomic::Ordering;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 use zerocopy::FromBytes;
@@ -271,8 +271,8 @@ impl RingReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use guest_protocol::{Log, Msg};
     use abi::memmap::{TLV_RING_STRIDE, tlv_ring_base};
+    use guest_protocol::{Log, Msg};
     use zerocopy::IntoBytes;
 
     const SIZE: u64 = TLV_RING_DATA_SIZE;

@@ -6,9 +6,9 @@
 
 mod common;
 
-use common::*;
 use abi::memmap::{KERNEL_LOAD_ADDR, TLV_RING_DATA_SIZE, TLV_RING_HEADER_SIZE, tlv_ring_base};
 use abi::tlv::{FrameHeader, MSG_TEXT, RING_MAGIC, RING_WRITE_POS_OFFSET};
+use common::*;
 use std::time::Duration;
 
 /// Just enough of an x86-64 assembler for straight-line CPL0 code.

@@ -22,9 +22,9 @@ use crate::lock::SpinLock;
 use crate::percpu;
 use crate::task::{self, Task};
 use crate::time::{rdtsc, ticks_to_ns};
-use policies::{AnyPolicy, CpuSet, Ctx, DsqId, Policy, Slot, TaskInfo};
 use abi::kstate::{EV_MIGRATE, EV_SWITCH, EV_WAKEUP, TASK_RUNNABLE, TASK_RUNNING};
 use abi::memmap::{MAX_CPUS, MAX_TASKS};
+use policies::{AnyPolicy, CpuSet, Ctx, DsqId, Policy, Slot, TaskInfo};
 
 pub static LOCK: SpinLock = SpinLock::new();
 

@@ -7,10 +7,10 @@ use super::{
 use crate::kstate;
 use crate::percpu;
 use crate::time::rdtsc;
-use core::sync::atomic::Ordering;
-use policies::{ENQ_WAKEUP, Policy};
 use abi::ipc::{EXIT_KILLED, EXIT_TIMED_OUT};
 use abi::kstate::{TASK_RECEIVING, TASK_SENDING, TASK_SLEEPING};
+use core::sync::atomic::Ordering;
+use policies::{ENQ_WAKEUP, Policy};
 
 /// The LAPIC tick, at CPL3 on whatever stack was interrupted.
 pub extern "C" fn on_tick() {

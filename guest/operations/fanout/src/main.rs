@@ -9,13 +9,13 @@
 #![no_std]
 #![no_main]
 
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use oplib::proto::{FanoutResult, GuestMessage, Msg};
-use oplib::{Api, api, message};
 use abi::calltable::ERR_TIMEOUT;
 use abi::config::{FANOUT_MAGIC, FanoutConfig};
 use abi::ipc::{MSG_USER, SEND_BLOCK};
 use abi::memmap::MAX_TASKS;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use oplib::proto::{FanoutResult, GuestMessage, Msg};
+use oplib::{Api, api, message};
 
 oplib::operation!(config_magic: FANOUT_MAGIC, main: main);
 

@@ -8,16 +8,16 @@
 #![no_std]
 #![no_main]
 
-use core::fmt::Write;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use oplib::proto::{GuestMessage, IpcCheck, IpcResult, Msg};
-use oplib::{Api, api, message};
 use abi::calltable::{ERR_FULL, ERR_TIMEOUT};
 use abi::config::{IPC_MAGIC, IpcConfig};
 use abi::ipc::{
     EXIT_CRASHED, EXIT_KILLED, EXIT_NORMAL, EXIT_TIMED_OUT, ExitNotice, MAILBOX_CAPACITY,
     MSG_EXIT_NOTICE, MSG_USER, Message, SEND_BLOCK, SEND_NOWAIT, SpawnOptions, WAIT_FOREVER,
 };
+use core::fmt::Write;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use oplib::proto::{GuestMessage, IpcCheck, IpcResult, Msg};
+use oplib::{Api, api, message};
 
 oplib::operation!(config_magic: IPC_MAGIC, main: main);
 

@@ -9,12 +9,12 @@
 #![no_std]
 #![no_main]
 
+use abi::config::{MIXED_MAGIC, MixedConfig};
+use abi::memmap::MAX_TASKS;
 use core::sync::atomic::{AtomicU64, Ordering};
 use oplib::hist::Histogram;
 use oplib::proto::{GuestMessage, MixedResult, Msg};
 use oplib::{Api, api, work};
-use abi::config::{MIXED_MAGIC, MixedConfig};
-use abi::memmap::MAX_TASKS;
 
 oplib::operation!(config_magic: MIXED_MAGIC, main: main);
 

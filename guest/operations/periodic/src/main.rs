@@ -15,11 +15,11 @@
 #![no_std]
 #![no_main]
 
+use abi::config::{PERIODIC_MAGIC, PERIODIC_MAX_TASKS, PeriodicConfig};
 use core::sync::atomic::{AtomicU64, Ordering};
 use oplib::hist::Histogram;
 use oplib::proto::{GuestMessage, LatencyStats, Msg, PeriodicResult, PeriodicTask};
 use oplib::{Api, api};
-use abi::config::{PERIODIC_MAGIC, PERIODIC_MAX_TASKS, PeriodicConfig};
 
 oplib::operation!(config_magic: PERIODIC_MAGIC, main: main);
 

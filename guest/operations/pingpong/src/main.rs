@@ -6,12 +6,12 @@
 #![no_std]
 #![no_main]
 
+use abi::config::{PINGPONG_MAGIC, PINGPONG_MAX_PAIRS, PingpongConfig};
+use abi::ipc::{MSG_USER, SEND_BLOCK, SpawnOptions, WAIT_FOREVER};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use oplib::hist::Histogram;
 use oplib::proto::{GuestMessage, Msg, PingpongResult};
 use oplib::{Api, api, message};
-use abi::config::{PINGPONG_MAGIC, PINGPONG_MAX_PAIRS, PingpongConfig};
-use abi::ipc::{MSG_USER, SEND_BLOCK, SpawnOptions, WAIT_FOREVER};
 
 oplib::operation!(config_magic: PINGPONG_MAGIC, main: main);
 

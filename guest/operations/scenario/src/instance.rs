@@ -8,15 +8,15 @@ use crate::plan::Plan;
 use crate::{
     DEADLINE_NS, FINISHED, MAIN, MSG_DATA, MSG_DONE, MSG_GO, MSG_READY, PIDS, SLOTS, START_NS,
 };
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use oplib::hist::Histogram;
-use oplib::proto::LatencyStats;
-use oplib::{Api, api, message};
 use abi::config::{
     PHASE_PUBLISH, PHASE_RECV, PHASE_RUN, PHASE_SEND, PHASE_SLEEP, PHASE_TIMER, PHASE_YIELD, Phase,
     SCENARIO_MAX_PHASES,
 };
 use abi::ipc::{SEND_BLOCK, WAIT_FOREVER};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use oplib::hist::Histogram;
+use oplib::proto::LatencyStats;
+use oplib::{Api, api, message};
 
 /// What one instance shares with the main task.
 pub struct Slot {

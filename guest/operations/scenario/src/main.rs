@@ -17,14 +17,14 @@ mod instance;
 mod plan;
 mod work;
 
+use abi::config::{SCENARIO_MAGIC, SCENARIO_MAX_INSTANCES};
+use abi::ipc::{MSG_USER, SEND_BLOCK, SpawnOptions};
 use core::fmt::Write;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use instance::Slot;
 use oplib::proto::{GuestMessage, Msg, ScenarioResult, ScenarioTaskResult};
 use oplib::{Api, message};
 use plan::Plan;
-use abi::config::{SCENARIO_MAGIC, SCENARIO_MAX_INSTANCES};
-use abi::ipc::{MSG_USER, SEND_BLOCK, SpawnOptions};
 
 oplib::operation!(config_magic: SCENARIO_MAGIC, main: main);
 

@@ -5,14 +5,14 @@
 #![no_std]
 #![no_main]
 
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use oplib::proto::{GuestMessage, Msg, SpinResult, SpinTask};
-use oplib::{Api, api};
 use abi::config::{
     SPIN_MAGIC, SPIN_MAX_TASKS, SpinConfig, TEST_FAULT_HANG, TEST_FAULT_NULL, TEST_FAULT_PANIC,
     TEST_FAULT_STALL, TEST_FAULT_TRIPLE, TEST_FAULT_UD2,
 };
 use abi::ipc::SpawnOptions;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use oplib::proto::{GuestMessage, Msg, SpinResult, SpinTask};
+use oplib::{Api, api};
 
 oplib::operation!(config_magic: SPIN_MAGIC, main: main);
 

@@ -4,10 +4,10 @@
 
 use crate::exit::{Failure, Result};
 use crate::vm::setup::SchedBoot;
-use clap::{Args, ValueEnum};
-use policies::PolicyDesc;
 use abi::boot::{IDLE_HALT, IDLE_POLL, MAX_TICK_HZ};
 use abi::memmap::MAX_CPUS;
+use clap::{Args, ValueEnum};
+use policies::PolicyDesc;
 
 /// The policy used when `--policy` is not given.
 pub const DEFAULT_POLICY: &str = "rr";

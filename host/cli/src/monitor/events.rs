@@ -12,11 +12,11 @@
 
 use super::seqlock::event_at;
 use super::view::{KstateView, kstate_off};
-use serde::Serialize;
 use abi::kstate::{
     EV_EXIT, EV_SWITCH, EVENT_RING_ENTRIES, EVENT_RING_HEADER_SIZE, EVENT_RING_LOST_OFFSET,
     EVENT_RING_READ_OFFSET, EVENT_RING_WRITE_OFFSET, EVENT_SIZE, Event, event_ring_addr,
 };
+use serde::Serialize;
 use std::sync::atomic::Ordering;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]

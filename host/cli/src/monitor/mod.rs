@@ -12,15 +12,15 @@ pub mod live;
 pub mod seqlock;
 pub mod view;
 
-use analysis::{CpuSample, StallDetector};
-use events::{DrainStats, EventDrain};
-use live::{Alarm, GuestClock};
-use serde::Serialize;
 use abi::kstate::{
     CpuRecord, Event, KSTATE_MAGIC, KSTATE_VERSION, KernelStateHeader, TASK_RUNNABLE, TaskRecord,
     task_record_addr,
 };
 use abi::memmap::MAX_TASKS;
+use analysis::{CpuSample, StallDetector};
+use events::{DrainStats, EventDrain};
+use live::{Alarm, GuestClock};
+use serde::Serialize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
@@ -418,10 +418,8 @@ fn read_header(v: &KstateView) -> Option<KernelStateHeader> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use abi::kstate::{KSTATE_END, TASK_RUNNABLE, TaskRecord, cpu_record_addr, task_record_addr};
     use seqlock::to_words;
-    use abi::kstate::{
-        KSTATE_END, TASK_RUNNABLE, TaskRecord, cpu_record_addr, task_record_addr,
-    };
     use view::kstate_off;
 
     fn guest() -> KstateView {

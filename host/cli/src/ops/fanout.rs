@@ -11,12 +11,12 @@ use super::{Prepared, Summary};
 use crate::cli::{CommonArgs, RunSettings};
 use crate::exit::{Failure, Result};
 use crate::vm::run::RunOutcome;
+use abi::config::{FANOUT_MAGIC, FanoutConfig};
+use abi::memmap::MAX_TASKS;
 use analysis::Check;
 use clap::Args;
 use guest_protocol::{FanoutResult, Msg};
 use serde_json::json;
-use abi::config::{FANOUT_MAGIC, FanoutConfig};
-use abi::memmap::MAX_TASKS;
 
 /// Tasks fanout may start: the core's task table less the main task.
 pub const MAX_WORKERS: u32 = MAX_TASKS as u32 - 1;

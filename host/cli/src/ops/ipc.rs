@@ -7,11 +7,11 @@ use super::{Prepared, Summary};
 use crate::cli::CommonArgs;
 use crate::exit::{ErrorKind, Failure, Result};
 use crate::vm::run::RunOutcome;
+use abi::config::{IPC_MAGIC, IpcConfig};
 use analysis::Check;
 use clap::Args;
 use guest_protocol::{IpcResult, Msg};
 use serde_json::json;
-use abi::config::{IPC_MAGIC, IpcConfig};
 
 /// The guest keeps at most this many round-trip times.
 pub const MAX_ROUNDS: u32 = 4096;

@@ -12,12 +12,12 @@ use super::{Prepared, Summary};
 use crate::cli::{CommonArgs, parse_duration};
 use crate::exit::{Failure, Result};
 use crate::vm::run::RunOutcome;
+use abi::config::{MIXED_MAGIC, MixedConfig};
+use abi::memmap::MAX_TASKS;
 use analysis::Check;
 use clap::Args;
 use guest_protocol::{MixedResult, Msg};
 use serde_json::json;
-use abi::config::{MIXED_MAGIC, MixedConfig};
-use abi::memmap::MAX_TASKS;
 
 /// Tasks mixed may start: the core's task table less the main task.
 pub const MAX_WORKERS: u32 = MAX_TASKS as u32 - 1;

@@ -12,11 +12,11 @@ use super::{Prepared, Summary};
 use crate::cli::{CommonArgs, parse_duration};
 use crate::exit::{Failure, Result};
 use crate::vm::run::RunOutcome;
+use abi::config::{PERIODIC_MAGIC, PERIODIC_MAX_TASKS, PeriodicConfig};
 use analysis::Check;
 use clap::Args;
 use guest_protocol::{LatencyStats, Msg, PeriodicResult};
 use serde_json::json;
-use abi::config::{PERIODIC_MAGIC, PERIODIC_MAX_TASKS, PeriodicConfig};
 
 /// Longest period (and so deadline and runtime) accepted.
 const MAX_PERIOD_NS: u64 = 60_000_000_000;

@@ -10,11 +10,11 @@ use super::{Prepared, Summary};
 use crate::cli::{CommonArgs, RunSettings};
 use crate::exit::Result;
 use crate::vm::run::RunOutcome;
+use abi::config::{PINGPONG_MAGIC, PINGPONG_MAX_PAIRS, PingpongConfig};
 use analysis::Check;
 use clap::Args;
 use guest_protocol::{Msg, PingpongResult};
 use serde_json::json;
-use abi::config::{PINGPONG_MAGIC, PINGPONG_MAX_PAIRS, PingpongConfig};
 
 pub const MAX_ROUNDS: u32 = 1_000_000;
 /// A generous round trip for the default timeout (a cross-CPU one with

@@ -8,15 +8,15 @@ use crate::cli::CommonArgs;
 use crate::exit::{ErrorKind, Failure, Result};
 use crate::report::{TaskRow, Totals};
 use crate::vm::run::RunOutcome;
-use analysis::TaskMeta;
-use clap::{Args, ValueEnum};
-use guest_protocol::{Msg, SpinResult};
-use serde_json::json;
 use abi::config::{
     SPIN_MAGIC, SPIN_MAX_TASKS, SpinConfig, TEST_FAULT_HANG, TEST_FAULT_NONE, TEST_FAULT_NULL,
     TEST_FAULT_PANIC, TEST_FAULT_STALL, TEST_FAULT_TRIPLE, TEST_FAULT_UD2,
 };
 use abi::kstate::Event;
+use analysis::TaskMeta;
+use clap::{Args, ValueEnum};
+use guest_protocol::{Msg, SpinResult};
+use serde_json::json;
 
 /// Largest weight accepted (Linux's nice -20 is 88761).
 pub const MAX_WEIGHT: u32 = 100_000;
@@ -333,9 +333,9 @@ fn totals(r: &SpinResult) -> Totals {
 mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
+    use abi::kstate::EV_SPAWN;
     use clap::Parser;
     use guest_protocol::SpinTask;
-    use abi::kstate::EV_SPAWN;
 
     fn args(extra: &[&str]) -> SpinArgs {
         let mut argv = vec!["schedlab", "spin"];

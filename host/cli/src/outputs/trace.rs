@@ -2,8 +2,8 @@
 //! wake-up's latency, replayed from the guest's event rings (the same
 //! exact events the verdict is computed from, not the samples).
 
-use analysis::ticks_to_ns;
 use abi::kstate::{EV_EXIT, EV_SWITCH, EV_WAKEUP, Event};
+use analysis::ticks_to_ns;
 use std::collections::HashMap;
 
 /// `pid` ran on `cpu` from `start_ns` to `end_ns` (ns since the first event).

@@ -11,9 +11,9 @@ use crate::ops::Summary;
 use crate::tlv::FrameCounters;
 use crate::vm::hoststat::HostTime;
 use crate::vm::run::{LogLine, RunOutcome, Timing};
+use abi::kstate::CpuRecord;
 use analysis::{Metrics, Stall, Verdict};
 use serde::Serialize;
-use abi::kstate::CpuRecord;
 use std::io::Write;
 
 pub use human::human;

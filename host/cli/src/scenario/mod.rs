@@ -17,12 +17,12 @@ use crate::cli::{CommonArgs, fmt_ns};
 use crate::exit::{EXIT_CODES_HELP, Failure, Result};
 use crate::ops::affinity::fmt_cpu_list;
 use crate::ops::{self, Prepared, workload};
+use abi::config::SCENARIO_MAGIC;
 use clap::Args;
 use compile::Compiled;
 use diag::{Problem, render};
 use serde_json::json;
 use settings::Given;
-use abi::config::SCENARIO_MAGIC;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Args)]

@@ -8,11 +8,11 @@ use super::diag::Problem;
 use super::schema::File;
 use crate::cli::sched::{IdleMode, policy_by_name};
 use crate::cli::{CommonArgs, HOUR_NS, parse_duration};
+use abi::boot::MAX_TICK_HZ;
+use abi::memmap::MAX_CPUS;
 use clap::ArgMatches;
 use clap::ValueEnum;
 use clap::parser::ValueSource;
-use abi::boot::MAX_TICK_HZ;
-use abi::memmap::MAX_CPUS;
 
 /// The flags a file's settings yield to, and the fairness limit (which a
 /// scenario turns off unless asked for; see `mod.rs`).

@@ -8,10 +8,10 @@ use super::compile::Compiled;
 use crate::ops::Summary;
 use crate::ops::workload::{fmt_latency, latency_json, result_failure};
 use crate::vm::run::RunOutcome;
+use abi::kstate::Event;
 use analysis::{Check, TaskMeta};
 use guest_protocol::{LatencyStats, Msg, ScenarioResult, ScenarioTaskResult};
 use serde_json::{Value, json};
-use abi::kstate::Event;
 
 pub fn summarize(c: &Compiled, out: &RunOutcome) -> Summary {
     let result = out.results.iter().rev().find_map(|m| match m {

@@ -7,16 +7,16 @@ use super::memory::GuestRam;
 use super::setup::{self, BootParams, SchedBoot};
 use crate::exit::{Failure, Result};
 use crate::images::Images;
+use abi::memmap::{
+    BOOT_INFO_ADDR, GDT_ADDR, KERNEL_LOAD_ADDR, KERNEL_MAX_SIZE, OPERATION_CONFIG_ADDR,
+    OPERATION_CONFIG_MAX, OPERATION_LOAD_ADDR, PAGE_TABLES_ADDR, tss_base,
+};
 use kvm_bindings::{
     CpuId, KVM_API_VERSION, KVM_CAP_DISABLE_QUIRKS2, KVM_MAX_CPUID_ENTRIES, KVM_MP_STATE_RUNNABLE,
     KVM_X86_QUIRK_FIX_HYPERCALL_INSN, kvm_enable_cap, kvm_mp_state, kvm_userspace_memory_region,
 };
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
 use linux_loader::loader::{Elf, KernelLoader};
-use abi::memmap::{
-    BOOT_INFO_ADDR, KERNEL_LOAD_ADDR, KERNEL_MAX_SIZE, GDT_ADDR, OPERATION_CONFIG_ADDR,
-    OPERATION_CONFIG_MAX, OPERATION_LOAD_ADDR, PAGE_TABLES_ADDR, tss_base,
-};
 use std::ffi::CString;
 use std::io::Cursor;
 use std::sync::Arc;
@@ -190,7 +190,8 @@ impl Machine {
                 ))
             })?;
         let entry = loaded.kernel_load.raw_value();
-        if entry != core.entry || !(KERNEL_LOAD_ADDR..KERNEL_LOAD_ADDR + KERNEL_MAX_SIZE).contains(&entry)
+        if entry != core.entry
+            || !(KERNEL_LOAD_ADDR..KERNEL_LOAD_ADDR + KERNEL_MAX_SIZE).contains(&entry)
         {
             return Err(Failure::image(format!(
                 "{}: loaded entry {entry:#x} is outside the core region",

@@ -3,13 +3,13 @@
 //! is known to work on this machine's PVM KVM; every address comes from
 //! `abi::memmap`. Builders are pure so the tables can be unit-tested.
 
-use kvm_bindings::{kvm_regs, kvm_segment, kvm_sregs};
 use abi::boot::{BOOT_MAGIC, BOOT_VERSION, BootInfo};
 use abi::memmap::{
     GDT_ADDR, IDT_ADDR, IDT_SIZE, LAPIC_ADDR, NULL_GUARD_SIZE, PAGE_TABLES_ADDR, PAGE_TABLES_SIZE,
     kernel_stack_top, tss_base,
 };
 use abi::x86::{GDT_ENTRIES, SEL_KERNEL_CODE, SEL_KERNEL_DATA, SEL_TSS};
+use kvm_bindings::{kvm_regs, kvm_segment, kvm_sregs};
 use std::mem::offset_of;
 
 /// The identity map's one PD covers 0-1 GiB with 2 MiB pages.

@@ -5,11 +5,9 @@
 
 use super::hoststat::{HostTime, Meter};
 use super::memory::GuestRam;
+use abi::boot::{EXIT_BOOT_ERROR, EXIT_DONE, EXIT_FAULT, EXIT_PANIC, FAULT_FRAME_WORDS, PORT_EXIT};
 use kvm_bindings::{KVM_EXIT_INTERNAL_ERROR, kvm_regs};
 use kvm_ioctls::{VcpuExit, VcpuFd};
-use abi::boot::{
-    EXIT_BOOT_ERROR, EXIT_DONE, EXIT_FAULT, EXIT_PANIC, FAULT_FRAME_WORDS, PORT_EXIT,
-};
 use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
