@@ -40,8 +40,9 @@ pub struct KeyResult {
 }
 
 /// The operation's headline number: its first judged p99 (the tail is
-/// what a scheduler comparison is usually about), else its first judged
-/// number of any kind.
+/// what a scheduler comparison is usually about; not a p99.9, `p999_ns`,
+/// which sorts first in a result's JSON), else its first judged number of
+/// any kind.
 pub fn key_result(m: &[(String, f64)]) -> Option<KeyResult> {
     let judged = || {
         m.iter().filter(|(k, _)| {
@@ -50,7 +51,7 @@ pub fn key_result(m: &[(String, f64)]) -> Option<KeyResult> {
         })
     };
     judged()
-        .find(|(k, _)| k.contains("p99"))
+        .find(|(k, _)| k.contains("p99_"))
         .or_else(|| judged().next())
         .map(|(k, v)| KeyResult {
             metric: k.clone(),
@@ -255,6 +256,14 @@ mod tests {
                 "result.rtt_p99_ns"
             ]),
             Some("result.rtt_p99_ns".into())
+        );
+        assert_eq!(
+            k(&[
+                "result.rtt.p50_ns",
+                "result.rtt.p999_ns",
+                "result.rtt.p99_ns"
+            ]),
+            Some("result.rtt.p99_ns".into())
         );
         assert_eq!(
             k(&["result.rounds", "result.msgs_per_sec"]),

@@ -81,7 +81,9 @@ pub fn latency_json(l: &LatencyStats) -> Value {
     json!({
         "count": l.count,
         "p50_ns": l.p50_ns,
+        "p90_ns": l.p90_ns,
         "p99_ns": l.p99_ns,
+        "p999_ns": l.p999_ns,
         "max_ns": l.max_ns,
         "mean_ns": l.mean_ns,
     })
@@ -203,6 +205,7 @@ mod tests {
             p99_ns: 2_000,
             max_ns: 3_000_000,
             mean_ns: 1_500,
+            ..Default::default()
         };
         assert_eq!(
             latency_text(&l),
