@@ -11,6 +11,7 @@ use crate::ops::ipc::IpcArgs;
 use crate::ops::mixed::MixedArgs;
 use crate::ops::periodic::PeriodicArgs;
 use crate::ops::pingpong::PingpongArgs;
+use crate::ops::schbench::SchbenchArgs;
 use crate::ops::spin::SpinArgs;
 use crate::policies_cmd::PoliciesArgs;
 use clap::{Args, Parser, Subcommand};
@@ -71,6 +72,10 @@ pub enum Command {
     /// tasks' wake-up latency and the hogs' throughput.
     #[command(after_help = EXIT_CODES_HELP)]
     Mixed(MixedArgs),
+    /// Message tasks waking groups of workers that compute and reply (like
+    /// schbench): wake-up and request latency, requests per second.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Schbench(SchbenchArgs),
     /// Run a scenario file (TOML): a task mix in the spirit of rt-app.
     ///
     /// Named tasks with counts, weights, affinities and phases (run, sleep,

@@ -44,6 +44,7 @@ fn main() -> ExitCode {
         Command::Fanout(args) => ops::fanout::main(args),
         Command::Periodic(args) => ops::periodic::main(args),
         Command::Mixed(args) => ops::mixed::main(args),
+        Command::Schbench(args) => ops::schbench::main(args),
         Command::Run(args) => scenario::main(args),
         Command::Policies(args) => policies_cmd::main(args),
         Command::Compare(args) => compare::main(args),

@@ -9,6 +9,7 @@ pub mod ipc;
 pub mod mixed;
 pub mod periodic;
 pub mod pingpong;
+pub mod schbench;
 pub mod spin;
 pub mod workload;
 
