@@ -1,8 +1,9 @@
-//! What the classic workloads (pingpong, fanout, periodic, mixed) share on
-//! the host: bounded counts and optional limits from the command line, a
-//! default timeout that leaves room for work not measured in --duration,
-//! latency numbers for JSON and for people, the run description every
-//! headline and config ends with, and the checks every result needs.
+//! What the classic workloads (pingpong, fanout, periodic, mixed, schbench)
+//! share on the host: bounded counts and optional limits from the command
+//! line, a default timeout that leaves room for work not measured in
+//! --duration, latency numbers for JSON and for people, the run
+//! description every headline and config ends with, and the checks every
+//! result needs.
 
 use crate::cli::{HOUR_NS, RunSettings, parse_duration};
 use crate::exit::{ErrorKind, Failure, Result};
