@@ -69,11 +69,19 @@ impl Histogram {
     /// Nearest-rank percentile `p` (0..=100), as a bucket's upper edge
     /// (capped at the largest value seen).
     pub fn percentile(&self, p: u64) -> u64 {
+        self.permille(p * 10)
+    }
+
+    /// Nearest-rank quantile in thousandths (`999` is p99.9): tail
+    /// latencies past p99 are what wake-up benchmarks such as schbench
+    /// quote.
+    pub fn permille(&self, pm: u64) -> u64 {
         let n = self.count();
         if n == 0 {
             return 0;
         }
-        let rank = (n * p).div_ceil(100).max(1);
+        // u128: no overflow whatever the count.
+        let rank = ((u128::from(n) * u128::from(pm)).div_ceil(1000) as u64).max(1);
         let mut seen = 0;
         for (b, c) in self.buckets.iter().enumerate() {
             seen += c.load(Ordering::Relaxed);
@@ -89,13 +97,55 @@ impl Histogram {
         LatencyStats {
             count,
             p50_ns: self.percentile(50),
+            p90_ns: self.percentile(90),
             p99_ns: self.percentile(99),
+            p999_ns: self.permille(999),
             max_ns: self.max.load(Ordering::Relaxed),
             mean_ns: self
                 .sum
                 .load(Ordering::Relaxed)
                 .checked_div(count)
                 .unwrap_or(0),
+        }
+    }
+}
+
+/// A [`LatencyStats`] in atomics, for a task that keeps its histogram on
+/// its own stack (a static per task would not fit the image cap) and
+/// leaves only the figures behind for the main task to report. Every
+/// field is copied, so a field added to `LatencyStats` is added here too.
+pub struct SharedStats([AtomicU64; 7]);
+
+impl Default for SharedStats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SharedStats {
+    pub const fn new() -> Self {
+        SharedStats([const { AtomicU64::new(0) }; 7])
+    }
+
+    pub fn store(&self, s: &LatencyStats) {
+        let v = [
+            s.count, s.p50_ns, s.p90_ns, s.p99_ns, s.p999_ns, s.max_ns, s.mean_ns,
+        ];
+        for (a, v) in self.0.iter().zip(v) {
+            a.store(v, Ordering::Relaxed);
+        }
+    }
+
+    pub fn load(&self) -> LatencyStats {
+        let v = |i: usize| self.0[i].load(Ordering::Relaxed);
+        LatencyStats {
+            count: v(0),
+            p50_ns: v(1),
+            p90_ns: v(2),
+            p99_ns: v(3),
+            p999_ns: v(4),
+            max_ns: v(5),
+            mean_ns: v(6),
         }
     }
 }
@@ -128,9 +178,44 @@ mod tests {
         let s = h.stats();
         assert_eq!(s.count, 1000);
         assert!((500_000..=532_000).contains(&s.p50_ns), "{s:?}");
+        assert!((900_000..=932_000).contains(&s.p90_ns), "{s:?}");
         assert!((990_000..=1_000_000).contains(&s.p99_ns), "{s:?}");
+        assert!((999_000..=1_000_000).contains(&s.p999_ns), "{s:?}");
+        assert!(s.p50_ns <= s.p90_ns && s.p90_ns <= s.p99_ns && s.p99_ns <= s.p999_ns);
         assert_eq!(s.max_ns, 1_000_000);
         assert_eq!(s.mean_ns, 500_500);
-        assert_eq!(Histogram::new().stats().p99_ns, 0);
+        let empty = Histogram::new().stats();
+        assert_eq!((empty.p99_ns, empty.p999_ns), (0, 0));
+    }
+
+    #[test]
+    fn p99_9_sees_a_tail_that_p99_hides() {
+        let h = Histogram::new();
+        for _ in 0..998 {
+            h.record(1_000);
+        }
+        h.record(5_000_000);
+        h.record(5_000_000);
+        // 2 slow samples in 1000: above the 99th, inside the 99.9th.
+        assert!(h.percentile(99) < 1_100, "{}", h.percentile(99));
+        assert_eq!(h.permille(999), 5_000_000);
+        assert_eq!(h.permille(1000), 5_000_000);
+        assert_eq!(h.permille(0), h.percentile(0));
+    }
+
+    #[test]
+    fn shared_stats_keep_every_field() {
+        let s = LatencyStats {
+            count: 1,
+            p50_ns: 2,
+            p90_ns: 3,
+            p99_ns: 4,
+            p999_ns: 5,
+            max_ns: 6,
+            mean_ns: 7,
+        };
+        let shared = SharedStats::new();
+        shared.store(&s);
+        assert_eq!(shared.load(), s);
     }
 }

@@ -1,5 +1,5 @@
 //! End-to-end tests of the classic workloads (pingpong, fanout, periodic,
-//! mixed): real VMs on /dev/kvm with the images from `target/guest`, one at
+//! mixed, schbench): real VMs on /dev/kvm with the images from `target/guest`, one at
 //! a time (see common::lock), each run well under a second.
 
 mod common;
@@ -309,4 +309,109 @@ fn human_output_prints_each_workload_numbers() {
         "{}",
         r.stdout
     );
+}
+
+/// p50 <= p90 <= p99 <= p99.9 <= max, from `count` samples.
+fn assert_tail_ordered(l: &Value, count: u64) {
+    assert_latency(l, count);
+    let (p50, p90, p99, p999, max) = (
+        u(&l["p50_ns"]),
+        u(&l["p90_ns"]),
+        u(&l["p99_ns"]),
+        u(&l["p999_ns"]),
+        u(&l["max_ns"]),
+    );
+    assert!(
+        p50 <= p90 && p90 <= p99 && p99 <= p999 && p999 <= max,
+        "{l}"
+    );
+}
+
+#[test]
+fn schbench_with_defaults_answers_every_request() {
+    let _vm = lock();
+    let (r, v) = run_json("schbench", &[]);
+    assert_eq!(r.code, 0, "stderr: {}\n{}", r.stderr, v["verdict"]);
+    assert_eq!(verdict(&v), "pass");
+    assert_eq!(u(&v["config"]["tasks"]), 10, "2 x (1 + 4)");
+    let res = &v["result"];
+    let requests = u(&res["requests"]);
+    assert!(requests > 0, "{res}");
+    // What the message tasks received is what the workers sent, in whole
+    // rounds of 4 replies, and every one of the 8 workers took part.
+    assert_eq!(requests, u(&res["answered"]), "{res}");
+    assert_eq!(requests, u(&res["rounds"]) * 4, "{res}");
+    assert_eq!(u(&res["failed_tasks"]), 0);
+    assert!(u(&res["min_worker_requests"]) > 0, "{res}");
+    assert!(u(&res["min_worker_requests"]) * 8 <= requests, "{res}");
+    assert!(u(&res["max_worker_requests"]) * 8 >= requests, "{res}");
+    // One wake-up and one request time per request.
+    let (wake, req) = (&res["wakeup"], &res["request"]);
+    assert_tail_ordered(wake, requests);
+    assert_tail_ordered(req, requests);
+    // A request is its worker's wake-up, then its 100 us of work (CPU time
+    // the worker measured, so at least as much wall time), then the reply:
+    // per request, so also on average, and the fastest is over the work.
+    let work = u(&res["work_ns"]);
+    assert_eq!(work, 100_000);
+    assert!(u(&req["p50_ns"]) >= work, "{req}");
+    assert!(
+        u(&req["mean_ns"]) >= u(&wake["mean_ns"]) + work,
+        "request {req}, wake-up {wake}"
+    );
+    let elapsed = u(&res["elapsed_ns"]);
+    assert!(
+        elapsed >= 200_000_000,
+        "the run lasts its duration: {elapsed}"
+    );
+    assert_rate(f(&res["requests_per_sec"]), requests, elapsed);
+}
+
+#[test]
+fn schbench_max_wakeup_p99_fails_a_run_over_it() {
+    let _vm = lock();
+    // 2 message tasks and 8 workers on one vCPU: a woken worker waits for
+    // others' work, far more than 1 us.
+    let (r, v) = run_json(
+        "schbench",
+        &["--duration", "50ms", "--max-wakeup-p99", "1us"],
+    );
+    assert_eq!(r.code, 1, "stderr: {}\n{}", r.stderr, v["verdict"]);
+    let check = v["verdict"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "max_wakeup_p99_ns")
+        .expect("a wake-up p99 check");
+    assert_eq!(check["passed"], false);
+    assert_eq!(
+        f(&check["value"]),
+        f(&v["result"]["wakeup"]["p99_ns"]),
+        "{check}"
+    );
+    let reasons = v["verdict"]["reasons"].to_string();
+    assert!(reasons.contains("worker wake-up latency p99"), "{reasons}");
+}
+
+#[test]
+fn schbench_bad_flags_are_refused_before_any_vm() {
+    for (args, flag) in [
+        (&["--message-threads", "17"][..], "--message-threads"),
+        (&["--workers", "0"][..], "--workers"),
+        (&["--workers", "129"][..], "--workers"),
+        (
+            &["--message-threads", "16", "--workers", "16"][..],
+            "--message-threads x",
+        ),
+        (&["--work", "0us"][..], "--work"),
+        (&["--max-wakeup-p99", "soon"][..], "--max-wakeup-p99"),
+        (&["--max-wake-p99", "1ms"][..], "--max-wake-p99"),
+    ] {
+        let (r, v) = run_json("schbench", args);
+        assert_eq!(r.code, 64, "{args:?}: {}", r.stdout);
+        assert_eq!(v["error"]["kind"], "usage", "{args:?}");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.starts_with(flag), "{args:?}: {msg}");
+        assert!(r.took.as_millis() < 1000, "{args:?}: no VM was started");
+    }
 }

@@ -34,6 +34,13 @@ pub const MAX_PAYLOAD: usize = 8 << 10;
 const _: () =
     assert!((MAX_PAYLOAD + FRAME_HEADER_SIZE) as u64 <= crate::memmap::TLV_RING_DATA_SIZE / 2);
 
+/// Longest text, in bytes, of a `Log` or `Error` message (and of an ipc
+/// check's detail): the guest cuts longer text at a character boundary
+/// rather than fail to send it, and the host refuses a longer one while
+/// decoding. Small enough that the core can encode a log line on its
+/// stack in a 512-byte buffer.
+pub const MAX_TEXT: usize = 240;
+
 /// Message types: 4-char ASCII tags, unique, never reused. A retired tag
 /// stays listed here, commented out, so nobody picks it again.
 /// A micropb-encoded `GuestMessage`.

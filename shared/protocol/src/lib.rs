@@ -60,11 +60,63 @@ mod tests {
         }
     }
 
+    /// A container holds exactly `cap` items: the last push fits, the next
+    /// is refused.
+    fn holds_exactly<T: Clone, const N: usize>(
+        v: &mut heapless::Vec<T, N>,
+        item: T,
+        cap: usize,
+    ) -> bool {
+        v.clear();
+        for _ in 0..cap {
+            if v.push(item.clone()).is_err() {
+                return false;
+            }
+        }
+        v.push(item).is_err() && v.capacity() == cap
+    }
+
+    #[test]
+    fn capacities_are_the_abi_limits() {
+        use abi::config::{
+            IPC_CHECK_NAME_MAX, IPC_MAX_CHECKS, PERIODIC_MAX_TASKS, SCENARIO_MAX_INSTANCES,
+            SPIN_MAX_TASKS,
+        };
+        use abi::tlv::MAX_TEXT;
+        assert!(holds_exactly(
+            &mut SpinResult::default().tasks,
+            SpinTask::default(),
+            SPIN_MAX_TASKS
+        ));
+        assert!(holds_exactly(
+            &mut IpcResult::default().checks,
+            IpcCheck::default(),
+            IPC_MAX_CHECKS
+        ));
+        assert!(holds_exactly(
+            &mut PeriodicResult::default().tasks,
+            PeriodicTask::default(),
+            PERIODIC_MAX_TASKS
+        ));
+        assert!(holds_exactly(
+            &mut ScenarioResult::default().tasks,
+            ScenarioTaskResult::default(),
+            SCENARIO_MAX_INSTANCES
+        ));
+        assert_eq!(Log::default().text.capacity(), MAX_TEXT);
+        assert_eq!(Error::default().text.capacity(), MAX_TEXT);
+        assert_eq!(IpcCheck::default().detail.capacity(), MAX_TEXT);
+        assert_eq!(IpcCheck::default().name.capacity(), IPC_CHECK_NAME_MAX);
+        // Not a container, but the same kind of mirror: the encode buffer
+        // is the TLV payload cap.
+        assert_eq!(MAX_ENCODED, abi::tlv::MAX_PAYLOAD);
+    }
+
     #[test]
     fn round_trips_and_the_largest_message_fits_a_frame() {
-        let m = spin_result(128);
+        let m = spin_result(abi::config::SPIN_MAX_TASKS);
         let mut buf = heapless::Vec::<u8, MAX_ENCODED>::new();
-        let n = encode(&m, &mut buf).expect("128-task SpinResult fits MAX_ENCODED");
+        let n = encode(&m, &mut buf).expect("the largest SpinResult fits MAX_ENCODED");
         assert!(n <= MAX_ENCODED);
         assert_eq!(decode(&buf).unwrap(), m);
     }

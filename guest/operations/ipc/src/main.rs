@@ -9,7 +9,7 @@
 #![no_main]
 
 use abi::calltable::{ERR_FULL, ERR_TIMEOUT};
-use abi::config::{IPC_MAGIC, IpcConfig, OperationConfig};
+use abi::config::{IPC_CHECK_NAME_MAX, IPC_MAGIC, IpcConfig, OperationConfig};
 use abi::ipc::{
     EXIT_CRASHED, EXIT_KILLED, EXIT_NORMAL, EXIT_TIMED_OUT, ExitNotice, MAILBOX_CAPACITY,
     MSG_EXIT_NOTICE, MSG_USER, Message, SEND_BLOCK, SEND_NOWAIT, SpawnOptions, WAIT_FOREVER,
@@ -45,7 +45,7 @@ struct Report {
 impl Report {
     fn check(&mut self, name: &str, passed: bool, detail: core::fmt::Arguments) {
         let mut c = IpcCheck::default();
-        let _ = c.name.push_str(&name[..name.len().min(32)]);
+        let _ = c.name.push_str(&name[..name.len().min(IPC_CHECK_NAME_MAX)]);
         c.passed = passed;
         let _ = c.detail.write_fmt(detail);
         let _ = self.result.checks.push(c);

@@ -17,8 +17,8 @@
 
 use abi::config::{OperationConfig, PERIODIC_MAGIC, PERIODIC_MAX_TASKS, PeriodicConfig};
 use core::sync::atomic::{AtomicU64, Ordering};
-use oplib::hist::Histogram;
-use oplib::proto::{GuestMessage, LatencyStats, Msg, PeriodicResult, PeriodicTask};
+use oplib::hist::{Histogram, SharedStats};
+use oplib::proto::{GuestMessage, Msg, PeriodicResult, PeriodicTask};
 use oplib::{Api, api};
 
 oplib::operation!(config_magic: PERIODIC_MAGIC, main: main);
@@ -30,18 +30,18 @@ const LEAD_NS: u64 = 2_000_000;
 static START: AtomicU64 = AtomicU64::new(0);
 
 /// What a task hands back to main: activations, misses, and its latency
-/// stats (count, p50, p99, max, mean).
+/// stats.
 struct Slot {
     activations: AtomicU64,
     misses: AtomicU64,
-    latency: [AtomicU64; 5],
+    latency: SharedStats,
 }
 
 static SLOTS: [Slot; PERIODIC_MAX_TASKS] = [const {
     Slot {
         activations: AtomicU64::new(0),
         misses: AtomicU64::new(0),
-        latency: [const { AtomicU64::new(0) }; 5],
+        latency: SharedStats::new(),
     }
 }; PERIODIC_MAX_TASKS];
 
@@ -76,7 +76,6 @@ fn main(api: &Api) -> i32 {
     for (i, &pid) in pids.iter().enumerate().take(n) {
         let _ = api.join(pid);
         let s = &SLOTS[i];
-        let l = |k: usize| s.latency[k].load(Ordering::Relaxed);
         let mut t = PeriodicTask {
             pid,
             period_ns: cfg.period_ns[i],
@@ -86,13 +85,7 @@ fn main(api: &Api) -> i32 {
             misses: s.misses.load(Ordering::Relaxed),
             ..PeriodicTask::default()
         };
-        t.set_latency(LatencyStats {
-            count: l(0),
-            p50_ns: l(1),
-            p99_ns: l(2),
-            max_ns: l(3),
-            mean_ns: l(4),
-        });
+        t.set_latency(s.latency.load());
         // Capacity is PERIODIC_MAX_TASKS and n <= PERIODIC_MAX_TASKS.
         let _ = result.tasks.push(t);
     }
@@ -140,12 +133,6 @@ extern "C" fn task(index: u64) -> i32 {
     let s = &SLOTS[i];
     s.activations.store(activations, Ordering::Relaxed);
     s.misses.store(misses, Ordering::Relaxed);
-    let st = latency.stats();
-    for (k, v) in [st.count, st.p50_ns, st.p99_ns, st.max_ns, st.mean_ns]
-        .into_iter()
-        .enumerate()
-    {
-        s.latency[k].store(v, Ordering::Relaxed);
-    }
+    s.latency.store(&latency.stats());
     0
 }

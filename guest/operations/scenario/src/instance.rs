@@ -14,8 +14,7 @@ use abi::config::{
 };
 use abi::ipc::{SEND_BLOCK, WAIT_FOREVER};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use oplib::hist::Histogram;
-use oplib::proto::LatencyStats;
+use oplib::hist::{Histogram, SharedStats};
 use oplib::{Api, api, message};
 
 /// What one instance shares with the main task.
@@ -25,8 +24,11 @@ pub struct Slot {
     pub received: AtomicU64,
     /// 1 once the stats below are final.
     pub done: AtomicU32,
-    pub loop_time: Stats,
-    pub sleep_overrun: Stats,
+    /// The instance keeps its histograms on its own stack (two per
+    /// instance would not fit the image's size cap as statics) and leaves
+    /// only these figures behind.
+    pub loop_time: SharedStats,
+    pub sleep_overrun: SharedStats,
 }
 
 impl Slot {
@@ -36,40 +38,8 @@ impl Slot {
             sent: AtomicU64::new(0),
             received: AtomicU64::new(0),
             done: AtomicU32::new(0),
-            loop_time: Stats::new(),
-            sleep_overrun: Stats::new(),
-        }
-    }
-}
-
-/// A `LatencyStats` in atomics: the instance keeps its histograms on its
-/// own stack (two per instance would not fit the image's size cap as
-/// statics) and leaves only these figures behind.
-pub struct Stats([AtomicU64; 5]);
-
-impl Stats {
-    const fn new() -> Self {
-        Stats([const { AtomicU64::new(0) }; 5])
-    }
-
-    fn store(&self, s: &LatencyStats) {
-        for (a, v) in self
-            .0
-            .iter()
-            .zip([s.count, s.p50_ns, s.p99_ns, s.max_ns, s.mean_ns])
-        {
-            a.store(v, Ordering::Relaxed);
-        }
-    }
-
-    pub fn load(&self) -> LatencyStats {
-        let v = |i: usize| self.0[i].load(Ordering::Relaxed);
-        LatencyStats {
-            count: v(0),
-            p50_ns: v(1),
-            p99_ns: v(2),
-            max_ns: v(3),
-            mean_ns: v(4),
+            loop_time: SharedStats::new(),
+            sleep_overrun: SharedStats::new(),
         }
     }
 }

@@ -40,8 +40,10 @@ pub struct KeyResult {
 }
 
 /// The operation's headline number: its first judged p99 (the tail is
-/// what a scheduler comparison is usually about), else its first judged
-/// number of any kind.
+/// what a scheduler comparison is usually about; not a p99.9, `p999_ns`,
+/// which sorts first in a result's JSON), a wake-up p99 before any other
+/// (schbench's `request` sorts before its `wakeup`, but wake-ups are what
+/// it is quoted for), else its first judged number of any kind.
 pub fn key_result(m: &[(String, f64)]) -> Option<KeyResult> {
     let judged = || {
         m.iter().filter(|(k, _)| {
@@ -49,8 +51,10 @@ pub fn key_result(m: &[(String, f64)]) -> Option<KeyResult> {
                 && crate::compare::spec_of(k).direction != crate::compare::Direction::Info
         })
     };
-    judged()
-        .find(|(k, _)| k.contains("p99"))
+    let p99 = || judged().filter(|(k, _)| k.contains("p99_"));
+    p99()
+        .find(|(k, _)| k.contains("wake"))
+        .or_else(|| p99().next())
         .or_else(|| judged().next())
         .map(|(k, v)| KeyResult {
             metric: k.clone(),
@@ -255,6 +259,18 @@ mod tests {
                 "result.rtt_p99_ns"
             ]),
             Some("result.rtt_p99_ns".into())
+        );
+        assert_eq!(
+            k(&[
+                "result.rtt.p50_ns",
+                "result.rtt.p999_ns",
+                "result.rtt.p99_ns"
+            ]),
+            Some("result.rtt.p99_ns".into())
+        );
+        assert_eq!(
+            k(&["result.request.p99_ns", "result.wakeup.p99_ns"]),
+            Some("result.wakeup.p99_ns".into())
         );
         assert_eq!(
             k(&["result.rounds", "result.msgs_per_sec"]),

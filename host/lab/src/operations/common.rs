@@ -1,8 +1,9 @@
-//! What the classic workloads (pingpong, fanout, periodic, mixed) share on
-//! the host: bounded counts and optional limits from the command line, a
-//! default timeout that leaves room for work not measured in --duration,
-//! latency numbers for JSON and for people, the run description every
-//! headline and config ends with, and the checks every result needs.
+//! What the classic workloads (pingpong, fanout, periodic, mixed, schbench)
+//! share on the host: bounded counts and optional limits from the command
+//! line, a default timeout that leaves room for work not measured in
+//! --duration, latency numbers for JSON and for people, the run
+//! description every headline and config ends with, and the checks every
+//! result needs.
 
 use crate::settings::{HOUR_NS, RunSettings, parse_duration};
 use analysis::Check;
@@ -57,7 +58,9 @@ pub fn latency_json(l: &LatencyStats) -> Value {
     json!({
         "count": l.count,
         "p50_ns": l.p50_ns,
+        "p90_ns": l.p90_ns,
         "p99_ns": l.p99_ns,
+        "p999_ns": l.p999_ns,
         "max_ns": l.max_ns,
         "mean_ns": l.mean_ns,
     })
@@ -179,6 +182,7 @@ mod tests {
             p99_ns: 2_000,
             max_ns: 3_000_000,
             mean_ns: 1_500,
+            ..Default::default()
         };
         assert_eq!(
             latency_text(&l),

@@ -301,6 +301,7 @@ mod tests {
             p99_ns,
             max_ns: p99_ns,
             mean_ns: p99_ns / 2,
+            ..Default::default()
         });
         r
     }

@@ -12,6 +12,7 @@ pub mod ipc;
 pub mod mixed;
 pub mod periodic;
 pub mod pingpong;
+pub mod schbench;
 pub mod spin;
 
 use crate::judge::{self, JudgeInput};
@@ -35,6 +36,7 @@ pub static OPERATIONS: &[&dyn Entry] = &[
     &Registered::<fanout::Fanout>::NEW,
     &Registered::<periodic::Periodic>::NEW,
     &Registered::<mixed::Mixed>::NEW,
+    &Registered::<schbench::Schbench>::NEW,
     &Registered::<crate::scenario::Scenario>::NEW,
 ];
 

@@ -456,6 +456,7 @@ mod tests {
                 p99_ns: p99_ns * (i as u64 + 1),
                 max_ns: p99_ns * 2 * (i as u64 + 1),
                 mean_ns: p99_ns / 3,
+                ..Default::default()
             });
             r.tasks.push(t).unwrap();
         }

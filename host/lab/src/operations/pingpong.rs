@@ -322,6 +322,7 @@ mod tests {
             p99_ns,
             max_ns: p99_ns * 2,
             mean_ns: p99_ns / 2,
+            ..Default::default()
         });
         r
     }

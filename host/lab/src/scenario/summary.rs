@@ -260,6 +260,7 @@ mod tests {
                 p99_ns: 90_000,
                 max_ns: 2_000_000,
                 mean_ns: 35_000,
+                ..Default::default()
             });
             t.set_sleep_overrun(LatencyStats::default());
         }

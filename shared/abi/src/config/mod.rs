@@ -128,6 +128,11 @@ mod tests {
 
 pub const IPC_MAGIC: u32 = tag(b"IPCX");
 pub const IPC_VERSION: u32 = 1;
+/// Most checks one `IpcResult` carries (the operation makes 11 today);
+/// the guest drops any beyond, and the host refuses more while decoding.
+pub const IPC_MAX_CHECKS: usize = 16;
+/// Longest name of an ipc check, in bytes (the guest cuts longer ones).
+pub const IPC_CHECK_NAME_MAX: usize = 32;
 
 /// Config of the `ipc` operation: it exercises every IPC path of the core
 /// (pid, topic, broadcast, monitors, full mailboxes, sleeps and timeouts)

@@ -163,6 +163,60 @@ impl OperationConfig for MixedConfig {
 }
 const _: () = assert!(core::mem::size_of::<MixedConfig>() == 40);
 
+pub const SCHBENCH_MAGIC: u32 = tag(b"SCHB");
+pub const SCHBENCH_VERSION: u32 = 1;
+/// Most message tasks `schbench` starts.
+pub const SCHBENCH_MAX_MESSAGE_THREADS: usize = 16;
+/// Most workers per message task (each message task keeps one send time
+/// per worker on its stack). Message tasks and their workers together must
+/// also fit the core's task table besides the main task:
+/// [`SchbenchConfig::tasks`] `< MAX_TASKS`.
+pub const SCHBENCH_MAX_WORKERS: usize = 128;
+
+/// `schbench`: `message_threads` message tasks each own `workers` workers.
+/// Until `duration_ns` has passed, a message task wakes each of its workers
+/// with a message, every worker does `work_ns` of CPU work and replies,
+/// and the next round starts when all have replied (like schbench).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+pub struct SchbenchConfig {
+    pub header: ConfigHeader,
+    pub message_threads: u32,
+    /// Workers per message task.
+    pub workers: u32,
+    pub work_ns: u64,
+    pub duration_ns: u64,
+}
+
+impl SchbenchConfig {
+    pub const fn new(message_threads: u32, workers: u32, work_ns: u64, duration_ns: u64) -> Self {
+        SchbenchConfig {
+            header: ConfigHeader {
+                magic: SCHBENCH_MAGIC,
+                version: SCHBENCH_VERSION,
+            },
+            message_threads,
+            workers,
+            work_ns,
+            duration_ns,
+        }
+    }
+
+    /// Tasks the operation spawns: every message task and its workers.
+    pub const fn tasks(&self) -> u64 {
+        self.message_threads as u64 * (1 + self.workers as u64)
+    }
+}
+impl OperationConfig for SchbenchConfig {
+    const MAGIC: u32 = SCHBENCH_MAGIC;
+    const VERSION: u32 = SCHBENCH_VERSION;
+}
+const _: () = {
+    assert!(core::mem::size_of::<SchbenchConfig>() == 32);
+    // One message task with the most workers fits beside the main task.
+    assert!(1 + SCHBENCH_MAX_WORKERS < crate::memmap::MAX_TASKS);
+};
+
 pub const SCENARIO_MAGIC: u32 = tag(b"SCEN");
 pub const SCENARIO_VERSION: u32 = 1;
 /// Task kinds (named tasks in the file), phases per kind, topics.
@@ -294,6 +348,11 @@ mod tests {
         assert_eq!(PeriodicConfig::from_bytes(per.as_bytes()), Some(per));
         let m = MixedConfig::new(2, 2, 1, 2, 3);
         assert_eq!(MixedConfig::from_bytes(m.as_bytes()), Some(m));
+        let sb = SchbenchConfig::new(2, 4, 100_000, 200_000_000);
+        assert_eq!(SchbenchConfig::from_bytes(sb.as_bytes()), Some(sb));
+        assert_eq!(&sb.as_bytes()[..4], b"SCHB");
+        assert_eq!(sb.tasks(), 10);
+        assert!(MixedConfig::from_bytes(sb.as_bytes()).is_none());
         let mut sc = ScenarioConfig::new(5);
         sc.task[1].phase[3] = Phase {
             op: PHASE_SEND,
