@@ -282,6 +282,10 @@ mod tests {
             max_wait_ns: Some(100_000_000),
             max_fairness_error: Some(0.1),
             max_wake_p99_ns: None,
+            extra: Vec::new(),
+            shares: Some(policies::Shares::Weighted),
+            wait_judged: true,
+            unjudged: Vec::new(),
         }
     }
 

@@ -20,6 +20,38 @@ struct Row {
     id: u32,
     summary: &'static str,
     default: bool,
+    /// What the verdict holds its runs to.
+    promises: Promises,
+}
+
+/// A policy's promises, as the verdict judges them.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+struct Promises {
+    /// "equal", "weighted" or "none".
+    shares: &'static str,
+    bounded_wait: bool,
+    deadlines: bool,
+}
+
+impl Promises {
+    /// "promises: weighted shares, bounded wait"
+    fn text(&self) -> String {
+        let mut p = Vec::new();
+        if self.shares != "none" {
+            p.push(format!("{} shares", self.shares));
+        }
+        if self.bounded_wait {
+            p.push("bounded wait".into());
+        }
+        if self.deadlines {
+            p.push("deadlines".into());
+        }
+        if p.is_empty() {
+            "promises nothing (judged only with --check)".into()
+        } else {
+            format!("promises {}", p.join(", "))
+        }
+    }
 }
 
 fn rows() -> Vec<Row> {
@@ -31,6 +63,11 @@ fn rows() -> Vec<Row> {
             id: p.id,
             summary: p.summary,
             default: p.id == policies::DEFAULT_POLICY,
+            promises: Promises {
+                shares: p.promises.shares.name(),
+                bounded_wait: p.promises.bounded_wait,
+                deadlines: p.promises.deadlines,
+            },
         })
         .collect()
 }
@@ -45,6 +82,7 @@ fn table(rows: &[Row]) -> String {
             ""
         };
         let _ = writeln!(s, "{:<width$}  {}{default}", r.name, r.summary);
+        let _ = writeln!(s, "{:<width$}  {}", "", r.promises.text());
     }
     s
 }
@@ -83,6 +121,8 @@ mod tests {
             assert!(line.contains(r.summary), "{line}");
         }
         assert!(!t.contains("starve"));
+        assert!(t.contains("promises nothing"), "fifo: {t}");
+        assert!(t.contains("promises weighted shares, bounded wait"), "vtime: {t}");
         assert_eq!(t.matches("(default)").count(), 1, "{t}");
         let v = serde_json::to_value(&rows).unwrap();
         assert!(v[0].get("name").is_some() && v[0].get("summary").is_some());

@@ -98,6 +98,9 @@ impl CommonArgs {
                 mib << 20
             }
         };
+        let sched = self.sched.validate()?;
+        let mut judge = self.judge.validate()?;
+        judge.apply_promises(sched.policy);
         Ok(RunSettings {
             duration_ns,
             slice_ns,
@@ -110,8 +113,8 @@ impl CommonArgs {
                 None => None,
             },
             verbose: self.verbose,
-            sched: self.sched.validate()?,
-            judge: self.judge.validate()?,
+            sched,
+            judge,
         })
     }
 }

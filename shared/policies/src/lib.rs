@@ -152,14 +152,59 @@ pub const ID_STARVE: u32 = 100;
 /// The policy a run gets without `--policy`.
 pub const DEFAULT_POLICY: u32 = ID_RR;
 
+/// What a policy promises its tasks. The host judges a run by what its
+/// policy promises (a FIFO policy never promised fair shares, so an unfair
+/// FIFO run is not a failure); the rest is still measured and shown, and
+/// `--check` asks for it to be judged too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Promises {
+    /// How the CPU is shared among tasks that always want it.
+    pub shares: Shares,
+    /// No runnable task waits unboundedly while others run.
+    pub bounded_wait: bool,
+    /// Periodic tasks meet their deadlines while the load allows.
+    pub deadlines: bool,
+}
+
+/// A policy's promise about CPU shares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shares {
+    /// None: whoever runs keeps the CPU (FIFO).
+    None,
+    /// Equal shares, whatever the weights (round-robin).
+    Equal,
+    /// Shares in proportion to the weights.
+    Weighted,
+}
+
+impl Shares {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Shares::None => "none",
+            Shares::Equal => "equal",
+            Shares::Weighted => "weighted",
+        }
+    }
+}
+
 /// One entry of [`POLICIES`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PolicyDesc {
     pub id: u32,
     pub name: &'static str,
     pub summary: &'static str,
+    pub promises: Promises,
     /// Exists for the host's own tests; not offered to users.
     pub test_only: bool,
+}
+
+/// Fair (by `shares`) and no unbounded waits.
+const fn fair(shares: Shares) -> Promises {
+    Promises {
+        shares,
+        bounded_wait: true,
+        deadlines: false,
+    }
 }
 
 /// The one list of policies (the host prints it for `schedlab policies`
@@ -170,30 +215,41 @@ pub const POLICIES: &[PolicyDesc] = &[
         id: ID_RR,
         name: "rr",
         summary: "per-CPU round-robin with a fixed slice; least-loaded placement, idle CPUs steal (default)",
+        promises: fair(Shares::Equal),
         test_only: false,
     },
     PolicyDesc {
         id: ID_FIFO,
         name: "fifo",
         summary: "one global FIFO queue; a task runs until it blocks or yields",
+        promises: Promises {
+            shares: Shares::None,
+            bounded_wait: false,
+            deadlines: false,
+        },
         test_only: false,
     },
     PolicyDesc {
         id: ID_VTIME,
         name: "vtime",
         summary: "weighted fair queueing: one global queue ordered by vruntime, shares proportional to weight",
+        promises: fair(Shares::Weighted),
         test_only: false,
     },
     PolicyDesc {
         id: ID_EEVDF,
         name: "eevdf",
         summary: "Linux's EEVDF per CPU: earliest eligible virtual deadline first, lag kept across sleeps",
+        promises: fair(Shares::Weighted),
         test_only: false,
     },
     PolicyDesc {
         id: ID_STARVE,
         name: "starve",
         summary: "global round-robin that never runs the task whose pid is the policy argument (host tests)",
+        // It claims what round-robin promises, so the host catches it
+        // breaking the promise.
+        promises: fair(Shares::Equal),
         test_only: true,
     },
 ];

@@ -162,6 +162,8 @@ pub fn config_json(s: &RunSettings, own: serde_json::Value) -> serde_json::Value
         "max_wait_ns": judge.max_wait_ns,
         "max_fairness_error": judge.max_fairness_error,
         "max_wake_p99_ns": judge.max_wake_p99_ns,
+        "shares_judged": judge.shares.map(|s| s.name()),
+        "wait_judged": judge.wait_judged,
         "seed": s.seed,
         "timeout_ns": s.timeout.as_nanos() as u64,
         "mem_bytes": s.mem_bytes,
@@ -199,7 +201,7 @@ impl RunSettings {
             timeout: self.timeout,
             sample_hz: self.judge.sample_hz,
             stall_threshold_ns: self.judge.stall_threshold_ns,
-            max_wait_ns: self.judge.max_wait_ns,
+            max_wait_ns: self.judge.live_max_wait_ns(),
             echo: match (self.json, self.verbose) {
                 (true, _) => LogEcho::Off,
                 (false, true) => LogEcho::All,

@@ -3,7 +3,8 @@
 //! Validated before any VM starts.
 
 use super::{HOUR_NS, parse_duration};
-use clap::Args;
+use clap::{Args, ValueEnum};
+use policies::{PolicyDesc, Shares};
 use vmm::exit::{Failure, Result};
 
 /// Highest sample rate accepted: well above what the monitor sustains here
@@ -55,6 +56,28 @@ pub struct JudgeArgs {
     /// Largest allowed p99 wake-up latency, e.g. 2ms [default: off].
     #[arg(long, value_name = "DUR|off", allow_hyphen_values = true)]
     pub max_wake_p99: Option<String>,
+    /// Also judge what the policy does not promise (`schedlab policies`
+    /// lists the promises): shares (the fairness limit, against the
+    /// weights) and wait (the runnable-wait limit). Unpromised ones are
+    /// still measured and shown.
+    #[arg(long, value_enum, value_name = "LIST", value_delimiter = ',')]
+    pub check: Vec<Extra>,
+}
+
+/// What `--check` can add to a policy's promises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Extra {
+    Shares,
+    Wait,
+}
+
+/// A threshold that was measured but not judged, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unjudged {
+    /// The check's name (`max_fairness_error`, `max_wait_ns`).
+    pub check: &'static str,
+    /// "fifo promises no fair shares; --check shares judges them"
+    pub why: String,
 }
 
 /// Validated monitor and verdict settings.
@@ -66,14 +89,61 @@ pub struct JudgeSettings {
     pub max_wait_ns: Option<u64>,
     pub max_fairness_error: Option<f64>,
     pub max_wake_p99_ns: Option<u64>,
+    /// `--check`.
+    pub extra: Vec<Extra>,
+    /// The shares the run is held to (from the policy's promise, or
+    /// weighted with `--check shares`); None: shares are not judged.
+    pub shares: Option<Shares>,
+    /// Waits are judged (and the live starvation check runs).
+    pub wait_judged: bool,
+    /// Thresholds measured but not judged.
+    pub unjudged: Vec<Unjudged>,
 }
 
 impl JudgeSettings {
+    /// The thresholds the verdict applies: those asked for that the policy
+    /// promises or `--check` adds.
     pub fn thresholds(&self) -> analysis::Thresholds {
         analysis::Thresholds {
-            max_wait_ns: self.max_wait_ns,
-            max_fairness_error: self.max_fairness_error,
+            max_wait_ns: self.max_wait_ns.filter(|_| self.wait_judged),
+            max_fairness_error: self.max_fairness_error.filter(|_| self.shares.is_some()),
             max_wake_p99_ns: self.max_wake_p99_ns,
+        }
+    }
+
+    /// The live starvation limit: only where waits are judged.
+    pub fn live_max_wait_ns(&self) -> Option<u64> {
+        self.max_wait_ns.filter(|_| self.wait_judged)
+    }
+
+    /// Hold the run to what `policy` promises, plus `--check`.
+    pub fn apply_promises(&mut self, policy: &PolicyDesc) {
+        let p = policy.promises;
+        let forced = |e| self.extra.contains(&e);
+        self.shares = match p.shares {
+            Shares::None if forced(Extra::Shares) => Some(Shares::Weighted),
+            Shares::None => None,
+            s => Some(s),
+        };
+        self.wait_judged = p.bounded_wait || forced(Extra::Wait);
+        self.unjudged.clear();
+        if self.max_fairness_error.is_some() && self.shares.is_none() {
+            self.unjudged.push(Unjudged {
+                check: "max_fairness_error",
+                why: format!(
+                    "{} promises no fair shares; --check shares judges them",
+                    policy.name
+                ),
+            });
+        }
+        if self.max_wait_ns.is_some() && !self.wait_judged {
+            self.unjudged.push(Unjudged {
+                check: "max_wait_ns",
+                why: format!(
+                    "{} promises no bounded wait; --check wait judges it",
+                    policy.name
+                ),
+            });
         }
     }
 }
@@ -134,6 +204,11 @@ impl JudgeArgs {
             max_wait_ns: optional_duration("--max-wait", Some(&self.max_wait))?,
             max_fairness_error: parse_fraction("--max-fairness-error", &self.max_fairness_error)?,
             max_wake_p99_ns: optional_duration("--max-wake-p99", self.max_wake_p99.as_deref())?,
+            extra: self.check.clone(),
+            // Until apply_promises knows the policy: everything asked for.
+            shares: Some(Shares::Weighted),
+            wait_judged: true,
+            unjudged: Vec::new(),
         })
     }
 }
@@ -147,6 +222,34 @@ mod tests {
         argv.extend_from_slice(extra);
         let a: crate::operations::spin::SpinArgs = crate::parse_args(&argv);
         a.common.judge.validate()
+    }
+
+    #[test]
+    fn a_run_is_held_to_what_its_policy_promises() {
+        let by = |name| policies::by_name(name).unwrap();
+        let mut j = judge(&[]).unwrap();
+        j.apply_promises(by("fifo"));
+        assert_eq!(j.shares, None);
+        assert!(!j.wait_judged);
+        let t = j.thresholds();
+        assert_eq!((t.max_fairness_error, t.max_wait_ns), (None, None));
+        assert_eq!(j.live_max_wait_ns(), None, "no live starvation alarm");
+        let names: Vec<&str> = j.unjudged.iter().map(|u| u.check).collect();
+        assert_eq!(names, ["max_fairness_error", "max_wait_ns"]);
+        assert!(j.unjudged[0].why.contains("--check shares"), "{:?}", j.unjudged);
+
+        j.apply_promises(by("rr"));
+        assert_eq!(j.shares, Some(Shares::Equal));
+        assert!(j.wait_judged && j.unjudged.is_empty());
+        assert_eq!(j.thresholds().max_wait_ns, Some(100_000_000));
+        j.apply_promises(by("vtime"));
+        assert_eq!(j.shares, Some(Shares::Weighted));
+
+        let mut j = judge(&["--check", "shares,wait"]).unwrap();
+        j.apply_promises(by("fifo"));
+        assert_eq!(j.shares, Some(Shares::Weighted));
+        assert!(j.wait_judged && j.unjudged.is_empty());
+        assert_eq!(j.thresholds().max_fairness_error, Some(0.10));
     }
 
     #[test]
