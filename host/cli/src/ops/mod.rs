@@ -20,7 +20,7 @@ use crate::outputs;
 use crate::progress::Progress;
 use crate::report::{self, Report, TaskRow, Totals};
 use crate::vm::run::{self, RunOutcome, RunRequest};
-use analysis::TaskMeta;
+use analysis::{Replay, TaskMeta};
 
 /// An operation ready to run.
 pub struct Prepared {
@@ -85,14 +85,17 @@ pub fn execute(p: &Prepared, summarize: impl FnOnce(&RunOutcome) -> Summary) -> 
     // Judged whenever the VM ran, failed or not: partial metrics of a
     // crashed run are still worth printing.
     let mut monitor = outcome.monitor.take();
-    // The pictures' data, before the verdict consumes the events.
-    let trace = outputs::trace(&p.settings, monitor.as_ref(), outcome.tsc_khz);
+    // The events replayed once, for the verdict and the pictures alike.
+    let replay = monitor
+        .as_ref()
+        .map(|m| Replay::from_events(&m.events, p.settings.sched.cpus));
     let seen = monitor
         .as_mut()
         .map(|m| (m.stats.clone(), std::mem::take(&mut m.final_cpus)));
-    let judgement = monitor.map(|m| {
+    let judgement = monitor.zip(replay.as_ref()).map(|(m, r)| {
         judge::judge(
             m,
+            r,
             &JudgeInput {
                 cpus: p.settings.sched.cpus,
                 tsc_khz: outcome.tsc_khz,
@@ -104,6 +107,7 @@ pub fn execute(p: &Prepared, summarize: impl FnOnce(&RunOutcome) -> Summary) -> 
             },
         )
     });
+    let trace = outputs::trace(&p.settings, replay.as_ref(), outcome.tsc_khz);
     report.fill(outcome, summary, seen, judgement);
     let kept = outputs::keep(&p.settings, &mut report, trace.as_ref(), &p.headline);
     let code = report::print(&report, &p.headline, p.settings.json);
