@@ -7,9 +7,14 @@
 //! timelines with known answers, so every number in a report can be
 //! checked without booting a guest.
 //!
-//! - [`analyze`] replays the events in TSC order and measures runtime,
-//!   share vs. weighted entitlement, runnable waits, wake-up latency,
-//!   per-CPU utilisation and run-queue length.
+//! - [`Replay`] walks the events once in TSC order into per-CPU run
+//!   segments, per-task runs and waits, wake-up latencies and run-queue
+//!   changes, independent of any window: the metrics and the host's
+//!   pictures are both made from it.
+//! - [`analyze_replay`] measures a replay over a window ([`Scope`]):
+//!   runtime, share vs. weighted entitlement, runnable waits, wake-up
+//!   latency, per-CPU utilisation and run-queue length; [`analyze`] does
+//!   both steps for a [`Timeline`].
 //! - [`verdict`] compares [`Metrics`] with [`Thresholds`] and adds CPU
 //!   stalls found by [`StallDetector`].
 //!
@@ -20,11 +25,13 @@
 #![forbid(unsafe_code)]
 
 mod metrics;
+pub mod replay;
 mod stall;
 mod verdict;
 
 pub use abi::kstate::Event;
-pub use metrics::{analyze, entitled_shares, percentile};
+pub use metrics::{analyze, analyze_replay, entitled_shares, percentile};
+pub use replay::Replay;
 pub use stall::{StallDetector, find_stalls};
 pub use verdict::verdict;
 
@@ -61,6 +68,32 @@ pub struct Timeline {
     /// utilisation and run-queue length but not for shares.
     pub tasks: Vec<TaskMeta>,
     /// Events the guest dropped because a ring was full.
+    pub lost_events: u64,
+}
+
+impl Timeline {
+    /// Everything but the events: what their [`Replay`] is measured over.
+    pub fn scope(&self) -> Scope<'_> {
+        Scope {
+            tsc_khz: self.tsc_khz,
+            start_tsc: self.start_tsc,
+            end_tsc: self.end_tsc,
+            tasks: &self.tasks,
+            lost_events: self.lost_events,
+        }
+    }
+}
+
+/// What [`analyze_replay`] measures a [`Replay`] over: a [`Timeline`]
+/// without its events, so that one replay can be measured over several
+/// windows (the judge measures shares over a narrower one) without being
+/// replayed again. The fields mean what they mean in [`Timeline`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Scope<'a> {
+    pub tsc_khz: u64,
+    pub start_tsc: u64,
+    pub end_tsc: u64,
+    pub tasks: &'a [TaskMeta],
     pub lost_events: u64,
 }
 

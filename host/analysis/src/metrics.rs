@@ -1,18 +1,14 @@
-//! [`analyze`]: replay the events in TSC order and measure.
+//! [`analyze_replay`]: measure a [`Replay`] over a window; [`analyze`]:
+//! replay a [`Timeline`]'s events and measure them over its window.
 //!
-//! The replay keeps two views that the guest's events should agree on: what
-//! each CPU is running (for utilisation) and what state each task is in
-//! (for runtime and waits). They are kept separately, so that when events
-//! were lost and the two disagree, CPU time is still attributed to the
-//! CPU and task time to the task, and the disagreement is counted as an
-//! anomaly instead of corrupting both.
+//! The replay does the walk through the events (and decides what lost
+//! events mean); measuring is clipping what it found to the window,
+//! correcting runtime for steal time, and counting, so the same replay can
+//! be measured over several windows.
 
+use crate::replay::{Replay, Run};
 use crate::{
-    CpuMetrics, CpuSample, Latency, Metrics, TaskMeta, TaskMetrics, Timeline, ticks_to_ns,
-};
-use abi::kstate::{
-    EV_EXIT, EV_MIGRATE, EV_SPAWN, EV_SWITCH, EV_WAKEUP, Event, PREV_BLOCKED, PREV_EXITED,
-    PREV_IDLE, PREV_PREEMPTED, PREV_YIELDED,
+    CpuMetrics, CpuSample, Latency, Metrics, Scope, TaskMeta, TaskMetrics, Timeline, ticks_to_ns,
 };
 use std::collections::HashMap;
 
@@ -92,30 +88,29 @@ fn clip(a: u64, b: u64, start: u64, end: u64) -> u64 {
     b.min(end).saturating_sub(a.max(start))
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    /// Not seen yet (or its last state was lost).
-    Unknown,
-    Running {
-        cpu: u32,
-        since: u64,
-        /// The CPU's cumulative steal time (ns) at the switch-in.
-        steal: u64,
-    },
-    /// Runnable, not running; `queued` = the CPU whose queue holds it.
-    Waiting {
-        since: u64,
-        queued: Option<u32>,
-    },
-    Blocked,
-    Exited,
+/// CPU time a task got from `run`, clipped to `[start, end]` (an open run
+/// ends at `end`), less the time the host did not run the vCPU meanwhile
+/// (the steal-time stamps of its two ends, spread evenly over the run):
+/// with more vCPUs than host cores, wall time while switched in is not CPU
+/// time received. A run found already going at its CPU's first switch has
+/// no switch-in stamp and counts from the window's start, uncorrected.
+fn run_ticks(run: &Run, start: u64, end: u64, khz: u64) -> u64 {
+    let until = run.end.unwrap_or(end);
+    let Some(from) = run.start else {
+        return clip(start, until, start, end);
+    };
+    let clipped = clip(from.tsc, until, start, end);
+    let raw = until.saturating_sub(from.tsc);
+    if raw == 0 {
+        return clipped;
+    }
+    let stolen = crate::ns_to_ticks(run.end_steal_ns.saturating_sub(from.steal_ns), khz).min(raw);
+    clipped - (u128::from(stolen) * u128::from(clipped) / u128::from(raw)) as u64
 }
 
-#[derive(Debug)]
-struct TaskState {
-    phase: Phase,
-    /// TSC of a wake-up not yet followed by a switch-in.
-    wake_pending: Option<u64>,
+/// A judged task's numbers in ticks, summed from the replay.
+#[derive(Debug, Default)]
+struct TaskSums {
     runtime: u64,
     max_wait: u64,
     total_wait: u64,
@@ -126,463 +121,151 @@ struct TaskState {
     migrations: u64,
 }
 
-impl TaskState {
-    fn new() -> Self {
-        TaskState {
-            phase: Phase::Unknown,
-            wake_pending: None,
-            runtime: 0,
-            max_wait: 0,
-            total_wait: 0,
-            wakeups: 0,
-            latencies: Vec::new(),
-            switches: 0,
-            migrations: 0,
-        }
-    }
-}
-
+/// A CPU's numbers in ticks, summed from the replay.
 #[derive(Debug, Default)]
-struct CpuState {
-    /// None until the first switch event on this CPU; Some(0) = idle.
-    current: Option<u32>,
-    since: u64,
+struct CpuSums {
     busy: u64,
     switches: u64,
-    /// Queue length reconstructed from events, integrated over time.
+    /// Queue length at the end, and integrated over the window.
     rq: u32,
-    rq_since: u64,
     rq_area: u128,
     rq_max: u32,
-    /// Cumulative steal time (ns) in this CPU's latest event.
-    steal: u64,
 }
 
-struct Replay {
-    start: u64,
-    end: u64,
-    khz: u64,
-    cpus: Vec<CpuState>,
-    tasks: HashMap<u32, TaskState>,
-    anomalies: u64,
-    switches: u64,
-    migrations: u64,
-}
-
-impl Replay {
-    fn in_window(&self, t: u64) -> bool {
-        self.start <= t && t <= self.end
-    }
-
-    /// CPU time of a run from `since` to `t`, clipped to the window, less
-    /// the time the host did not run the vCPU meanwhile (the steal-time
-    /// stamps of the two events): with more vCPUs than host cores, wall
-    /// time while switched in is not CPU time received.
-    fn run_time(&self, since: u64, t: u64, steal_in: u64, steal_out: u64) -> u64 {
-        let clipped = clip(since, t, self.start, self.end);
-        let raw = t.saturating_sub(since);
-        if raw == 0 {
-            return clipped;
-        }
-        let stolen = crate::ns_to_ticks(steal_out.saturating_sub(steal_in), self.khz).min(raw);
-        clipped - (u128::from(stolen) * u128::from(clipped) / u128::from(raw)) as u64
-    }
-
-    /// Integrate CPU `cpu`'s queue length up to `t`, then change it.
-    fn rq_change(&mut self, cpu: u32, t: u64, delta: i32) {
-        let (start, end) = (self.start, self.end);
-        let Some(c) = self.cpus.get_mut(cpu as usize) else {
-            return;
-        };
-        let d = clip(c.rq_since, t, start, end);
+/// Integrate a CPU's queue length over `[start, end]` from its changes.
+fn rq_sums(c: &mut CpuSums, changes: &[crate::replay::RqChange], start: u64, end: u64) {
+    let mut since = start;
+    let add = |c: &mut CpuSums, since: u64, t: u64| {
+        let d = clip(since, t, start, end);
         c.rq_area += u128::from(c.rq) * u128::from(d);
         if d > 0 {
             c.rq_max = c.rq_max.max(c.rq);
         }
-        c.rq_since = c.rq_since.max(t);
-        c.rq = c.rq.saturating_add_signed(delta);
+    };
+    for ch in changes {
+        add(c, since, ch.tsc);
+        since = since.max(ch.tsc);
+        c.rq = c.rq.saturating_add_signed(ch.delta);
         // A value set at or after the window opens counts for the max even
         // if it lasts no time at all (e.g. it changes again at the same TSC
         // or the window ends there).
-        if (start..=end).contains(&t) {
+        if (start..=end).contains(&ch.tsc) {
             c.rq_max = c.rq_max.max(c.rq);
         }
     }
-
-    fn task(&mut self, pid: u32) -> &mut TaskState {
-        self.tasks.entry(pid).or_insert_with(TaskState::new)
-    }
-
-    fn add_runtime(&mut self, pid: u32, ticks: u64) {
-        let ts = self.task(pid);
-        ts.runtime = ts.runtime.saturating_add(ticks);
-    }
-
-    /// `pid` becomes runnable at `t`, queued on `queued`. A task already
-    /// waiting keeps its earliest start (spawn followed by a wake-up is one
-    /// wait), but follows the queue it was moved to.
-    fn start_wait(&mut self, pid: u32, t: u64, queued: Option<u32>) {
-        let phase = self.task(pid).phase;
-        match phase {
-            Phase::Waiting { since, queued: old } => {
-                if old != queued {
-                    if let Some(c) = old {
-                        self.rq_change(c, t, -1);
-                    }
-                    if let Some(c) = queued {
-                        self.rq_change(c, t, 1);
-                    }
-                }
-                self.task(pid).phase = Phase::Waiting { since, queued };
-            }
-            _ => {
-                if let Some(c) = queued {
-                    self.rq_change(c, t, 1);
-                }
-                self.task(pid).phase = Phase::Waiting { since: t, queued };
-            }
-        }
-    }
-
-    /// Close a wait at `t` (switch-in or exit).
-    fn end_wait(&mut self, pid: u32, t: u64) {
-        let (start, end) = (self.start, self.end);
-        if let Phase::Waiting { since, queued } = self.task(pid).phase {
-            let d = clip(since, t, start, end);
-            let ts = self.task(pid);
-            ts.max_wait = ts.max_wait.max(d);
-            ts.total_wait = ts.total_wait.saturating_add(d);
-            if let Some(c) = queued {
-                self.rq_change(c, t, -1);
-            }
-        }
-    }
-
-    fn queue_cpu(&self, cpu: u32) -> Option<u32> {
-        ((cpu as usize) < self.cpus.len()).then_some(cpu)
-    }
-
-    fn event(&mut self, e: &Event) {
-        if let Some(c) = self.cpus.get_mut(usize::from(e.cpu)) {
-            c.steal = c.steal.max(e.steal_ns);
-        }
-        match e.kind {
-            EV_SWITCH => self.switch(e),
-            EV_WAKEUP => self.wakeup(e),
-            EV_MIGRATE => self.migrate(e),
-            EV_SPAWN => self.spawn(e),
-            EV_EXIT => self.exit(e),
-            _ => self.anomalies += 1,
-        }
-    }
-
-    fn switch(&mut self, e: &Event) {
-        let (t, cpu, next, prev, why) = (e.tsc, u32::from(e.cpu), e.pid, e.arg, e.arg2);
-        let (start, end) = (self.start, self.end);
-        if cpu as usize >= self.cpus.len() {
-            self.anomalies += 1;
-            return;
-        }
-        let in_window = self.in_window(t);
-
-        // The CPU's view. The first switch on a CPU tells who ran before
-        // it: assume that since the window opened (the trace usually
-        // starts mid-run, so this is not an anomaly).
-        let c = &mut self.cpus[cpu as usize];
-        let first_on_cpu = c.current.is_none();
-        match c.current {
-            Some(cur) => {
-                if cur != prev {
-                    self.anomalies += 1;
-                }
-                if cur != 0 {
-                    c.busy = c.busy.saturating_add(clip(c.since, t, start, end));
-                }
-            }
-            None => {
-                if prev != 0 {
-                    c.busy = c.busy.saturating_add(clip(start, t, start, end));
-                }
-            }
-        }
-        // Segments never start before the last one ended, so busy time
-        // cannot be counted twice even if the TSC went backwards.
-        c.since = c.since.max(t);
-        c.current = Some(next);
-        if in_window {
-            c.switches += 1;
-            self.switches += 1;
-        }
-
-        // The outgoing task's view.
-        if prev != 0 {
-            match self.task(prev).phase {
-                Phase::Running {
-                    cpu: on,
-                    since,
-                    steal,
-                } => {
-                    if on != cpu {
-                        self.anomalies += 1;
-                    }
-                    let ran = self.run_time(since, t, steal, e.steal_ns);
-                    self.add_runtime(prev, ran);
-                }
-                Phase::Unknown if first_on_cpu => {
-                    self.add_runtime(prev, clip(start, t, start, end));
-                }
-                Phase::Waiting { .. } => {
-                    // Switched out while we thought it queued: its
-                    // switch-in was lost. Its wait ended somewhere before.
-                    self.anomalies += 1;
-                    self.end_wait(prev, t);
-                }
-                // Switch-out without switch-in.
-                _ => self.anomalies += 1,
-            }
-            match why {
-                PREV_PREEMPTED | PREV_YIELDED => {
-                    self.task(prev).phase = Phase::Unknown;
-                    let q = self.queue_cpu(cpu);
-                    self.start_wait(prev, t, q);
-                }
-                PREV_BLOCKED => self.task(prev).phase = Phase::Blocked,
-                PREV_EXITED => {
-                    let ts = self.task(prev);
-                    ts.phase = Phase::Exited;
-                    ts.wake_pending = None;
-                }
-                _ => {
-                    self.anomalies += 1;
-                    self.task(prev).phase = Phase::Unknown;
-                }
-            }
-        } else if why > PREV_IDLE {
-            self.anomalies += 1;
-        }
-
-        // The incoming task's view.
-        if next != 0 {
-            match self.task(next).phase {
-                Phase::Running { since, steal, .. } => {
-                    // Switched in twice without a switch-out: it ran
-                    // until now somewhere.
-                    self.anomalies += 1;
-                    let ran = self.run_time(since, t, steal, e.steal_ns);
-                    self.add_runtime(next, ran);
-                }
-                Phase::Waiting { .. } => self.end_wait(next, t),
-                Phase::Blocked | Phase::Exited => self.anomalies += 1,
-                Phase::Unknown => {}
-            }
-            let ts = self.task(next);
-            if let Some(w) = ts.wake_pending.take()
-                && (start..=end).contains(&w)
-            {
-                ts.latencies.push(t.saturating_sub(w));
-            }
-            ts.phase = Phase::Running {
-                cpu,
-                since: t,
-                steal: e.steal_ns,
-            };
-            if in_window {
-                ts.switches += 1;
-            }
-        }
-    }
-
-    fn wakeup(&mut self, e: &Event) {
-        let (t, pid) = (e.tsc, e.pid);
-        if pid == 0 {
-            self.anomalies += 1;
-            return;
-        }
-        let in_window = self.in_window(t);
-        let q = self.queue_cpu(e.arg);
-        let ts = self.task(pid);
-        if in_window {
-            ts.wakeups += 1;
-        }
-        if let Phase::Running { .. } = ts.phase {
-            // Woken while on a CPU: nothing to wait for.
-            self.anomalies += 1;
-            return;
-        }
-        if ts.wake_pending.is_none() {
-            ts.wake_pending = Some(t);
-        }
-        self.start_wait(pid, t, q);
-    }
-
-    fn spawn(&mut self, e: &Event) {
-        let (t, pid) = (e.tsc, e.pid);
-        if pid == 0 {
-            self.anomalies += 1;
-            return;
-        }
-        match self.task(pid).phase {
-            // A pid may be reused once its task has exited.
-            Phase::Unknown | Phase::Exited => {}
-            _ => self.anomalies += 1,
-        }
-        if let Phase::Running { .. } = self.task(pid).phase {
-            return;
-        }
-        // Spawned tasks are queued on the CPU that created them.
-        let q = self.queue_cpu(u32::from(e.cpu));
-        self.start_wait(pid, t, q);
-    }
-
-    fn migrate(&mut self, e: &Event) {
-        let (t, pid, to) = (e.tsc, e.pid, e.arg2);
-        if pid == 0 {
-            self.anomalies += 1;
-            return;
-        }
-        if e.arg as usize >= self.cpus.len() || to as usize >= self.cpus.len() {
-            self.anomalies += 1;
-        }
-        if self.in_window(t) {
-            self.migrations += 1;
-            self.task(pid).migrations += 1;
-        }
-        if let Phase::Waiting { .. } = self.task(pid).phase {
-            let q = self.queue_cpu(to);
-            self.start_wait(pid, t, q);
-        }
-    }
-
-    fn exit(&mut self, e: &Event) {
-        let (t, pid) = (e.tsc, e.pid);
-        if pid == 0 {
-            self.anomalies += 1;
-            return;
-        }
-        match self.task(pid).phase {
-            // The switch-out (PREV_EXITED) ends the running stretch.
-            Phase::Running { .. } => {}
-            Phase::Waiting { .. } => {
-                // Killed while queued.
-                self.end_wait(pid, t);
-                self.task(pid).phase = Phase::Exited;
-            }
-            _ => self.task(pid).phase = Phase::Exited,
-        }
-        self.task(pid).wake_pending = None;
-    }
-
-    /// Close everything still open at the end of the window: running
-    /// stretches count as runtime, waits as (unfinished) waits.
-    fn finish(&mut self) {
-        let (start, end) = (self.start, self.end);
-        let pids: Vec<u32> = self.tasks.keys().copied().collect();
-        for pid in pids {
-            match self.task(pid).phase {
-                Phase::Running { cpu, since, steal } => {
-                    let last = self.cpus.get(cpu as usize).map_or(steal, |c| c.steal);
-                    let ran = self.run_time(since, end, steal, last);
-                    self.add_runtime(pid, ran);
-                }
-                Phase::Waiting { since, .. } => {
-                    let d = clip(since, end, start, end);
-                    let ts = self.task(pid);
-                    ts.max_wait = ts.max_wait.max(d);
-                    ts.total_wait = ts.total_wait.saturating_add(d);
-                }
-                _ => {}
-            }
-        }
-        for c in &mut self.cpus {
-            if let Some(cur) = c.current
-                && cur != 0
-            {
-                c.busy = c.busy.saturating_add(clip(c.since, end, start, end));
-            }
-            let d = clip(c.rq_since, end, start, end);
-            c.rq_area += u128::from(c.rq) * u128::from(d);
-            if d > 0 {
-                c.rq_max = c.rq_max.max(c.rq);
-            }
-        }
-    }
-}
-
-/// Count events whose TSC is lower than the previous event from the same
-/// CPU in the order given: each CPU's ring is written in time order, so
-/// this means a broken clock or a corrupted ring (merging CPUs in any
-/// order is fine and not counted).
-fn backwards_events(events: &[Event]) -> u64 {
-    let mut last: HashMap<u16, u64> = HashMap::new();
-    let mut n = 0;
-    for e in events {
-        if let Some(&l) = last.get(&e.cpu)
-            && e.tsc < l
-        {
-            n += 1;
-        }
-        last.insert(e.cpu, e.tsc);
-    }
-    n
+    add(c, since, end);
 }
 
 /// Measure a run. See [`Metrics`] for what each number means; the module
-/// docs say how disagreements in the data are handled.
+/// docs of [`crate::replay`] say how disagreements in the data are handled.
+/// The same as [`analyze_replay`] of the timeline's events replayed.
 pub fn analyze(t: &Timeline, samples: &[CpuSample]) -> Metrics {
-    let mut anomalies = 0u64;
-    let start = t.start_tsc;
-    let end = if t.end_tsc >= t.start_tsc {
-        t.end_tsc
+    analyze_replay(&Replay::from_events(&t.events, t.cpus), &t.scope(), samples)
+}
+
+/// Measure replayed events over `scope`'s window, judging its tasks:
+/// time-based numbers are clipped to the window (waits and runs still open
+/// at the last event end at the window's end), counts include only events
+/// inside it. `samples` give the run-queue lengths where a CPU has them.
+pub fn analyze_replay(r: &Replay, scope: &Scope<'_>, samples: &[CpuSample]) -> Metrics {
+    let mut anomalies = r.anomalies;
+    let start = scope.start_tsc;
+    let end = if scope.end_tsc >= scope.start_tsc {
+        scope.end_tsc
     } else {
         anomalies += 1;
-        t.start_tsc
+        scope.start_tsc
     };
-    if t.tsc_khz == 0 {
+    if scope.tsc_khz == 0 {
         anomalies += 1;
     }
-    let khz = t.tsc_khz;
+    let khz = scope.tsc_khz;
     let window = end - start;
     let ns = |ticks: u64| ticks_to_ns(ticks, khz);
-
-    anomalies += backwards_events(&t.events);
-    let mut events: Vec<&Event> = t.events.iter().collect();
-    events.sort_by_key(|e| e.tsc);
-
-    let mut r = Replay {
-        start,
-        end,
-        khz,
-        cpus: (0..t.cpus)
-            .map(|_| CpuState {
-                rq_since: start,
-                ..CpuState::default()
-            })
-            .collect(),
-        tasks: HashMap::new(),
-        anomalies: 0,
-        switches: 0,
-        migrations: 0,
-    };
-    for e in events {
-        r.event(e);
-    }
-    r.finish();
-    anomalies += r.anomalies;
+    let in_window = |t: u64| (start..=end).contains(&t);
 
     // Judged tasks: the first entry for a pid wins.
-    let mut judged: Vec<TaskMeta> = Vec::with_capacity(t.tasks.len());
-    for m in &t.tasks {
+    let mut judged: Vec<TaskMeta> = Vec::with_capacity(scope.tasks.len());
+    for m in scope.tasks {
         if m.pid == 0 || judged.iter().any(|j| j.pid == m.pid) {
             anomalies += 1;
         } else {
             judged.push(*m);
         }
     }
-    let entitled = entitled_shares(t.cpus, &judged);
-    let empty = TaskState::new();
-    let states: Vec<&TaskState> = judged
+
+    // The tasks' view, for the judged tasks.
+    let mut sums: HashMap<u32, TaskSums> = judged
         .iter()
-        .map(|m| r.tasks.get(&m.pid).unwrap_or(&empty))
+        .map(|m| (m.pid, TaskSums::default()))
+        .collect();
+    for run in &r.runs {
+        if let Some(s) = sums.get_mut(&run.pid) {
+            s.runtime = s.runtime.saturating_add(run_ticks(run, start, end, khz));
+        }
+    }
+    for w in &r.waits {
+        if let Some(s) = sums.get_mut(&w.pid) {
+            let d = clip(w.start, w.end.unwrap_or(end), start, end);
+            s.max_wait = s.max_wait.max(d);
+            s.total_wait = s.total_wait.saturating_add(d);
+        }
+    }
+    for m in r.wakeups.iter().filter(|m| in_window(m.tsc)) {
+        if let Some(s) = sums.get_mut(&m.pid) {
+            s.wakeups += 1;
+        }
+    }
+    for l in &r.wake_latencies {
+        if let Some(w) = l.woken_off_cpu.filter(|&w| in_window(w))
+            && let Some(s) = sums.get_mut(&l.pid)
+        {
+            s.latencies.push(l.switched_in.saturating_sub(w));
+        }
+    }
+    let mut migrations = 0;
+    for m in r.migrations.iter().filter(|m| in_window(m.tsc)) {
+        migrations += 1;
+        if let Some(s) = sums.get_mut(&m.pid) {
+            s.migrations += 1;
+        }
+    }
+
+    // The CPUs' view; a switch is the start of a segment.
+    let mut cpu_sums: Vec<CpuSums> = (0..r.cpus).map(|_| CpuSums::default()).collect();
+    let mut switches = 0;
+    for seg in &r.segments {
+        let Some(c) = cpu_sums.get_mut(seg.cpu as usize) else {
+            anomalies += 1;
+            continue;
+        };
+        if seg.pid != 0 {
+            let d = clip(
+                seg.start.unwrap_or(start),
+                seg.end.unwrap_or(end),
+                start,
+                end,
+            );
+            c.busy = c.busy.saturating_add(d);
+        }
+        if seg.start.is_some_and(in_window) {
+            c.switches += 1;
+            switches += 1;
+            if let Some(s) = sums.get_mut(&seg.pid) {
+                s.switches += 1;
+            }
+        }
+    }
+    for (i, c) in cpu_sums.iter_mut().enumerate() {
+        let changes = r.rq_changes.get(i).map_or(&[][..], Vec::as_slice);
+        rq_sums(c, changes, start, end);
+    }
+
+    let entitled = entitled_shares(r.cpus, &judged);
+    let empty = TaskSums::default();
+    let states: Vec<&TaskSums> = judged
+        .iter()
+        .map(|m| sums.get(&m.pid).unwrap_or(&empty))
         .collect();
     let total_runtime: u128 = states.iter().map(|s| u128::from(s.runtime)).sum();
     let mut all_latencies = Vec::new();
@@ -623,7 +306,7 @@ pub fn analyze(t: &Timeline, samples: &[CpuSample]) -> Metrics {
         .collect();
 
     // Run-queue length: samples where a CPU has them, else the replay.
-    let mut rq_samples: Vec<(u64, u64, u32)> = vec![(0, 0, 0); t.cpus as usize];
+    let mut rq_samples: Vec<(u64, u64, u32)> = vec![(0, 0, 0); r.cpus as usize];
     for s in samples {
         match rq_samples.get_mut(s.cpu as usize) {
             Some((sum, n, max)) => {
@@ -635,8 +318,7 @@ pub fn analyze(t: &Timeline, samples: &[CpuSample]) -> Metrics {
         }
     }
     let window_ns = ns(window);
-    let cpus: Vec<CpuMetrics> = r
-        .cpus
+    let cpus: Vec<CpuMetrics> = cpu_sums
         .iter()
         .zip(&rq_samples)
         .enumerate()
@@ -678,10 +360,10 @@ pub fn analyze(t: &Timeline, samples: &[CpuSample]) -> Metrics {
         wake_latency: Latency::from_ns(&all_latencies),
         max_fairness_error,
         rq_imbalance,
-        switches: r.switches,
-        migrations: r.migrations,
-        events: t.events.len() as u64,
-        lost_events: t.lost_events,
+        switches,
+        migrations,
+        events: r.events,
+        lost_events: scope.lost_events,
         samples: samples.len() as u64,
         window_ns,
         anomalies,

@@ -6,7 +6,7 @@
 
 use crate::settings::judge::JudgeSettings;
 use abi::kstate::{EV_EXIT, EV_SPAWN, Event};
-use analysis::{Check, CpuSample, Metrics, Status, TaskMeta, Timeline, Verdict};
+use analysis::{Check, CpuSample, Metrics, Replay, Scope, Status, TaskMeta, Verdict};
 use vmm::monitor::MonitorData;
 use vmm::monitor::live::Alarm;
 use vmm::vm::run::EarlyEnd;
@@ -119,26 +119,32 @@ pub fn nr_running_samples(samples: &[CpuSample], start: u64, end: u64) -> Vec<Cp
         .collect()
 }
 
-pub fn judge(m: MonitorData, inp: &JudgeInput<'_>) -> Judgement {
+/// Measure and judge a run. `replay` is `m.events` replayed for
+/// `inp.cpus` CPUs (the caller's, so the pictures can be drawn from the
+/// same one); it is measured over the window and, for shares, over the
+/// fairness window.
+pub fn judge(m: MonitorData, replay: &Replay, inp: &JudgeInput<'_>) -> Judgement {
+    debug_assert_eq!(
+        (replay.events, replay.cpus),
+        (m.events.len() as u64, inp.cpus)
+    );
     let stop = m.guest_tsc_at_stop;
     let (start, end) = window(&m.events, inp.judged, inp.finished, stop);
     let samples = nr_running_samples(&m.samples, start, end);
-    let mut timeline = Timeline {
-        cpus: inp.cpus,
+    let mut scope = Scope {
         tsc_khz: inp.tsc_khz,
         start_tsc: start,
         end_tsc: end,
-        events: m.events,
-        tasks: inp.judged.to_vec(),
+        tasks: inp.judged,
         lost_events: m.stats.lost_events,
     };
-    let mut metrics = analysis::analyze(&timeline, &samples);
-    let fairness = fairness_window(&timeline.events, inp.judged, end);
+    let mut metrics = analysis::analyze_replay(replay, &scope, &samples);
+    let fairness = fairness_window(&m.events, inp.judged, end);
     let mut fairness_window_ns = None;
     if let Some((s, e)) = fairness.filter(|&(s, e)| (s, e) != (start, end)) {
-        timeline.start_tsc = s;
-        timeline.end_tsc = e;
-        let steady = analysis::analyze(&timeline, &[]);
+        scope.start_tsc = s;
+        scope.end_tsc = e;
+        let steady = analysis::analyze_replay(replay, &scope, &[]);
         use_steady_shares(&mut metrics, &steady);
         fairness_window_ns = Some(steady.window_ns);
     }
@@ -260,6 +266,13 @@ mod tests {
     use super::*;
     use abi::kstate::{EV_SWITCH, PREV_EXITED, PREV_IDLE, PREV_PREEMPTED};
     use vmm::monitor::MonitorStats;
+
+    /// [`super::judge`] with the events replayed here, as `ops::execute`
+    /// replays them.
+    fn judge(m: MonitorData, inp: &JudgeInput<'_>) -> Judgement {
+        let replay = Replay::from_events(&m.events, inp.cpus);
+        super::judge(m, &replay, inp)
+    }
 
     const KHZ: u64 = 1_000_000; // 1 tick = 1 ns
 

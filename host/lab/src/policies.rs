@@ -122,7 +122,10 @@ mod tests {
         }
         assert!(!t.contains("starve"));
         assert!(t.contains("promises nothing"), "fifo: {t}");
-        assert!(t.contains("promises weighted shares, bounded wait"), "vtime: {t}");
+        assert!(
+            t.contains("promises weighted shares, bounded wait"),
+            "vtime: {t}"
+        );
         assert_eq!(t.matches("(default)").count(), 1, "{t}");
         let v = serde_json::to_value(&rows).unwrap();
         assert!(v[0].get("name").is_some() && v[0].get("summary").is_some());

@@ -3,6 +3,7 @@
 //! nanosecond and the expected numbers read directly.
 
 mod metrics;
+mod replay;
 mod stall;
 mod verdict;
 

@@ -21,6 +21,7 @@ use crate::progress::Progress;
 pub use crate::report::Summary;
 use crate::report::{self, Report};
 use crate::settings::RunSettings;
+use analysis::Replay;
 use clap::{ArgMatches, FromArgMatches};
 use std::marker::PhantomData;
 use vmm::exit::{EXIT_CODES_HELP, Failure, Result, code};
@@ -250,14 +251,17 @@ pub fn run(p: Prepared) -> Result<Report> {
     // Judged whenever the VM ran, failed or not: partial metrics of a
     // crashed run are still worth printing.
     let mut monitor = outcome.monitor.take();
-    // The pictures' data, before the verdict consumes the events.
-    let trace = outputs::trace(&settings, monitor.as_ref(), outcome.tsc_khz);
+    // The events replayed once, for the verdict and the pictures alike.
+    let replay = monitor
+        .as_ref()
+        .map(|m| Replay::from_events(&m.events, settings.sched.cpus));
     let seen = monitor
         .as_mut()
         .map(|m| (m.stats.clone(), std::mem::take(&mut m.final_cpus)));
-    let judgement = monitor.map(|m| {
+    let judgement = monitor.zip(replay.as_ref()).map(|(m, r)| {
         judge::judge(
             m,
+            r,
             &JudgeInput {
                 cpus: settings.sched.cpus,
                 tsc_khz: outcome.tsc_khz,
@@ -269,6 +273,7 @@ pub fn run(p: Prepared) -> Result<Report> {
             },
         )
     });
+    let trace = outputs::trace(&settings, replay.as_ref(), outcome.tsc_khz);
     report.fill(outcome, summary, seen, judgement);
     report.kept = outputs::keep(&settings, &mut report, trace.as_ref(), &headline);
     report.headline = headline;

@@ -8,8 +8,9 @@
 //! - `timeline.svg`: which task ran on which CPU when.
 //! - `latency.svg`: a histogram of wake-up latencies.
 //!
-//! The pictures come from the monitor's events (see [`trace`]); a run
-//! whose VM never started has none, and `result.json` says so.
+//! The pictures come from the monitor's events, replayed once for them and
+//! the verdict (see [`trace`]); a run whose VM never started has none, and
+//! `result.json` says so.
 
 pub mod host;
 mod latency;
@@ -18,12 +19,12 @@ pub mod trace;
 
 use crate::report::Report;
 use crate::settings::RunSettings;
+use analysis::Replay;
 use host::HostInfo;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use trace::Trace;
 use vmm::exit::{Failure, Result};
-use vmm::monitor::MonitorData;
 
 pub const RESULT_FILE: &str = "result.json";
 pub const TIMELINE_FILE: &str = "timeline.svg";
@@ -72,11 +73,11 @@ pub fn prepare(settings: &RunSettings) -> Result<()> {
     }
 }
 
-/// The pictures' data from what the monitor collected, when the run
-/// keeps its outputs (replaying the events costs time otherwise wasted).
-pub fn trace(settings: &RunSettings, monitor: Option<&MonitorData>, tsc_khz: u64) -> Option<Trace> {
+/// The pictures' data from the run's replayed events (the verdict's
+/// replay), when the run keeps its outputs.
+pub fn trace(settings: &RunSettings, replay: Option<&Replay>, tsc_khz: u64) -> Option<Trace> {
     settings.out.as_ref()?;
-    monitor.map(|m| Trace::from_events(&m.events, settings.sched.cpus, tsc_khz))
+    replay.map(|r| Trace::from_replay(r, tsc_khz))
 }
 
 /// Write the run's files into its `--out` directory, if it has one, and

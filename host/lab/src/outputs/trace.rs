@@ -1,10 +1,9 @@
 //! What the pictures are drawn from: who ran on which CPU when, and every
-//! wake-up's latency, replayed from the guest's event rings (the same
-//! exact events the verdict is computed from, not the samples).
+//! wake-up's latency, in nanoseconds since the first event. A view of the
+//! same [`Replay`] the verdict is measured from (the guest's exact events,
+//! not the samples), made when a run keeps its pictures.
 
-use abi::kstate::{EV_EXIT, EV_SWITCH, EV_WAKEUP, Event};
-use analysis::ticks_to_ns;
-use std::collections::HashMap;
+use analysis::{Replay, ticks_to_ns};
 
 /// `pid` ran on `cpu` from `start_ns` to `end_ns` (ns since the first event).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,76 +25,49 @@ pub struct Trace {
 }
 
 impl Trace {
-    /// Replay `events` (any order: the rings are per CPU) of a machine
-    /// with `cpus` CPUs. Events naming a CPU beyond `cpus` are ignored
-    /// (the guest is not trusted); an unknown clock rate gives an empty
-    /// trace rather than made-up times.
-    pub fn from_events(events: &[Event], cpus: u32, tsc_khz: u64) -> Trace {
+    /// The pictures' view of `replay`: its CPUs' segments with a task
+    /// (idle is drawn as nothing) that last at least a nanosecond, a task
+    /// running at either end of the trace drawn to the edge, and every
+    /// wake-up -> switch-in latency (see [`analysis::replay::WakeLatency`]:
+    /// the pictures count from the first wake-up). An unknown clock rate
+    /// gives an empty trace rather than made-up times.
+    pub fn from_replay(replay: &Replay, tsc_khz: u64) -> Trace {
         let mut trace = Trace {
-            cpus,
+            cpus: replay.cpus,
             ..Default::default()
         };
-        if tsc_khz == 0 || events.is_empty() {
+        let Some((base, last)) = replay.span.filter(|_| tsc_khz != 0) else {
             return trace;
-        }
-        let mut order: Vec<&Event> = events.iter().collect();
-        order.sort_by_key(|e| e.tsc);
-        let base = order[0].tsc;
-        let last = order[order.len() - 1].tsc;
+        };
         let ns = |tsc: u64| ticks_to_ns(tsc.saturating_sub(base), tsc_khz);
         trace.span_ns = ns(last);
-
-        // Per CPU: who is running since when (None before its first switch).
-        let mut running: Vec<Option<(u32, u64)>> = vec![None; cpus as usize];
-        let mut woken: HashMap<u32, u64> = HashMap::new();
-        for e in order {
-            let t = ns(e.tsc);
-            match e.kind {
-                EV_SWITCH => {
-                    let Some(slot) = running.get_mut(usize::from(e.cpu)) else {
-                        continue;
-                    };
-                    // Before a CPU's first switch its previous task (if
-                    // any) has been running since the trace began.
-                    let (prev, since) = slot.unwrap_or((e.arg, 0));
-                    if prev != 0 && t > since {
-                        trace.segments.push(Segment {
-                            cpu: u32::from(e.cpu),
-                            pid: prev,
-                            start_ns: since,
-                            end_ns: t,
-                        });
-                    }
-                    *slot = Some((e.pid, t));
-                    if e.pid != 0
-                        && let Some(w) = woken.remove(&e.pid)
-                    {
-                        trace.wake_latencies_ns.push(t.saturating_sub(w));
-                    }
-                }
-                EV_WAKEUP if e.pid != 0 => {
-                    woken.entry(e.pid).or_insert(t);
-                }
-                EV_EXIT => {
-                    woken.remove(&e.pid);
-                }
-                _ => {}
-            }
-        }
-        for (cpu, slot) in running.iter().enumerate() {
-            if let Some((pid, since)) = *slot
-                && pid != 0
-                && trace.span_ns > since
-            {
-                trace.segments.push(Segment {
-                    cpu: cpu as u32,
-                    pid,
-                    start_ns: since,
-                    end_ns: trace.span_ns,
-                });
-            }
-        }
+        trace.segments = replay
+            .segments
+            .iter()
+            .filter(|s| s.pid != 0)
+            .map(|s| Segment {
+                cpu: s.cpu,
+                pid: s.pid,
+                start_ns: s.start.map_or(0, ns),
+                end_ns: s.end.map_or(trace.span_ns, ns),
+            })
+            .filter(|s| s.end_ns > s.start_ns)
+            .collect();
+        // Both ends in ns since the first event, then the difference: how
+        // the pictures have always rounded.
+        trace.wake_latencies_ns = replay
+            .wake_latencies
+            .iter()
+            .map(|l| ns(l.switched_in).saturating_sub(ns(l.woken)))
+            .collect();
         trace
+    }
+
+    /// Replay `events` of a machine with `cpus` CPUs and take the view:
+    /// the tests' shorthand.
+    #[cfg(test)]
+    pub fn from_events(events: &[analysis::Event], cpus: u32, tsc_khz: u64) -> Trace {
+        Trace::from_replay(&Replay::from_events(events, cpus), tsc_khz)
     }
 
     /// Distinct pids that ran, ascending.
@@ -110,7 +82,7 @@ impl Trace {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use abi::kstate::{PREV_BLOCKED, PREV_IDLE, PREV_PREEMPTED};
+    use abi::kstate::{EV_SWITCH, EV_WAKEUP, Event, PREV_BLOCKED, PREV_IDLE, PREV_PREEMPTED};
 
     /// 1 tick = 1 ns at this rate.
     pub const KHZ: u64 = 1_000_000;

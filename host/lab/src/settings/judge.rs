@@ -236,7 +236,11 @@ mod tests {
         assert_eq!(j.live_max_wait_ns(), None, "no live starvation alarm");
         let names: Vec<&str> = j.unjudged.iter().map(|u| u.check).collect();
         assert_eq!(names, ["max_fairness_error", "max_wait_ns"]);
-        assert!(j.unjudged[0].why.contains("--check shares"), "{:?}", j.unjudged);
+        assert!(
+            j.unjudged[0].why.contains("--check shares"),
+            "{:?}",
+            j.unjudged
+        );
 
         j.apply_promises(by("rr"));
         assert_eq!(j.shares, Some(Shares::Equal));
