@@ -80,6 +80,7 @@ impl Timeline {
             end_tsc: self.end_tsc,
             tasks: &self.tasks,
             lost_events: self.lost_events,
+            quantum_ns: 0,
         }
     }
 }
@@ -95,6 +96,12 @@ pub struct Scope<'a> {
     pub end_tsc: u64,
     pub tasks: &'a [TaskMeta],
     pub lost_events: u64,
+    /// The longest slice a policy keeping to its configured slice gives
+    /// (the slice plus one tick, for a policy that preempts on the first
+    /// tick after it), in ns: the granularity the fairness noise allowance
+    /// is computed from. 0: unknown, no allowance (errors are judged
+    /// against the limit alone).
+    pub quantum_ns: u64,
 }
 
 /// One host-side sample of a CPU's record (see [`CpuRecord`]).
@@ -165,6 +172,12 @@ pub struct TaskMetrics {
     /// `share / entitled - 1`, signed: negative = got less than its due.
     /// 0 when no judged task ran (nothing to compare).
     pub fairness_error: f64,
+    /// The largest `|fairness_error|` the run's own slicing can produce
+    /// with no unfairness at all (see `metrics::fairness_noise`): an
+    /// error within it is not evidence against the policy.
+    pub fairness_noise: f64,
+    /// Times the task ran in the window (its slices).
+    pub slices: u64,
     /// Longest runnable-but-not-running stretch, clipped to the window;
     /// a stretch still open at the end counts up to `end_tsc`, so a task
     /// starved until the end is not missed.
@@ -229,7 +242,7 @@ pub struct Metrics {
 }
 
 /// Limits for [`verdict`]; each `Some` produces one [`Check`].
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Thresholds {
     /// Longest runnable wait allowed for any judged task.
     pub max_wait_ns: Option<u64>,
@@ -237,6 +250,9 @@ pub struct Thresholds {
     pub max_fairness_error: Option<f64>,
     /// Largest p99 wake-up latency allowed, over all judged tasks.
     pub max_wake_p99_ns: Option<u64>,
+    /// Checks measured and shown but not judged (the policy does not
+    /// promise them), by check name, each with why.
+    pub not_judged: Vec<(&'static str, String)>,
 }
 
 /// Outcome of a run.
@@ -272,6 +288,9 @@ pub struct Check {
     pub passed: bool,
     /// For people: which task was worst and by how much.
     pub detail: String,
+    /// False for a check measured and shown but not judged (the policy
+    /// does not promise it): its outcome does not change the verdict.
+    pub judged: bool,
 }
 
 /// The judgement of a run.

@@ -8,7 +8,8 @@
 
 use crate::replay::{Replay, Run};
 use crate::{
-    CpuMetrics, CpuSample, Latency, Metrics, Scope, TaskMeta, TaskMetrics, Timeline, ticks_to_ns,
+    CpuMetrics, CpuSample, Latency, Metrics, Scope, TaskMeta, TaskMetrics, Timeline, ns_to_ticks,
+    ticks_to_ns,
 };
 use std::collections::HashMap;
 
@@ -112,6 +113,11 @@ fn run_ticks(run: &Run, start: u64, end: u64, khz: u64) -> u64 {
 #[derive(Debug, Default)]
 struct TaskSums {
     runtime: u64,
+    /// Runs inside the window (slices), their sum of squares and the
+    /// longest, in ticks: the run's own granularity.
+    slices: u64,
+    slice_sq: f64,
+    slice_max: u64,
     max_wait: u64,
     total_wait: u64,
     wakeups: u64,
@@ -119,6 +125,35 @@ struct TaskSums {
     latencies: Vec<u64>,
     switches: u64,
     migrations: u64,
+}
+
+/// How many standard deviations of slice-length noise a fair run can show
+/// (one-sided tail under 1e-4 per task under a normal approximation).
+pub const NOISE_SIGMAS: f64 = 4.0;
+
+/// The largest `|share / entitled - 1|` a task can show with no unfairness
+/// at all, from the run's own granularity: the window's edges can cut up
+/// to one slice (`quantum`: the configured slice plus a tick) off one task
+/// and not another, and slices of varying length (a policy that preempts
+/// on the first tick after its slice gives 1-2 ms slices for a 1 ms slice
+/// and a 1 kHz tick) add `NOISE_SIGMAS` standard deviations of their sum.
+/// The slice-length spread is measured but never taken above `quantum`:
+/// slices longer than the policy's own are not noise but its choice.
+/// Relative to the task's entitled runtime; 0 when the quantum is unknown
+/// or the task is entitled to nothing.
+fn fairness_noise(s: &TaskSums, quantum: u64, entitled_ticks: f64) -> f64 {
+    if quantum == 0 || entitled_ticks <= 0.0 {
+        return 0.0;
+    }
+    let n = s.slices as f64;
+    let sd = if s.slices == 0 {
+        0.0
+    } else {
+        let mean = s.runtime as f64 / n;
+        (s.slice_sq / n - mean * mean).max(0.0).sqrt()
+    };
+    let sd = sd.min(quantum as f64);
+    (quantum as f64 + NOISE_SIGMAS * sd * n.sqrt()) / entitled_ticks
 }
 
 /// A CPU's numbers in ticks, summed from the replay.
@@ -201,7 +236,13 @@ pub fn analyze_replay(r: &Replay, scope: &Scope<'_>, samples: &[CpuSample]) -> M
         .collect();
     for run in &r.runs {
         if let Some(s) = sums.get_mut(&run.pid) {
-            s.runtime = s.runtime.saturating_add(run_ticks(run, start, end, khz));
+            let t = run_ticks(run, start, end, khz);
+            s.runtime = s.runtime.saturating_add(t);
+            if t > 0 {
+                s.slices += 1;
+                s.slice_sq += (t as f64) * (t as f64);
+                s.slice_max = s.slice_max.max(t);
+            }
         }
     }
     for w in &r.waits {
@@ -268,6 +309,9 @@ pub fn analyze_replay(r: &Replay, scope: &Scope<'_>, samples: &[CpuSample]) -> M
         .map(|m| sums.get(&m.pid).unwrap_or(&empty))
         .collect();
     let total_runtime: u128 = states.iter().map(|s| u128::from(s.runtime)).sum();
+    // The longest slice a policy keeping to its slice gives: how far apart
+    // the window's edges can leave two tasks that are treated alike.
+    let quantum = ns_to_ticks(scope.quantum_ns, khz);
     let mut all_latencies = Vec::new();
     let mut max_fairness_error = 0.0f64;
     let tasks: Vec<TaskMetrics> = judged
@@ -286,6 +330,7 @@ pub fn analyze_replay(r: &Replay, scope: &Scope<'_>, samples: &[CpuSample]) -> M
                 0.0
             };
             max_fairness_error = max_fairness_error.max(fairness_error.abs());
+            let fairness_noise = fairness_noise(s, quantum, ent * total_runtime as f64);
             let lat: Vec<u64> = s.latencies.iter().map(|&l| ns(l)).collect();
             all_latencies.extend_from_slice(&lat);
             TaskMetrics {
@@ -295,6 +340,8 @@ pub fn analyze_replay(r: &Replay, scope: &Scope<'_>, samples: &[CpuSample]) -> M
                 share,
                 entitled_share: ent,
                 fairness_error,
+                fairness_noise,
+                slices: s.slices,
                 max_wait_ns: ns(s.max_wait),
                 total_wait_ns: ns(s.total_wait),
                 wakeups: s.wakeups,

@@ -51,6 +51,37 @@ fn stall_reason(s: &Stall) -> String {
     r
 }
 
+/// "2.1 ms": the longest slice the task's noise estimate allows for
+/// (the mean slice when only the count is known).
+fn latency_of_slices(t: &TaskMetrics) -> String {
+    let mean = t.runtime_ns.checked_div(t.slices).unwrap_or(0);
+    format!(
+        "{} (mean {})",
+        latency(mean.saturating_mul(2)),
+        latency(mean)
+    )
+}
+
+/// "a window of about 600 ms would decide a 10 % limit": the noise falls
+/// as 1/window for the edge term and 1/sqrt(window) for the slice-length
+/// term; solve noise(window) = limit for the window.
+fn window_needed(t: &TaskMetrics, limit: f64, window_ns: u64) -> String {
+    let (e, w) = (t.fairness_noise, window_ns as f64);
+    if !e.is_finite() || e <= 0.0 || w <= 0.0 || limit <= 0.0 {
+        return "a longer run would decide it".into();
+    }
+    // Split the noise evenly between the two terms as an estimate:
+    // noise(W') = a/W' + b/sqrt(W') with a = e*w/2 and b = e*sqrt(w)/2.
+    let (a, b) = (e * w / 2.0, e * w.sqrt() / 2.0);
+    let x = (-b + (b * b + 4.0 * a * limit).sqrt()) / (2.0 * a);
+    let needed = 1.0 / (x * x);
+    format!(
+        "a window of about {} would decide a {} limit (--duration)",
+        ms(needed.ceil() as u64),
+        pct_limit(limit)
+    )
+}
+
 fn worst_by<K: PartialOrd>(
     tasks: &[TaskMetrics],
     key: impl Fn(&TaskMetrics) -> K,
@@ -77,18 +108,28 @@ fn worst_by<K: PartialOrd>(
 pub fn verdict(m: &Metrics, th: &Thresholds, stalls: &[Stall]) -> Verdict {
     let mut checks = Vec::new();
     let mut failures = Vec::new();
+    // Excesses the run's own granularity can explain, and checks measured
+    // but not judged: neither fails the run.
+    let mut within_noise = Vec::new();
+    let mut notes = Vec::new();
     let judged_runtime: u64 = m.tasks.iter().map(|t| t.runtime_ns).sum();
+    let not_judged = |name: &str| th.not_judged.iter().find(|(n, _)| *n == name);
 
     if let Some(limit) = th.max_wait_ns {
         let worst = worst_by(&m.tasks, |t| t.max_wait_ns);
         let value = worst.map_or(0, |t| t.max_wait_ns);
+        let skip = not_judged("max_wait_ns");
         for t in m.tasks.iter().filter(|t| t.max_wait_ns > limit) {
-            failures.push(format!(
+            let r = format!(
                 "task {} waited {} runnable (max-wait {})",
                 t.pid,
                 ms(t.max_wait_ns),
                 ms(limit)
-            ));
+            );
+            match skip {
+                Some((_, why)) => notes.push(format!("note: not judged: {r} ({why})")),
+                None => failures.push(r),
+            }
         }
         checks.push(Check {
             name: "max_wait_ns".into(),
@@ -104,11 +145,13 @@ pub fn verdict(m: &Metrics, th: &Thresholds, stalls: &[Stall]) -> Verdict {
                 ),
                 None => "no tasks to judge".into(),
             },
+            judged: skip.is_none(),
         });
     }
 
     if let Some(limit) = th.max_fairness_error {
-        let (value, detail) = if judged_runtime == 0 {
+        let skip = not_judged("max_fairness_error");
+        let (value, mut detail) = if judged_runtime == 0 {
             (0.0, "no judged task ran; nothing to compare".to_string())
         } else {
             let worst = worst_by(&m.tasks, |t| t.fairness_error.abs());
@@ -124,17 +167,44 @@ pub fn verdict(m: &Metrics, th: &Thresholds, stalls: &[Stall]) -> Verdict {
                 None => "no tasks to judge".into(),
             };
             for t in m.tasks.iter().filter(|t| t.fairness_error.abs() > limit) {
-                failures.push(format!(
+                let r = format!(
                     "task {} got {} of the CPU, entitled to {} (error {:+.0} %, max {})",
                     t.pid,
                     pct(t.share),
                     pct(t.entitled_share),
                     t.fairness_error * 100.0,
                     pct_limit(limit)
-                ));
+                );
+                if let Some((_, why)) = skip {
+                    notes.push(format!("note: not judged: {r} ({why})"));
+                } else if t.fairness_error.abs() <= t.fairness_noise {
+                    within_noise.push(format!(
+                        "{r}: within what {} slices of up to {} can produce in this {} window \
+                         with no unfairness (±{:.0} %); {}",
+                        t.slices,
+                        latency_of_slices(t),
+                        ms(m.window_ns),
+                        t.fairness_noise * 100.0,
+                        window_needed(t, limit, m.window_ns)
+                    ));
+                } else {
+                    failures.push(r);
+                }
             }
             (m.max_fairness_error, detail)
         };
+        let noise = m
+            .tasks
+            .iter()
+            .map(|t| t.fairness_noise)
+            .filter(|n| n.is_finite())
+            .fold(0.0f64, f64::max);
+        if judged_runtime > 0 && noise > limit {
+            detail.push_str(&format!(
+                "; this window's slicing alone can produce up to ±{:.0} %",
+                noise * 100.0
+            ));
+        }
         checks.push(Check {
             name: "max_fairness_error".into(),
             value,
@@ -142,6 +212,7 @@ pub fn verdict(m: &Metrics, th: &Thresholds, stalls: &[Stall]) -> Verdict {
             // Written so that a NaN value fails rather than passes.
             passed: matches!(value.partial_cmp(&limit), Some(o) if o.is_le()),
             detail,
+            judged: skip.is_none(),
         });
     }
 
@@ -192,6 +263,7 @@ pub fn verdict(m: &Metrics, th: &Thresholds, stalls: &[Stall]) -> Verdict {
             limit: limit as f64,
             passed,
             detail,
+            judged: true,
         });
     }
 
@@ -203,6 +275,7 @@ pub fn verdict(m: &Metrics, th: &Thresholds, stalls: &[Stall]) -> Verdict {
             limit: 0.0,
             passed: false,
             detail: format!("{} CPU stall(s), longest {}", stalls.len(), ms(longest)),
+            judged: true,
         });
         failures.extend(stalls.iter().map(stall_reason));
     }
@@ -226,7 +299,14 @@ pub fn verdict(m: &Metrics, th: &Thresholds, stalls: &[Stall]) -> Verdict {
         ));
     }
 
-    let failed = checks.iter().any(|c| !c.passed);
+    // A judged check failed beyond what the run's noise explains (a check
+    // whose excess is all within the noise leaves the run inconclusive).
+    let explained = |c: &Check| c.name == "max_fairness_error" && !within_noise.is_empty();
+    let failed = !failures.is_empty()
+        || checks
+            .iter()
+            .any(|c| c.judged && !c.passed && !explained(c));
+    inconclusive.splice(0..0, within_noise);
     let status = if failed {
         Status::Fail
     } else if !inconclusive.is_empty() {
@@ -235,6 +315,7 @@ pub fn verdict(m: &Metrics, th: &Thresholds, stalls: &[Stall]) -> Verdict {
         Status::Pass
     };
     failures.extend(inconclusive);
+    failures.extend(notes);
     Verdict {
         status,
         checks,

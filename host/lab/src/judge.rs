@@ -13,6 +13,10 @@ use vmm::vm::run::EarlyEnd;
 
 pub struct JudgeInput<'a> {
     pub cpus: u32,
+    /// The longest slice a policy keeping to `--slice` gives on this tick
+    /// (slice + one tick period), in ns; 0 if unknown. Sets how much
+    /// unfairness the run's own granularity can show (see analysis).
+    pub quantum_ns: u64,
     pub tsc_khz: u64,
     pub settings: &'a JudgeSettings,
     /// The tasks whose shares and waits are judged.
@@ -131,12 +135,26 @@ pub fn judge(m: MonitorData, replay: &Replay, inp: &JudgeInput<'_>) -> Judgement
     let stop = m.guest_tsc_at_stop;
     let (start, end) = window(&m.events, inp.judged, inp.finished, stop);
     let samples = nr_running_samples(&m.samples, start, end);
+    // A policy that promises equal shares is held to equal shares,
+    // whatever weights the tasks carry.
+    let equal: Vec<TaskMeta>;
+    let tasks = if inp.settings.shares == Some(policies::Shares::Equal) {
+        equal = inp
+            .judged
+            .iter()
+            .map(|t| TaskMeta { weight: 1, ..*t })
+            .collect();
+        &equal[..]
+    } else {
+        inp.judged
+    };
     let mut scope = Scope {
         tsc_khz: inp.tsc_khz,
         start_tsc: start,
         end_tsc: end,
-        tasks: inp.judged,
+        tasks,
         lost_events: m.stats.lost_events,
+        quantum_ns: inp.quantum_ns,
     };
     let mut metrics = analysis::analyze_replay(replay, &scope, &samples);
     let fairness = fairness_window(&m.events, inp.judged, end);
@@ -157,6 +175,8 @@ pub fn judge(m: MonitorData, replay: &Replay, inp: &JudgeInput<'_>) -> Judgement
         checks_verdict(&metrics, inp.op_checks, &stalls)
     } else {
         let mut v = analysis::verdict(&metrics, &inp.settings.thresholds(), &stalls);
+        // A starvation alarm is a waiting check; where waits are not
+        // promised the monitor raised none.
         add_op_checks(&mut v, inp.op_checks);
         for why in doubts(&m.stats, inp) {
             v.reasons.push(why);
@@ -227,6 +247,7 @@ fn add_live_check(v: &mut Verdict, e: &EarlyEnd) {
             limit: limit_ns as f64,
             passed: false,
             detail: e.message.clone(),
+            judged: true,
         });
         v.reasons.insert(0, e.message.clone());
     }
@@ -359,6 +380,7 @@ mod tests {
     fn input<'a>(s: &'a JudgeSettings, judged: &'a [TaskMeta]) -> JudgeInput<'a> {
         JudgeInput {
             cpus: 1,
+            quantum_ns: 0,
             tsc_khz: KHZ,
             settings: s,
             judged,
@@ -446,6 +468,7 @@ mod tests {
             limit: 2.0,
             passed: false,
             detail: "pong#0 never got through its phases".into(),
+            judged: true,
         };
         let checks = [failed];
         let inp = JudgeInput {

@@ -47,6 +47,12 @@ static START_NS: AtomicU64 = AtomicU64::new(0);
 static DEADLINE_NS: AtomicU64 = AtomicU64::new(0);
 /// Instances that finished on their own.
 static FINISHED: AtomicU32 = AtomicU32::new(0);
+/// Instances still running at the end of the grace period, one bit each:
+/// all of them are reported stuck, even one that a kill of another set
+/// free to finish before its own kill (two tasks blocked sending to each
+/// other are both stuck, whichever is killed first).
+static STUCK: AtomicU64 = AtomicU64::new(0);
+const _: () = assert!(SCENARIO_MAX_INSTANCES <= 64);
 static PIDS: [AtomicU32; SCENARIO_MAX_INSTANCES] =
     [const { AtomicU32::new(0) }; SCENARIO_MAX_INSTANCES];
 static SLOTS: [Slot; SCENARIO_MAX_INSTANCES] = [const { Slot::new() }; SCENARIO_MAX_INSTANCES];
@@ -123,9 +129,18 @@ fn wait_for_instances(api: &Api, plan: &Plan, deadline: u64) {
             break;
         }
     }
+    // Who is stuck is decided before anything is killed.
+    let mut stuck = 0u64;
+    for (g, slot) in SLOTS.iter().enumerate().take(plan.total as usize) {
+        if slot.done.load(Ordering::Acquire) == 0 {
+            stuck |= 1 << g;
+        }
+    }
+    STUCK.store(stuck, Ordering::Release);
     let mut killed = 0u32;
-    for (slot, pid) in SLOTS.iter().zip(&PIDS).take(plan.total as usize) {
-        if slot.done.load(Ordering::Acquire) == 0 && api.kill(pid.load(Ordering::Relaxed)).is_ok() {
+    for (g, pid) in PIDS.iter().enumerate().take(plan.total as usize) {
+        if stuck & (1 << g) != 0 {
+            let _ = api.kill(pid.load(Ordering::Relaxed));
             killed += 1;
         }
     }
@@ -156,7 +171,8 @@ fn task_result(plan: &Plan, g: usize) -> ScenarioTaskResult {
         received: s.received.load(Ordering::Relaxed),
         ..Default::default()
     };
-    if s.done.load(Ordering::Acquire) == 1 {
+    let stuck = STUCK.load(Ordering::Acquire) & (1 << g) != 0;
+    if s.done.load(Ordering::Acquire) == 1 && !stuck {
         t.set_loop_time(s.loop_time.load());
         t.set_sleep_overrun(s.sleep_overrun.load());
     }

@@ -183,6 +183,7 @@ fn a_wake_up_of_a_running_task_starts_only_the_pictures_latency() {
             end_tsc: 400,
             tasks: &[task(4, 1)],
             lost_events: 0,
+            quantum_ns: 0,
         },
         &[],
     );
@@ -304,6 +305,7 @@ fn one_replay_measures_any_window() {
                 end_tsc,
                 tasks: &tasks,
                 lost_events: 0,
+                quantum_ns: 0,
             },
             &[],
         );
@@ -364,6 +366,7 @@ fn a_hand_built_replay_is_measured_over_the_window() {
             end_tsc: 600,
             tasks: &[task(1, 1), task(2, 1)],
             lost_events: 0,
+            quantum_ns: 0,
         },
         &[],
     );

@@ -12,6 +12,9 @@ fn tm(pid: u32, share: f64, entitled: f64, max_wait_ns: u64, p99_ns: u64) -> Tas
         share,
         entitled_share: entitled,
         fairness_error: share / entitled - 1.0,
+        // A long run of many short slices: little noise.
+        fairness_noise: 0.02,
+        slices: 500,
         max_wait_ns,
         total_wait_ns: max_wait_ns,
         wakeups: 10,
@@ -66,7 +69,84 @@ fn all_limits() -> Thresholds {
         max_wait_ns: Some(100_000_000),
         max_fairness_error: Some(0.1),
         max_wake_p99_ns: Some(1_000_000),
+        not_judged: Vec::new(),
     }
+}
+
+/// Task 5 got 56 % against 50 % entitled (+12 %, limit 10 %).
+fn slightly_off(noise: f64) -> Metrics {
+    let mut m = healthy();
+    m.tasks = vec![
+        tm(3, 0.44, 0.5, 2_000_000, 50_000),
+        tm(5, 0.56, 0.5, 3_000_000, 80_000),
+    ];
+    for t in &mut m.tasks {
+        t.fairness_noise = noise;
+        t.slices = 30;
+    }
+    m.max_fairness_error = 0.12;
+    m.window_ns = 200_000_000;
+    m
+}
+
+#[test]
+fn an_error_the_runs_own_slicing_explains_is_inconclusive_not_a_failure() {
+    let v = verdict(&slightly_off(0.17), &all_limits(), &[]);
+    assert_eq!(v.status, Status::Inconclusive, "{v:?}");
+    assert!(
+        v.reasons[0].contains("within what 30 slices")
+            && v.reasons[0].contains("±17 %")
+            && v.reasons[0].contains("would decide a 10 % limit"),
+        "{:?}",
+        v.reasons
+    );
+    let c = v
+        .checks
+        .iter()
+        .find(|c| c.name == "max_fairness_error")
+        .unwrap();
+    assert!(!c.passed && c.judged);
+    assert!(
+        c.detail.contains("slicing alone can produce up to ±17 %"),
+        "{}",
+        c.detail
+    );
+}
+
+#[test]
+fn an_error_beyond_the_noise_fails() {
+    let v = verdict(&slightly_off(0.05), &all_limits(), &[]);
+    assert_eq!(v.status, Status::Fail, "{v:?}");
+    assert!(
+        v.reasons[0].starts_with("task 3 got 44.0 %"),
+        "{:?}",
+        v.reasons
+    );
+}
+
+#[test]
+fn a_check_the_policy_does_not_promise_is_shown_but_not_judged() {
+    let mut th = all_limits();
+    th.not_judged = vec![
+        ("max_fairness_error", "fifo promises no fair shares".into()),
+        ("max_wait_ns", "fifo promises no bounded wait".into()),
+    ];
+    let mut m = slightly_off(0.0);
+    m.tasks[0].max_wait_ns = 900_000_000;
+    let v = verdict(&m, &th, &[]);
+    assert_eq!(v.status, Status::Pass, "{v:?}");
+    for name in ["max_fairness_error", "max_wait_ns"] {
+        let c = v.checks.iter().find(|c| c.name == name).unwrap();
+        assert!(!c.judged && !c.passed, "{c:?}");
+    }
+    assert!(
+        v.reasons.iter().any(
+            |r| r.starts_with("note: not judged: task 3 waited 900.0 ms")
+                && r.ends_with("(fifo promises no bounded wait)")
+        ),
+        "{:?}",
+        v.reasons
+    );
 }
 
 #[test]

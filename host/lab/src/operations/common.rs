@@ -124,6 +124,7 @@ pub fn latency_check(
             l.count,
             fmt_latency(limit)
         ),
+        judged: true,
     })
 }
 

@@ -126,6 +126,7 @@ fn checks(r: &IpcResult) -> Vec<Check> {
             limit: 1.0,
             passed: k.passed,
             detail: k.detail.as_str().to_string(),
+            judged: true,
         })
         .collect();
     c.push(Check {
@@ -140,6 +141,7 @@ fn checks(r: &IpcResult) -> Vec<Check> {
             r.rtt_p99_ns as f64 / 1e3,
             r.rtt_max_ns as f64 / 1e3
         ),
+        judged: true,
     });
     c
 }

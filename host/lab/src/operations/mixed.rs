@@ -235,6 +235,7 @@ fn checks(r: &MixedResult, max_wake_p99_ns: Option<u64>) -> Vec<Check> {
             if r.interactive == 1 { "" } else { "s" },
             r.bursts
         ),
+        judged: true,
     }];
     c.extend(common::latency_check(
         "max_wake_p99_ns",

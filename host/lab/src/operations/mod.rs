@@ -264,6 +264,8 @@ pub fn run(p: Prepared) -> Result<Report> {
             r,
             &JudgeInput {
                 cpus: settings.sched.cpus,
+                quantum_ns: settings.slice_ns
+                    + 1_000_000_000 / u64::from(settings.sched.tick_hz.max(1)),
                 tsc_khz: outcome.tsc_khz,
                 settings: &settings.judge,
                 judged: &summary.judged,

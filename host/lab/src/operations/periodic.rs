@@ -357,6 +357,7 @@ fn checks(plan: &PeriodicPlan, r: &PeriodicResult, max_wake_p99_ns: Option<u64>)
             limit: limit as f64,
             passed: misses <= limit,
             detail,
+            judged: true,
         });
     }
     if let Some((pid, l)) = worst_latency(r) {

@@ -220,6 +220,7 @@ fn checks(plan: &PingpongPlan, r: &PingpongResult) -> Vec<Check> {
             if plan.pairs == 1 { "" } else { "s" },
             plan.rounds
         ),
+        judged: true,
     }];
     c.extend(common::latency_check(
         "max_rtt_p99_ns",

@@ -287,6 +287,7 @@ fn checks(plan: &SchbenchPlan, r: &SchbenchResult) -> Vec<Check> {
                 r.failed_tasks,
                 if r.failed_tasks == 1 { "" } else { "s" }
             ),
+            judged: true,
         },
         Check {
             name: "schbench_workers_progressed".into(),
@@ -297,6 +298,7 @@ fn checks(plan: &SchbenchPlan, r: &SchbenchResult) -> Vec<Check> {
                 "each of the {workers} workers answered between {} and {} requests",
                 r.min_worker_requests, r.max_worker_requests
             ),
+            judged: true,
         },
     ];
     c.extend(common::latency_check(

@@ -174,7 +174,15 @@ fn verdict(r: &Report, s: &mut String) {
         .unwrap_or_default();
     let _ = writeln!(s, "verdict: {status}");
     for c in &v.checks {
-        let mark = if c.passed { "ok  " } else { "FAIL" };
+        // Not judged: measured only (the policy does not promise it). A
+        // judged check that missed its limit in an inconclusive run missed
+        // it by no more than the run's noise.
+        let mark = match (c.judged, c.passed, v.status) {
+            (false, _, _) => "info",
+            (true, true, _) => "ok  ",
+            (true, false, analysis::Status::Fail) => "FAIL",
+            (true, false, _) => " ?? ",
+        };
         let _ = writeln!(s, "  [{mark}] {}: {}", c.name, c.detail);
     }
     for why in &v.reasons {
@@ -285,6 +293,7 @@ mod tests {
                 limit: 0.0,
                 passed: false,
                 detail: "task 3 waited long".into(),
+                judged: true,
             }],
             reasons: vec!["task 3 waited 412.0 ms runnable".into()],
         });
@@ -313,6 +322,8 @@ mod tests {
             share: 0.0,
             entitled_share: 0.5,
             fairness_error: -1.0,
+            fairness_noise: 0.0,
+            slices: 0,
             max_wait_ns: 104_000_000,
             total_wait_ns: 104_000_000,
             wakeups: 0,

@@ -169,6 +169,7 @@ fn checks(c: &Compiled, r: &ScenarioResult) -> Vec<Check> {
                     idle.join(", ")
                 )
             },
+            judged: true,
         },
         Check {
             name: "scenario_stopped".into(),
@@ -185,6 +186,7 @@ fn checks(c: &Compiled, r: &ScenarioResult) -> Vec<Check> {
                     killed.join(", ")
                 )
             },
+            judged: true,
         },
     ]
 }

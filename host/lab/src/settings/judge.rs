@@ -103,11 +103,17 @@ pub struct JudgeSettings {
 impl JudgeSettings {
     /// The thresholds the verdict applies: those asked for that the policy
     /// promises or `--check` adds.
+    /// The unpromised ones are measured and shown, marked not judged.
     pub fn thresholds(&self) -> analysis::Thresholds {
         analysis::Thresholds {
-            max_wait_ns: self.max_wait_ns.filter(|_| self.wait_judged),
-            max_fairness_error: self.max_fairness_error.filter(|_| self.shares.is_some()),
+            max_wait_ns: self.max_wait_ns,
+            max_fairness_error: self.max_fairness_error,
             max_wake_p99_ns: self.max_wake_p99_ns,
+            not_judged: self
+                .unjudged
+                .iter()
+                .map(|u| (u.check, u.why.clone()))
+                .collect(),
         }
     }
 
@@ -232,7 +238,8 @@ mod tests {
         assert_eq!(j.shares, None);
         assert!(!j.wait_judged);
         let t = j.thresholds();
-        assert_eq!((t.max_fairness_error, t.max_wait_ns), (None, None));
+        let skipped: Vec<&str> = t.not_judged.iter().map(|(c, _)| *c).collect();
+        assert_eq!(skipped, ["max_fairness_error", "max_wait_ns"]);
         assert_eq!(j.live_max_wait_ns(), None, "no live starvation alarm");
         let names: Vec<&str> = j.unjudged.iter().map(|u| u.check).collect();
         assert_eq!(names, ["max_fairness_error", "max_wait_ns"]);
@@ -245,7 +252,7 @@ mod tests {
         j.apply_promises(by("rr"));
         assert_eq!(j.shares, Some(Shares::Equal));
         assert!(j.wait_judged && j.unjudged.is_empty());
-        assert_eq!(j.thresholds().max_wait_ns, Some(100_000_000));
+        assert!(j.thresholds().not_judged.is_empty());
         j.apply_promises(by("vtime"));
         assert_eq!(j.shares, Some(Shares::Weighted));
 
