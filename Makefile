@@ -4,7 +4,7 @@
 GUEST_TARGET := x86_64-unknown-none
 GUEST_PKGS := -p schedlab-kernel $(foreach op,$(shell ./build.sh operations),-p op-$(op))
 
-.PHONY: all guests host check-sizes run test unit lint layout fmt bench clean
+.PHONY: all guests host check-sizes run test unit lint layout fmt bench soak clean
 
 all: check-sizes host
 
@@ -42,6 +42,12 @@ fmt:
 
 bench: all
 	scripts/bench.sh
+
+# Every operation's defaults, an SMP case and every example, N times each,
+# one VM at a time: false failures per command (not part of `make test`).
+N ?= 20
+soak: all
+	scripts/soak.sh $(N)
 
 clean:
 	cargo clean

@@ -21,6 +21,49 @@ pub use human::human;
 /// verdict.
 const HOST_WAIT_NOTE: f64 = 0.10;
 
+/// A failed verdict whose every failed judged check measures wall time
+/// (waits, latencies, deadline misses) and exceeds its limit by no more
+/// than `host_wait_ns` (the longest any vCPU thread waited for a host CPU
+/// in all) becomes inconclusive: the host may have caused it. Fairness
+/// (steal-corrected), stalls and the live starvation alarm (a task the
+/// policy left runnable past the limit while its CPU ran others) are never
+/// excused.
+pub fn excuse_host_waits(v: &mut analysis::Verdict, host_wait_ns: u64) {
+    if v.status != analysis::Status::Fail || host_wait_ns == 0 {
+        return;
+    }
+    let wall_time = |c: &analysis::Check| {
+        let excess = c.value - c.limit;
+        match c.name.as_str() {
+            "max_fairness_error" | "stalls" | "starvation" => false,
+            // A count: each miss needs a delay past its slack, which is at
+            // least the tick (1 ms at most rates here); the host's waits
+            // can explain as many misses as they hold milliseconds.
+            "periodic_deadline_misses" => c.value * 1e6 <= host_wait_ns as f64,
+            n if n.ends_with("_ns") => excess <= host_wait_ns as f64,
+            _ => false,
+        }
+    };
+    let failed: Vec<&analysis::Check> = v.checks.iter().filter(|c| c.judged && !c.passed).collect();
+    if failed.is_empty() || !failed.iter().all(|c| wall_time(c)) {
+        return;
+    }
+    let names: Vec<&str> = failed.iter().map(|c| c.name.as_str()).collect();
+    v.status = analysis::Status::Inconclusive;
+    v.reasons.insert(
+        0,
+        format!(
+            "{} missed {} limit{} by no more than the {:.1} ms a vCPU waited for the host: the \
+             host, not the policy, may explain it; rerun on an idle host (or with fewer vCPUs \
+             than host CPUs) to decide",
+            names.join(", "),
+            if names.len() == 1 { "its" } else { "their" },
+            if names.len() == 1 { "" } else { "s" },
+            host_wait_ns as f64 / 1e6
+        ),
+    );
+}
+
 /// What an operation makes of a run's outcome.
 #[derive(Debug, Default)]
 pub struct Summary {
@@ -304,8 +347,12 @@ impl Report {
     }
 
     /// A vCPU thread that waited long for a host CPU ran its guest in
-    /// bursts; the verdict's numbers include that, so say it next to them
-    /// (it does not change the status: the guest did see those waits).
+    /// bursts; the verdict's numbers include that, so say it next to them.
+    /// Shares exclude it (steal time), but waits, latencies and deadline
+    /// misses are wall time: a failure of those checks that the host's
+    /// waits can explain (each excess over its limit no larger than the
+    /// worst vCPU's total wait for the host) is not evidence against the
+    /// policy, and the run becomes inconclusive, saying so.
     fn note_host_waits(&mut self) {
         let Some(v) = &mut self.verdict else {
             return;
@@ -318,14 +365,22 @@ impl Report {
                 (f > HOST_WAIT_NOTE).then(|| format!("vCPU {} {:.0} %", c.cpu, f * 100.0))
             })
             .collect();
-        if !waits.is_empty() {
-            v.reasons.push(format!(
-                "note: vCPU threads waited for a host CPU for part of the run ({}; more vCPUs \
-                 than host CPUs, or other load on the host): runtimes and shares exclude that \
-                 time (KVM steal time), waits and latencies include it",
-                waits.join(", ")
-            ));
+        let host_wait_ns = self
+            .cpus
+            .iter()
+            .filter_map(|c| c.host.map(|h| h.wait_ns))
+            .max()
+            .unwrap_or(0);
+        excuse_host_waits(v, host_wait_ns);
+        if waits.is_empty() {
+            return;
         }
+        v.reasons.push(format!(
+            "note: vCPU threads waited for a host CPU for part of the run ({}; more vCPUs \
+             than host CPUs, or other load on the host): runtimes and shares exclude that \
+             time (KVM steal time), waits and latencies include it",
+            waits.join(", ")
+        ));
     }
 
     /// An error's code (64/69/70) wins; otherwise the verdict's (0 pass, 1
@@ -387,6 +442,53 @@ pub fn print(r: &Report, headline: &str, json: bool) -> u8 {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    fn check(name: &str, value: f64, limit: f64) -> analysis::Check {
+        analysis::Check {
+            name: name.into(),
+            value,
+            limit,
+            passed: value <= limit,
+            detail: String::new(),
+            judged: true,
+        }
+    }
+
+    fn failed(checks: Vec<analysis::Check>) -> analysis::Verdict {
+        analysis::Verdict {
+            status: analysis::Status::Fail,
+            checks,
+            reasons: vec!["the failure".into()],
+        }
+    }
+
+    #[test]
+    fn wall_time_failures_the_hosts_waits_explain_are_inconclusive() {
+        // rtt p99 2 ms over a 1 ms limit, the vCPU waited 5 ms: excused.
+        let mut v = failed(vec![check("max_rtt_p99_ns", 2e6, 1e6)]);
+        excuse_host_waits(&mut v, 5_000_000);
+        assert_eq!(v.status, analysis::Status::Inconclusive);
+        assert!(
+            v.reasons[0].starts_with("max_rtt_p99_ns missed its limit by no more than the 5.0 ms")
+        );
+        // 10 ms over the limit is more than the host took: still a failure.
+        let mut v = failed(vec![check("max_rtt_p99_ns", 11e6, 1e6)]);
+        excuse_host_waits(&mut v, 5_000_000);
+        assert_eq!(v.status, analysis::Status::Fail);
+        // Unfair shares are steal-corrected: never the host's doing.
+        let mut v = failed(vec![
+            check("periodic_deadline_misses", 3.0, 0.0),
+            check("max_fairness_error", 0.5, 0.1),
+        ]);
+        excuse_host_waits(&mut v, 50_000_000);
+        assert_eq!(v.status, analysis::Status::Fail);
+        let mut v = failed(vec![check("starvation", 101e6, 100e6)]);
+        excuse_host_waits(&mut v, 50_000_000);
+        assert_eq!(v.status, analysis::Status::Fail, "the live alarm stands");
+        let mut v = failed(vec![check("periodic_deadline_misses", 3.0, 0.0)]);
+        excuse_host_waits(&mut v, 50_000_000);
+        assert_eq!(v.status, analysis::Status::Inconclusive);
+    }
     use vmm::exit::ErrorKind;
 
     pub fn sample() -> Report {
