@@ -178,7 +178,7 @@ pub fn judge(m: MonitorData, replay: &Replay, inp: &JudgeInput<'_>) -> Judgement
         // A starvation alarm is a waiting check; where waits are not
         // promised the monitor raised none.
         add_op_checks(&mut v, inp.op_checks);
-        for why in doubts(&m.stats, inp) {
+        for why in doubts(&m.stats, inp, metrics.window_ns) {
             v.reasons.push(why);
             if v.status == Status::Pass {
                 v.status = Status::Inconclusive;
@@ -255,7 +255,7 @@ fn add_live_check(v: &mut Verdict, e: &EarlyEnd) {
 }
 
 /// Why the data may not support a pass, beyond what `analysis` checks.
-fn doubts(s: &vmm::monitor::MonitorStats, inp: &JudgeInput<'_>) -> Vec<String> {
+fn doubts(s: &vmm::monitor::MonitorStats, inp: &JudgeInput<'_>, window_ns: u64) -> Vec<String> {
     let mut d = Vec::new();
     if !s.kernel_state_seen {
         d.push(
@@ -263,7 +263,16 @@ fn doubts(s: &vmm::monitor::MonitorStats, inp: &JudgeInput<'_>) -> Vec<String> {
                 .to_string(),
         );
     }
-    if inp.settings.sample_hz > 0 && s.samples == 0 && s.kernel_state_seen {
+    // A run shorter than two sample periods may rightly have none (a
+    // scenario with `loop = 1` ends in well under a millisecond); the
+    // events still tell every switch. Longer, no sample means the monitor
+    // did not watch.
+    let period_ns = 1_000_000_000 / u64::from(inp.settings.sample_hz.max(1));
+    if inp.settings.sample_hz > 0
+        && s.samples == 0
+        && s.kernel_state_seen
+        && window_ns >= 2 * period_ns
+    {
         d.push("the monitor took no samples of the CPUs' run queues".to_string());
     }
     if s.dropped_events > 0 {
@@ -388,6 +397,20 @@ mod tests {
             finished: true,
             ended_early: None,
         }
+    }
+
+    #[test]
+    fn no_samples_is_a_doubt_only_for_a_run_long_enough_to_have_some() {
+        let s = settings();
+        let inp = input(&s, &[]);
+        let stats = MonitorStats {
+            kernel_state_seen: true,
+            ..Default::default()
+        };
+        // 1 kHz: a 0.5 ms scenario may rightly have no sample, 5 ms not.
+        assert!(doubts(&stats, &inp, 500_000).is_empty());
+        let d = doubts(&stats, &inp, 5_000_000);
+        assert_eq!(d, ["the monitor took no samples of the CPUs' run queues"]);
     }
 
     #[test]
