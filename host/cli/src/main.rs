@@ -32,18 +32,20 @@ enum Tool {
 
 /// The whole command line: the registry's operations, then the tools.
 fn cli() -> clap::Command {
-    let mut cmd = clap::Command::new("schedlab")
+    let mut cmd = clap::Command::new("schedlab");
+    for op in lab::OPERATIONS {
+        cmd = cmd.subcommand(op.command());
+    }
+    // The texts go on last: augment_subcommands sets `about` from the
+    // enum's doc comment.
+    Tool::augment_subcommands(cmd)
         .version(env!("CARGO_PKG_VERSION"))
         .about(ABOUT)
         .long_about(LONG_ABOUT)
         .after_help(EXIT_CODES_HELP)
         .propagate_version(true)
         .subcommand_required(true)
-        .arg_required_else_help(true);
-    for op in lab::OPERATIONS {
-        cmd = cmd.subcommand(op.command());
-    }
-    Tool::augment_subcommands(cmd)
+        .arg_required_else_help(true)
 }
 
 fn main() -> ExitCode {
@@ -119,6 +121,20 @@ mod tests {
         let help = cli().render_long_help().to_string();
         assert!(help.contains("Exit codes:"));
         assert!(help.contains("spin"));
+        assert!(help.starts_with(LONG_ABOUT), "{help}");
+        // Each operation's line is its own text, not its flags' doc.
+        let short = cli().render_help().to_string();
+        for op in lab::OPERATIONS {
+            let line = short
+                .lines()
+                .find(|l| l.trim_start().starts_with(op.subcommand()))
+                .unwrap_or_else(|| panic!("no line for {}: {short}", op.subcommand()));
+            assert!(!line.contains("Flags every operation takes"), "{line}");
+        }
+        assert!(
+            short.contains("spin      N tasks each repeating"),
+            "{short}"
+        );
         let mut cmd = cli();
         let spin = cmd
             .find_subcommand_mut("spin")

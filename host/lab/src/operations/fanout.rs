@@ -146,7 +146,7 @@ pub struct Fanout;
 impl super::Operation for Fanout {
     const NAME: &'static str = "fanout";
     const ABOUT: &'static str = "Groups of senders and receivers exchanging messages (like \
-                                 hackbench): time to deliver them all and messages per second.";
+                                 hackbench): time to deliver them all and messages per second";
     const CONFIG_MAGIC: u32 = FANOUT_MAGIC;
     type Args = FanoutArgs;
     type Plan = FanoutPlan;

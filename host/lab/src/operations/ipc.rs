@@ -49,7 +49,7 @@ pub struct Ipc;
 impl super::Operation for Ipc {
     const NAME: &'static str = "ipc";
     const ABOUT: &'static str = "Exercise every IPC path of the guest kernel (pid, topic, broadcast, \
-                                 monitors, full mailboxes, sleeps) and time cross-CPU round trips.";
+                                 monitors, full mailboxes, sleeps) and time cross-CPU round trips";
     const CONFIG_MAGIC: u32 = IPC_MAGIC;
     // ipc's length is its round trips, not a duration.
     const GAUNTLET_FLAGS: Option<&'static [&'static str]> = Some(&["--rounds", "200"]);

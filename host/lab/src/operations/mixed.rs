@@ -135,7 +135,7 @@ pub struct Mixed;
 impl super::Operation for Mixed {
     const NAME: &'static str = "mixed";
     const ABOUT: &'static str = "Interactive tasks (burst, sleep) alongside CPU hogs: the interactive \
-                                 tasks' wake-up latency and the hogs' throughput.";
+                                 tasks' wake-up latency and the hogs' throughput";
     const CONFIG_MAGIC: u32 = MIXED_MAGIC;
     type Args = MixedArgs;
     /// The plan and the wake-up p99 limit its check uses.

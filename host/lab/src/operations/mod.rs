@@ -118,13 +118,13 @@ impl<O: Operation> Entry for Registered<O> {
         O::SUBCOMMAND
     }
     fn command(&self) -> clap::Command {
-        let mut cmd = clap::Command::new(O::SUBCOMMAND)
+        // The texts go on after the flags: augment_args sets `about` from
+        // the flags' own doc comments.
+        let cmd = <O::Args as clap::Args>::augment_args(clap::Command::new(O::SUBCOMMAND))
             .about(O::ABOUT)
+            .long_about(O::LONG_ABOUT)
             .after_help(EXIT_CODES_HELP);
-        if let Some(long) = O::LONG_ABOUT {
-            cmd = cmd.long_about(long);
-        }
-        O::command(<O::Args as clap::Args>::augment_args(cmd))
+        O::command(cmd)
     }
     fn gauntlet_flags(&self) -> Option<&'static [&'static str]> {
         O::GAUNTLET_FLAGS

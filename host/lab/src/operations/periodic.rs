@@ -200,7 +200,7 @@ pub struct Periodic;
 impl super::Operation for Periodic {
     const NAME: &'static str = "periodic";
     const ABOUT: &'static str = "Periodic tasks with a runtime and a deadline (like rt-app): \
-                                 activation latency and deadline misses per task.";
+                                 activation latency and deadline misses per task";
     const CONFIG_MAGIC: u32 = PERIODIC_MAGIC;
     type Args = PeriodicArgs;
     /// The plan and the wake-up p99 limit its check uses.

@@ -127,7 +127,7 @@ pub struct Pingpong;
 impl super::Operation for Pingpong {
     const NAME: &'static str = "pingpong";
     const ABOUT: &'static str = "Pairs of tasks bouncing a message back and forth (like `perf bench \
-                                 sched pipe`): round-trip latency and round trips per second.";
+                                 sched pipe`): round-trip latency and round trips per second";
     const CONFIG_MAGIC: u32 = PINGPONG_MAGIC;
     type Args = PingpongArgs;
     type Plan = PingpongPlan;

@@ -164,7 +164,7 @@ pub struct Schbench;
 impl super::Operation for Schbench {
     const NAME: &'static str = "schbench";
     const ABOUT: &'static str = "Message tasks waking groups of workers that compute and reply \
-                                 (like schbench): wake-up and request latency, requests per second.";
+                                 (like schbench): wake-up and request latency, requests per second";
     const CONFIG_MAGIC: u32 = SCHBENCH_MAGIC;
     type Args = SchbenchArgs;
     type Plan = SchbenchPlan;

@@ -197,7 +197,7 @@ pub struct Spin;
 impl super::Operation for Spin {
     const NAME: &'static str = "spin";
     const ABOUT: &'static str = "N tasks each repeating a fixed unit of integer work for a while: \
-                                 shows how the CPU is shared between them.";
+                                 shows how the CPU is shared between them";
     const CONFIG_MAGIC: u32 = SPIN_MAGIC;
     type Args = SpinArgs;
     type Plan = SpinPlan;

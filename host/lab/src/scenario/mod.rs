@@ -93,7 +93,7 @@ pub struct ScenarioPlan {
 impl ops::Operation for Scenario {
     const NAME: &'static str = "scenario";
     const SUBCOMMAND: &'static str = "run";
-    const ABOUT: &'static str = "Run a scenario file (TOML): a task mix in the spirit of rt-app.";
+    const ABOUT: &'static str = "Run a scenario file (TOML): a task mix in the spirit of rt-app";
     const LONG_ABOUT: Option<&'static str> = Some(
         "Run a scenario file (TOML): a task mix in the spirit of rt-app.\n\n\
          Named tasks with counts, weights, affinities and phases (run, sleep, timer, send, \
