@@ -123,7 +123,7 @@ fn wait_for_cpus(info: &abi::boot::BootInfo) {
 
 #[panic_handler]
 fn panic(p: &core::panic::PanicInfo) -> ! {
-    let mut text = heapless::String::<240>::new();
+    let mut text = heapless::String::<{ abi::tlv::MAX_TEXT }>::new();
     let _ = core::fmt::write(&mut text, format_args!("core panic: {p}"));
     sched::fail_run(text.as_bytes())
 }

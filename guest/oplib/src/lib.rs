@@ -269,7 +269,7 @@ pub fn message(kind: u32, corr: u64, data: &[u8]) -> Message {
 #[cfg(target_os = "none")]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    let mut text = heapless::String::<240>::new();
+    let mut text = heapless::String::<{ abi::tlv::MAX_TEXT }>::new();
     let _ = core::fmt::write(&mut text, format_args!("operation panicked: {info}"));
     api().fail(&text)
 }

@@ -5,6 +5,7 @@
 pub mod judge;
 pub mod sched;
 
+use abi::boot::{MAX_SLICE_NS, MIN_SLICE_NS};
 use clap::Args;
 use judge::{JudgeArgs, JudgeSettings};
 use sched::{SchedArgs, SchedSettings};
@@ -74,13 +75,13 @@ pub struct RunSettings {
 
 pub use vmm::units::{HOUR_NS, NS_PER_SEC, fmt_ns};
 
-/// Largest task weight accepted (Linux's nice -20 is 88761).
-pub const MAX_WEIGHT: u32 = 100_000;
+/// Largest task weight accepted: the core's limit, defined once in the ABI.
+pub use abi::ipc::MAX_WEIGHT;
 
 impl CommonArgs {
     pub fn validate(&self) -> Result<RunSettings> {
         let duration_ns = parse_duration("--duration", &self.duration, 1, HOUR_NS)?;
-        let slice_ns = parse_duration("--slice", &self.slice, 1_000, NS_PER_SEC)?;
+        let slice_ns = parse_duration("--slice", &self.slice, MIN_SLICE_NS, MAX_SLICE_NS)?;
         let timeout = match &self.timeout {
             Some(t) => Duration::from_nanos(parse_duration("--timeout", t, 1, HOUR_NS)?),
             None => default_timeout(duration_ns),

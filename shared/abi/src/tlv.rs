@@ -34,6 +34,12 @@ pub const MAX_PAYLOAD: usize = 8 << 10;
 const _: () =
     assert!((MAX_PAYLOAD + FRAME_HEADER_SIZE) as u64 <= crate::memmap::TLV_RING_DATA_SIZE / 2);
 
+/// Longest text, in bytes, of a `Log` or `Error` message (the capacity
+/// micropb-gen gives those fields, and the buffers the guest's panic
+/// handlers format into).
+pub const MAX_TEXT: usize = 240;
+const _: () = assert!(MAX_TEXT < MAX_PAYLOAD);
+
 /// Message types: 4-char ASCII tags, unique, never reused. A retired tag
 /// stays listed here, commented out, so nobody picks it again.
 /// A micropb-encoded `GuestMessage`.
