@@ -22,7 +22,7 @@ use crate::report::{self, Report};
 use crate::settings::RunSettings;
 use clap::{ArgMatches, FromArgMatches};
 use std::marker::PhantomData;
-use vmm::exit::{EXIT_CODES_HELP, Failure, Result, code};
+use vmm::exit::{EXIT_CODES_HELP, Failure, Result};
 use vmm::images;
 use vmm::vm::run::{self, LogEcho, RunOutcome, RunRequest, RunSpec};
 
@@ -95,7 +95,7 @@ pub trait Entry: Sync {
         let json = m.try_get_one::<bool>("json").ok().flatten().copied() == Some(true);
         match self.prepare(m) {
             Ok(p) => execute(p),
-            Err(f) => usage_error(self.subcommand(), json, &f),
+            Err(f) => usage_error(self.name(), self.subcommand(), json, &f),
         }
     }
 }
@@ -131,6 +131,7 @@ impl<O: Operation> Entry for Registered<O> {
         let (plan, settings) = O::plan(&args, m)?;
         Ok(Prepared {
             name: O::NAME,
+            subcommand: O::SUBCOMMAND,
             config: O::config(&plan, &settings),
             config_magic: O::CONFIG_MAGIC,
             config_json: config_json(&settings, O::config_json(&plan, &settings)),
@@ -173,6 +174,9 @@ pub fn config_json(s: &RunSettings, own: serde_json::Value) -> serde_json::Value
 /// An operation ready to run: its config and how to read its result.
 pub struct Prepared {
     pub name: &'static str,
+    /// The subcommand that runs it (`run` for `scenario`), for messages
+    /// that point at its `--help`.
+    pub subcommand: &'static str,
     /// The `*Config` bytes written at OPERATION_CONFIG_ADDR.
     pub config: Vec<u8>,
     /// The config magic the operation image must say it reads.
@@ -215,6 +219,7 @@ pub fn run(p: Prepared) -> Result<Report> {
     let Prepared {
         name,
         config,
+        subcommand: _,
         config_magic,
         config_json,
         headline,
@@ -273,28 +278,31 @@ pub fn run(p: Prepared) -> Result<Report> {
 
 /// Run, print the report, say where it was kept: the process exit code.
 pub fn execute(p: Prepared) -> u8 {
-    let (name, json) = (p.name, p.settings.json);
+    let (name, subcommand, json) = (p.name, p.subcommand, p.settings.json);
     let report = match run(p) {
         Ok(r) => r,
-        Err(f) => return usage_error(name, json, &f),
+        Err(f) => return usage_error(name, subcommand, json, &f),
     };
     let code = report::print(&report, &report.headline, json);
     outputs::announce(report.kept.as_deref(), json);
     code
 }
 
-/// A flag that clap accepted but validation refused: exit 64, and in
-/// `--json` mode still exactly one JSON object.
-pub fn usage_error(name: &str, json: bool, f: &Failure) -> u8 {
+/// A flag that clap accepted but validation refused (or an input file
+/// that cannot be read): its exit code (64 for anything a person typed),
+/// and in `--json` mode still exactly one JSON object whose `error.kind`
+/// says the same. `subcommand` is what the person typed (`run`, not the
+/// `scenario` operation it runs), so the pointer to `--help` works.
+pub fn usage_error(operation: &str, subcommand: &str, json: bool, f: &Failure) -> u8 {
     if json {
-        let mut r = Report::new(name, serde_json::Value::Null);
+        let mut r = Report::new(operation, serde_json::Value::Null);
         r.set_failure(f.clone());
-        report::print(&r, "", true);
+        report::print(&r, "", true)
     } else {
-        eprintln!("schedlab {name}: {f}");
-        eprintln!("(see `schedlab {name} --help`)");
+        eprintln!("schedlab {subcommand}: {f}");
+        eprintln!("(see `schedlab {subcommand} --help`)");
+        f.exit_code()
     }
-    code::USAGE
 }
 
 /// The operation's worker tasks as the events saw them spawned, in order:

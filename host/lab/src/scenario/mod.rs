@@ -255,6 +255,7 @@ mod tests {
         let c = plan.compiled.clone();
         let p = ops::Prepared {
             name: Scenario::NAME,
+            subcommand: Scenario::SUBCOMMAND,
             config: Scenario::config(&plan, &settings),
             config_magic: Scenario::CONFIG_MAGIC,
             config_json: ops::config_json(&settings, Scenario::config_json(&plan, &settings)),
