@@ -216,37 +216,43 @@ impl RunSettings {
 /// `--out` directory cannot be made (a usage error: no VM started).
 pub fn run(p: Prepared) -> Result<Report> {
     outputs::prepare(&p.settings)?;
-    let Prepared {
-        name,
-        config,
-        subcommand: _,
-        config_magic,
-        config_json,
-        headline,
-        settings,
-        summarize,
-    } = p;
-    let mut report = Report::new(name, config_json);
-    let progress = Progress::for_settings(name, &settings);
-    let mut outcome = match images::load(name, config_magic) {
-        Ok(imgs) => {
-            report.versions.call_table = Some(imgs.core.stamp.call_table_version);
-            report.versions.call_table_needed = Some(imgs.op.stamp.call_table_version);
-            report.versions.core_abi = Some((&imgs.core.stamp).into());
-            report.versions.operation_abi = Some((&imgs.op.stamp).into());
-            let req = RunRequest {
-                images: &imgs,
-                config: &config,
-                spec: settings.spec(),
-            };
-            run::run(&req)
-        }
+    let progress = Progress::for_settings(p.name, &p.settings);
+    let loaded = images::load(p.name, p.config_magic);
+    let outcome = match &loaded {
+        Ok(imgs) => run::run(&RunRequest {
+            images: imgs,
+            config: &p.config,
+            spec: p.settings.spec(),
+        }),
         Err(f) => RunOutcome {
-            failure: Some(f),
+            failure: Some(f.clone()),
             ..Default::default()
         },
     };
     drop(progress);
+    Ok(conclude(p, loaded.as_ref().ok(), outcome))
+}
+
+/// Everything after the VM: the operation's summary, the pictures' trace,
+/// the judge, the report and `--out`'s files. Separate from [`run`] so
+/// the memory a long run's data costs here can be measured on a made-up
+/// outcome at the monitor's caps (host/lab/tests/memory.rs).
+pub fn conclude(p: Prepared, imgs: Option<&images::Images>, mut outcome: RunOutcome) -> Report {
+    let Prepared {
+        name,
+        config_json,
+        headline,
+        settings,
+        summarize,
+        ..
+    } = p;
+    let mut report = Report::new(name, config_json);
+    if let Some(imgs) = imgs {
+        report.versions.call_table = Some(imgs.core.stamp.call_table_version);
+        report.versions.call_table_needed = Some(imgs.op.stamp.call_table_version);
+        report.versions.core_abi = Some((&imgs.core.stamp).into());
+        report.versions.operation_abi = Some((&imgs.op.stamp).into());
+    }
     let summary = summarize(&outcome);
     // Judged whenever the VM ran, failed or not: partial metrics of a
     // crashed run are still worth printing.
@@ -273,7 +279,7 @@ pub fn run(p: Prepared) -> Result<Report> {
     report.fill(outcome, summary, seen, judgement);
     report.kept = outputs::keep(&settings, &mut report, trace.as_ref(), &headline);
     report.headline = headline;
-    Ok(report)
+    report
 }
 
 /// Run, print the report, say where it was kept: the process exit code.
