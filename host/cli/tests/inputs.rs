@@ -35,6 +35,10 @@ struct Bounded {
 
 /// Run schedlab under `timeout -s KILL`, and read its peak RSS from the
 /// rusage wait4 returns (which covers the waited-for child's children).
+#[expect(
+    clippy::zombie_processes,
+    reason = "the child is reaped by wait4, which also returns its peak RSS"
+)]
 fn bounded(args: &[&str], env: &[(&str, &Path)]) -> Bounded {
     let mut cmd = Command::new("timeout");
     cmd.args(["-s", "KILL", KILL_AFTER_S, env!("CARGO_BIN_EXE_schedlab")])
