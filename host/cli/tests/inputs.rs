@@ -338,3 +338,18 @@ fn a_deadline_error_is_never_a_pass() {
     assert_eq!(v["error"]["kind"], "deadline", "{v}");
     assert_ne!(v["verdict"]["status"], "pass", "{v}");
 }
+
+/// A panic is an internal error, exit 70: never 101, which no script
+/// expects. Printing to a full device makes `println!` panic.
+#[test]
+fn a_panic_exits_70_not_101() {
+    let full = std::fs::File::create("/dev/full").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_schedlab"))
+        .arg("policies")
+        .stdout(full)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(70), "{stderr}");
+    assert!(stderr.contains("schedlab: internal error"), "{stderr}");
+}
