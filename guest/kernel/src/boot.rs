@@ -2,7 +2,8 @@
 //! before trusting it, and refuses to run with a reason the host can show.
 
 use abi::boot::{
-    BOOT_MAGIC, BOOT_VERSION, BootInfo, EXIT_BOOT_ERROR, IDLE_HALT, IDLE_POLL, MAX_TICK_HZ,
+    BOOT_MAGIC, BOOT_VERSION, BootInfo, EXIT_BOOT_ERROR, IDLE_HALT, IDLE_POLL, MAX_SLICE_NS,
+    MAX_TICK_HZ, MIN_SLICE_NS,
 };
 use abi::memmap::{BOOT_INFO_ADDR, MAP_END, MAX_CPUS, OPERATION_CONFIG_MAX};
 
@@ -41,7 +42,7 @@ pub fn validate() -> Result<BootInfo, &'static str> {
     if !(100_000..=100_000_000).contains(&b.tsc_khz) {
         return Err("boot info: TSC frequency out of range (100 MHz..100 GHz)");
     }
-    if !(1_000..=1_000_000_000).contains(&b.slice_ns) {
+    if !(MIN_SLICE_NS..=MAX_SLICE_NS).contains(&b.slice_ns) {
         return Err("boot info: slice out of range (1 us..1 s)");
     }
     Ok(b)

@@ -49,23 +49,37 @@ fn cli() -> clap::Command {
 }
 
 fn main() -> ExitCode {
+    // Only the documented exit codes: a panic (a bug in schedlab, or
+    // stdout closed under it) would otherwise exit 101, which no script
+    // expects. The default hook has already printed the panic message.
+    match std::panic::catch_unwind(dispatch) {
+        Ok(code) => ExitCode::from(code),
+        Err(_) => {
+            eprintln!("schedlab: internal error (see the panic message above): exit 70");
+            ExitCode::from(code::GUEST)
+        }
+    }
+}
+
+/// Parse the command line and run what it asks for; the exit code.
+fn dispatch() -> u8 {
     let m = match cli().try_get_matches() {
         Ok(m) => m,
         Err(e) => {
             let _ = e.print();
             // --help and --version are not errors; everything else clap
             // refuses is a usage error (64), like our own validation.
-            return ExitCode::from(if e.use_stderr() {
+            return if e.use_stderr() {
                 code::USAGE
             } else {
                 code::OK
-            });
+            };
         }
     };
     let Some((name, sub)) = m.subcommand() else {
-        return ExitCode::from(code::USAGE);
+        return code::USAGE;
     };
-    let code = match lab::operations::by_subcommand(name) {
+    match lab::operations::by_subcommand(name) {
         Some(op) => op.main(sub),
         None => match Tool::from_arg_matches(&m) {
             Ok(Tool::Policies(a)) => policies::main(&a),
@@ -76,8 +90,7 @@ fn main() -> ExitCode {
                 code::USAGE
             }
         },
-    };
-    ExitCode::from(code)
+    }
 }
 
 #[cfg(test)]

@@ -111,16 +111,15 @@ fn use_steady_shares(m: &mut Metrics, steady: &Metrics) {
 
 /// Samples inside the window, with `rq_len` turned into nr_running (tasks
 /// on the CPU: the queued ones plus the running one), which is what a
-/// person compares with "8 tasks on 4 CPUs = 2 each".
-pub fn nr_running_samples(samples: &[CpuSample], start: u64, end: u64) -> Vec<CpuSample> {
+/// person compares with "8 tasks on 4 CPUs = 2 each". In place: the
+/// store can be tens of megabytes at the end of a long run, and a copy
+/// would double it.
+pub fn nr_running_samples(mut samples: Vec<CpuSample>, start: u64, end: u64) -> Vec<CpuSample> {
+    samples.retain(|s| (start..=end).contains(&s.tsc));
+    for s in &mut samples {
+        s.rq_len = s.rq_len.saturating_add(u32::from(s.current_pid != 0));
+    }
     samples
-        .iter()
-        .filter(|s| (start..=end).contains(&s.tsc))
-        .map(|s| CpuSample {
-            rq_len: s.rq_len.saturating_add(u32::from(s.current_pid != 0)),
-            ..*s
-        })
-        .collect()
 }
 
 /// Measure and judge a run. `replay` is `m.events` replayed for
@@ -134,7 +133,7 @@ pub fn judge(m: MonitorData, replay: &Replay, inp: &JudgeInput<'_>) -> Judgement
     );
     let stop = m.guest_tsc_at_stop;
     let (start, end) = window(&m.events, inp.judged, inp.finished, stop);
-    let samples = nr_running_samples(&m.samples, start, end);
+    let samples = nr_running_samples(m.samples, start, end);
     // A policy that promises equal shares is held to equal shares,
     // whatever weights the tasks carry.
     let equal: Vec<TaskMeta>;
@@ -548,7 +547,7 @@ mod tests {
                 ..Default::default()
             },
         ];
-        let n = nr_running_samples(&s, 5, 50);
+        let n = nr_running_samples(s.to_vec(), 5, 50);
         assert_eq!(n.iter().map(|s| s.rq_len).collect::<Vec<_>>(), [2, 0]);
     }
 

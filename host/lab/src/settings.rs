@@ -5,6 +5,7 @@
 pub mod judge;
 pub mod sched;
 
+use abi::boot::{MAX_SLICE_NS, MIN_SLICE_NS};
 use clap::Args;
 use judge::{JudgeArgs, JudgeSettings};
 use sched::{SchedArgs, SchedSettings};
@@ -74,13 +75,13 @@ pub struct RunSettings {
 
 pub use vmm::units::{HOUR_NS, NS_PER_SEC, fmt_ns};
 
-/// Largest task weight accepted (Linux's nice -20 is 88761).
-pub const MAX_WEIGHT: u32 = 100_000;
+/// Largest task weight accepted: the core's limit, defined once in the ABI.
+pub use abi::ipc::MAX_WEIGHT;
 
 impl CommonArgs {
     pub fn validate(&self) -> Result<RunSettings> {
         let duration_ns = parse_duration("--duration", &self.duration, 1, HOUR_NS)?;
-        let slice_ns = parse_duration("--slice", &self.slice, 1_000, NS_PER_SEC)?;
+        let slice_ns = parse_duration("--slice", &self.slice, MIN_SLICE_NS, MAX_SLICE_NS)?;
         let timeout = match &self.timeout {
             Some(t) => Duration::from_nanos(parse_duration("--timeout", t, 1, HOUR_NS)?),
             None => default_timeout(duration_ns),
@@ -126,8 +127,10 @@ pub fn default_timeout(duration_ns: u64) -> Duration {
     Duration::from_nanos(ns.max(5 * NS_PER_SEC))
 }
 
-/// Parse "200ms", "1s", "10us", "500ns", "2.5s" into nanoseconds, exactly
-/// (no floating point), and check it lies in `[min_ns, max_ns]`.
+/// Parse "200ms", "1s", "10us", "500ns", "2.5s", "1h" into nanoseconds,
+/// exactly (no floating point), and check it lies in `[min_ns, max_ns]`.
+/// Hours are accepted because the limits are written in them ("at most
+/// 1h", which `fmt_ns` prints): a limit must be something one can type.
 pub fn parse_duration(flag: &str, text: &str, min_ns: u64, max_ns: u64) -> Result<u64> {
     let bad = |why: &str| Failure::usage(format!("{flag}: '{text}' {why}"));
     let t = text.trim();
@@ -143,6 +146,7 @@ pub fn parse_duration(flag: &str, text: &str, min_ns: u64, max_ns: u64) -> Resul
         "us" | "µs" => 1_000,
         "ms" => 1_000_000,
         "s" => NS_PER_SEC as u128,
+        "h" => HOUR_NS as u128,
         "" => {
             return Err(bad(
                 "has no unit: write e.g. 200ms, 1s, 2.5s, 10us or 500ns",
@@ -150,7 +154,7 @@ pub fn parse_duration(flag: &str, text: &str, min_ns: u64, max_ns: u64) -> Resul
         }
         _ => {
             return Err(bad(
-                "has an unknown unit: use ns, us, ms or s (e.g. 200ms, 2.5s)",
+                "has an unknown unit: use ns, us, ms, s or h (e.g. 200ms, 2.5s, 1h)",
             ));
         }
     };
@@ -210,6 +214,8 @@ mod tests {
         assert_eq!(d("0.001s"), Ok(1_000_000));
         assert_eq!(d(".5ms"), Ok(500_000));
         assert_eq!(d("3600s"), Ok(HOUR_NS));
+        assert_eq!(d("1h"), Ok(HOUR_NS), "the help says at most 1h");
+        assert_eq!(d("0.5h"), Ok(HOUR_NS / 2));
     }
 
     #[test]
@@ -220,7 +226,8 @@ mod tests {
         );
         assert!(d("-5ms").unwrap_err().contains("negative"));
         assert!(d("200").unwrap_err().contains("has no unit"));
-        assert!(d("2h").unwrap_err().contains("unknown unit"));
+        assert!(d("2d").unwrap_err().contains("unknown unit"));
+        assert!(d("2h").unwrap_err().contains("the maximum is 1h"));
         assert!(d("abc").unwrap_err().starts_with("--duration: 'abc'"));
         assert!(d("1.2.3s").is_err());
         assert!(d("ms").is_err());

@@ -21,7 +21,8 @@ pub mod code {
     pub const USAGE: u8 = 64;
     /// The environment is not usable: /dev/kvm, guest images (EX_UNAVAILABLE).
     pub const ENVIRONMENT: u8 = 69;
-    /// The guest failed: fault, panic, deadline, malformed ring (EX_SOFTWARE).
+    /// The guest failed: fault, panic, deadline, malformed ring
+    /// (EX_SOFTWARE); also schedlab's own internal errors (a panic).
     pub const GUEST: u8 = 70;
 }
 
@@ -34,7 +35,9 @@ Exit codes:
   2   inconclusive: the run finished but the data cannot support a verdict
   64  usage error (bad flag or value); nothing was started
   69  environment problem (/dev/kvm not usable, guest images missing or stale)
-  70  the guest failed (CPU fault, panic, deadline passed, malformed message ring)";
+  70  the guest failed (CPU fault, panic, deadline passed, malformed message ring),
+      or schedlab hit an internal error
+With --json, \"status\" is \"error\" exactly when the code is 64, 69 or 70.";
 
 /// What went wrong, in a form that stays stable for `--json` consumers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -5,6 +5,7 @@
 //! message names the file and the fix.
 
 use crate::exit::{ErrorKind, Failure, Result};
+use crate::files::{InputFile, read_bounded};
 use crate::symbols::SymbolTable;
 use abi::calltable::{ABI_STAMP_SECTION, AbiStamp, IMAGE_CORE, IMAGE_OPERATION};
 use abi::memmap::{KERNEL_LOAD_ADDR, KERNEL_MAX_SIZE, OPERATION_LOAD_ADDR, OPERATION_MAX_SIZE};
@@ -109,23 +110,52 @@ fn embedded_images(op: &str) -> Result<(Named, Named, Named)> {
     ))
 }
 
+/// Largest guest ELF file read from `SCHEDLAB_GUEST_DIR`. An ELF holds
+/// its loadable bytes (at most KERNEL_MAX_SIZE / OPERATION_MAX_SIZE) plus
+/// symbols and debug sections; ours are 40-140 KiB. 16 MiB leaves room for
+/// a debug build and still refuses a runaway file before reading it.
+pub const GUEST_ELF_MAX_FILE: u64 = 16 << 20;
+
+/// The fix every image-file message ends with.
+const GUEST_DIR_FIX: &str = "run `make` (or ./build.sh) and point SCHEDLAB_GUEST_DIR at \
+                             target/guest, or unset it";
+
+/// How `SCHEDLAB_GUEST_DIR`'s files are read: a flat operation image is
+/// at most what its region holds; an ELF at most [`GUEST_ELF_MAX_FILE`].
+const ELF_FILE: InputFile = InputFile {
+    what: "guest image",
+    cap: GUEST_ELF_MAX_FILE,
+    cap_name: "GUEST_ELF_MAX_FILE",
+    kind: ErrorKind::Image,
+    fix: GUEST_DIR_FIX,
+};
+const BIN_FILE: InputFile = InputFile {
+    what: "guest image",
+    cap: OPERATION_MAX_SIZE,
+    cap_name: "OPERATION_MAX_SIZE",
+    kind: ErrorKind::Image,
+    fix: GUEST_DIR_FIX,
+};
+
 fn read_dir_images(dir: &Path, op: &str) -> Result<(Named, Named, Named)> {
-    let read = |name: String| -> Result<Named> {
+    let read = |name: String, spec: &InputFile| -> Result<Named> {
         let path: PathBuf = dir.join(&name);
-        match std::fs::read(&path) {
-            Ok(b) => Ok((path.display().to_string(), Cow::Owned(b))),
-            Err(e) => Err(Failure::image(format!(
-                "cannot read guest image {}: {e} ({GUEST_DIR_ENV} is set to {}): run `make` \
-                 (or ./build.sh) and point {GUEST_DIR_ENV} at target/guest, or unset it",
-                path.display(),
-                dir.display()
-            ))),
-        }
+        let bytes = read_bounded(&path, spec).map_err(|f| {
+            Failure::new(
+                f.kind,
+                format!(
+                    "{} ({GUEST_DIR_ENV} is set to {})",
+                    f.message,
+                    dir.display()
+                ),
+            )
+        })?;
+        Ok((path.display().to_string(), Cow::Owned(bytes)))
     };
     Ok((
-        read("kernel.elf".into())?,
-        read(format!("{op}.bin"))?,
-        read(format!("{op}.elf"))?,
+        read("kernel.elf".into(), &ELF_FILE)?,
+        read(format!("{op}.bin"), &BIN_FILE)?,
+        read(format!("{op}.elf"), &ELF_FILE)?,
     ))
 }
 
@@ -137,8 +167,9 @@ struct CheckedElf {
     end: u64,
     stamp: AbiStamp,
     symbols: SymbolTable,
-    /// (load address, file bytes) of the lowest segment.
-    first_segment: Option<(u64, Vec<u8>)>,
+    /// (load address, file bytes) of every loadable segment with file
+    /// bytes, in program-header order.
+    segments: Vec<(u64, Vec<u8>)>,
 }
 
 fn check_elf(
@@ -178,7 +209,7 @@ fn check_elf(
     }
     let endian = elf.endian();
     let mut end = 0u64;
-    let mut first_segment: Option<(u64, Vec<u8>)> = None;
+    let mut segments: Vec<(u64, Vec<u8>)> = Vec::new();
     let mut loads = 0;
     for ph in elf.elf_program_headers() {
         if ph.p_type(endian) != PT_LOAD || ph.p_memsz(endian) == 0 {
@@ -202,8 +233,8 @@ fn check_elf(
         let bytes = ph
             .data(endian, data)
             .map_err(|_| bad("it is truncated (a segment lies past the end of the file)".into()))?;
-        if first_segment.as_ref().is_none_or(|(a, _)| paddr < *a) {
-            first_segment = Some((paddr, bytes.to_vec()));
+        if !bytes.is_empty() {
+            segments.push((paddr, bytes.to_vec()));
         }
         end = end.max(seg_end);
     }
@@ -241,7 +272,7 @@ fn check_elf(
         end,
         stamp,
         symbols,
-        first_segment,
+        segments,
     })
 }
 
@@ -297,14 +328,33 @@ fn check_op(name: &str, bin: Named, elf: Named, config_magic: u32) -> Result<OpI
         )));
     }
     // The .bin is what runs and the .elf is what we name symbols from and
-    // check the ABI of: refuse a pair that was not built together.
-    if let Some((addr, seg)) = &c.first_segment {
-        let n = seg.len().min(bin.len());
-        if *addr != OPERATION_LOAD_ADDR || bin[..n] != seg[..n] {
-            return Err(bad(format!(
-                "it does not match {elf_label} (one was rebuilt without the other)"
-            )));
-        }
+    // check the ABI of: refuse a pair that was not built together, and a
+    // .bin that was truncated or altered. The .bin must be exactly what
+    // `objcopy -O binary` makes of the ELF: every loadable segment's file
+    // bytes at its offset from the load address, zeros between. (Comparing
+    // only the common prefix of the first segment let a truncated .bin
+    // through, and with it a guest that faulted in its missing code.)
+    let want = flat_image(&c.segments).ok_or_else(|| {
+        bad(format!(
+            "{elf_label} has no loadable bytes at {OPERATION_LOAD_ADDR:#x}"
+        ))
+    })?;
+    if bin.len() != want.len() {
+        return Err(bad(format!(
+            "it does not match {elf_label}: it is {} bytes, but the ELF's loadable segments make \
+             {} (truncated, padded, or one was rebuilt without the other)",
+            bin.len(),
+            want.len()
+        )));
+    }
+    if let Some(at) = bin.iter().zip(want.iter()).position(|(a, b)| a != b) {
+        return Err(bad(format!(
+            "it does not match {elf_label}: the bytes differ from offset {at:#x} on (CRC32 \
+             {:08x}, the ELF's loadable bytes give {:08x}; altered, or one was rebuilt without \
+             the other)",
+            crc32fast::hash(&bin),
+            crc32fast::hash(&want)
+        )));
     }
     if c.stamp.config_magic != config_magic {
         return Err(Failure::new(
@@ -322,6 +372,29 @@ fn check_op(name: &str, bin: Named, elf: Named, config_magic: u32) -> Result<OpI
         stamp: c.stamp,
         symbols: c.symbols,
     })
+}
+
+/// What `objcopy -O binary` makes of an operation ELF: the segments'
+/// file bytes placed at their offsets from OPERATION_LOAD_ADDR, zeros in
+/// the gaps, up to the end of the last file byte (`.bss` has none). None
+/// unless the lowest segment starts at OPERATION_LOAD_ADDR. The segments
+/// are already checked to lie inside the operation region, so the result
+/// is at most OPERATION_MAX_SIZE bytes.
+fn flat_image(segments: &[(u64, Vec<u8>)]) -> Option<Vec<u8>> {
+    let lowest = segments.iter().map(|(a, _)| *a).min()?;
+    if lowest != OPERATION_LOAD_ADDR {
+        return None;
+    }
+    let end = segments
+        .iter()
+        .map(|(a, b)| a - OPERATION_LOAD_ADDR + b.len() as u64)
+        .max()?;
+    let mut image = vec![0u8; end as usize];
+    for (addr, bytes) in segments {
+        let at = (addr - OPERATION_LOAD_ADDR) as usize;
+        image[at..at + bytes.len()].copy_from_slice(bytes);
+    }
+    Some(image)
 }
 
 fn check_abi(core: &CoreImage, op: &OpImage) -> Result<()> {
@@ -419,5 +492,70 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.message.contains("does not match"), "{err}");
+    }
+
+    #[test]
+    #[cfg_attr(not(guest_images), ignore = "needs the guest images: run make first")]
+    fn every_embedded_bin_is_exactly_its_elfs_loadable_bytes() {
+        for op in operation_names() {
+            let (_, bin, elf) = embedded_images(op).unwrap();
+            let c = check_elf(
+                &elf.0,
+                &elf.1,
+                OPERATION_LOAD_ADDR,
+                OPERATION_MAX_SIZE,
+                "operation",
+                IMAGE_OPERATION,
+            )
+            .unwrap();
+            assert_eq!(flat_image(&c.segments).as_deref(), Some(&bin.1[..]), "{op}");
+        }
+    }
+
+    /// A .bin cut short, grown, or altered past its first segment (the
+    /// old check compared only the common prefix of the first segment).
+    #[test]
+    #[cfg_attr(not(guest_images), ignore = "needs the guest images: run make first")]
+    fn truncated_padded_or_altered_bins_are_refused() {
+        let (_, bin, elf) = embedded();
+        let check = |b: Vec<u8>| {
+            check_op(
+                "spin",
+                ("x/spin.bin".into(), Cow::Owned(b)),
+                elf.clone(),
+                abi::config::SPIN_MAGIC,
+            )
+        };
+        let full = bin.1.to_vec();
+        for cut in [full.len() - 1, full.len() / 2, 16] {
+            let err = check(full[..cut].to_vec()).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::Image);
+            assert!(
+                err.message
+                    .starts_with("guest image x/spin.bin is unusable: it does not match")
+                    && err.message.contains(&format!("it is {cut} bytes, but")),
+                "{err}"
+            );
+        }
+        let mut longer = full.clone();
+        longer.push(0);
+        assert!(
+            check(longer)
+                .unwrap_err()
+                .message
+                .contains("does not match")
+        );
+        // The last byte: in the data segment, far past the first one.
+        let mut last = full.clone();
+        *last.last_mut().unwrap() ^= 1;
+        let err = check(last).unwrap_err();
+        assert!(
+            err.message.contains(&format!(
+                "differ from offset {:#x} on (CRC32",
+                full.len() - 1
+            )),
+            "{err}"
+        );
+        check(full).unwrap();
     }
 }

@@ -9,6 +9,7 @@
 //! binary uses the lab, the lab uses this crate, this crate uses the ABI.
 
 pub mod exit;
+pub mod files;
 pub mod images;
 pub mod monitor;
 pub mod symbols;

@@ -32,6 +32,11 @@ pub struct FrameCounters {
     pub unknown_tags: u64,
     pub decode_errors: u64,
     pub bytes: u64,
+    /// Good frames the host did not keep: log lines, guest error texts
+    /// and results past their caps (`vm::run::MAX_LOG_LINES`,
+    /// `MAX_RESULTS`), so a guest that logs without end cannot grow the
+    /// host without end. Live echoes to stderr still show them.
+    pub not_kept: u64,
 }
 
 impl FrameCounters {
@@ -41,6 +46,7 @@ impl FrameCounters {
         self.unknown_tags += o.unknown_tags;
         self.decode_errors += o.decode_errors;
         self.bytes += o.bytes;
+        self.not_kept += o.not_kept;
     }
     pub fn has_errors(&self) -> bool {
         self.crc_errors + self.unknown_tags + self.decode_errors > 0

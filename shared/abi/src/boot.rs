@@ -49,6 +49,10 @@ pub const IDLE_HALT: u32 = 0;
 pub const IDLE_POLL: u32 = 1;
 /// Highest tick rate: KVM's LAPIC timer floor is 200 µs.
 pub const MAX_TICK_HZ: u32 = 5000;
+/// The base time slice's range (`BootInfo::slice_ns`): the core refuses
+/// to boot outside it, so the host refuses `--slice` outside it first.
+pub const MIN_SLICE_NS: u64 = 1_000;
+pub const MAX_SLICE_NS: u64 = 1_000_000_000;
 
 const _: () = {
     assert!(core::mem::size_of::<BootInfo>() == 72);

@@ -84,11 +84,20 @@ pub const SEND_NOWAIT: u32 = 1;
 /// `recv` timeout meaning "wait forever".
 pub const WAIT_FOREVER: u64 = u64::MAX;
 
+/// Largest task weight `spawn_ex` accepts (weights are relative shares;
+/// a spawn with more fails with ERR_INVALID). One definition for both
+/// sides: the host refuses a larger `--weights` or scenario `weight`
+/// before any VM starts (it used to allow 100,000 while the core refused
+/// over 10,000, so such a run ended in a guest panic). 10,000:1 is already
+/// beyond any share a run of a few seconds can measure.
+pub const MAX_WEIGHT: u32 = 10_000;
+
 /// Options for `spawn_ex`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct SpawnOptions {
-    /// Relative weight (1 = default share); see the policies.
+    /// Relative weight (1 = default share, at most [`MAX_WEIGHT`]); see
+    /// the policies.
     pub weight: u32,
     pub reserved: u32,
     /// CPUs the task may run on (bit n = CPU n); 0 means all.

@@ -40,6 +40,7 @@ const _: () =
 /// decoding. Small enough that the core can encode a log line on its
 /// stack in a 512-byte buffer.
 pub const MAX_TEXT: usize = 240;
+const _: () = assert!(MAX_TEXT < MAX_PAYLOAD);
 
 /// Message types: 4-char ASCII tags, unique, never reused. A retired tag
 /// stays listed here, commented out, so nobody picks it again.

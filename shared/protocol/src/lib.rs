@@ -14,8 +14,8 @@ pub use generated::schedlab_::GuestMessage_::Msg;
 pub use generated::schedlab_::*;
 pub use micropb::{MessageDecode, MessageEncode, PbDecoder, PbEncoder};
 
-/// Longest encoded GuestMessage the guest may send (= the TLV payload cap).
-pub const MAX_ENCODED: usize = 8 << 10;
+/// Longest encoded GuestMessage the guest may send: the TLV payload cap.
+pub const MAX_ENCODED: usize = abi::tlv::MAX_PAYLOAD;
 
 /// Encode `msg` into `buf`; returns the bytes used, or None if it does
 /// not fit.

@@ -12,16 +12,13 @@ use crate::task::{self, MAX_MONITORS, Task};
 use crate::time::{now_ns, ns_to_ticks, rdtsc, ticks_to_ns};
 use crate::tlv;
 use abi::calltable::{ERR_INVALID, ERR_NO_SLOTS, ERR_NO_TASK, JoinInfo, TaskEntry};
-use abi::ipc::{EXIT_KILLED, EXIT_NORMAL, SpawnOptions};
+use abi::ipc::{EXIT_KILLED, EXIT_NORMAL, MAX_WEIGHT, SpawnOptions};
 use abi::kstate::{
     EV_EXIT, EV_SPAWN, PREV_BLOCKED, PREV_EXITED, PREV_PREEMPTED, PREV_YIELDED, RUN_FINISHED,
     TASK_FREE, TASK_JOINING, TASK_RUNNABLE, TASK_RUNNING, TASK_SLEEPING, TASK_ZOMBIE,
 };
 use guest_protocol::{Complete, GuestMessage, Msg};
 use policies::{CpuSet, ENQ_NEW, ENQ_PREEMPTED, ENQ_WAKEUP, ENQ_YIELD, Policy, Slot, TaskInfo};
-
-/// Largest weight a task may have (weights are relative shares).
-pub const MAX_WEIGHT: u32 = 10_000;
 
 /// How the running task leaves the CPU.
 #[derive(Clone, Copy, PartialEq, Eq)]

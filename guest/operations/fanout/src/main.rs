@@ -10,9 +10,8 @@
 #![no_main]
 
 use abi::calltable::ERR_TIMEOUT;
-use abi::config::{FANOUT_MAGIC, FanoutConfig, OperationConfig};
+use abi::config::{FANOUT_MAGIC, FanoutConfig, MAX_WORKERS, OperationConfig};
 use abi::ipc::{MSG_USER, SEND_BLOCK};
-use abi::memmap::MAX_TASKS;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use oplib::proto::{FanoutResult, GuestMessage, Msg};
 use oplib::{Api, api, message};
@@ -20,8 +19,6 @@ use oplib::{Api, api, message};
 oplib::operation!(config_magic: FANOUT_MAGIC, main: main);
 
 const MSG_DATA: u32 = MSG_USER + 1;
-/// Most tasks fanout starts: the core's task table less the main task.
-const MAX_WORKERS: usize = MAX_TASKS - 1;
 /// A receiver that waits this long for its next message gives up: a lost
 /// message becomes a short count the host reports, not a hung run.
 const RECV_TIMEOUT_NS: u64 = 2_000_000_000;

@@ -9,17 +9,13 @@
 #![no_std]
 #![no_main]
 
-use abi::config::{MIXED_MAGIC, MixedConfig, OperationConfig};
-use abi::memmap::MAX_TASKS;
+use abi::config::{MAX_WORKERS, MIXED_MAGIC, MixedConfig, OperationConfig};
 use core::sync::atomic::{AtomicU64, Ordering};
 use oplib::hist::Histogram;
 use oplib::proto::{GuestMessage, MixedResult, Msg};
 use oplib::{Api, api, work};
 
 oplib::operation!(config_magic: MIXED_MAGIC, main: main);
-
-/// Most tasks mixed starts: the core's task table less the main task.
-const MAX_WORKERS: usize = MAX_TASKS - 1;
 
 static DEADLINE: AtomicU64 = AtomicU64::new(0);
 static BURST_NS: AtomicU64 = AtomicU64::new(0);

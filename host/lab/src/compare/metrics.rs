@@ -17,6 +17,7 @@
 
 use serde::Serialize;
 use serde_json::Value;
+use std::collections::HashMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -211,8 +212,15 @@ fn read(v: &Value, src: &Source) -> Option<f64> {
     }
 }
 
-/// Every numeric leaf under `v`, named by its path from `prefix`.
-fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, f64)>) {
+/// Every numeric leaf under `v`, named by its path from `prefix`; the
+/// other scalar leaves' paths and types go to `others` (when given), so
+/// a number on one side that is a string on the other is seen.
+fn flatten(
+    prefix: &str,
+    v: &Value,
+    out: &mut Vec<(String, f64)>,
+    others: &mut Option<&mut HashMap<String, &'static str>>,
+) {
     match v {
         Value::Number(n) => {
             if let Some(x) = n.as_f64().filter(|x| x.is_finite()) {
@@ -221,29 +229,58 @@ fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, f64)>) {
         }
         Value::Object(o) => {
             for (k, x) in o {
-                flatten(&format!("{prefix}.{k}"), x, out);
+                flatten(&format!("{prefix}.{k}"), x, out, others);
             }
         }
         Value::Array(a) => {
             for (i, x) in a.iter().take(MAX_ARRAY).enumerate() {
-                flatten(&format!("{prefix}[{i}]"), x, out);
+                flatten(&format!("{prefix}[{i}]"), x, out, others);
             }
         }
-        _ => {}
+        Value::String(_) | Value::Bool(_) => {
+            if let Some(m) = others.as_deref_mut() {
+                m.insert(prefix.to_string(), super::shape::type_name(v));
+            }
+        }
+        Value::Null => {}
     }
 }
 
 /// The metrics of one result, host ones first, in a stable order.
 pub fn extract(v: &Value) -> Vec<(String, f64)> {
+    extract_inner(v, None)
+}
+
+fn extract_inner(
+    v: &Value,
+    mut others: Option<&mut HashMap<String, &'static str>>,
+) -> Vec<(String, f64)> {
     let mut out: Vec<(String, f64)> = CORE
         .iter()
         .filter_map(|(name, src, _)| Some((name.to_string(), read(v, src)?)))
         .filter(|(_, x)| x.is_finite())
         .collect();
     if let Some(r) = v.get("result") {
-        flatten("result", r, &mut out);
+        flatten("result", r, &mut out, &mut others);
     }
     out
+}
+
+/// A result's metrics and the paths of its other (non-number) leaves in
+/// `result`, with their types.
+pub struct Extracted {
+    pub numbers: Vec<(String, f64)>,
+    pub other_leaves: HashMap<String, &'static str>,
+}
+
+/// [`extract`], plus what `compare` needs to see a changed shape.
+pub fn extract_all(v: &Value) -> Extracted {
+    let mut other_leaves = HashMap::new();
+    let numbers = extract_inner(v, Some(&mut other_leaves));
+    Extracted {
+        numbers,
+        other_leaves,
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -10,15 +10,17 @@
 //! of schedlab results.
 
 mod metrics;
+mod shape;
 mod table;
 
 use clap::Args;
-use metrics::{Outcome, Row, Spec};
+use metrics::{Extracted, Outcome, Row, Spec};
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use vmm::exit::{Failure, Result, code};
+use vmm::exit::{ErrorKind, Failure, Result, code};
+use vmm::files::{InputFile, read_bounded};
 
 pub use metrics::{Direction, extract, spec_of};
 pub use table::value;
@@ -127,33 +129,30 @@ pub struct Loaded {
     pub value: Value,
 }
 
-/// Is this a schedlab result (a `--out` result.json or a `--json` report)?
-fn check_result(path: &Path, v: &Value) -> Result<()> {
-    let op = v.get("operation").and_then(Value::as_str);
-    let version = v.pointer("/versions/schedlab").and_then(Value::as_str);
-    let kind_ok = v
-        .get("kind")
-        .is_none_or(|k| k == crate::outputs::RESULT_KIND);
-    if op.is_none() || version.is_none() || !kind_ok {
-        return Err(Failure::usage(format!(
-            "{} is not a schedlab result (no \"operation\" and \"versions.schedlab\"): give a \
-             result.json written by --out, or a saved --json report",
-            path.display()
-        )));
-    }
-    Ok(())
-}
+/// Largest result file read. A 128-task spin run's result.json is about
+/// 80 KiB; 8 MiB is a hundred times that, and bounds what one file can
+/// cost (parsed JSON takes several times its text).
+pub const RESULT_FILE_CAP: u64 = 8 << 20;
+
+/// How result files are read (see `vmm::files`).
+const RESULT_INPUT: InputFile = InputFile {
+    what: "result file",
+    cap: RESULT_FILE_CAP,
+    cap_name: "RESULT_FILE_CAP",
+    kind: ErrorKind::Usage,
+    fix: "give a result.json written by --out, or a saved --json report",
+};
 
 fn load_file(path: &Path, key: String) -> Result<Loaded> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?;
-    let value: Value = serde_json::from_str(&text).map_err(|e| {
+    let bytes = read_bounded(path, &RESULT_INPUT)?;
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
         Failure::usage(format!(
             "{} is not a schedlab result (not JSON: {e})",
             path.display()
         ))
     })?;
-    check_result(path, &value)?;
+    drop(bytes);
+    shape::check(path, &value)?;
     Ok(Loaded {
         path: path.to_path_buf(),
         key,
@@ -219,10 +218,34 @@ pub struct Pairing {
     pub only_b: Vec<String>,
 }
 
+fn operation(l: &Loaded) -> &str {
+    l.value
+        .get("operation")
+        .and_then(Value::as_str)
+        .unwrap_or("?")
+}
+
+/// Two results of different operations have no metrics in common worth
+/// judging (a spin's throughput is not an ipc's): refuse the pair rather
+/// than print a table of "missing on one side".
+fn same_operation(a: &Loaded, b: &Loaded) -> Result<()> {
+    let (oa, ob) = (operation(a), operation(b));
+    if oa == ob {
+        return Ok(());
+    }
+    Err(Failure::usage(format!(
+        "{} and {} are results of different operations (field \"operation\": {oa:?} vs \
+         {ob:?}): compare runs of the same operation",
+        a.path.display(),
+        b.path.display()
+    )))
+}
+
 /// Single results pair directly; sets of them by relative path.
 pub fn pair(a: Vec<Loaded>, b: Vec<Loaded>) -> Result<Pairing> {
     if a.len() == 1 && b.len() == 1 {
         let (mut a, mut b) = (a, b);
+        same_operation(&a[0], &b[0])?;
         return Ok(Pairing {
             pairs: vec![(a.remove(0), b.remove(0))],
             only_a: vec![],
@@ -239,6 +262,9 @@ pub fn pair(a: Vec<Loaded>, b: Vec<Loaded>) -> Result<Pairing> {
         }
     }
     let only_b: Vec<String> = bmap.into_keys().collect();
+    for (a, b) in &pairs {
+        same_operation(a, b)?;
+    }
     if pairs.is_empty() {
         return Err(Failure::usage(
             "no result in A has a counterpart in B: results in directories are paired by their \
@@ -291,29 +317,58 @@ fn config_changes(a: &Value, b: &Value) -> BTreeMap<String, [Value; 2]> {
         .collect()
 }
 
-pub fn compare_pair(a: &Loaded, b: &Loaded, th: &Thresholds) -> PairReport {
-    let ma = metrics::extract(&a.value);
-    let mb = metrics::extract(&b.value);
-    // A's order, then what only B has.
-    let mut names: Vec<&String> = ma.iter().map(|(n, _)| n).collect();
-    for (n, _) in &mb {
-        if !names.contains(&n) {
-            names.push(n);
+/// A number that is something else on the other side: a changed shape,
+/// not a change in the metric.
+fn check_leaf_types(a: &Loaded, b: &Loaded, ea: &Extracted, eb: &Extracted) -> Result<()> {
+    let clash = |nums: &Extracted, other: &Extracted, which: [&Loaded; 2]| -> Result<()> {
+        for (name, _) in &nums.numbers {
+            if let Some(t) = other.other_leaves.get(name.as_str()) {
+                return Err(Failure::usage(format!(
+                    "field \"{name}\" is a number in {} but {t} in {}: compare results of the \
+                     same shape (the same operation and schedlab version)",
+                    which[0].path.display(),
+                    which[1].path.display()
+                )));
+            }
         }
+        Ok(())
+    };
+    clash(ea, eb, [a, b])?;
+    clash(eb, ea, [b, a])
+}
+
+pub fn compare_pair(a: &Loaded, b: &Loaded, th: &Thresholds) -> Result<PairReport> {
+    let ea = metrics::extract_all(&a.value);
+    let eb = metrics::extract_all(&b.value);
+    check_leaf_types(a, b, &ea, &eb)?;
+    let (ma, mb) = (&ea.numbers, &eb.numbers);
+    // Hashed lookups: a result can hold a great many numbers, and a scan
+    // per metric made comparing them quadratic (a 5 MB result took
+    // minutes).
+    fn index(m: &[(String, f64)]) -> HashMap<&str, f64> {
+        m.iter().map(|(k, v)| (k.as_str(), *v)).collect()
     }
-    let get = |m: &[(String, f64)], n: &str| m.iter().find(|(k, _)| k == n).map(|(_, v)| *v);
+    let (ia, ib) = (index(ma), index(mb));
+    // A's order, then what only B has.
+    let mut seen: HashSet<&str> = HashSet::with_capacity(ma.len() + mb.len());
+    let names: Vec<&str> = ma
+        .iter()
+        .chain(mb.iter())
+        .map(|(n, _)| n.as_str())
+        .filter(|n| seen.insert(n))
+        .collect();
     let rows: Vec<Row> = names
         .iter()
-        .map(|n| {
-            let few = |m: &[(String, f64)]| {
+        .map(|&n| {
+            let few = |m: &HashMap<&str, f64>| {
                 metrics::sample_count_metric(n)
-                    .and_then(|c| get(m, &c))
+                    .and_then(|c| m.get(c.as_str()).copied())
                     .is_some_and(|c| c < metrics::MIN_SAMPLES)
             };
-            let few = few(&ma) || few(&mb);
+            let few = few(&ia) || few(&ib);
             let spec = th.spec(n);
             let spec = if few { metrics::widen(n, spec) } else { spec };
-            let mut row = metrics::judge(n, get(&ma, n), get(&mb, n), spec);
+            let mut row = metrics::judge(n, ia.get(n).copied(), ib.get(n).copied(), spec);
             row.few_samples = few && spec.direction != Direction::Info;
             row
         })
@@ -336,19 +391,13 @@ pub fn compare_pair(a: &Loaded, b: &Loaded, th: &Thresholds) -> PairReport {
     } else {
         a.key.clone()
     };
-    let op = |v: &Value| {
-        v.get("operation")
-            .and_then(Value::as_str)
-            .unwrap_or("?")
-            .to_string()
-    };
-    let (oa, ob) = (op(&a.value), op(&b.value));
-    PairReport {
+    let (oa, ob) = (operation(a), operation(b));
+    Ok(PairReport {
         name,
         a: a.path.display().to_string(),
         b: b.path.display().to_string(),
         operation: if oa == ob {
-            oa
+            oa.to_string()
         } else {
             format!("{oa} vs {ob}")
         },
@@ -356,7 +405,7 @@ pub fn compare_pair(a: &Loaded, b: &Loaded, th: &Thresholds) -> PairReport {
         verdict,
         metrics: rows,
         regressions,
-    }
+    })
 }
 
 #[derive(Debug, Serialize)]
@@ -410,7 +459,7 @@ pub fn run(args: &CompareArgs) -> Result<CompareReport> {
         .pairs
         .iter()
         .map(|(a, b)| compare_pair(a, b, &th))
-        .collect();
+        .collect::<Result<_>>()?;
     check_metric_names(&th, &pairs)?;
     let regressions = pairs.iter().map(|p| p.regressions).sum();
     Ok(CompareReport {
@@ -498,7 +547,7 @@ mod tests {
     #[test]
     fn a_result_compared_with_itself_has_no_regression() {
         let a = loaded("x", result(100_000, "pass"));
-        let r = compare_pair(&a, &a.clone(), &Thresholds::default());
+        let r = compare_pair(&a, &a.clone(), &Thresholds::default()).unwrap();
         assert_eq!(r.regressions, 0);
         assert!(r.config_changes.is_empty());
         assert!(
@@ -514,7 +563,7 @@ mod tests {
         let mut bv = result(1_000_000, "fail");
         bv["config"]["policy"] = json!("fifo");
         let b = loaded("x", bv);
-        let r = compare_pair(&a, &b, &Thresholds::default());
+        let r = compare_pair(&a, &b, &Thresholds::default()).unwrap();
         let p99 = r
             .metrics
             .iter()
@@ -531,7 +580,7 @@ mod tests {
         assert_eq!(r.config_changes["policy"], [json!("rr"), json!("fifo")]);
         // A high enough threshold forgives the latencies, not the verdict.
         let th = Thresholds::parse(&["100".into()]).unwrap();
-        assert_eq!(compare_pair(&a, &b, &th).regressions, 1);
+        assert_eq!(compare_pair(&a, &b, &th).unwrap().regressions, 1);
     }
 
     #[test]
@@ -539,7 +588,7 @@ mod tests {
         let a = loaded("x", result(100_000, "pass"));
         let mut bv = result(1_000_000, "pass");
         bv["metrics"]["wake_latency"]["count"] = json!(8);
-        let r = compare_pair(&a, &loaded("x", bv.clone()), &Thresholds::default());
+        let r = compare_pair(&a, &loaded("x", bv.clone()), &Thresholds::default()).unwrap();
         let p99 = r
             .metrics
             .iter()
@@ -549,7 +598,7 @@ mod tests {
         assert_eq!(p99.outcome, Outcome::Same, "10x but under 1 ms");
         assert_eq!(r.regressions, 0);
         bv["metrics"]["wake_latency"]["p99_ns"] = json!(50_000_000);
-        let r = compare_pair(&a, &loaded("x", bv), &Thresholds::default());
+        let r = compare_pair(&a, &loaded("x", bv), &Thresholds::default()).unwrap();
         let p99 = r
             .metrics
             .iter()
@@ -625,10 +674,109 @@ mod tests {
     }
 
     #[test]
+    fn results_of_different_operations_are_refused() {
+        let mut other = result(1, "pass");
+        other["operation"] = json!("ipc");
+        let e = pair(
+            vec![loaded("x", result(1, "pass"))],
+            vec![loaded("x", other.clone())],
+        )
+        .err()
+        .unwrap();
+        assert_eq!(e.exit_code(), 64);
+        assert!(
+            e.message
+                .contains("different operations (field \"operation\": \"spin\" vs \"ipc\")"),
+            "{e}"
+        );
+        // In directories too, pair by pair.
+        let e = pair(
+            vec![
+                loaded("p", result(1, "pass")),
+                loaded("q", result(1, "pass")),
+            ],
+            vec![loaded("p", result(1, "pass")), loaded("q", other)],
+        )
+        .err()
+        .unwrap();
+        assert!(e.message.contains("q/result.json"), "{e}");
+    }
+
+    #[test]
+    fn a_number_that_is_a_string_on_the_other_side_is_refused() {
+        let mut av = result(1, "pass");
+        av["result"] = json!({"rtt_p99_ns": 5, "name": "x"});
+        let mut bv = av.clone();
+        bv["result"]["rtt_p99_ns"] = json!("5");
+        let e = compare_pair(
+            &loaded("x", av.clone()),
+            &loaded("x", bv),
+            &Thresholds::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 64);
+        assert!(
+            e.message.starts_with(
+                "field \"result.rtt_p99_ns\" is a number in x/result.json but a string"
+            ),
+            "{e}"
+        );
+        // Strings on both sides are fine: they are names, not metrics.
+        compare_pair(
+            &loaded("x", av.clone()),
+            &loaded("x", av),
+            &Thresholds::default(),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn wrong_shapes_are_refused_when_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("r.json");
+        let mut v = result(1, "pass");
+        v["totals"]["units_per_sec"] = json!("fast");
+        std::fs::write(&f, v.to_string()).unwrap();
+        let e = load("A", &f).unwrap_err();
+        assert_eq!(e.exit_code(), 64);
+        assert!(
+            e.message
+                .contains("field \"totals.units_per_sec\" is a string"),
+            "{e}"
+        );
+        // What the report serializes passes.
+        let report = serde_json::to_value(crate::report::tests::sample()).unwrap();
+        std::fs::write(&f, report.to_string()).unwrap();
+        load("A", &f).unwrap();
+    }
+
+    /// A result with a great many numbers compares in linear time (it was
+    /// quadratic: a scan of every name per name).
+    #[test]
+    fn a_large_result_compares_quickly() {
+        const KEYS: usize = 200_000;
+        let mut big = serde_json::Map::new();
+        for i in 0..KEYS {
+            big.insert(format!("series_{i:06}_p99_ns"), json!(1000 + i));
+        }
+        let mut av = result(1, "pass");
+        av["result"] = Value::Object(big);
+        let (a, b) = (loaded("x", av.clone()), loaded("x", av));
+        let t = std::time::Instant::now();
+        let r = compare_pair(&a, &b, &Thresholds::default()).unwrap();
+        assert!(r.metrics.len() > KEYS, "{}", r.metrics.len());
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(10),
+            "took {:?}",
+            t.elapsed()
+        );
+    }
+
+    #[test]
     fn an_unknown_metric_threshold_is_refused() {
         let a = loaded("x", result(1, "pass"));
         let th = Thresholds::parse(&["wake_p98_ns=0.1".into()]).unwrap();
-        let pairs = vec![compare_pair(&a, &a, &th)];
+        let pairs = vec![compare_pair(&a, &a, &th).unwrap()];
         let e = check_metric_names(&th, &pairs).unwrap_err();
         assert!(e.message.contains("no metric named 'wake_p98_ns'"), "{e}");
         assert!(e.message.contains("wake_p99_ns"), "{e}");
@@ -636,7 +784,7 @@ mod tests {
         let mut v = result(1, "pass");
         v["metrics"]["switches"] = json!(5);
         let a = loaded("x", v);
-        let pairs = vec![compare_pair(&a, &a, &th)];
+        let pairs = vec![compare_pair(&a, &a, &th).unwrap()];
         assert!(check_metric_names(&th, &pairs).is_err());
     }
 }

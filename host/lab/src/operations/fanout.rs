@@ -10,7 +10,6 @@ use super::Summary;
 use super::common;
 use crate::settings::{CommonArgs, RunSettings};
 use abi::config::{FANOUT_MAGIC, FanoutConfig};
-use abi::memmap::MAX_TASKS;
 use analysis::Check;
 use clap::Args;
 use guest_protocol::{FanoutResult, Msg};
@@ -19,8 +18,8 @@ use vmm::exit::{Failure, Result};
 use vmm::vm::run::RunOutcome;
 use zerocopy::IntoBytes;
 
-/// Tasks fanout may start: the core's task table less the main task.
-pub const MAX_WORKERS: u32 = MAX_TASKS as u32 - 1;
+/// Tasks fanout may start (the ABI's limit, as a u32 for the flags).
+pub const MAX_WORKERS: u32 = abi::config::MAX_WORKERS as u32;
 pub const MAX_MESSAGES: u32 = 1_000_000;
 /// A generous time per message for the default timeout.
 const MESSAGE_BUDGET_NS: u64 = 100_000;

@@ -11,7 +11,6 @@ use super::Summary;
 use super::common::{self, latency_json, latency_text};
 use crate::settings::{CommonArgs, RunSettings, parse_duration};
 use abi::config::{MIXED_MAGIC, MixedConfig};
-use abi::memmap::MAX_TASKS;
 use analysis::Check;
 use clap::Args;
 use guest_protocol::{MixedResult, Msg};
@@ -20,8 +19,8 @@ use vmm::exit::{Failure, Result};
 use vmm::vm::run::RunOutcome;
 use zerocopy::IntoBytes;
 
-/// Tasks mixed may start: the core's task table less the main task.
-pub const MAX_WORKERS: u32 = MAX_TASKS as u32 - 1;
+/// Tasks mixed may start (the ABI's limit, as a u32 for the flags).
+pub const MAX_WORKERS: u32 = abi::config::MAX_WORKERS as u32;
 const MAX_PHASE_NS: u64 = 10_000_000_000;
 
 // Shares are not judged (interactive tasks and hogs ask for different

@@ -24,7 +24,7 @@ use crate::settings::RunSettings;
 use analysis::Replay;
 use clap::{ArgMatches, FromArgMatches};
 use std::marker::PhantomData;
-use vmm::exit::{EXIT_CODES_HELP, Failure, Result, code};
+use vmm::exit::{EXIT_CODES_HELP, Failure, Result};
 use vmm::images;
 use vmm::vm::run::{self, LogEcho, RunOutcome, RunRequest, RunSpec};
 
@@ -98,7 +98,7 @@ pub trait Entry: Sync {
         let json = m.try_get_one::<bool>("json").ok().flatten().copied() == Some(true);
         match self.prepare(m) {
             Ok(p) => execute(p),
-            Err(f) => usage_error(self.subcommand(), json, &f),
+            Err(f) => usage_error(self.name(), self.subcommand(), json, &f),
         }
     }
 }
@@ -134,6 +134,7 @@ impl<O: Operation> Entry for Registered<O> {
         let (plan, settings) = O::plan(&args, m)?;
         Ok(Prepared {
             name: O::NAME,
+            subcommand: O::SUBCOMMAND,
             config: O::config(&plan, &settings),
             config_magic: O::CONFIG_MAGIC,
             config_json: config_json(&settings, O::config_json(&plan, &settings)),
@@ -178,6 +179,9 @@ pub fn config_json(s: &RunSettings, own: serde_json::Value) -> serde_json::Value
 /// An operation ready to run: its config and how to read its result.
 pub struct Prepared {
     pub name: &'static str,
+    /// The subcommand that runs it (`run` for `scenario`), for messages
+    /// that point at its `--help`.
+    pub subcommand: &'static str,
     /// The `*Config` bytes written at OPERATION_CONFIG_ADDR.
     pub config: Vec<u8>,
     /// The config magic the operation image must say it reads.
@@ -217,36 +221,43 @@ impl RunSettings {
 /// `--out` directory cannot be made (a usage error: no VM started).
 pub fn run(p: Prepared) -> Result<Report> {
     outputs::prepare(&p.settings)?;
-    let Prepared {
-        name,
-        config,
-        config_magic,
-        config_json,
-        headline,
-        settings,
-        summarize,
-    } = p;
-    let mut report = Report::new(name, config_json);
-    let progress = Progress::for_settings(name, &settings);
-    let mut outcome = match images::load(name, config_magic) {
-        Ok(imgs) => {
-            report.versions.call_table = Some(imgs.core.stamp.call_table_version);
-            report.versions.call_table_needed = Some(imgs.op.stamp.call_table_version);
-            report.versions.core_abi = Some((&imgs.core.stamp).into());
-            report.versions.operation_abi = Some((&imgs.op.stamp).into());
-            let req = RunRequest {
-                images: &imgs,
-                config: &config,
-                spec: settings.spec(),
-            };
-            run::run(&req)
-        }
+    let progress = Progress::for_settings(p.name, &p.settings);
+    let loaded = images::load(p.name, p.config_magic);
+    let outcome = match &loaded {
+        Ok(imgs) => run::run(&RunRequest {
+            images: imgs,
+            config: &p.config,
+            spec: p.settings.spec(),
+        }),
         Err(f) => RunOutcome {
-            failure: Some(f),
+            failure: Some(f.clone()),
             ..Default::default()
         },
     };
     drop(progress);
+    Ok(conclude(p, loaded.as_ref().ok(), outcome))
+}
+
+/// Everything after the VM: the operation's summary, the pictures' trace,
+/// the judge, the report and `--out`'s files. Separate from [`run`] so
+/// the memory a long run's data costs here can be measured on a made-up
+/// outcome at the monitor's caps (host/lab/tests/memory.rs).
+pub fn conclude(p: Prepared, imgs: Option<&images::Images>, mut outcome: RunOutcome) -> Report {
+    let Prepared {
+        name,
+        config_json,
+        headline,
+        settings,
+        summarize,
+        ..
+    } = p;
+    let mut report = Report::new(name, config_json);
+    if let Some(imgs) = imgs {
+        report.versions.call_table = Some(imgs.core.stamp.call_table_version);
+        report.versions.call_table_needed = Some(imgs.op.stamp.call_table_version);
+        report.versions.core_abi = Some((&imgs.core.stamp).into());
+        report.versions.operation_abi = Some((&imgs.op.stamp).into());
+    }
     let summary = summarize(&outcome);
     // Judged whenever the VM ran, failed or not: partial metrics of a
     // crashed run are still worth printing.
@@ -279,33 +290,36 @@ pub fn run(p: Prepared) -> Result<Report> {
     report.fill(outcome, summary, seen, judgement);
     report.kept = outputs::keep(&settings, &mut report, trace.as_ref(), &headline);
     report.headline = headline;
-    Ok(report)
+    report
 }
 
 /// Run, print the report, say where it was kept: the process exit code.
 pub fn execute(p: Prepared) -> u8 {
-    let (name, json) = (p.name, p.settings.json);
+    let (name, subcommand, json) = (p.name, p.subcommand, p.settings.json);
     let report = match run(p) {
         Ok(r) => r,
-        Err(f) => return usage_error(name, json, &f),
+        Err(f) => return usage_error(name, subcommand, json, &f),
     };
     let code = report::print(&report, &report.headline, json);
     outputs::announce(report.kept.as_deref(), json);
     code
 }
 
-/// A flag that clap accepted but validation refused: exit 64, and in
-/// `--json` mode still exactly one JSON object.
-pub fn usage_error(name: &str, json: bool, f: &Failure) -> u8 {
+/// A flag that clap accepted but validation refused (or an input file
+/// that cannot be read): its exit code (64 for anything a person typed),
+/// and in `--json` mode still exactly one JSON object whose `error.kind`
+/// says the same. `subcommand` is what the person typed (`run`, not the
+/// `scenario` operation it runs), so the pointer to `--help` works.
+pub fn usage_error(operation: &str, subcommand: &str, json: bool, f: &Failure) -> u8 {
     if json {
-        let mut r = Report::new(name, serde_json::Value::Null);
+        let mut r = Report::new(operation, serde_json::Value::Null);
         r.set_failure(f.clone());
-        report::print(&r, "", true);
+        report::print(&r, "", true)
     } else {
-        eprintln!("schedlab {name}: {f}");
-        eprintln!("(see `schedlab {name} --help`)");
+        eprintln!("schedlab {subcommand}: {f}");
+        eprintln!("(see `schedlab {subcommand} --help`)");
+        f.exit_code()
     }
-    code::USAGE
 }
 
 /// The operation's worker tasks as the events saw them spawned, in order:

@@ -199,8 +199,19 @@ fn footer(r: &Report, s: &mut String) {
         if m.lost_events > 0 {
             let _ = write!(line, ", {} lost by the guest (ring full)", m.lost_events);
         }
-        if m.dropped_host > 0 {
-            let _ = write!(line, ", {} not kept by the host (cap)", m.dropped_host);
+        if m.dropped_events > 0 {
+            let _ = write!(
+                line,
+                ", {} events not kept by the host (cap reached: the timeline ends early)",
+                m.dropped_events
+            );
+        }
+        if m.sample_stride > 1 {
+            let _ = write!(
+                line,
+                ", samples thinned to 1 in {} per CPU over the whole run (cap)",
+                m.sample_stride
+            );
         }
         let _ = writeln!(s, "{line}");
     }
@@ -223,6 +234,13 @@ fn footer(r: &Report, s: &mut String) {
             s,
             "frames: {} ok, {} CRC errors, {} unknown tags, {} undecodable (dropped)",
             f.frames_ok, f.crc_errors, f.unknown_tags, f.decode_errors
+        );
+    }
+    if f.not_kept > 0 {
+        let _ = writeln!(
+            s,
+            "frames: {} guest log lines or results not kept (over the host's cap)",
+            f.not_kept
         );
     }
 }

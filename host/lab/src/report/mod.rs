@@ -252,8 +252,26 @@ impl Report {
         }
     }
 
+    /// The run failed: status "error", and the exit code is the error's
+    /// (64, 69 or 70). A verdict already reached stays, as what the data
+    /// collected up to the failure showed (a task starved before the
+    /// deadline is still worth knowing), but it never says pass: a run
+    /// that did not finish cleanly cannot have passed, so a pass becomes
+    /// inconclusive with the error as its reason.
     pub fn set_failure(&mut self, f: Failure) {
         self.status = "error";
+        if let Some(v) = self.verdict.as_mut()
+            && v.status == analysis::Status::Pass
+        {
+            v.status = analysis::Status::Inconclusive;
+            v.reasons.push(format!(
+                "the run ended with an error ({}): the data stops there, so it cannot pass",
+                serde_json::to_value(f.kind)
+                    .ok()
+                    .and_then(|k| k.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            ));
+        }
         self.error = Some(f);
     }
 
@@ -385,7 +403,8 @@ impl Report {
 
     /// An error's code (64/69/70) wins; otherwise the verdict's (0 pass, 1
     /// fail, 2 inconclusive). A run that produced no verdict at all (it
-    /// never started) with no error is 0.
+    /// never started) with no error is 0. So `status` "error" always goes
+    /// with 64/69/70, and "ok" or "stopped" with 0/1/2.
     pub fn exit_code(&self) -> u8 {
         if let Some(e) = &self.error {
             return e.exit_code();
@@ -594,6 +613,37 @@ pub(crate) mod tests {
         }
         r.set_failure(Failure::new(ErrorKind::Deadline, "late"));
         assert_eq!(r.exit_code(), 70, "a guest failure outranks the verdict");
+    }
+
+    /// `spin --timeout 100ms` used to say status "error", exit 70 and
+    /// verdict "pass" at once.
+    #[test]
+    fn an_errored_run_never_has_a_pass_verdict() {
+        let verdict = |status| Verdict {
+            status,
+            checks: vec![],
+            reasons: vec![],
+        };
+        let mut r = sample();
+        r.verdict = Some(verdict(analysis::Status::Pass));
+        r.set_failure(Failure::new(ErrorKind::Deadline, "late"));
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            (v["status"].as_str(), v["verdict"]["status"].as_str()),
+            (Some("error"), Some("inconclusive"))
+        );
+        let reasons = v["verdict"]["reasons"].to_string();
+        assert!(
+            reasons.contains("ended with an error (deadline)"),
+            "{reasons}"
+        );
+        assert_eq!(r.exit_code(), 70);
+        // A failure seen before the error stays a failure.
+        let mut r = sample();
+        r.verdict = Some(verdict(analysis::Status::Fail));
+        r.set_failure(Failure::new(ErrorKind::GuestPanic, "boom"));
+        assert_eq!(r.verdict.as_ref().unwrap().status, analysis::Status::Fail);
+        assert_eq!(r.exit_code(), 70);
     }
 
     #[test]

@@ -444,7 +444,7 @@ phases = [{ recv = "10ms" }, { send = "ping" }, { publish = "news" }, "yield"]
 [[task]]
 name = "a"
 count = 0
-weight = 100001
+weight = 10001
 affinity = "2"
 loop = -1
 phases = [{ sleep = "-5ms" }, { run = "0ms" }, { timer = "10" }, { recv = "0s" }]
@@ -453,7 +453,7 @@ phases = [{ sleep = "-5ms" }, { run = "0ms" }, { timer = "10" }, { recv = "0s" }
         let lines: Vec<&str> = e.lines().collect();
         assert_eq!(lines.len(), 8, "{e}");
         assert!(lines[0].starts_with("t.toml:4:9: task 'a': count must be between 1 and 64"));
-        assert!(lines[1].starts_with("t.toml:5:10: task 'a': weight must be between 1 and 100000"));
+        assert!(lines[1].starts_with("t.toml:5:10: task 'a': weight must be between 1 and 10000,"));
         assert_eq!(
             lines[2],
             "t.toml:6:12: task 'a': affinity: '2' names CPU 2, but the VM has 2 (cpus 2: CPUs 0-1)"

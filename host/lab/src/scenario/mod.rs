@@ -16,14 +16,17 @@ mod summary;
 use crate::operations::affinity::fmt_cpu_list;
 use crate::operations::{self as ops, common};
 use crate::settings::{CommonArgs, RunSettings, fmt_ns};
-use abi::config::SCENARIO_MAGIC;
+use abi::config::{
+    SCENARIO_MAGIC, SCENARIO_MAX_INSTANCES, SCENARIO_MAX_KINDS, SCENARIO_MAX_PHASES,
+};
 use clap::Args;
 use compile::Compiled;
 use diag::{Problem, render};
 use serde_json::json;
 use settings::Given;
 use std::path::PathBuf;
-use vmm::exit::{EXIT_CODES_HELP, Failure, Result};
+use vmm::exit::{EXIT_CODES_HELP, ErrorKind, Failure, Result};
+use vmm::files::{InputFile, read_bounded_text};
 use vmm::vm::run::RunOutcome;
 use zerocopy::IntoBytes;
 
@@ -36,7 +39,9 @@ pub struct RunArgs {
     pub common: CommonArgs,
 }
 
-/// The file format, shown by `schedlab run --help`.
+/// The file format, shown by `schedlab run --help`. The limits are
+/// filled in from the constants that define them (`@NAME@`), so the help
+/// cannot promise what the guest refuses.
 const SCHEMA_HELP: &str = r#"Scenario file (TOML). Run-level keys are optional; a flag given on the command
 line overrides the file's value:
 
@@ -47,14 +52,14 @@ line overrides the file's value:
   tick_hz = 1000         # --tick-hz  (default 1000)
   idle = "halt"          # --idle: halt or poll
 
-  [[task]]               # up to 8 tasks, 64 instances in all
+  [[task]]               # up to @KINDS@ tasks, @INSTANCES@ instances in all
   name = "ping"          # unique: letters, digits, '-', '_', '.'
   count = 1              # instances of this task (default 1)
-  weight = 1             # 1..100000 (default 1)
+  weight = 1             # 1..@MAX_WEIGHT@ (default 1)
   affinity = "0"         # CPU list, e.g. "0-3,6", or one CPU number (default: any)
   loop = 0               # passes through the phases; 0 = until the duration (default)
   subscribe = ["news"]   # topics whose published messages this task receives
-  phases = [             # 1..24 phases, done in order, again and again
+  phases = [             # 1..@PHASES@ phases, done in order, again and again
     { run = "1ms" },     # busy work for 1 ms of the task's own CPU time
     { sleep = "5ms" },   # sleep 5 ms (how late it wakes is recorded)
     { timer = "10ms" },  # wait for the next activation, 10 ms after the last
@@ -76,7 +81,12 @@ task just runs and yields (else pass --max-fairness-error to judge them).
 /// `run --help`'s text after the flags: the file format, then the exit
 /// codes every subcommand lists.
 pub fn help() -> String {
-    format!("{SCHEMA_HELP}{EXIT_CODES_HELP}")
+    let schema = SCHEMA_HELP
+        .replace("@KINDS@", &SCENARIO_MAX_KINDS.to_string())
+        .replace("@INSTANCES@", &SCENARIO_MAX_INSTANCES.to_string())
+        .replace("@PHASES@", &SCENARIO_MAX_PHASES.to_string())
+        .replace("@MAX_WEIGHT@", &crate::settings::MAX_WEIGHT.to_string());
+    format!("{schema}{EXIT_CODES_HELP}")
 }
 
 /// The `scenario` operation, run as `schedlab run FILE.toml`.
@@ -130,11 +140,24 @@ impl ops::Operation for Scenario {
     }
 }
 
+/// Largest scenario file read. A scenario has at most 8 tasks of 24
+/// phases, a few KiB; 1 MiB leaves room for comments and refuses anything
+/// else (a device, a runaway file) before reading it.
+pub const SCENARIO_FILE_CAP: u64 = 1 << 20;
+
+/// How the scenario file is read (see `vmm::files`).
+const SCENARIO_FILE: InputFile = InputFile {
+    what: "scenario file",
+    cap: SCENARIO_FILE_CAP,
+    cap_name: "SCENARIO_FILE_CAP",
+    kind: ErrorKind::Usage,
+    fix: "give a scenario file (TOML; `schedlab run --help` shows the format)",
+};
+
 /// Read, check and compile the file, merged with the command line.
 fn prepare(args: &RunArgs, given: Given) -> Result<(ScenarioPlan, RunSettings)> {
     let label = args.file.display().to_string();
-    let text = std::fs::read_to_string(&args.file)
-        .map_err(|e| Failure::usage(format!("{label}: cannot read the scenario file: {e}")))?;
+    let text = read_bounded_text(&args.file, &SCENARIO_FILE)?;
     let bad = |p: &[Problem]| Failure::usage(render(&label, &text, p));
     let file = schema::parse(&text).map_err(|e| bad(&[Problem::from_toml(&e)]))?;
     let (common, mut problems) = settings::merge(&args.common, &file, given);
@@ -232,6 +255,7 @@ mod tests {
         let c = plan.compiled.clone();
         let p = ops::Prepared {
             name: Scenario::NAME,
+            subcommand: Scenario::SUBCOMMAND,
             config: Scenario::config(&plan, &settings),
             config_magic: Scenario::CONFIG_MAGIC,
             config_json: ops::config_json(&settings, Scenario::config_json(&plan, &settings)),
@@ -356,5 +380,12 @@ mod tests {
         ] {
             assert!(h.contains(word), "run --help lacks {word}");
         }
+        // The limits come from their constants, all of them filled in.
+        assert!(!h.contains('@'), "{h}");
+        assert!(
+            h.contains(&format!("# 1..{} (default 1)", crate::settings::MAX_WEIGHT)),
+            "{h}"
+        );
+        assert!(h.contains("# up to 8 tasks, 64 instances in all"), "{h}");
     }
 }

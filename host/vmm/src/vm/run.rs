@@ -101,16 +101,27 @@ pub struct Timing {
     pub vm_exits: u64,
 }
 
+/// Most guest log lines kept (and most guest error texts): about 3 MB at
+/// the longest (240-byte) lines. A run logs a few dozen.
+pub const MAX_LOG_LINES: usize = 10_000;
+/// Most operation results kept: an operation sends one; each decoded
+/// message reserves its containers' full capacities (several KiB).
+pub const MAX_RESULTS: usize = 64;
+
 /// Everything a run produced, successful or not.
 #[derive(Debug, Default)]
 pub struct RunOutcome {
+    /// At most MAX_LOG_LINES from the guest (the host's own notes are
+    /// always kept); `frames.not_kept` counts the rest.
     pub logs: Vec<LogLine>,
-    /// Error texts the guest sent (Error messages), in order.
+    /// Error texts the guest sent (Error messages), in order; at most
+    /// MAX_LOG_LINES.
     pub guest_errors: Vec<String>,
     /// The last raw text frame (what a panic sends when it cannot encode).
     pub last_text: Option<String>,
     pub complete: Option<Complete>,
-    /// Operation results (e.g. SpinResult), in arrival order.
+    /// Operation results (e.g. SpinResult), in arrival order; at most
+    /// MAX_RESULTS.
     pub results: Vec<Msg>,
     pub frames: FrameCounters,
     pub timing: Timing,
@@ -459,6 +470,8 @@ struct Drain {
     echo: bool,
     t0: Instant,
     seen_any: bool,
+    /// Frames over the caps on what is kept.
+    not_kept: u64,
 }
 
 impl Drain {
@@ -473,6 +486,7 @@ impl Drain {
             echo,
             t0,
             seen_any: false,
+            not_kept: 0,
         }
     }
 
@@ -522,7 +536,9 @@ impl Drain {
                     l.level,
                 ),
                 Some(Msg::Error(e)) => {
-                    out.guest_errors.push(e.text.to_string());
+                    if out.guest_errors.len() < MAX_LOG_LINES {
+                        out.guest_errors.push(e.text.to_string());
+                    }
                     (
                         LogLine {
                             cpu,
@@ -537,7 +553,11 @@ impl Drain {
                     return;
                 }
                 Some(other) => {
-                    out.results.push(other);
+                    if out.results.len() < MAX_RESULTS {
+                        out.results.push(other);
+                    } else {
+                        self.not_kept += 1;
+                    }
                     return;
                 }
                 None => return,
@@ -546,7 +566,11 @@ impl Drain {
         if self.verbose || (self.echo && echo_level <= 1) {
             eprintln!("[guest vCPU {cpu}] {}", line.text);
         }
-        out.logs.push(line);
+        if out.logs.len() < MAX_LOG_LINES {
+            out.logs.push(line);
+        } else {
+            self.not_kept += 1;
+        }
     }
 
     fn note_partial_frames(&self, out: &mut RunOutcome) {
@@ -566,6 +590,34 @@ impl Drain {
         for r in &self.readers {
             c.add(r.counters());
         }
+        c.not_kept = self.not_kept;
         c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A guest that logs (or sends results) without end costs the host a
+    /// bounded amount: what is over the caps is counted, not kept.
+    #[test]
+    fn logs_and_results_past_their_caps_are_counted_not_kept() {
+        let mut d = Drain::new(1, false, false, Instant::now());
+        let mut out = RunOutcome::default();
+        for i in 0..MAX_LOG_LINES + 5 {
+            d.handle(0, Frame::Text(format!("line {i}")), &mut out);
+        }
+        for _ in 0..MAX_RESULTS + 3 {
+            let m = guest_protocol::GuestMessage {
+                msg: Some(Msg::SpinResult(Default::default())),
+            };
+            d.handle(0, Frame::Message(Box::new(m)), &mut out);
+        }
+        assert_eq!(out.logs.len(), MAX_LOG_LINES);
+        assert_eq!(out.logs[0].text, "line 0", "the first lines are kept");
+        assert_eq!(out.results.len(), MAX_RESULTS);
+        assert_eq!(d.counters().not_kept, 8);
+        assert_eq!(out.last_text.as_deref(), Some("line 10004"));
     }
 }

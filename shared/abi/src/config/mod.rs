@@ -35,6 +35,11 @@ pub struct ConfigHeader {
     pub version: u32,
 }
 
+/// Most tasks an operation can start besides its own main task: the
+/// core's task table less that one. fanout's and mixed's limit, on both
+/// sides.
+pub const MAX_WORKERS: usize = crate::memmap::MAX_TASKS - 1;
+
 pub const SPIN_MAGIC: u32 = tag(b"SPIN");
 pub const SPIN_VERSION: u32 = 2;
 /// Most tasks `spin` starts (the core's task table also holds the
