@@ -16,7 +16,12 @@
 //!
 //! Imports point one way: binary -> lab -> vmm -> abi. Nothing here knows
 //! the binary.
+//!
+//! Nothing prints with `println!`/`eprintln!`, which panic when the reader
+//! of a pipe has gone (`schedlab compare A B | head`): everything goes
+//! through `vmm::stdio` (`vmm::outln!`, `vmm::errln!`).
 #![forbid(unsafe_code)]
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod compare;
 pub mod gauntlet;

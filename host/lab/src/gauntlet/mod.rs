@@ -265,15 +265,15 @@ pub fn main(args: &GauntletArgs) -> u8 {
         Err(f) => {
             if args.json {
                 let v = serde_json::json!({"status": "error", "error": f});
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                vmm::outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             } else {
-                eprintln!("schedlab gauntlet: {f}");
+                vmm::errln!("schedlab gauntlet: {f}");
             }
             return f.exit_code();
         }
     };
     if !args.json {
-        eprintln!(
+        vmm::errln!(
             "gauntlet: {} runs, {} at a time, outputs in {}",
             plan.jobs.len(),
             plan.parallel,
@@ -285,12 +285,12 @@ pub fn main(args: &GauntletArgs) -> u8 {
     let text = serde_json::to_string_pretty(&report).unwrap_or_default();
     let summary = plan.out.join("gauntlet.json");
     if let Err(e) = std::fs::write(&summary, format!("{text}\n")) {
-        eprintln!("schedlab gauntlet: cannot write {}: {e}", summary.display());
+        vmm::errln!("schedlab gauntlet: cannot write {}: {e}", summary.display());
     }
     if args.json {
-        println!("{text}");
+        vmm::outln!("{text}");
     } else {
-        print!("{}", row::table(&report));
+        vmm::out!("{}", row::table(&report));
     }
     report.exit_code()
 }

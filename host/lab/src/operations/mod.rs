@@ -302,8 +302,8 @@ pub fn usage_error(name: &str, json: bool, f: &Failure) -> u8 {
         r.set_failure(f.clone());
         report::print(&r, "", true);
     } else {
-        eprintln!("schedlab {name}: {f}");
-        eprintln!("(see `schedlab {name} --help`)");
+        vmm::errln!("schedlab {name}: {f}");
+        vmm::errln!("(see `schedlab {name} --help`)");
     }
     code::USAGE
 }

@@ -97,7 +97,7 @@ pub fn keep(
             if report.error.is_none() {
                 report.set_failure(f);
             } else {
-                eprintln!("schedlab {}: {f}", report.operation);
+                vmm::errln!("schedlab {}: {f}", report.operation);
             }
             None
         }
@@ -112,7 +112,7 @@ pub fn announce(dir: Option<&Path>, json: bool) {
             .into_iter()
             .filter(|f| d.join(f).is_file())
             .collect();
-        eprintln!("kept in {}: {}", d.display(), names.join(", "));
+        vmm::errln!("kept in {}: {}", d.display(), names.join(", "));
     }
 }
 

@@ -8,7 +8,6 @@ use crate::judge::Judgement;
 use abi::kstate::CpuRecord;
 use analysis::{Metrics, Stall, Verdict};
 use serde::Serialize;
-use std::io::Write;
 use vmm::exit::{Failure, code};
 use vmm::monitor::MonitorStats;
 use vmm::tlv::FrameCounters;
@@ -370,15 +369,15 @@ pub fn print(r: &Report, headline: &str, json: bool) -> u8 {
         let text = serde_json::to_string_pretty(r).unwrap_or_else(|e| {
             format!(r#"{{"status":"error","error":{{"kind":"host","message":"cannot encode report: {e}"}}}}"#)
         });
-        println!("{text}");
+        vmm::outln!("{text}");
     } else {
         let mut s = String::new();
         human(r, headline, &mut s);
-        let _ = std::io::stdout().write_all(s.as_bytes());
+        vmm::out!("{s}");
         if let Some(e) = &r.error {
-            eprintln!("schedlab {}: error: {e}", r.operation);
+            vmm::errln!("schedlab {}: error: {e}", r.operation);
         } else if let Some(e) = &r.ended_early {
-            eprintln!("schedlab {}: stopped: {}", r.operation, e.message);
+            vmm::errln!("schedlab {}: stopped: {}", r.operation, e.message);
         }
     }
     r.exit_code()

@@ -544,7 +544,7 @@ impl Drain {
             },
         };
         if self.verbose || (self.echo && echo_level <= 1) {
-            eprintln!("[guest vCPU {cpu}] {}", line.text);
+            crate::errln!("[guest vCPU {cpu}] {}", line.text);
         }
         out.logs.push(line);
     }
