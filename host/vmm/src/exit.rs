@@ -23,6 +23,12 @@ pub mod code {
     pub const ENVIRONMENT: u8 = 69;
     /// The guest failed: fault, panic, deadline, malformed ring (EX_SOFTWARE).
     pub const GUEST: u8 = 70;
+    /// Interrupted by SIGHUP (128 + 1; see `signals::Signal::exit_code`).
+    pub const INTERRUPTED_HUP: u8 = 129;
+    /// Interrupted by SIGINT (128 + 2), e.g. Ctrl-C.
+    pub const INTERRUPTED_INT: u8 = 130;
+    /// Interrupted by SIGTERM (128 + 15).
+    pub const INTERRUPTED_TERM: u8 = 143;
 }
 
 /// Shown at the end of `schedlab --help`.
@@ -34,7 +40,14 @@ Exit codes:
   2   inconclusive: the run finished but the data cannot support a verdict
   64  usage error (bad flag or value); nothing was started
   69  environment problem (/dev/kvm not usable, guest images missing or stale)
-  70  the guest failed (CPU fault, panic, deadline passed, malformed message ring)";
+  70  the guest failed (CPU fault, panic, deadline passed, malformed message ring)
+  129, 130, 143
+      interrupted by SIGHUP, SIGINT (Ctrl-C) or SIGTERM (128 + the signal): the
+      VM was stopped, the report holds what was measured until then (status
+      \"interrupted\"; --out is still written); a second signal exits at once
+
+A closed stdout (e.g. `| head`) does not change the exit code: the rest of
+the output is dropped quietly.";
 
 /// What went wrong, in a form that stays stable for `--json` consumers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -130,8 +143,18 @@ mod tests {
         assert_eq!(ErrorKind::Abi.exit_code(), 69);
         assert_eq!(ErrorKind::Deadline.exit_code(), 70);
         assert_eq!(ErrorKind::MalformedRing.exit_code(), 70);
-        for c in ["0 ", "1 ", "2 ", "64", "69", "70"] {
+        for c in ["0 ", "1 ", "2 ", "64", "69", "70", "129", "130", "143"] {
             assert!(EXIT_CODES_HELP.contains(c));
+        }
+        for s in crate::signals::Signal::ALL {
+            assert!(
+                [
+                    code::INTERRUPTED_HUP,
+                    code::INTERRUPTED_INT,
+                    code::INTERRUPTED_TERM
+                ]
+                .contains(&s.exit_code())
+            );
         }
     }
 

@@ -15,6 +15,7 @@
 pub mod exit;
 pub mod images;
 pub mod monitor;
+pub mod signals;
 pub mod stdio;
 pub mod symbols;
 pub mod tlv;

@@ -26,6 +26,7 @@ use clap::{ArgMatches, FromArgMatches};
 use std::marker::PhantomData;
 use vmm::exit::{EXIT_CODES_HELP, Failure, Result, code};
 use vmm::images;
+use vmm::signals::{self, StopFlag};
 use vmm::vm::run::{self, LogEcho, RunOutcome, RunRequest, RunSpec};
 
 /// Every operation the host offers, one line each, in `--help` order. A
@@ -214,8 +215,18 @@ impl RunSettings {
 
 /// Images, VM, judge, outputs: the report, whatever happened to the run.
 /// Prints nothing (but the progress bar on a terminal). Err only when the
-/// `--out` directory cannot be made (a usage error: no VM started).
+/// `--out` directory cannot be made (a usage error: no VM started). No
+/// signal stops it (see [`run_until`]): a library caller's process keeps
+/// its own signal handling.
 pub fn run(p: Prepared) -> Result<Report> {
+    run_until(p, None)
+}
+
+/// [`run`], stopped early when `stop` is set (by a signal: see
+/// `vmm::signals`): the VM is stopped as at a deadline, and the report,
+/// its verdict and the `--out` files are made from what was measured until
+/// then, with status "interrupted".
+pub fn run_until(p: Prepared, stop: Option<&StopFlag>) -> Result<Report> {
     outputs::prepare(&p.settings)?;
     let Prepared {
         name,
@@ -238,6 +249,7 @@ pub fn run(p: Prepared) -> Result<Report> {
                 images: &imgs,
                 config: &config,
                 spec: settings.spec(),
+                stop,
             };
             run::run(&req)
         }
@@ -272,6 +284,7 @@ pub fn run(p: Prepared) -> Result<Report> {
                 op_checks: &summary.checks,
                 finished: outcome.finished,
                 ended_early: outcome.ended_early.as_ref(),
+                interrupted: outcome.interrupted,
             },
         )
     });
@@ -283,9 +296,17 @@ pub fn run(p: Prepared) -> Result<Report> {
 }
 
 /// Run, print the report, say where it was kept: the process exit code.
+/// SIGINT, SIGTERM and SIGHUP stop the run (see [`run_until`]) and make the
+/// exit code 128 + the signal; without handlers (they could not be
+/// installed, which is said) a signal ends the process as it always did.
 pub fn execute(p: Prepared) -> u8 {
     let (name, json) = (p.name, p.settings.json);
-    let report = match run(p) {
+    let stop = signals::install()
+        .map_err(|e| {
+            vmm::errln!("schedlab {name}: cannot watch for SIGINT/SIGTERM/SIGHUP ({e}); a signal will end the run without its results");
+        })
+        .ok();
+    let report = match run_until(p, stop.as_ref()) {
         Ok(r) => r,
         Err(f) => return usage_error(name, json, &f),
     };
