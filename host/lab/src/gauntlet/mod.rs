@@ -30,7 +30,8 @@ pub const EXIT_CODES: &str = "\
 Exit codes:
   0   every run passed
   1   a run failed its verdict (and none errored)
-  2   a run was inconclusive (and none failed or errored)
+  2   a run was inconclusive, or interrupted by a signal of its own (and none
+      failed or errored)
   64  usage error (bad list, unknown policy or workload); nothing was started
   70  a run errored (its guest failed, it produced no report, or it was still
       going at its deadline: its --timeout + 5 s + 10 %)
