@@ -1,8 +1,11 @@
 //! `schedlab`: the command line over the lab library. It parses the
 //! command line with clap and dispatches: one subcommand per operation in
 //! the lab's registry, plus the tools (policies, compare, gauntlet).
-//! Everything else lives in the `lab` and `vmm` crates.
+//! Everything else lives in the `lab` and `vmm` crates. It prints nothing
+//! itself but clap's messages (whose errors are ignored, so a closed
+//! stdout cannot panic it); reports go through `vmm::stdio`.
 #![forbid(unsafe_code)]
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 use clap::{FromArgMatches, Subcommand};
 use lab::{EXIT_CODES_HELP, code, compare, gauntlet, policies};
@@ -55,7 +58,7 @@ fn main() -> ExitCode {
     match std::panic::catch_unwind(dispatch) {
         Ok(code) => ExitCode::from(code),
         Err(_) => {
-            eprintln!("schedlab: internal error (see the panic message above): exit 70");
+            lab::errln!("schedlab: internal error (see the panic message above): exit 70");
             ExitCode::from(code::GUEST)
         }
     }

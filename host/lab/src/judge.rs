@@ -9,6 +9,7 @@ use abi::kstate::{EV_EXIT, EV_SPAWN, Event};
 use analysis::{Check, CpuSample, Metrics, Replay, Scope, Status, TaskMeta, Verdict};
 use vmm::monitor::MonitorData;
 use vmm::monitor::live::Alarm;
+use vmm::signals::Signal;
 use vmm::vm::run::EarlyEnd;
 
 pub struct JudgeInput<'a> {
@@ -26,6 +27,8 @@ pub struct JudgeInput<'a> {
     /// The guest finished on its own (else the run was stopped).
     pub finished: bool,
     pub ended_early: Option<&'a EarlyEnd>,
+    /// A signal stopped the run (see [`interrupted_verdict`]).
+    pub interrupted: Option<Signal>,
 }
 
 pub struct Judgement {
@@ -188,6 +191,9 @@ pub fn judge(m: MonitorData, replay: &Replay, inp: &JudgeInput<'_>) -> Judgement
     if let Some(e) = inp.ended_early {
         add_live_check(&mut verdict, e);
     }
+    if let Some(sig) = inp.interrupted {
+        interrupted_verdict(&mut verdict, sig);
+    }
     Judgement {
         metrics,
         verdict,
@@ -251,6 +257,49 @@ fn add_live_check(v: &mut Verdict, e: &EarlyEnd) {
         v.reasons.insert(0, e.message.clone());
     }
     v.status = Status::Fail;
+}
+
+/// Checks whose failure more run time could not undo: a wait that already
+/// went over its limit, or a CPU that stalled, happened whatever the rest
+/// of the run would have done.
+pub const LASTING_CHECKS: &[&str] = &["max_wait_ns", "starvation", "stalls"];
+
+/// A run a signal cut short is judged over the part that ran, which
+/// proves nothing about the rest: a pass there is inconclusive, and so is
+/// a failure of a statistic (shares, a p99, an operation's own counts)
+/// that the rest of the run could have changed. A failed lasting check
+/// ([`LASTING_CHECKS`]) stays a failure: that task did wait too long.
+/// The checks keep their measured values either way.
+pub fn interrupted_verdict(v: &mut Verdict, sig: Signal) {
+    let lasting: Vec<&str> = v
+        .checks
+        .iter()
+        .filter(|c| c.judged && !c.passed && LASTING_CHECKS.contains(&c.name.as_str()))
+        .map(|c| c.name.as_str())
+        .collect();
+    if !lasting.is_empty() && v.status == Status::Fail {
+        let why = format!(
+            "note: interrupted by {}: judged over the part of the run before it; {} failed \
+             there, which the rest of the run could not undo",
+            sig.name(),
+            lasting.join(", ")
+        );
+        v.reasons.push(why);
+        return;
+    }
+    let what = match v.status {
+        Status::Pass => "a pass over that part does not decide the whole run",
+        Status::Fail => "its failures are statistics the rest of the run could have changed",
+        Status::Inconclusive => "and that part could not decide it either",
+    };
+    v.reasons.insert(
+        0,
+        format!(
+            "interrupted by {}: judged over the part of the run before it; {what}",
+            sig.name()
+        ),
+    );
+    v.status = Status::Inconclusive;
 }
 
 /// Why the data may not support a pass, beyond what `analysis` checks.
@@ -395,6 +444,7 @@ mod tests {
             op_checks: &[],
             finished: true,
             ended_early: None,
+            interrupted: None,
         }
     }
 
@@ -596,6 +646,82 @@ mod tests {
             .find(|c| c.name == "starvation")
             .unwrap();
         assert!(!c.passed);
+    }
+
+    #[test]
+    fn an_interrupted_pass_is_inconclusive_but_a_lasting_failure_stands() {
+        let s = settings();
+        let judged = tasks();
+        let interrupted = |s: &JudgeSettings| {
+            judge(
+                fair_run(),
+                &JudgeInput {
+                    finished: false,
+                    interrupted: Some(Signal::Int),
+                    ..input(s, &judged)
+                },
+            )
+            .verdict
+        };
+        let whole = judge(fair_run(), &input(&s, &judged)).verdict;
+        assert_eq!(whole.status, Status::Pass, "{:?}", whole.reasons);
+        let v = interrupted(&s);
+        assert_eq!(v.status, Status::Inconclusive);
+        assert!(
+            v.reasons[0].starts_with("interrupted by SIGINT"),
+            "{:?}",
+            v.reasons
+        );
+        // Each task waits 1 ms between its slices: over a 0.5 ms limit,
+        // and no later part of the run could take that wait back.
+        let strict = JudgeSettings {
+            max_wait_ns: Some(500_000),
+            ..settings()
+        };
+        let v = interrupted(&strict);
+        assert_eq!(v.status, Status::Fail, "{:?}", v.reasons);
+        assert!(
+            v.reasons
+                .iter()
+                .any(|r| r.contains("interrupted by SIGINT") && r.contains("max_wait_ns")),
+            "{:?}",
+            v.reasons
+        );
+    }
+
+    #[test]
+    fn an_interrupted_statistic_failure_is_inconclusive() {
+        let check = |name: &str, passed| Check {
+            name: name.into(),
+            value: 1.0,
+            limit: 0.5,
+            passed,
+            detail: String::new(),
+            judged: true,
+        };
+        let mut v = Verdict {
+            status: Status::Fail,
+            checks: vec![
+                check("max_wait_ns", true),
+                check("max_fairness_error", false),
+            ],
+            reasons: vec!["task 2 got 30 %".into()],
+        };
+        interrupted_verdict(&mut v, Signal::Term);
+        assert_eq!(v.status, Status::Inconclusive);
+        assert!(v.reasons[0].starts_with("interrupted by SIGTERM"), "{v:?}");
+        assert_eq!(
+            v.reasons[1], "task 2 got 30 %",
+            "the measured failure is kept"
+        );
+        assert!(!v.checks[1].passed, "checks keep their measured result");
+        let mut v = Verdict {
+            status: Status::Fail,
+            checks: vec![check("stalls", false)],
+            reasons: vec![],
+        };
+        interrupted_verdict(&mut v, Signal::Hup);
+        assert_eq!(v.status, Status::Fail);
     }
 
     #[test]

@@ -16,7 +16,12 @@
 //!
 //! Imports point one way: binary -> lab -> vmm -> abi. Nothing here knows
 //! the binary.
+//!
+//! Nothing prints with `println!`/`eprintln!`, which panic when the reader
+//! of a pipe has gone (`schedlab compare A B | head`): everything goes
+//! through `vmm::stdio` (`vmm::outln!`, `vmm::errln!`).
 #![forbid(unsafe_code)]
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod compare;
 pub mod gauntlet;
@@ -34,6 +39,8 @@ pub use operations::{OPERATIONS, Operation};
 pub use report::Report;
 pub use run::Run;
 pub use vmm::exit::{EXIT_CODES_HELP, ErrorKind, Failure, code};
+/// Printing that never panics on a closed stream (see `vmm::stdio`).
+pub use vmm::{errln, out, outln};
 
 /// Parse `argv` (`schedlab SUBCOMMAND FLAGS...`) as one subcommand's flags.
 #[cfg(test)]

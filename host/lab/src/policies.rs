@@ -91,14 +91,14 @@ pub fn main(args: &PoliciesArgs) -> u8 {
     let rows = rows();
     if args.json {
         match serde_json::to_string_pretty(&rows) {
-            Ok(t) => println!("{t}"),
+            Ok(t) => vmm::outln!("{t}"),
             Err(e) => {
-                eprintln!("schedlab policies: cannot encode the list: {e}");
+                vmm::errln!("schedlab policies: cannot encode the list: {e}");
                 return code::ENVIRONMENT;
             }
         }
     } else {
-        print!("{}", table(&rows));
+        vmm::out!("{}", table(&rows));
     }
     code::OK
 }

@@ -44,8 +44,9 @@ pub struct CommonArgs {
     #[arg(long)]
     pub json: bool,
     /// Keep the run in DIR (created if missing): result.json (the report,
-    /// the host and the versions, written even when the run fails), and
-    /// timeline.svg and latency.svg drawn from the scheduling events.
+    /// the host and the versions, written even when the run fails or a
+    /// signal stops it), and timeline.svg and latency.svg drawn from the
+    /// scheduling events.
     #[arg(long, value_name = "DIR")]
     pub out: Option<std::path::PathBuf>,
     /// Also print the guest's info and debug log lines to stderr.

@@ -24,6 +24,12 @@ pub mod code {
     /// The guest failed: fault, panic, deadline, malformed ring
     /// (EX_SOFTWARE); also schedlab's own internal errors (a panic).
     pub const GUEST: u8 = 70;
+    /// Interrupted by SIGHUP (128 + 1; see `signals::Signal::exit_code`).
+    pub const INTERRUPTED_HUP: u8 = 129;
+    /// Interrupted by SIGINT (128 + 2), e.g. Ctrl-C.
+    pub const INTERRUPTED_INT: u8 = 130;
+    /// Interrupted by SIGTERM (128 + 15).
+    pub const INTERRUPTED_TERM: u8 = 143;
 }
 
 /// Shown at the end of `schedlab --help`.
@@ -37,7 +43,15 @@ Exit codes:
   69  environment problem (/dev/kvm not usable, guest images missing or stale)
   70  the guest failed (CPU fault, panic, deadline passed, malformed message ring),
       or schedlab hit an internal error
-With --json, \"status\" is \"error\" exactly when the code is 64, 69 or 70.";
+  129, 130, 143
+      interrupted by SIGHUP, SIGINT (Ctrl-C) or SIGTERM (128 + the signal): the
+      VM was stopped, the report holds what was measured until then (status
+      \"interrupted\"; --out is still written); a second signal exits at once
+With --json, \"status\" is \"error\" exactly when the code is 64, 69 or 70, and
+\"interrupted\" when it is 129, 130 or 143.
+
+A closed stdout (e.g. `| head`) does not change the exit code: the rest of
+the output is dropped quietly.";
 
 /// What went wrong, in a form that stays stable for `--json` consumers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -133,8 +147,18 @@ mod tests {
         assert_eq!(ErrorKind::Abi.exit_code(), 69);
         assert_eq!(ErrorKind::Deadline.exit_code(), 70);
         assert_eq!(ErrorKind::MalformedRing.exit_code(), 70);
-        for c in ["0 ", "1 ", "2 ", "64", "69", "70"] {
+        for c in ["0 ", "1 ", "2 ", "64", "69", "70", "129", "130", "143"] {
             assert!(EXIT_CODES_HELP.contains(c));
+        }
+        for s in crate::signals::Signal::ALL {
+            assert!(
+                [
+                    code::INTERRUPTED_HUP,
+                    code::INTERRUPTED_INT,
+                    code::INTERRUPTED_TERM
+                ]
+                .contains(&s.exit_code())
+            );
         }
     }
 

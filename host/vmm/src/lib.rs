@@ -7,11 +7,17 @@
 //! [`vm::run::RunOutcome`]; it knows nothing of the command line, JSON or
 //! reports (those are the lab's). Imports point one way: the `schedlab`
 //! binary uses the lab, the lab uses this crate, this crate uses the ABI.
+//!
+//! Nothing prints with `println!`/`eprintln!` (they panic on a closed
+//! stream): everything goes through [`stdio`].
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod exit;
 pub mod files;
 pub mod images;
 pub mod monitor;
+pub mod signals;
+pub mod stdio;
 pub mod symbols;
 pub mod tlv;
 pub mod units;

@@ -82,3 +82,28 @@ pub fn image_copy() -> tempfile::TempDir {
 }
 
 pub const NO_KVM: &str = "/nonexistent/schedlab-test/kvm";
+
+/// The exit code a report's JSON stands for, read from the JSON alone as a
+/// script would, by the documented table (README, `schedlab --help`).
+pub fn code_the_json_promises(v: &serde_json::Value) -> i32 {
+    match v["status"].as_str().expect("status") {
+        "interrupted" => match v["interrupted"]["signal"].as_str().expect("signal") {
+            "SIGHUP" => 129,
+            "SIGINT" => 130,
+            "SIGTERM" => 143,
+            s => panic!("undocumented signal {s}: {v}"),
+        },
+        "error" => match v["error"]["kind"].as_str().expect("error.kind") {
+            "usage" => 64,
+            "kvm" | "image" | "abi" | "host" => 69,
+            _ => 70,
+        },
+        "ok" | "stopped" => match v["verdict"]["status"].as_str() {
+            Some("pass") | None => 0,
+            Some("fail") => 1,
+            Some("inconclusive") => 2,
+            Some(s) => panic!("undocumented verdict {s}: {v}"),
+        },
+        s => panic!("undocumented status {s}: {v}"),
+    }
+}

@@ -478,12 +478,12 @@ pub fn main(args: &CompareArgs) -> u8 {
     match run(args) {
         Ok(r) => {
             if args.json {
-                println!(
+                vmm::outln!(
                     "{}",
                     serde_json::to_string_pretty(&r).unwrap_or_else(|_| "{}".into())
                 );
             } else {
-                print!("{}", table::human(&r));
+                vmm::out!("{}", table::human(&r));
             }
             if r.regressions > 0 {
                 code::VERDICT_FAIL
@@ -494,9 +494,9 @@ pub fn main(args: &CompareArgs) -> u8 {
         Err(f) => {
             if args.json {
                 let v = serde_json::json!({"status": "error", "error": f});
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                vmm::outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             } else {
-                eprintln!("schedlab compare: {f}");
+                vmm::errln!("schedlab compare: {f}");
             }
             f.exit_code()
         }

@@ -7,26 +7,38 @@
 //! process, every run keeps its outputs where `schedlab compare` can pair
 //! them with another gauntlet's, and the runs are exactly what a person
 //! would get typing the same command.
+//!
+//! SIGINT, SIGTERM and SIGHUP are passed on to the running children (see
+//! `runner`); the gauntlet then writes `gauntlet.json` with the finished
+//! and the interrupted runs, prints its table and exits 128 + the signal.
 
 mod row;
 mod runner;
 
-use crate::settings::parse_duration;
 use crate::settings::sched::policy_by_name;
+use crate::settings::{default_timeout, fmt_ns, parse_duration};
 use clap::Args;
 use row::RunRow;
 use serde::Serialize;
 use std::path::PathBuf;
+use std::time::Duration;
 use vmm::exit::{Failure, Result, code};
+use vmm::signals::{self, Signal, StopFlag};
 
 /// Shown at the end of `schedlab gauntlet --help`.
 pub const EXIT_CODES: &str = "\
 Exit codes:
   0   every run passed
   1   a run failed its verdict (and none errored)
-  2   a run was inconclusive (and none failed or errored)
+  2   a run was inconclusive, or interrupted by a signal of its own (and none
+      failed or errored)
   64  usage error (bad list, unknown policy or workload); nothing was started
-  70  a run errored (its guest failed, or it produced no report)";
+  70  a run errored (its guest failed, it produced no report, or it was still
+      going at its deadline: its --timeout + 5 s + 10 %)
+  129, 130, 143
+      interrupted by SIGHUP, SIGINT or SIGTERM (128 + the signal): the running
+      runs got the same signal, gauntlet.json holds the finished and the
+      interrupted ones; a second signal exits at once";
 
 #[derive(Debug, Clone, Args)]
 pub struct GauntletArgs {
@@ -62,6 +74,12 @@ pub struct GauntletArgs {
     /// 200ms for spin].
     #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
     pub duration: Option<String>,
+    /// Every run's --timeout [default: each run's own, max(5s, 2 x
+    /// duration + 5s)]. A run still going at its timeout + 5 s + 10 % (a
+    /// stopped or hung process) gets SIGTERM, then SIGKILL, and is an
+    /// error row.
+    #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
+    pub timeout: Option<String>,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -69,6 +87,17 @@ pub struct GauntletArgs {
 
 /// Runs at most this many VMs at once, whatever `--jobs` says.
 pub const MAX_JOBS: i64 = 64;
+
+/// What a run may take past its own --timeout before the gauntlet stops
+/// it: the child stops its VM at the timeout, then judges and writes its
+/// files (a moment for a short run; replaying and drawing an hour's events
+/// takes longer, hence the 10 %).
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(5);
+
+/// A run's deadline from its --timeout (see [`DEADLINE_MARGIN`]).
+pub fn deadline(timeout: Duration) -> Duration {
+    timeout + DEADLINE_MARGIN + timeout / 10
+}
 
 /// One run of the matrix.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -80,6 +109,10 @@ pub struct Job {
     pub name: String,
     /// The arguments after `schedlab`.
     pub args: Vec<String>,
+    /// How long the gauntlet lets it run (see [`deadline`]).
+    pub deadline_ms: u64,
+    /// Where the deadline comes from, for the row that reaches it.
+    pub deadline_why: String,
 }
 
 /// The validated matrix.
@@ -157,6 +190,15 @@ impl GauntletArgs {
         if let Some(d) = &self.duration {
             parse_duration("--duration", d, 1, crate::settings::HOUR_NS)?;
         }
+        let timeout = match &self.timeout {
+            Some(t) => Some(Duration::from_nanos(parse_duration(
+                "--timeout",
+                t,
+                1,
+                crate::settings::HOUR_NS,
+            )?)),
+            None => None,
+        };
         let parallel = match self.jobs {
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
             Some(j) if (1..=MAX_JOBS).contains(&j) => j as usize,
@@ -172,7 +214,7 @@ impl GauntletArgs {
         for w in &workloads {
             for p in &policies {
                 for &n in &cpus {
-                    jobs.push(self.job(w, p, n));
+                    jobs.push(self.job(w, p, n, timeout));
                 }
             }
         }
@@ -183,7 +225,7 @@ impl GauntletArgs {
         })
     }
 
-    fn job(&self, workload: &str, policy: &str, cpus: u32) -> Job {
+    fn job(&self, workload: &str, policy: &str, cpus: u32, timeout: Option<Duration>) -> Job {
         let name = format!("{workload}-{policy}-{cpus}cpu");
         let dir = self.out.join(&name);
         let mut args: Vec<String> = [workload, "--policy", policy, "--cpus"]
@@ -205,49 +247,108 @@ impl GauntletArgs {
                 args.extend(flags.iter().map(|s| s.to_string()));
             }
         }
+        if let Some(t) = &self.timeout {
+            args.extend(["--timeout".to_string(), t.clone()]);
+        }
+        // The child's own timeout: the one given, or its default for the
+        // duration it runs (plan() checked every duration here parses).
+        let (timeout, whose) = match timeout {
+            Some(t) => (t, "--timeout"),
+            None => {
+                let duration = args
+                    .iter()
+                    .position(|a| a == "--duration")
+                    .and_then(|i| args.get(i + 1))
+                    .map_or("200ms", String::as_str);
+                let ns = parse_duration("--duration", duration, 1, crate::settings::HOUR_NS)
+                    .unwrap_or(crate::settings::HOUR_NS);
+                (default_timeout(ns), "default timeout")
+            }
+        };
+        let d = deadline(timeout);
         Job {
             workload: workload.to_string(),
             policy: policy.to_string(),
             cpus,
             name,
             args,
+            deadline_ms: d.as_millis() as u64,
+            deadline_why: format!(
+                "its {whose} {} + {:.1} s margin",
+                fmt_ns(timeout.as_nanos() as u64),
+                (d - timeout).as_secs_f64()
+            ),
         }
     }
 }
 
 #[derive(Debug, Serialize)]
 pub struct GauntletReport {
+    /// "pass", "fail", "inconclusive", "error" (a run errored) or
+    /// "interrupted": always the exit code's meaning (see
+    /// [`GauntletReport::exit_code`]).
+    pub status: &'static str,
+    /// The signal that interrupted the gauntlet, if one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<Signal>,
     pub out: String,
     pub jobs: usize,
+    /// The runs that started, finished or interrupted, in matrix order.
     pub runs: Vec<RunRow>,
     pub passed: usize,
     pub failed: usize,
     pub inconclusive: usize,
     pub errors: usize,
+    pub interrupted_runs: usize,
+    /// Runs of the matrix that never started (the gauntlet was
+    /// interrupted first), by name.
+    pub not_started: Vec<String>,
 }
 
 impl GauntletReport {
-    fn new(out: String, jobs: usize, runs: Vec<RunRow>) -> Self {
+    fn new(
+        out: String,
+        jobs: usize,
+        runs: Vec<RunRow>,
+        not_started: Vec<String>,
+        interrupted: Option<Signal>,
+    ) -> Self {
         let count = |s: &str| runs.iter().filter(|r| r.verdict == s).count();
-        GauntletReport {
+        let mut r = GauntletReport {
+            status: "pass",
+            interrupted,
             out,
             jobs,
             passed: count("pass"),
             failed: count("fail"),
             inconclusive: count("inconclusive"),
             errors: count("error"),
+            interrupted_runs: count("interrupted"),
+            not_started,
             runs,
-        }
+        };
+        r.status = match r.exit_code() {
+            code::OK => "pass",
+            code::VERDICT_FAIL => "fail",
+            code::INCONCLUSIVE => "inconclusive",
+            code::GUEST => "error",
+            _ => "interrupted",
+        };
+        r
     }
 
-    /// 70 if any run errored, else 1 if any failed its verdict, else 2 if
-    /// any was inconclusive, else 0.
+    /// 128 + the signal if the gauntlet was interrupted, else 70 if any
+    /// run errored, else 1 if any failed its verdict, else 2 if any was
+    /// inconclusive (or interrupted by a signal the gauntlet did not get,
+    /// which proves as little), else 0.
     pub fn exit_code(&self) -> u8 {
-        if self.errors > 0 {
+        if let Some(sig) = self.interrupted {
+            sig.exit_code()
+        } else if self.errors > 0 {
             code::GUEST
         } else if self.failed > 0 {
             code::VERDICT_FAIL
-        } else if self.inconclusive > 0 {
+        } else if self.inconclusive > 0 || self.interrupted_runs > 0 {
             code::INCONCLUSIVE
         } else {
             code::OK
@@ -265,32 +366,70 @@ pub fn main(args: &GauntletArgs) -> u8 {
         Err(f) => {
             if args.json {
                 let v = serde_json::json!({"status": "error", "error": f});
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                vmm::outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             } else {
-                eprintln!("schedlab gauntlet: {f}");
+                vmm::errln!("schedlab gauntlet: {f}");
             }
             return f.exit_code();
         }
     };
+    // Without handlers (said, and unlikely) a signal ends the gauntlet as
+    // it always did; its children then end at their own --timeout.
+    let stop = signals::install().unwrap_or_else(|e| {
+        vmm::errln!("schedlab gauntlet: cannot watch for SIGINT/SIGTERM/SIGHUP ({e})");
+        StopFlag::new()
+    });
     if !args.json {
-        eprintln!(
+        vmm::errln!(
             "gauntlet: {} runs, {} at a time, outputs in {}",
             plan.jobs.len(),
             plan.parallel,
             plan.out.display()
         );
     }
-    let rows = runner::run_all(&plan, args.json);
-    let report = GauntletReport::new(plan.out.display().to_string(), plan.parallel, rows);
+    let slots = runner::run_all(&plan, args.json, &stop);
+    let interrupted = stop.requested();
+    let mut rows = Vec::new();
+    let mut not_started = Vec::new();
+    for (slot, job) in slots.into_iter().zip(&plan.jobs) {
+        match slot {
+            Some(r) => rows.push(r),
+            None if interrupted.is_some() => not_started.push(job.name.clone()),
+            None => rows.push(RunRow::from_output(
+                job,
+                -1,
+                "",
+                "the run never started",
+                0,
+                String::new(),
+            )),
+        }
+    }
+    let report = GauntletReport::new(
+        plan.out.display().to_string(),
+        plan.parallel,
+        rows,
+        not_started,
+        interrupted,
+    );
     let text = serde_json::to_string_pretty(&report).unwrap_or_default();
     let summary = plan.out.join("gauntlet.json");
     if let Err(e) = std::fs::write(&summary, format!("{text}\n")) {
-        eprintln!("schedlab gauntlet: cannot write {}: {e}", summary.display());
+        vmm::errln!("schedlab gauntlet: cannot write {}: {e}", summary.display());
     }
     if args.json {
-        println!("{text}");
+        vmm::outln!("{text}");
     } else {
-        print!("{}", row::table(&report));
+        vmm::out!("{}", row::table(&report));
+        if let Some(sig) = interrupted {
+            vmm::errln!(
+                "schedlab gauntlet: interrupted by {}: {} finished, {} interrupted, {} not started",
+                sig.name(),
+                report.runs.len() - report.interrupted_runs,
+                report.interrupted_runs,
+                report.not_started.len()
+            );
+        }
     }
     report.exit_code()
 }
@@ -391,10 +530,83 @@ mod tests {
     }
 
     #[test]
+    fn the_json_status_always_agrees_with_the_exit_code() {
+        let report = |vs: &[&str], sig| {
+            GauntletReport::new(
+                String::new(),
+                1,
+                vs.iter().map(|v| RunRow::for_test(v)).collect(),
+                vec!["spin-fifo-1cpu".into()],
+                sig,
+            )
+        };
+        for (vs, sig, status, code) in [
+            (&["pass", "pass"][..], None, "pass", 0),
+            (&["pass", "fail"], None, "fail", 1),
+            (&["pass", "inconclusive"], None, "inconclusive", 2),
+            (&["pass", "interrupted"], None, "inconclusive", 2),
+            (&["fail", "error"], None, "error", 70),
+            (
+                &["pass", "interrupted"],
+                Some(Signal::Hup),
+                "interrupted",
+                129,
+            ),
+            (
+                &["error", "interrupted"],
+                Some(Signal::Int),
+                "interrupted",
+                130,
+            ),
+            (&[], Some(Signal::Term), "interrupted", 143),
+        ] {
+            let r = report(vs, sig);
+            let v = serde_json::to_value(&r).unwrap();
+            assert_eq!((v["status"].as_str(), r.exit_code()), (Some(status), code));
+            assert_eq!(v["interrupted"].as_str(), sig.map(Signal::name), "{v}");
+        }
+        let r = report(&["pass", "interrupted"], Some(Signal::Int));
+        assert_eq!((r.passed, r.interrupted_runs), (1, 1));
+        assert_eq!(r.not_started, ["spin-fifo-1cpu"]);
+        let t = row::table(&r);
+        assert!(t.contains("1 interrupted by SIGINT (1 not started)"), "{t}");
+    }
+
+    #[test]
+    fn a_run_gets_a_deadline_past_its_own_timeout() {
+        let p = args(&["--policies", "rr", "--cpus", "1"]).plan().unwrap();
+        // spin's 200ms: its default timeout is 2 x 200 ms + 5 s; then
+        // + 5 s + 10 %.
+        assert_eq!(p.jobs[0].deadline_ms, 5_400 + 5_000 + 540);
+        assert!(
+            p.jobs[0].deadline_why.contains("default timeout 5400ms"),
+            "{}",
+            p.jobs[0].deadline_why
+        );
+        let p = args(&["--policies", "rr", "--cpus", "1", "--timeout", "2s"])
+            .plan()
+            .unwrap();
+        assert_eq!(p.jobs[0].deadline_ms, 7_200);
+        assert!(p.jobs[0].args.ends_with(&["--timeout".into(), "2s".into()]));
+        let p = args(&["--policies", "rr", "--cpus", "1", "--duration", "10s"])
+            .plan()
+            .unwrap();
+        assert_eq!(p.jobs[0].deadline_ms, 25_000 + 5_000 + 2_500);
+        assert!(err(&["--timeout", "0"]).starts_with("--timeout"));
+    }
+
+    #[test]
     fn exit_code_is_error_then_fail_then_inconclusive() {
         let row = |v: &str| RunRow::for_test(v);
         let code = |vs: &[&str]| {
-            GauntletReport::new(String::new(), 1, vs.iter().map(|v| row(v)).collect()).exit_code()
+            GauntletReport::new(
+                String::new(),
+                1,
+                vs.iter().map(|v| row(v)).collect(),
+                Vec::new(),
+                None,
+            )
+            .exit_code()
         };
         assert_eq!(code(&["pass", "pass"]), 0);
         assert_eq!(code(&["pass", "inconclusive"]), 2);

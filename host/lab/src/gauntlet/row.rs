@@ -13,9 +13,11 @@ pub struct RunRow {
     pub workload: String,
     pub policy: String,
     pub cpus: u32,
-    /// "pass", "fail", "inconclusive" or "error".
+    /// "pass", "fail", "inconclusive", "error" or "interrupted" (a
+    /// signal stopped it; its numbers cover the part that ran).
     pub verdict: String,
-    /// The child's exit code (-1 if it was killed by a signal).
+    /// The child's exit code (-1 if it was killed by a signal; 129, 130 or
+    /// 143 if a signal interrupted it).
     pub exit_code: i32,
     pub throughput: Option<f64>,
     pub fairness_error: Option<f64>,
@@ -29,6 +31,9 @@ pub struct RunRow {
     pub note: Option<String>,
     /// The run's result.json.
     pub result: String,
+    /// The child printed a JSON report (the row's numbers are its).
+    #[serde(skip)]
+    pub reported: bool,
 }
 
 /// One of the operation's result numbers, named as `schedlab compare`
@@ -94,6 +99,7 @@ impl RunRow {
             wall_ms,
             note: None,
             result,
+            reported: false,
         };
         let v: Value = match serde_json::from_str(stdout) {
             Ok(v) => v,
@@ -106,18 +112,30 @@ impl RunRow {
                 return row;
             }
         };
+        row.reported = true;
         let m = crate::compare::extract(&v);
         row.throughput = metric(&m, "throughput");
         row.fairness_error = metric(&m, "fairness_error");
         row.max_wait_ns = metric(&m, "max_wait_ns");
         row.wake_p99_ns = metric(&m, "wake_p99_ns");
         row.key_result = key_result(&m);
-        if v.get("status").and_then(Value::as_str) == Some("error") {
-            row.note = v
-                .pointer("/error/message")
-                .and_then(Value::as_str)
-                .map(str::to_string);
-            return row;
+        match v.get("status").and_then(Value::as_str) {
+            Some("interrupted") => {
+                row.verdict = "interrupted".into();
+                row.note = v
+                    .pointer("/interrupted/message")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                return row;
+            }
+            Some("error") => {
+                row.note = v
+                    .pointer("/error/message")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                return row;
+            }
+            _ => {}
         }
         row.verdict = v
             .pointer("/verdict/status")
@@ -150,6 +168,7 @@ impl RunRow {
             wall_ms: 0,
             note: None,
             result: String::new(),
+            reported: true,
         }
     }
 }
@@ -204,9 +223,21 @@ pub fn table(r: &GauntletReport) -> String {
         );
         let _ = writeln!(out, "{}", line.trim_end());
     }
+    let interrupted = match r.interrupted {
+        Some(sig) => format!(
+            ", {} interrupted by {}{}",
+            r.interrupted_runs,
+            sig.name(),
+            match r.not_started.len() {
+                0 => String::new(),
+                n => format!(" ({n} not started)"),
+            }
+        ),
+        None => String::new(),
+    };
     let _ = writeln!(
         out,
-        "\n{} runs: {} pass, {} fail, {} inconclusive, {} error; outputs in {}",
+        "\n{} runs: {} pass, {} fail, {} inconclusive, {} error{interrupted}; outputs in {}",
         r.runs.len(),
         r.passed,
         r.failed,
@@ -228,6 +259,8 @@ mod tests {
             cpus: 2,
             name: "spin-rr-2cpu".into(),
             args: vec![],
+            deadline_ms: 10_000,
+            deadline_why: "its default timeout 5s + 5s margin".into(),
         }
     }
 
@@ -296,9 +329,24 @@ mod tests {
     }
 
     #[test]
+    fn an_interrupted_child_is_an_interrupted_row_with_its_numbers() {
+        let stdout = r#"{"operation":"spin","status":"interrupted",
+            "interrupted":{"signal":"SIGINT","exit_code":130,"message":"interrupted by SIGINT after 1 s"},
+            "metrics":{"max_fairness_error":0.05,"tasks":[{"max_wait_ns":2000000}]},
+            "verdict":{"status":"inconclusive","reasons":["interrupted by SIGINT: judged"]}}"#;
+        let r = RunRow::from_output(&job(), 130, stdout, "", 1000, String::new());
+        assert_eq!(r.verdict, "interrupted");
+        assert_eq!(r.exit_code, 130);
+        assert_eq!(r.max_wait_ns, Some(2e6), "the partial numbers are kept");
+        assert_eq!(r.note.as_deref(), Some("interrupted by SIGINT after 1 s"));
+        assert!(r.reported);
+        assert!(!RunRow::from_output(&job(), -1, "", "", 1, String::new()).reported);
+    }
+
+    #[test]
     fn the_table_has_a_header_and_one_line_per_run() {
         let runs = vec![RunRow::for_test("pass"), RunRow::for_test("fail")];
-        let rep = GauntletReport::new("out".into(), 2, runs);
+        let rep = GauntletReport::new("out".into(), 2, runs, Vec::new(), None);
         let t = table(&rep);
         let lines: Vec<&str> = t.lines().collect();
         assert!(lines[0].starts_with("workload"));

@@ -26,6 +26,7 @@ use clap::{ArgMatches, FromArgMatches};
 use std::marker::PhantomData;
 use vmm::exit::{EXIT_CODES_HELP, Failure, Result};
 use vmm::images;
+use vmm::signals::{self, StopFlag};
 use vmm::vm::run::{self, LogEcho, RunOutcome, RunRequest, RunSpec};
 
 /// Every operation the host offers, one line each, in `--help` order. A
@@ -218,8 +219,18 @@ impl RunSettings {
 
 /// Images, VM, judge, outputs: the report, whatever happened to the run.
 /// Prints nothing (but the progress bar on a terminal). Err only when the
-/// `--out` directory cannot be made (a usage error: no VM started).
+/// `--out` directory cannot be made (a usage error: no VM started). No
+/// signal stops it (see [`run_until`]): a library caller's process keeps
+/// its own signal handling.
 pub fn run(p: Prepared) -> Result<Report> {
+    run_until(p, None)
+}
+
+/// [`run`], stopped early when `stop` is set (by a signal: see
+/// `vmm::signals`): the VM is stopped as at a deadline, and the report,
+/// its verdict and the `--out` files are made from what was measured until
+/// then, with status "interrupted".
+pub fn run_until(p: Prepared, stop: Option<&StopFlag>) -> Result<Report> {
     outputs::prepare(&p.settings)?;
     let progress = Progress::for_settings(p.name, &p.settings);
     let loaded = images::load(p.name, p.config_magic);
@@ -228,6 +239,7 @@ pub fn run(p: Prepared) -> Result<Report> {
             images: imgs,
             config: &p.config,
             spec: p.settings.spec(),
+            stop,
         }),
         Err(f) => RunOutcome {
             failure: Some(f.clone()),
@@ -283,6 +295,7 @@ pub fn conclude(p: Prepared, imgs: Option<&images::Images>, mut outcome: RunOutc
                 op_checks: &summary.checks,
                 finished: outcome.finished,
                 ended_early: outcome.ended_early.as_ref(),
+                interrupted: outcome.interrupted,
             },
         )
     });
@@ -294,9 +307,20 @@ pub fn conclude(p: Prepared, imgs: Option<&images::Images>, mut outcome: RunOutc
 }
 
 /// Run, print the report, say where it was kept: the process exit code.
+/// SIGINT, SIGTERM and SIGHUP stop the run (see [`run_until`]) and make the
+/// exit code 128 + the signal; without handlers (they could not be
+/// installed, which is said) a signal ends the process as it always did.
 pub fn execute(p: Prepared) -> u8 {
     let (name, subcommand, json) = (p.name, p.subcommand, p.settings.json);
-    let report = match run(p) {
+    let stop = signals::install()
+        .map_err(|e| {
+            vmm::errln!(
+                "schedlab {subcommand}: cannot watch for SIGINT/SIGTERM/SIGHUP ({e}); a signal \
+                 will end the run without its results"
+            );
+        })
+        .ok();
+    let report = match run_until(p, stop.as_ref()) {
         Ok(r) => r,
         Err(f) => return usage_error(name, subcommand, json, &f),
     };
@@ -316,8 +340,8 @@ pub fn usage_error(operation: &str, subcommand: &str, json: bool, f: &Failure) -
         r.set_failure(f.clone());
         report::print(&r, "", true)
     } else {
-        eprintln!("schedlab {subcommand}: {f}");
-        eprintln!("(see `schedlab {subcommand} --help`)");
+        vmm::errln!("schedlab {subcommand}: {f}");
+        vmm::errln!("(see `schedlab {subcommand} --help`)");
         f.exit_code()
     }
 }

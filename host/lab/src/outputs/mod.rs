@@ -3,8 +3,8 @@
 //! - `result.json`: the `--json` report plus what makes it comparable
 //!   later (the host machine, the image ABI stamps, a `kind` marker that
 //!   `schedlab compare` checks). Written for every run that got past flag
-//!   validation, failed or not: a crashed run's partial metrics are exactly
-//!   what someone will want to look at.
+//!   validation, failed, interrupted or not: a crashed or interrupted
+//!   run's partial metrics are exactly what someone will want to look at.
 //! - `timeline.svg`: which task ran on which CPU when.
 //! - `latency.svg`: a histogram of wake-up latencies.
 //!
@@ -97,7 +97,7 @@ pub fn keep(
             if report.error.is_none() {
                 report.set_failure(f);
             } else {
-                eprintln!("schedlab {}: {f}", report.operation);
+                vmm::errln!("schedlab {}: {f}", report.operation);
             }
             None
         }
@@ -112,7 +112,7 @@ pub fn announce(dir: Option<&Path>, json: bool) {
             .into_iter()
             .filter(|f| d.join(f).is_file())
             .collect();
-        eprintln!("kept in {}: {}", d.display(), names.join(", "));
+        vmm::errln!("kept in {}: {}", d.display(), names.join(", "));
     }
 }
 

@@ -8,9 +8,9 @@ use crate::judge::Judgement;
 use abi::kstate::CpuRecord;
 use analysis::{Metrics, Stall, Verdict};
 use serde::Serialize;
-use std::io::Write;
 use vmm::exit::{Failure, code};
 use vmm::monitor::MonitorStats;
+use vmm::signals::Signal;
 use vmm::tlv::FrameCounters;
 use vmm::vm::hoststat::HostTime;
 use vmm::vm::run::{LogLine, RunOutcome, Timing};
@@ -180,14 +180,30 @@ pub struct EndedEarly {
     pub message: String,
 }
 
+/// A run a signal stopped (see `vmm::signals`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Interrupted {
+    /// "SIGINT", "SIGTERM" or "SIGHUP".
+    pub signal: Signal,
+    /// The process's exit code: 128 + the signal's number.
+    pub exit_code: u8,
+    pub message: String,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub operation: String,
     /// "ok", "stopped" (a live check ended the run; see `ended_early` and
-    /// `verdict`) or "error" (see `error`).
+    /// `verdict`), "error" (see `error`) or "interrupted" (a signal
+    /// stopped the run; see `interrupted`, and `error` if it also failed).
+    /// It always agrees with the exit code: see [`Report::exit_code`].
     pub status: &'static str,
     pub error: Option<Failure>,
     pub ended_early: Option<EndedEarly>,
+    /// Present when a signal stopped the run: everything else in the
+    /// report is what was measured until then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<Interrupted>,
     pub config: serde_json::Value,
     pub tasks: Vec<TaskRow>,
     pub totals: Option<Totals>,
@@ -227,6 +243,7 @@ impl Report {
             status: "ok",
             error: None,
             ended_early: None,
+            interrupted: None,
             config,
             tasks: Vec::new(),
             totals: None,
@@ -251,14 +268,17 @@ impl Report {
         }
     }
 
-    /// The run failed: status "error", and the exit code is the error's
-    /// (64, 69 or 70). A verdict already reached stays, as what the data
-    /// collected up to the failure showed (a task starved before the
-    /// deadline is still worth knowing), but it never says pass: a run
-    /// that did not finish cleanly cannot have passed, so a pass becomes
-    /// inconclusive with the error as its reason.
+    /// The run failed: status "error" (unless a signal stopped it: an
+    /// interrupted run stays "interrupted", its exit code the signal's,
+    /// with the failure in `error`). A verdict already reached stays, as
+    /// what the data collected up to the failure showed (a task starved
+    /// before the deadline is still worth knowing), but it never says
+    /// pass: a run that did not finish cleanly cannot have passed, so a
+    /// pass becomes inconclusive with the error as its reason.
     pub fn set_failure(&mut self, f: Failure) {
-        self.status = "error";
+        if self.interrupted.is_none() {
+            self.status = "error";
+        }
         if let Some(v) = self.verdict.as_mut()
             && v.status == analysis::Status::Pass
         {
@@ -272,6 +292,23 @@ impl Report {
             ));
         }
         self.error = Some(f);
+    }
+
+    /// Mark the run as stopped by `sig` (after `wall_us` of it, if known).
+    pub fn set_interrupted(&mut self, sig: Signal, wall_us: Option<u64>) {
+        let after = wall_us
+            .map(|us| format!(" after {:.2} s", us as f64 / 1e6))
+            .unwrap_or_default();
+        self.status = "interrupted";
+        self.interrupted = Some(Interrupted {
+            signal: sig,
+            exit_code: sig.exit_code(),
+            message: format!(
+                "interrupted by {}{after}: the VM was stopped and this report holds what was \
+                 measured until then",
+                sig.name()
+            ),
+        });
     }
 
     pub fn fill(
@@ -290,6 +327,9 @@ impl Report {
         self.result = s.extra;
         self.result_lines = s.lines;
         self.elapsed_ns = s.elapsed_ns;
+        if let Some(sig) = out.interrupted {
+            self.set_interrupted(sig, out.timing.wall_us);
+        }
         self.timing = out.timing;
         self.frames = out.frames;
         self.logs = out.logs;
@@ -319,7 +359,9 @@ impl Report {
         self.note_host_waits();
         // The run's own failure comes first; the summary's only counts
         // when the run itself ended cleanly (and was not stopped).
-        let summary_failure = s.failure.filter(|_| out.ended_early.is_none());
+        let summary_failure = s
+            .failure
+            .filter(|_| out.ended_early.is_none() && out.interrupted.is_none());
         if let Some(f) = out.failure.or(summary_failure) {
             self.set_failure(f);
         }
@@ -400,11 +442,16 @@ impl Report {
         ));
     }
 
-    /// An error's code (64/69/70) wins; otherwise the verdict's (0 pass, 1
+    /// An interruption's code (129/130/143) wins: someone asked the run to
+    /// stop, and `status` says "interrupted". Then an error's code
+    /// (64/69/70, `status` "error"); otherwise the verdict's (0 pass, 1
     /// fail, 2 inconclusive). A run that produced no verdict at all (it
     /// never started) with no error is 0. So `status` "error" always goes
     /// with 64/69/70, and "ok" or "stopped" with 0/1/2.
     pub fn exit_code(&self) -> u8 {
+        if let Some(i) = &self.interrupted {
+            return i.exit_code;
+        }
         if let Some(e) = &self.error {
             return e.exit_code();
         }
@@ -443,15 +490,18 @@ pub fn print(r: &Report, headline: &str, json: bool) -> u8 {
         let text = serde_json::to_string_pretty(r).unwrap_or_else(|e| {
             format!(r#"{{"status":"error","error":{{"kind":"host","message":"cannot encode report: {e}"}}}}"#)
         });
-        println!("{text}");
+        vmm::outln!("{text}");
     } else {
         let mut s = String::new();
         human(r, headline, &mut s);
-        let _ = std::io::stdout().write_all(s.as_bytes());
+        vmm::out!("{s}");
+        if let Some(i) = &r.interrupted {
+            vmm::errln!("schedlab {}: {}", r.operation, i.message);
+        }
         if let Some(e) = &r.error {
-            eprintln!("schedlab {}: error: {e}", r.operation);
+            vmm::errln!("schedlab {}: error: {e}", r.operation);
         } else if let Some(e) = &r.ended_early {
-            eprintln!("schedlab {}: stopped: {}", r.operation, e.message);
+            vmm::errln!("schedlab {}: stopped: {}", r.operation, e.message);
         }
     }
     r.exit_code()
@@ -650,6 +700,142 @@ pub(crate) mod tests {
         r.set_failure(Failure::new(ErrorKind::GuestPanic, "boom"));
         assert_eq!(r.verdict.as_ref().unwrap().status, analysis::Status::Fail);
         assert_eq!(r.exit_code(), 70);
+    }
+
+    /// The exit code a report's JSON stands for, read from the JSON alone
+    /// as a script would, by the table in README and `EXIT_CODES_HELP`.
+    fn code_the_json_promises(v: &serde_json::Value) -> u8 {
+        match v["status"].as_str().unwrap() {
+            "interrupted" => match v["interrupted"]["signal"].as_str().unwrap() {
+                "SIGHUP" => 129,
+                "SIGINT" => 130,
+                "SIGTERM" => 143,
+                s => panic!("undocumented signal {s}"),
+            },
+            "error" => match v["error"]["kind"].as_str().unwrap() {
+                "usage" => 64,
+                "kvm" | "image" | "abi" | "host" => 69,
+                _ => 70,
+            },
+            "ok" | "stopped" => match v["verdict"]["status"].as_str() {
+                Some("pass") | None => 0,
+                Some("fail") => 1,
+                Some("inconclusive") => 2,
+                Some(s) => panic!("undocumented verdict {s}"),
+            },
+            s => panic!("undocumented status {s}"),
+        }
+    }
+
+    #[test]
+    fn the_json_status_always_agrees_with_the_exit_code() {
+        let verdict = |status| Verdict {
+            status,
+            checks: vec![],
+            reasons: vec![],
+        };
+        let judged = |status| {
+            let mut r = sample();
+            r.verdict = Some(verdict(status));
+            r
+        };
+        let failed = |kind| {
+            let mut r = judged(analysis::Status::Pass);
+            r.set_failure(Failure::new(kind, "x"));
+            r
+        };
+        let interrupted = |sig| {
+            let mut r = judged(analysis::Status::Inconclusive);
+            r.set_interrupted(sig, Some(1_000_000));
+            r
+        };
+        let mut stopped = judged(analysis::Status::Fail);
+        stopped.status = "stopped";
+        // Interrupted, and its --out could not be written: still the
+        // signal's code, the failure in `error`.
+        let mut interrupted_and_failed = interrupted(Signal::Int);
+        interrupted_and_failed.set_failure(Failure::host("--out: cannot write"));
+        use ErrorKind::*;
+        let mut table: Vec<(&str, Report, &str, u8)> = vec![
+            ("pass", judged(analysis::Status::Pass), "ok", 0),
+            ("no verdict", sample(), "ok", 0),
+            ("fail", judged(analysis::Status::Fail), "ok", 1),
+            (
+                "inconclusive",
+                judged(analysis::Status::Inconclusive),
+                "ok",
+                2,
+            ),
+            ("stopped by a live check", stopped, "stopped", 1),
+            ("usage", failed(Usage), "error", 64),
+            ("SIGHUP", interrupted(Signal::Hup), "interrupted", 129),
+            ("SIGINT", interrupted(Signal::Int), "interrupted", 130),
+            ("SIGTERM", interrupted(Signal::Term), "interrupted", 143),
+            (
+                "interrupted, then failed",
+                interrupted_and_failed,
+                "interrupted",
+                130,
+            ),
+        ];
+        for kind in [Kvm, Image, Abi, Host] {
+            table.push(("environment", failed(kind), "error", 69));
+        }
+        for kind in [
+            GuestFault,
+            GuestPanic,
+            GuestBootError,
+            GuestFailed,
+            Deadline,
+            MalformedRing,
+            TripleFault,
+            EmulationFailure,
+            EntryFailure,
+            UnexpectedExit,
+            UnexpectedIo,
+            MissingResult,
+        ] {
+            table.push(("guest", failed(kind), "error", 70));
+        }
+        // No wildcard: a new kind does not compile here until it is in the
+        // table above.
+        let _listed = |k: ErrorKind| match k {
+            Usage | Kvm | Image | Abi | Host => (),
+            GuestFault | GuestPanic | GuestBootError | GuestFailed | Deadline | MalformedRing
+            | TripleFault | EmulationFailure | EntryFailure | UnexpectedExit | UnexpectedIo
+            | MissingResult => (),
+        };
+        for (what, r, status, code) in table {
+            let v = serde_json::to_value(&r).unwrap();
+            assert_eq!(v["status"], status, "{what}");
+            assert_eq!(r.exit_code(), code, "{what}");
+            assert_eq!(code_the_json_promises(&v), code, "{what}: {v}");
+        }
+    }
+
+    #[test]
+    fn an_interrupted_run_says_which_signal_and_keeps_its_data() {
+        let mut r = sample();
+        r.set_interrupted(Signal::Term, Some(1_234_000));
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["status"], "interrupted");
+        assert_eq!(v["interrupted"]["signal"], "SIGTERM");
+        assert_eq!(v["interrupted"]["exit_code"], 143);
+        assert!(
+            v["interrupted"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("interrupted by SIGTERM after 1.23 s"),
+            "{v}"
+        );
+        assert_eq!(v["tasks"].as_array().unwrap().len(), 2);
+        assert!(
+            serde_json::to_value(sample())
+                .unwrap()
+                .get("interrupted")
+                .is_none(),
+            "absent from a run no signal stopped"
+        );
     }
 
     #[test]

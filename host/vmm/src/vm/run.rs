@@ -1,7 +1,8 @@
 //! Runs one VM from start to end: vCPU threads do KVM_RUN, this thread
 //! drains the guest's message rings from shared memory (no exits), watches
-//! the deadline and the kernel-state flag, then stops everything and says
-//! how the run ended. Whatever was collected before a failure is kept.
+//! the deadline, the kernel-state flag and the stop request (a signal),
+//! then stops everything and says how the run ended. Whatever was collected
+//! before a failure or an interruption is kept.
 
 use super::hoststat::HostTime;
 use super::machine::{Machine, MachineSpec, open_kvm};
@@ -13,6 +14,7 @@ use crate::images::Images;
 use crate::monitor::live::Alarm;
 use crate::monitor::view::KstateView;
 use crate::monitor::{Monitor, MonitorConfig, MonitorData};
+use crate::signals::{Signal, StopFlag};
 use crate::symbols::Symbolizer;
 use crate::tlv::{Frame, FrameCounters, RingReader};
 use crate::units::fmt_ns;
@@ -48,6 +50,11 @@ pub struct RunRequest<'a> {
     /// The operation's `*Config` bytes, written at OPERATION_CONFIG_ADDR.
     pub config: &'a [u8],
     pub spec: RunSpec,
+    /// Polled with the deadline: once set (by a signal), the VM is stopped
+    /// as at a deadline and the run ends `interrupted`. None: nothing but
+    /// the guest, the deadline and the live checks ends the run (a library
+    /// caller that installed no handlers).
+    pub stop: Option<&'a StopFlag>,
 }
 
 /// The machine and the watch over it.
@@ -132,6 +139,9 @@ pub struct RunOutcome {
     pub monitor: Option<MonitorData>,
     /// A live check that ended the run before the guest finished.
     pub ended_early: Option<EarlyEnd>,
+    /// A stop request (this signal) ended the run before the guest
+    /// finished; what was collected until then is all here.
+    pub interrupted: Option<Signal>,
     /// TSC ticks per ms of the guest clock.
     pub tsc_khz: u64,
     /// Host CPU each vCPU thread got, by vCPU.
@@ -240,6 +250,9 @@ fn run_inner(req: &RunRequest<'_>, out: &mut RunOutcome) -> Result<(), Failure> 
         if let Some(a) = monitor.alarm() {
             break Ending::Alarm(a);
         }
+        if let Some(sig) = req.stop.and_then(StopFlag::requested) {
+            break Ending::Interrupted(sig);
+        }
         if Instant::now() >= deadline {
             break Ending::Deadline;
         }
@@ -292,6 +305,19 @@ fn run_inner(req: &RunRequest<'_>, out: &mut RunOutcome) -> Result<(), Failure> 
             out.ended_early = Some(early_end(a, &reports, &sym));
             None
         }
+        Ending::Interrupted(sig) => {
+            out.interrupted = Some(sig);
+            host_log(
+                out,
+                1,
+                &format!(
+                    "{} asked the run to stop; the VM was stopped after {:.3} s",
+                    sig.name(),
+                    t0.elapsed().as_secs_f64()
+                ),
+            );
+            None
+        }
     };
     let failure = failure.or_else(|| final_drain.err());
     out.failure = out.failure.take().or(failure);
@@ -308,6 +334,8 @@ enum Ending {
     Deadline,
     /// A live check of the monitor fired.
     Alarm(Alarm),
+    /// A stop request (a signal) arrived.
+    Interrupted(Signal),
 }
 
 fn start_monitor(machine: &Machine, s: &RunSpec) -> Result<Monitor, Failure> {
@@ -564,7 +592,7 @@ impl Drain {
             },
         };
         if self.verbose || (self.echo && echo_level <= 1) {
-            eprintln!("[guest vCPU {cpu}] {}", line.text);
+            crate::errln!("[guest vCPU {cpu}] {}", line.text);
         }
         if out.logs.len() < MAX_LOG_LINES {
             out.logs.push(line);
