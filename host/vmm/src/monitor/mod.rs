@@ -39,14 +39,17 @@ const TASK_STATE_OFFSET: u64 = std::mem::offset_of!(TaskRecord, state) as u64;
 /// default 1 kHz that is 4 minutes of 2 vCPUs before the first thinning.
 /// A power of two, so the Vec's doubling ends exactly at the cap.
 pub const MAX_SAMPLES: usize = 1 << 19;
-/// Most events kept (2^21, 64 MiB of 32-byte events); beyond, events are
+/// Most events kept (2^19, 16 MiB of 32-byte events); beyond, events are
 /// counted as dropped and the verdict is inconclusive. An hour of the
-/// default `spin` makes about 1.8 million. Concluding a run with both
-/// stores full (judge, pictures, report) peaks at about 155 MiB, plus the
-/// ~20 MB a run starts with: under 200 MB (host/lab/tests/memory.rs
-/// measures it). The caps were 8 million events (256 MiB) and 2 million
-/// samples (80 MB): over half a gigabyte at the end of an hour.
-pub const MAX_EVENTS: usize = 1 << 21;
+/// default `spin` makes about 1.8 million, so a long busy run is judged
+/// on its first minutes and says so. Concluding a run with both stores
+/// full (replay, judge, pictures, report: about 150 bytes per event in
+/// all) stays well under 200 MB with the ~20 MB a run starts with
+/// (host/lab/tests/memory.rs measures it; 2^21 events measured 343 MiB
+/// once the replay was shared by the judge and the pictures). The caps
+/// were 8 million events (256 MiB) and 2 million samples (80 MB): over
+/// half a gigabyte at the end of an hour.
+pub const MAX_EVENTS: usize = 1 << 19;
 /// With sampling off the rings are still drained, this often: a ring holds
 /// 4096 events, far more than a CPU produces in this time.
 const DRAIN_ONLY_PERIOD_NS: u64 = 5_000_000;
