@@ -51,15 +51,18 @@ fn stall_reason(s: &Stall) -> String {
     r
 }
 
-/// "2.1 ms": the longest slice the task's noise estimate allows for
-/// (the mean slice when only the count is known).
-fn latency_of_slices(t: &TaskMetrics) -> String {
-    let mean = t.runtime_ns.checked_div(t.slices).unwrap_or(0);
-    format!(
-        "{} (mean {})",
-        latency(mean.saturating_mul(2)),
-        latency(mean)
-    )
+/// "945.3 µs": the task's mean slice.
+fn mean_slice(t: &TaskMetrics) -> String {
+    latency(t.runtime_ns.checked_div(t.slices).unwrap_or(0))
+}
+
+/// A window for people: "850 ms", "6.7 s".
+fn window_text(ns: f64) -> String {
+    if ns >= 1e9 {
+        format!("{:.1} s", ns / 1e9)
+    } else {
+        format!("{:.0} ms", (ns / 1e6).ceil())
+    }
 }
 
 /// "a window of about 600 ms would decide a 10 % limit": the noise falls
@@ -77,7 +80,7 @@ fn window_needed(t: &TaskMetrics, limit: f64, window_ns: u64) -> String {
     let needed = 1.0 / (x * x);
     format!(
         "a window of about {} would decide a {} limit (--duration)",
-        ms(needed.ceil() as u64),
+        window_text(needed),
         pct_limit(limit)
     )
 }
@@ -179,10 +182,10 @@ pub fn verdict(m: &Metrics, th: &Thresholds, stalls: &[Stall]) -> Verdict {
                     notes.push(format!("note: not judged: {r} ({why})"));
                 } else if t.fairness_error.abs() <= t.fairness_noise {
                     within_noise.push(format!(
-                        "{r}: within what {} slices of up to {} can produce in this {} window \
-                         with no unfairness (±{:.0} %); {}",
+                        "{r}: within what its {} slices of {} on average can produce in this \
+                         {} window with no unfairness (±{:.0} %); {}",
                         t.slices,
-                        latency_of_slices(t),
+                        mean_slice(t),
                         ms(m.window_ns),
                         t.fairness_noise * 100.0,
                         window_needed(t, limit, m.window_ns)

@@ -94,7 +94,7 @@ fn an_error_the_runs_own_slicing_explains_is_inconclusive_not_a_failure() {
     let v = verdict(&slightly_off(0.17), &all_limits(), &[]);
     assert_eq!(v.status, Status::Inconclusive, "{v:?}");
     assert!(
-        v.reasons[0].contains("within what 30 slices")
+        v.reasons[0].contains("within what its 30 slices")
             && v.reasons[0].contains("±17 %")
             && v.reasons[0].contains("would decide a 10 % limit"),
         "{:?}",
