@@ -211,12 +211,35 @@ fn read(v: &Value, src: &Source) -> Option<f64> {
     }
 }
 
-/// Every numeric leaf under `v`, named by its path from `prefix`.
-fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, f64)>) {
+/// Most numbers taken from an operation's `result` (a real one has tens;
+/// 256 tasks' rows are cut to [`MAX_ARRAY`] first). Each is a row in the
+/// table, and a file of a million numbers would make the comparison
+/// quadratic: 60 000 took 34 s before this limit.
+pub const MAX_RESULT_METRICS: usize = 1000;
+/// Longest metric name (its path in `result`). Every number under a long
+/// key repeats the key in its name: a 2000-letter key over 20 000
+/// numbers made 40 MB of names and two minutes of comparing.
+pub const MAX_NAME_CHARS: usize = 200;
+
+/// Numeric leaves of `result`: kept, and left out over the limits.
+#[derive(Default)]
+struct Leaves {
+    kept: Vec<(String, f64)>,
+    omitted: usize,
+}
+
+/// Every numeric leaf under `v`, named by its path from `prefix`, while
+/// there is room; a name over [`MAX_NAME_CHARS`] is left out (and the
+/// subtree under it, whose names are longer still, counted as one).
+fn flatten(prefix: &str, v: &Value, out: &mut Leaves) {
+    if prefix.len() > MAX_NAME_CHARS || out.kept.len() >= MAX_RESULT_METRICS {
+        out.omitted += 1;
+        return;
+    }
     match v {
         Value::Number(n) => {
             if let Some(x) = n.as_f64().filter(|x| x.is_finite()) {
-                out.push((prefix.to_string(), x));
+                out.kept.push((prefix.to_string(), x));
             }
         }
         Value::Object(o) => {
@@ -235,15 +258,31 @@ fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, f64)>) {
 
 /// The metrics of one result, host ones first, in a stable order.
 pub fn extract(v: &Value) -> Vec<(String, f64)> {
-    let mut out: Vec<(String, f64)> = CORE
-        .iter()
-        .filter_map(|(name, src, _)| Some((name.to_string(), read(v, src)?)))
-        .filter(|(_, x)| x.is_finite())
-        .collect();
+    extract_counted(v).0
+}
+
+/// [`extract`], and how many values of `result` (or whole objects and
+/// arrays, where their names were already too long) were left out, over
+/// [`MAX_RESULT_METRICS`] or [`MAX_NAME_CHARS`].
+pub fn extract_counted(v: &Value) -> (Vec<(String, f64)>, usize) {
+    let mut out = Leaves {
+        kept: CORE
+            .iter()
+            .filter_map(|(name, src, _)| Some((name.to_string(), read(v, src)?)))
+            .filter(|(_, x)| x.is_finite())
+            .collect(),
+        omitted: 0,
+    };
+    let core = out.kept.len();
     if let Some(r) = v.get("result") {
-        flatten("result", r, &mut out);
+        // The limit counts the operation's numbers only.
+        let mut result = Leaves::default();
+        flatten("result", r, &mut result);
+        out.kept.extend(result.kept);
+        out.omitted = result.omitted;
     }
-    out
+    debug_assert!(out.kept.len() <= core + MAX_RESULT_METRICS);
+    (out.kept, out.omitted)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -410,6 +449,23 @@ mod tests {
         assert_eq!(get("result.rtt_p99_ns"), Some(40000.0));
         assert_eq!(get("result.per_task[0].misses"), Some(1.0));
         assert_eq!(m[0].0, "throughput", "host metrics come first");
+    }
+
+    #[test]
+    fn huge_results_are_cut_to_the_limits() {
+        let many: serde_json::Map<String, Value> =
+            (0..5000).map(|i| (format!("x{i}"), json!(i))).collect();
+        let mut v = result();
+        v["result"] = json!({ "many": many, "k".repeat(300): {"a": 1, "b": 2} });
+        let (m, omitted) = extract_counted(&v);
+        let result_rows = m.iter().filter(|(n, _)| n.starts_with("result.")).count();
+        assert_eq!(result_rows, MAX_RESULT_METRICS);
+        assert_eq!(
+            omitted,
+            5000 - MAX_RESULT_METRICS + 1,
+            "the long key counts once"
+        );
+        assert!(m.iter().all(|(n, _)| n.len() <= MAX_NAME_CHARS));
     }
 
     #[test]

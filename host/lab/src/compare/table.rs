@@ -131,6 +131,17 @@ fn pair(out: &mut String, p: &PairReport) {
         );
         let _ = writeln!(out, "{}", line.trim_end());
     }
+    if p.omitted != [0, 0] {
+        let _ = writeln!(
+            out,
+            "   not compared: {} values of A's result, {} of B's (over {} numbers, or names over \
+             {} characters)",
+            p.omitted[0],
+            p.omitted[1],
+            super::metrics::MAX_RESULT_METRICS,
+            super::metrics::MAX_NAME_CHARS
+        );
+    }
     out.push('\n');
 }
 
@@ -225,6 +236,7 @@ mod tests {
                     regressed: false,
                 },
                 metrics: rows,
+                omitted: [0, 0],
                 regressions,
             }],
             only_in_a: vec!["ipc-rr-1cpu".into()],
