@@ -144,10 +144,30 @@ fn check_result(path: &Path, v: &Value) -> Result<()> {
     Ok(())
 }
 
+/// Largest result file read. A result.json is tens of KiB (256 tasks'
+/// rows at most); the limit keeps a wrong file from being read whole.
+pub const MAX_RESULT_BYTES: u64 = 64 << 20;
+
 fn load_file(path: &Path, key: String) -> Result<Loaded> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?;
-    let value: Value = serde_json::from_str(&text).map_err(|e| {
+    use std::io::Read;
+    let cannot = |e: std::io::Error| Failure::usage(format!("cannot read {}: {e}", path.display()));
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_RESULT_BYTES + 1).read_to_string(&mut text))
+        .map_err(cannot)?;
+    if text.len() as u64 > MAX_RESULT_BYTES {
+        return Err(Failure::usage(format!(
+            "{} is not a schedlab result (over {} MiB)",
+            path.display(),
+            MAX_RESULT_BYTES >> 20
+        )));
+    }
+    parse_result(path, &text, key)
+}
+
+/// A result file's text, parsed and checked; `path` names it in messages.
+fn parse_result(path: &Path, text: &str, key: String) -> Result<Loaded> {
+    let value: Value = serde_json::from_str(text).map_err(|e| {
         Failure::usage(format!(
             "{} is not a schedlab result (not JSON: {e})",
             path.display()
@@ -410,22 +430,60 @@ pub fn run(args: &CompareArgs) -> Result<CompareReport> {
     let a = load("A", &args.a)?;
     let b = load("B", &args.b)?;
     let pairing = pair(a, b)?;
+    report(&args.a, &args.b, pairing, &th)
+}
+
+/// Compare every pair and check the thresholds named metrics they have.
+fn report(a: &Path, b: &Path, pairing: Pairing, th: &Thresholds) -> Result<CompareReport> {
     let pairs: Vec<PairReport> = pairing
         .pairs
         .iter()
-        .map(|(a, b)| compare_pair(a, b, &th))
+        .map(|(a, b)| compare_pair(a, b, th))
         .collect();
-    check_metric_names(&th, &pairs)?;
+    check_metric_names(th, &pairs)?;
     let regressions = pairs.iter().map(|p| p.regressions).sum();
     Ok(CompareReport {
-        a: args.a.display().to_string(),
-        b: args.b.display().to_string(),
+        a: a.display().to_string(),
+        b: b.display().to_string(),
         pairs,
         only_in_a: pairing.only_a,
         only_in_b: pairing.only_b,
         regressions,
         status: if regressions > 0 { "regressed" } else { "ok" },
     })
+}
+
+/// The fuzzing entry point (`host/fuzz`, target `compare`): `bytes` is
+/// A's result file, then a NUL byte and B's (no NUL: B is A). Both are
+/// parsed and checked as `schedlab compare A B` does, compared with a
+/// threshold for all metrics and one for a named metric, and printed as
+/// a table and as JSON. A file that is not a result must come back as a
+/// usage error; a panic or a hang is a bug for the fuzzer to report.
+pub fn fuzz_entry(bytes: &[u8]) {
+    let (a, b) = match bytes.iter().position(|&c| c == 0) {
+        Some(i) => (&bytes[..i], &bytes[i + 1..]),
+        None => (bytes, bytes),
+    };
+    let (pa, pb) = (Path::new("A/result.json"), Path::new("B/result.json"));
+    let parse = |p: &Path, b: &[u8]| parse_result(p, &String::from_utf8_lossy(b), String::new());
+    let usage = |f: Failure| assert_eq!(f.exit_code(), code::USAGE, "{f}");
+    let (la, lb) = match (parse(pa, a), parse(pb, b)) {
+        (Ok(la), Ok(lb)) => (la, lb),
+        (a, b) => {
+            a.err().into_iter().chain(b.err()).for_each(usage);
+            return;
+        }
+    };
+    let th = Thresholds::parse(&["0.2".into(), "wake_p99_ns=0.1".into()])
+        .expect("fixed thresholds parse");
+    let pairing = pair(vec![la], vec![lb]).expect("two single results pair");
+    match report(pa, pb, pairing, &th) {
+        Ok(r) => {
+            let _ = table::human(&r);
+            let _ = serde_json::to_string_pretty(&r);
+        }
+        Err(f) => usage(f),
+    }
 }
 
 /// Entry point of the subcommand; returns the process exit code.
@@ -638,6 +696,25 @@ mod tests {
                 .message
                 .contains("no result.json")
         );
+    }
+
+    #[test]
+    fn a_file_over_the_size_limit_is_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("result.json");
+        let file = std::fs::File::create(&f).unwrap();
+        // Sparse: no disk is written.
+        file.set_len(MAX_RESULT_BYTES + 1).unwrap();
+        let e = load("A", &f).unwrap_err();
+        assert!(e.message.contains("over 64 MiB"), "{e}");
+    }
+
+    #[test]
+    fn the_fuzz_entry_takes_results_and_non_results() {
+        let r = result(1, "pass").to_string();
+        fuzz_entry(r.as_bytes());
+        fuzz_entry(format!("{r}\0{}", result(9_000_000, "fail")).as_bytes());
+        fuzz_entry(b"{}\0not json");
     }
 
     #[test]
