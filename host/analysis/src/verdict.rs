@@ -77,7 +77,14 @@ fn worst_by<K: PartialOrd>(
 pub fn verdict(m: &Metrics, th: &Thresholds, stalls: &[Stall]) -> Verdict {
     let mut checks = Vec::new();
     let mut failures = Vec::new();
-    let judged_runtime: u64 = m.tasks.iter().map(|t| t.runtime_ns).sum();
+    // Saturating: runtimes come from guest timestamps, and a few tasks
+    // each "running" for most of a window the guest stretched to 2^64
+    // ticks overflowed a plain sum (found by fuzzing).
+    let judged_runtime = m
+        .tasks
+        .iter()
+        .map(|t| t.runtime_ns)
+        .fold(0u64, u64::saturating_add);
 
     if let Some(limit) = th.max_wait_ns {
         let worst = worst_by(&m.tasks, |t| t.max_wait_ns);
