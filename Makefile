@@ -4,7 +4,7 @@
 GUEST_TARGET := x86_64-unknown-none
 GUEST_PKGS := -p schedlab-kernel $(foreach op,$(shell ./build.sh operations),-p op-$(op))
 
-.PHONY: all guests host check-sizes run test unit lint layout fmt bench soak clean
+.PHONY: all guests host check-sizes run test unit lint layout fmt bench soak fuzz fuzz-cmin clean
 
 all: check-sizes host
 
@@ -48,6 +48,20 @@ bench: all
 N ?= 20
 soak: all
 	scripts/soak.sh $(N)
+
+# Fuzz the host's readers of guest data and input files under AFL++
+# (host/fuzz), FUZZ_SECONDS per target, one target at a time; installs
+# cargo-afl when missing. Prints executions and crashes per target and
+# copies crashes to host/fuzz/crashes/. `make test` needs none of this:
+# it replays the corpora and crashes as plain tests.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh $(FUZZ_TARGETS)
+
+# Merge what the last `make fuzz` found into host/fuzz/corpus/, minimised.
+fuzz-cmin:
+	scripts/fuzz.sh --cmin $(FUZZ_TARGETS)
 
 clean:
 	cargo clean

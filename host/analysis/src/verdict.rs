@@ -115,7 +115,14 @@ pub fn verdict(m: &Metrics, th: &Thresholds, stalls: &[Stall]) -> Verdict {
     // but not judged: neither fails the run.
     let mut within_noise = Vec::new();
     let mut notes = Vec::new();
-    let judged_runtime: u64 = m.tasks.iter().map(|t| t.runtime_ns).sum();
+    // Saturating: runtimes come from guest timestamps, and a few tasks
+    // each "running" for most of a window the guest stretched to 2^64
+    // ticks overflowed a plain sum (found by fuzzing).
+    let judged_runtime = m
+        .tasks
+        .iter()
+        .map(|t| t.runtime_ns)
+        .fold(0u64, u64::saturating_add);
     let not_judged = |name: &str| th.not_judged.iter().find(|(n, _)| *n == name);
 
     if let Some(limit) = th.max_wait_ns {

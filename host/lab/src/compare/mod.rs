@@ -145,6 +145,11 @@ const RESULT_INPUT: InputFile = InputFile {
 
 fn load_file(path: &Path, key: String) -> Result<Loaded> {
     let bytes = read_bounded(path, &RESULT_INPUT)?;
+    parse_result(path, bytes, key)
+}
+
+/// A result file's bytes, parsed and checked; `path` names it in messages.
+fn parse_result(path: &Path, bytes: Vec<u8>, key: String) -> Result<Loaded> {
     let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
         Failure::usage(format!(
             "{} is not a schedlab result (not JSON: {e})",
@@ -454,23 +459,58 @@ pub fn run(args: &CompareArgs) -> Result<CompareReport> {
     let th = Thresholds::parse(&args.threshold)?;
     let a = load("A", &args.a)?;
     let b = load("B", &args.b)?;
-    let pairing = pair(a, b)?;
+    report(&args.a, &args.b, pair(a, b)?, &th)
+}
+
+/// The comparison of paired results.
+fn report(a: &Path, b: &Path, pairing: Pairing, th: &Thresholds) -> Result<CompareReport> {
     let pairs: Vec<PairReport> = pairing
         .pairs
         .iter()
-        .map(|(a, b)| compare_pair(a, b, &th))
+        .map(|(a, b)| compare_pair(a, b, th))
         .collect::<Result<_>>()?;
-    check_metric_names(&th, &pairs)?;
+    check_metric_names(th, &pairs)?;
     let regressions = pairs.iter().map(|p| p.regressions).sum();
     Ok(CompareReport {
-        a: args.a.display().to_string(),
-        b: args.b.display().to_string(),
+        a: a.display().to_string(),
+        b: b.display().to_string(),
         pairs,
         only_in_a: pairing.only_a,
         only_in_b: pairing.only_b,
         regressions,
         status: if regressions > 0 { "regressed" } else { "ok" },
     })
+}
+
+/// The fuzzing entry point (host/fuzz): two results separated by a NUL
+/// byte (or one compared with itself) go through the command's own parse,
+/// check, comparison and printing. Whatever the bytes, the answer is a
+/// report or a usage error, never a panic.
+pub fn fuzz_entry(bytes: &[u8]) {
+    let (a, b) = match bytes.iter().position(|&c| c == 0) {
+        Some(i) => (&bytes[..i], &bytes[i + 1..]),
+        None => (bytes, bytes),
+    };
+    let (pa, pb) = (Path::new("A/result.json"), Path::new("B/result.json"));
+    let parse = |p: &Path, b: &[u8]| parse_result(p, b.to_vec(), String::new());
+    let usage = |f: Failure| assert_eq!(f.exit_code(), code::USAGE, "{f}");
+    let (la, lb) = match (parse(pa, a), parse(pb, b)) {
+        (Ok(la), Ok(lb)) => (la, lb),
+        (a, b) => {
+            a.err().into_iter().chain(b.err()).for_each(usage);
+            return;
+        }
+    };
+    let th = Thresholds::parse(&["0.2".into(), "wake_p99_ns=0.1".into()])
+        .expect("fixed thresholds parse");
+    let pairing = pair(vec![la], vec![lb]).expect("two single results pair");
+    match report(pa, pb, pairing, &th) {
+        Ok(r) => {
+            let _ = table::human(&r);
+            let _ = serde_json::to_string_pretty(&r);
+        }
+        Err(f) => usage(f),
+    }
 }
 
 /// Entry point of the subcommand; returns the process exit code.

@@ -158,9 +158,20 @@ const SCENARIO_FILE: InputFile = InputFile {
 fn prepare(args: &RunArgs, given: Given) -> Result<(ScenarioPlan, RunSettings)> {
     let label = args.file.display().to_string();
     let text = read_bounded_text(&args.file, &SCENARIO_FILE)?;
-    let bad = |p: &[Problem]| Failure::usage(render(&label, &text, p));
-    let file = schema::parse(&text).map_err(|e| bad(&[Problem::from_toml(&e)]))?;
-    let (common, mut problems) = settings::merge(&args.common, &file, given);
+    prepare_text(label, &text, &args.common, given)
+}
+
+/// [`prepare`] for a file already read: parse, merge under the command
+/// line, check and compile.
+fn prepare_text(
+    label: String,
+    text: &str,
+    common: &CommonArgs,
+    given: Given,
+) -> Result<(ScenarioPlan, RunSettings)> {
+    let bad = |p: &[Problem]| Failure::usage(render(&label, text, p));
+    let file = schema::parse(text).map_err(|e| bad(&[Problem::from_toml(&e)]))?;
+    let (common, mut problems) = settings::merge(common, &file, given);
     // The file's values were checked in merge; what fails here is a flag.
     let mut settings = common.validate()?;
     let c = match compile::compile(&file, settings.sched.cpus, settings.duration_ns) {
@@ -183,6 +194,37 @@ fn prepare(args: &RunArgs, given: Given) -> Result<(ScenarioPlan, RunSettings)> 
         fairness,
     };
     Ok((plan, settings))
+}
+
+/// The fuzzing entry point (`host/fuzz`, target `scenario`): `bytes` as
+/// a scenario file, checked and compiled as `schedlab run FILE` with no
+/// flags does, then turned into all a run would send and print (config
+/// bytes, JSON, headline). A bad file must come back as a usage error;
+/// a panic or a hang is a bug for the fuzzer to report.
+pub fn fuzz_entry(bytes: &[u8]) {
+    use ops::Operation;
+    use std::sync::LazyLock;
+    // The flags' defaults, as clap gives them to `schedlab run f.toml`.
+    static DEFAULTS: LazyLock<CommonArgs> = LazyLock::new(|| {
+        use clap::{Args as _, FromArgMatches as _};
+        let cmd = RunArgs::augment_args(clap::Command::new("run").no_binary_name(true));
+        let m = cmd
+            .try_get_matches_from(["fuzz.toml"])
+            .expect("the defaults parse");
+        RunArgs::from_arg_matches(&m)
+            .expect("the defaults parse")
+            .common
+    });
+    let text = String::from_utf8_lossy(bytes);
+    match prepare_text("fuzz.toml".into(), &text, &DEFAULTS, Given::default()) {
+        Ok((plan, settings)) => {
+            let config = Scenario::config(&plan, &settings);
+            assert_eq!(config.len(), size_of::<abi::config::ScenarioConfig>());
+            let _ = Scenario::config_json(&plan, &settings).to_string();
+            let _ = Scenario::headline(&plan, &settings);
+        }
+        Err(f) => assert_eq!(f.exit_code(), vmm::exit::code::USAGE, "{f}"),
+    }
 }
 
 fn plural(n: usize, word: &str) -> String {
@@ -353,6 +395,22 @@ mod tests {
             e.message.contains(":3:11: a phase has exactly one key"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_file_over_the_size_limit_is_refused_unread() {
+        let f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        f.as_file().set_len(SCENARIO_FILE_CAP + 1).unwrap();
+        let e = refused(&args(f.path(), &[]));
+        assert_eq!(e.exit_code(), 64);
+        assert!(e.message.contains("the cap, SCENARIO_FILE_CAP"), "{e}");
+    }
+
+    #[test]
+    fn the_fuzz_entry_takes_good_and_bad_files() {
+        fuzz_entry(b"[[task]]\nname = \"a\"\nphases = [\"yield\"]\n");
+        fuzz_entry(b"[[task]]\nname = \"a\"\nphases = []\n");
+        fuzz_entry(b"\xff\xfe not toml");
     }
 
     #[test]

@@ -174,6 +174,47 @@ impl Drop for Monitor {
     }
 }
 
+/// The monitor's reading code driven by the caller instead of its thread:
+/// the same drains, sweeps, task scans and final read as a [`Monitor`],
+/// over a view the caller fills, at host TSC values the caller chooses,
+/// with no sleeping and no clock. It exists for the fuzzer
+/// (`host/fuzz`), which plays a hostile guest: every input then replays
+/// exactly, and the live checks fire when the input says time has passed.
+pub struct ManualMonitor {
+    sampler: Sampler,
+}
+
+impl ManualMonitor {
+    pub fn new(view: KstateView, cfg: MonitorConfig) -> Self {
+        let mut sampler = Sampler::new(view, cfg, Arc::new(OnceLock::new()));
+        sampler.manual_tsc = Some(0);
+        ManualMonitor { sampler }
+    }
+
+    /// The guest memory the monitor reads, for the caller to write into.
+    pub fn view(&self) -> &KstateView {
+        &self.sampler.view
+    }
+
+    /// One round of the thread's loop at host TSC `host_tsc`; `scan` also
+    /// scans the task table for starved tasks.
+    pub fn poll(&mut self, host_tsc: u64, scan: bool) {
+        self.sampler.manual_tsc = Some(host_tsc);
+        self.sampler.poll(scan);
+    }
+
+    /// The live check that fired, if any.
+    pub fn alarm(&self) -> Option<Alarm> {
+        self.sampler.data.alarm
+    }
+
+    /// The final drain and read, as [`Monitor::finish`] does.
+    pub fn finish(mut self, host_tsc: u64) -> MonitorData {
+        self.sampler.manual_tsc = Some(host_tsc);
+        self.sampler.finish()
+    }
+}
+
 /// vCPU threads never sleep while their guest runs, and there may be more
 /// of them than host CPUs: at the default priority the sampler then waits
 /// behind them and samples late or not at all, which is exactly when a
@@ -235,6 +276,8 @@ struct Sampler {
     stalls: StallDetector,
     first_sweep: Option<Instant>,
     last_sweep: Option<Instant>,
+    /// Set by [`ManualMonitor`]: the host TSC to use instead of rdtsc.
+    manual_tsc: Option<u64>,
 }
 
 impl Sampler {
@@ -252,6 +295,7 @@ impl Sampler {
             clock: GuestClock::default(),
             first_sweep: None,
             last_sweep: None,
+            manual_tsc: None,
         }
     }
 
@@ -270,16 +314,10 @@ impl Sampler {
         let mut next = monotonic_ns();
         let mut next_scan = next;
         while !stop.load(Ordering::Acquire) {
-            if self.published() {
-                self.drain.drain(&self.view, &mut self.data.events);
-                if self.cfg.sample_hz > 0 {
-                    self.sweep();
-                    let now = monotonic_ns();
-                    if now >= next_scan {
-                        self.scan_tasks();
-                        next_scan = now + scan_period;
-                    }
-                }
+            let now = monotonic_ns();
+            let scan = now >= next_scan;
+            if self.poll(scan) && scan {
+                next_scan = now + scan_period;
             }
             let now = monotonic_ns();
             next += period;
@@ -295,6 +333,29 @@ impl Sampler {
             // own timestamp, so uneven spacing is harmless.
         }
         self.finish()
+    }
+
+    /// One round of reading: drain the event rings and, when sampling,
+    /// sweep the CPU records and (if `scan`) the task table. Returns
+    /// whether the task table was scanned.
+    fn poll(&mut self, scan: bool) -> bool {
+        if !self.published() {
+            return false;
+        }
+        self.drain.drain(&self.view, &mut self.data.events);
+        if self.cfg.sample_hz == 0 {
+            return false;
+        }
+        self.sweep();
+        if scan {
+            self.scan_tasks();
+        }
+        scan
+    }
+
+    /// The host TSC: the real one, or the caller's (see [`ManualMonitor`]).
+    fn host_tsc(&self) -> u64 {
+        self.manual_tsc.unwrap_or_else(rdtsc)
     }
 
     /// Whether the guest has published a kernel state this host reads.
@@ -315,7 +376,7 @@ impl Sampler {
         self.last_sweep = Some(now);
         self.data.stats.sweeps += 1;
         for cpu in 0..self.cfg.cpus {
-            let host_tsc = rdtsc();
+            let host_tsc = self.host_tsc();
             let r = match seqlock::cpu_record(&self.view, cpu) {
                 Ok(r) => r,
                 Err(_) => {
@@ -353,7 +414,7 @@ impl Sampler {
         let Some(limit) = self.cfg.max_wait_ns else {
             return;
         };
-        let Some(now) = self.clock.guest(rdtsc()) else {
+        let Some(now) = self.clock.guest(self.host_tsc()) else {
             return;
         };
         for slot in 0..MAX_TASKS as u32 {
@@ -388,6 +449,7 @@ impl Sampler {
     fn finish(mut self) -> MonitorData {
         // The vCPUs are stopped: whatever they published is final.
         self.drain.drain(&self.view, &mut self.data.events);
+        let stop_tsc = self.host_tsc();
         let d = &mut self.data;
         let s = &mut d.stats;
         let DrainStats {
@@ -417,7 +479,7 @@ impl Sampler {
                 smp.tsc = smp.tsc.wrapping_add(off as u64);
             }
         }
-        d.guest_tsc_at_stop = self.clock.guest(rdtsc());
+        d.guest_tsc_at_stop = self.clock.guest(stop_tsc);
         d.header = read_header(&self.view);
         if d.header.is_some() {
             d.final_cpus = (0..self.cfg.cpus)
@@ -564,6 +626,49 @@ mod tests {
         assert!(d.stats.kernel_state_seen);
         assert_eq!(d.stats.sweeps, 0, "--sample-hz 0 takes no samples");
         assert!(d.alarm.is_none());
+    }
+
+    /// The same code without the thread: time passes when the caller says.
+    #[test]
+    fn a_manual_monitor_finds_a_stall_at_the_times_it_is_given() {
+        let khz = 1_000_000; // 1 tick = 1 ns
+        let m = ManualMonitor::new(
+            guest(),
+            MonitorConfig {
+                cpus: 1,
+                sample_hz: 1000,
+                tsc_khz: khz,
+                stall_threshold_ns: 10_000,
+                max_wait_ns: None,
+            },
+        );
+        put_cpu(
+            m.view(),
+            CpuRecord {
+                cpu: 0,
+                current_pid: 4,
+                clock_tsc: 1_000,
+                online: 1,
+                ..Default::default()
+            },
+        );
+        let mut m = m;
+        for t in [2_000, 7_000, 12_000] {
+            m.poll(t, false);
+            assert_eq!(m.alarm(), None, "frozen for {} ns", t - 2_000);
+        }
+        m.poll(12_001, false);
+        assert_eq!(
+            m.alarm(),
+            Some(Alarm::Stall {
+                cpu: 0,
+                pid: 4,
+                stalled_ns: 10_001
+            })
+        );
+        let d = m.finish(13_000);
+        assert_eq!((d.stats.sweeps, d.samples.len()), (4, 4));
+        assert_eq!(d.guest_tsc_at_stop, Some(13_000 - 1_000));
     }
 
     /// A guest that writes garbage all over its kernel state: the monitor

@@ -15,8 +15,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 /// What keeps the viewed memory alive.
 enum Backing {
     Ram(#[allow(dead_code)] Arc<GuestRam>),
-    /// Synthetic memory for tests.
-    #[cfg(test)]
+    /// Synthetic memory the view owns (tests and fuzzing).
     Owned(#[allow(dead_code)] Box<[AtomicU64]>),
 }
 
@@ -47,8 +46,9 @@ impl KstateView {
         })
     }
 
-    /// Zeroed synthetic memory of `len` bytes (rounded up to 8).
-    #[cfg(test)]
+    /// Zeroed synthetic memory of `len` bytes (rounded up to 8): a guest
+    /// that tests and the fuzzer play by writing into it, so the monitor's
+    /// reading code runs over hostile contents without a VM.
     pub fn synthetic(len: u64) -> Self {
         let words: Box<[AtomicU64]> = (0..len.div_ceil(8)).map(|_| AtomicU64::new(0)).collect();
         KstateView {
@@ -88,7 +88,7 @@ impl KstateView {
             .is_some()
     }
 
-    #[cfg(test)]
+    /// Returns false if `off` is outside the view.
     pub fn store_u32(&self, off: u64, v: u32, order: Ordering) -> bool {
         self.at::<AtomicU32>(off)
             .map(|a| a.store(v, order))
@@ -113,8 +113,8 @@ impl KstateView {
         true
     }
 
-    /// Write words (tests build synthetic guest state with this).
-    #[cfg(test)]
+    /// Write words (tests and the fuzzer build synthetic guest state with
+    /// this). False if any word is outside the view.
     pub fn write_words(&self, off: u64, words: &[u64]) -> bool {
         words
             .iter()
