@@ -503,7 +503,11 @@ pub fn fuzz_entry(bytes: &[u8]) {
     };
     let th = Thresholds::parse(&["0.2".into(), "wake_p99_ns=0.1".into()])
         .expect("fixed thresholds parse");
-    let pairing = pair(vec![la], vec![lb]).expect("two single results pair");
+    // Results of different operations are refused when paired.
+    let pairing = match pair(vec![la], vec![lb]) {
+        Ok(p) => p,
+        Err(f) => return usage(f),
+    };
     match report(pa, pb, pairing, &th) {
         Ok(r) => {
             let _ = table::human(&r);
