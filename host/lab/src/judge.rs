@@ -37,6 +37,26 @@ pub struct Judgement {
     /// Length of the stretch shares were judged over (see
     /// fairness_window), when it differs from the whole window.
     pub fairness_window_ns: Option<u64>,
+    /// The longest an idle CPU's own clock lagged the host's samples, in
+    /// ns (see [`idle_clock_lag_ns`]).
+    pub idle_clock_lag_ns: u64,
+}
+
+/// The longest an idle CPU's own clock (advanced by every tick and idle
+/// wake-up) lagged behind the host's samples, in ns. An idle, halted CPU
+/// runs no policy code: its clock falls behind only while the host has not
+/// delivered its timer tick or wake-up, so beyond a tick period the lag is
+/// time the host took from the guest (on this PVM host, ticks to a halted
+/// vCPU have arrived over 20 ms late), and wall-time checks may be excused
+/// by it as by the host's run-queue waits.
+pub fn idle_clock_lag_ns(samples: &[CpuSample], tsc_khz: u64) -> u64 {
+    let ticks = samples
+        .iter()
+        .filter(|s| s.idle)
+        .map(|s| s.tsc.saturating_sub(s.clock_tsc))
+        .max()
+        .unwrap_or(0);
+    analysis::ticks_to_ns(ticks, tsc_khz)
 }
 
 /// `[start, end]` in guest TSC: from the first spawn of a judged task (the
@@ -137,6 +157,7 @@ pub fn judge(m: MonitorData, replay: &Replay, inp: &JudgeInput<'_>) -> Judgement
     let stop = m.guest_tsc_at_stop;
     let (start, end) = window(&m.events, inp.judged, inp.finished, stop);
     let samples = nr_running_samples(m.samples, start, end);
+    let idle_clock_lag_ns = idle_clock_lag_ns(&samples, inp.tsc_khz);
     // A policy that promises equal shares is held to equal shares,
     // whatever weights the tasks carry.
     let equal: Vec<TaskMeta>;
@@ -198,6 +219,7 @@ pub fn judge(m: MonitorData, replay: &Replay, inp: &JudgeInput<'_>) -> Judgement
         metrics,
         verdict,
         fairness_window_ns,
+        idle_clock_lag_ns,
     }
 }
 
@@ -446,6 +468,25 @@ mod tests {
             ended_early: None,
             interrupted: None,
         }
+    }
+
+    #[test]
+    fn an_idle_cpus_clock_lag_is_measured_from_idle_samples_only() {
+        let sample = |tsc, clock_tsc, idle| CpuSample {
+            tsc,
+            clock_tsc,
+            idle,
+            ..Default::default()
+        };
+        let samples = [
+            sample(10_000_000, 9_500_000, true),
+            // 21 ms behind while idle: a late tick.
+            sample(40_000_000, 19_000_000, true),
+            // Busy: a policy holding the CPU is not the host's doing.
+            sample(90_000_000, 10_000_000, false),
+        ];
+        assert_eq!(idle_clock_lag_ns(&samples, KHZ), 21_000_000);
+        assert_eq!(idle_clock_lag_ns(&samples[2..], KHZ), 0);
     }
 
     #[test]
