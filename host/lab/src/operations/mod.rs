@@ -133,16 +133,21 @@ impl<O: Operation> Entry for Registered<O> {
     fn prepare(&self, m: &ArgMatches) -> Result<Prepared> {
         let args = O::Args::from_arg_matches(m).map_err(|e| Failure::usage(e.to_string()))?;
         let (plan, settings) = O::plan(&args, m)?;
-        Ok(Prepared {
-            name: O::NAME,
-            subcommand: O::SUBCOMMAND,
-            config: O::config(&plan, &settings),
-            config_magic: O::CONFIG_MAGIC,
-            config_json: config_json(&settings, O::config_json(&plan, &settings)),
-            headline: O::headline(&plan, &settings),
-            settings,
-            summarize: Box::new(move |out| O::summarize(&plan, out)),
-        })
+        Ok(prepared::<O>(plan, settings))
+    }
+}
+
+/// Operation `O`'s run of `plan` under `settings`, ready for [`run`].
+pub fn prepared<O: Operation>(plan: O::Plan, settings: RunSettings) -> Prepared {
+    Prepared {
+        name: O::NAME,
+        subcommand: O::SUBCOMMAND,
+        config: O::config(&plan, &settings),
+        config_magic: O::CONFIG_MAGIC,
+        config_json: config_json(&settings, O::config_json(&plan, &settings)),
+        headline: O::headline(&plan, &settings),
+        settings,
+        summarize: Box::new(move |out| O::summarize(&plan, out)),
     }
 }
 

@@ -202,7 +202,6 @@ fn prepare_text(
 /// bytes, JSON, headline). A bad file must come back as a usage error;
 /// a panic or a hang is a bug for the fuzzer to report.
 pub fn fuzz_entry(bytes: &[u8]) {
-    use ops::Operation;
     use std::sync::LazyLock;
     // The flags' defaults, as clap gives them to `schedlab run f.toml`.
     static DEFAULTS: LazyLock<CommonArgs> = LazyLock::new(|| {
@@ -218,10 +217,9 @@ pub fn fuzz_entry(bytes: &[u8]) {
     let text = String::from_utf8_lossy(bytes);
     match prepare_text("fuzz.toml".into(), &text, &DEFAULTS, Given::default()) {
         Ok((plan, settings)) => {
-            let config = Scenario::config(&plan, &settings);
-            assert_eq!(config.len(), size_of::<abi::config::ScenarioConfig>());
-            let _ = Scenario::config_json(&plan, &settings).to_string();
-            let _ = Scenario::headline(&plan, &settings);
+            let p = ops::prepared::<Scenario>(plan, settings);
+            assert_eq!(p.config.len(), size_of::<abi::config::ScenarioConfig>());
+            let _ = p.config_json.to_string();
         }
         Err(f) => assert_eq!(f.exit_code(), vmm::exit::code::USAGE, "{f}"),
     }
@@ -292,20 +290,9 @@ mod tests {
 
     /// The run the registry would prepare, and the compiled file.
     fn prepare(args: &RunArgs, given: Given) -> Result<(ops::Prepared, Compiled)> {
-        use ops::Operation;
         let (plan, settings) = super::prepare(args, given)?;
         let c = plan.compiled.clone();
-        let p = ops::Prepared {
-            name: Scenario::NAME,
-            subcommand: Scenario::SUBCOMMAND,
-            config: Scenario::config(&plan, &settings),
-            config_magic: Scenario::CONFIG_MAGIC,
-            config_json: ops::config_json(&settings, Scenario::config_json(&plan, &settings)),
-            headline: Scenario::headline(&plan, &settings),
-            settings,
-            summarize: Box::new(move |out| Scenario::summarize(&plan, out)),
-        };
-        Ok((p, c))
+        Ok((ops::prepared::<Scenario>(plan, settings), c))
     }
 
     fn refused(args: &RunArgs) -> Failure {
