@@ -1,0 +1,104 @@
+//! When the host, not the policy, may explain a failed verdict: wall-time
+//! checks stretched by a vCPU's waits for a host CPU, or by a timer tick
+//! the host delivered late.
+
+/// A failed verdict whose every failed judged check measures wall time
+/// (waits, latencies, deadline misses) and that the vCPUs' waits for a host
+/// CPU can explain becomes inconclusive: the host may have caused it. A
+/// vCPU that waited for the host a fraction `f` of the run stretched its
+/// wall-time numbers by about 1 / (1 - f), so a time check is explained
+/// when `value * (1 - f)` is within its limit; each deadline miss needs at
+/// least a millisecond of waiting (the slack is at least a tick), so
+/// misses are explained while they are no more than the milliseconds the
+/// worst vCPU waited (`host_wait_ns`). Fairness (steal-corrected), stalls
+/// and the live starvation alarm (a task the policy left runnable past the
+/// limit while its CPU ran others) are never excused.
+pub fn excuse_host_waits(v: &mut analysis::Verdict, host_wait_ns: u64, fraction: f64) {
+    if v.status != analysis::Status::Fail || host_wait_ns == 0 || !(0.0..1.0).contains(&fraction) {
+        return;
+    }
+    let wall_time = |c: &analysis::Check| match c.name.as_str() {
+        "max_fairness_error" | "stalls" | "starvation" => false,
+        "periodic_deadline_misses" => c.value * 1e6 <= host_wait_ns as f64,
+        n if n.ends_with("_ns") => c.value * (1.0 - fraction) <= c.limit,
+        _ => false,
+    };
+    let failed: Vec<&analysis::Check> = v.checks.iter().filter(|c| c.judged && !c.passed).collect();
+    if failed.is_empty() || !failed.iter().all(|c| wall_time(c)) {
+        return;
+    }
+    let names: Vec<&str> = failed.iter().map(|c| c.name.as_str()).collect();
+    v.status = analysis::Status::Inconclusive;
+    v.reasons.insert(
+        0,
+        format!(
+            "{} missed {} limit{} by no more than a vCPU's waits for the host explain ({:.1} ms, \
+             {:.0} % of the run): the host, not the policy, may have caused it; rerun on an \
+             idle host (or with fewer vCPUs than host CPUs) to decide",
+            names.join(", "),
+            if names.len() == 1 { "its" } else { "their" },
+            if names.len() == 1 { "" } else { "s" },
+            host_wait_ns as f64 / 1e6,
+            fraction * 100.0
+        ),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(name: &str, value: f64, limit: f64) -> analysis::Check {
+        analysis::Check {
+            name: name.into(),
+            value,
+            limit,
+            passed: value <= limit,
+            detail: String::new(),
+            judged: true,
+        }
+    }
+
+    fn failed(checks: Vec<analysis::Check>) -> analysis::Verdict {
+        analysis::Verdict {
+            status: analysis::Status::Fail,
+            checks,
+            reasons: vec!["the failure".into()],
+        }
+    }
+
+    #[test]
+    fn wall_time_failures_the_hosts_waits_explain_are_inconclusive() {
+        // rtt p99 1.2 ms over a 1 ms limit while the vCPU waited 30 % of
+        // the run: 1.2 ms x 0.7 is within the limit, excused.
+        let mut v = failed(vec![check("max_rtt_p99_ns", 1.2e6, 1e6)]);
+        excuse_host_waits(&mut v, 60_000_000, 0.3);
+        assert_eq!(v.status, analysis::Status::Inconclusive);
+        assert!(
+            v.reasons[0].starts_with("max_rtt_p99_ns missed its limit by no more than a vCPU's"),
+            "{:?}",
+            v.reasons
+        );
+        // 2 ms is more than the host's share can stretch 1 ms into.
+        let mut v = failed(vec![check("max_rtt_p99_ns", 2e6, 1e6)]);
+        excuse_host_waits(&mut v, 60_000_000, 0.3);
+        assert_eq!(v.status, analysis::Status::Fail);
+        // Unfair shares are steal-corrected: never the host's doing.
+        let mut v = failed(vec![
+            check("periodic_deadline_misses", 3.0, 0.0),
+            check("max_fairness_error", 0.5, 0.1),
+        ]);
+        excuse_host_waits(&mut v, 50_000_000, 0.2);
+        assert_eq!(v.status, analysis::Status::Fail);
+        let mut v = failed(vec![check("starvation", 101e6, 100e6)]);
+        excuse_host_waits(&mut v, 50_000_000, 0.2);
+        assert_eq!(v.status, analysis::Status::Fail, "the live alarm stands");
+        // 3 misses, 50 ms of host waits: explained; 80 misses: not.
+        let mut v = failed(vec![check("periodic_deadline_misses", 3.0, 0.0)]);
+        excuse_host_waits(&mut v, 50_000_000, 0.2);
+        assert_eq!(v.status, analysis::Status::Inconclusive);
+        let mut v = failed(vec![check("periodic_deadline_misses", 80.0, 0.0)]);
+        excuse_host_waits(&mut v, 50_000_000, 0.2);
+        assert_eq!(v.status, analysis::Status::Fail);
+    }
+}
