@@ -133,12 +133,26 @@ fn host_wait(v: &Value) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// The verdict calls the run inconclusive because the host's waits or a
+/// late tick can explain what failed (wall-time checks on this machine's
+/// PVM host: a halted vCPU's tick has arrived 20 ms late).
+fn host_explained(v: &Value) -> bool {
+    verdict(v) == "inconclusive"
+        && v["verdict"]["reasons"][0]
+            .as_str()
+            .is_some_and(|r| r.contains("the host, not the policy, may have caused it"))
+}
+
 #[test]
 fn periodic_with_defaults_activates_every_period() {
     let _vm = lock();
     // 2 tasks x 2 ms every 10 ms = 40 % of 1 vCPU, for 500 ms.
     let (r, v) = run_json("periodic", &[]);
-    assert!(r.code == 0 || r.code == 1, "stderr: {}\n{v}", r.stderr);
+    assert!(
+        r.code == 0 || r.code == 1 || (r.code == 2 && host_explained(&v)),
+        "stderr: {}\n{v}",
+        r.stderr
+    );
     assert!((f(&v["config"]["utilisation"]) - 0.4).abs() < 1e-9);
     let res = &v["result"];
     let tasks = res["tasks"].as_array().unwrap();
@@ -164,8 +178,13 @@ fn periodic_with_defaults_activates_every_period() {
         "vCPU busy {util}: {}",
         v["cpus"]
     );
-    // The default verdict allows no miss.
-    assert_eq!(r.code, if misses == 0 { 0 } else { 1 }, "{}", v["verdict"]);
+    // The default verdict allows no miss, unless the host explains it.
+    let want = match misses {
+        0 => 0,
+        _ if host_explained(&v) => 2,
+        _ => 1,
+    };
+    assert_eq!(r.code, want, "{}", v["verdict"]);
 }
 
 #[test]
@@ -178,6 +197,11 @@ fn periodic_under_half_load_meets_every_deadline() {
         &["--tasks", "3", "--period", "20ms", "--duration", "300ms"],
     );
     let res = &v["result"];
+    if u(&res["misses"]) > 0 && host_explained(&v) {
+        // The host took the time the deadlines needed: nothing to judge.
+        assert_eq!(r.code, 2, "{}", v["verdict"]);
+        return;
+    }
     assert_eq!(
         u(&res["misses"]),
         0,
