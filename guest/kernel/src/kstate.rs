@@ -91,6 +91,31 @@ pub fn cpu_record(cpu: u32, f: impl FnOnce(&mut CpuRecord)) {
     seq_write(rec, seq, f);
 }
 
+/// This CPU heard its timer at `tsc` (a tick, or the end of an idle wait):
+/// stamp `CpuRecord::irq_tsc` and grow `max_irq_gap`. Single aligned u64
+/// accesses outside the seqlock, so it is safe from the tick interrupt
+/// even when that lands inside a `cpu_record` write on this CPU; a tick
+/// landing between this function's read and writes only makes the next
+/// gap a few microseconds longer.
+pub fn note_timer(cpu: u32, tsc: u64) {
+    let base = cpu_record_addr(cpu);
+    let last = (base + abi::kstate::CPU_RECORD_IRQ_TSC_OFFSET) as *mut u64;
+    let gap = (base + abi::kstate::CPU_RECORD_MAX_IRQ_GAP_OFFSET) as *mut u64;
+    // SAFETY: 8-aligned u64s inside this CPU's record (offsets asserted in
+    // the ABI); only this CPU writes them and no `cpu_record` closure
+    // touches them after boot, so no other Rust write races these.
+    unsafe {
+        let prev = core::ptr::read_volatile(last);
+        if prev != 0 && tsc > prev {
+            let g = tsc - prev;
+            if g > core::ptr::read_volatile(gap) {
+                core::ptr::write_volatile(gap, g);
+            }
+        }
+        core::ptr::write_volatile(last, tsc);
+    }
+}
+
 pub fn task_record(slot: usize, f: impl FnOnce(&mut TaskRecord)) {
     let rec = task_record_addr(slot as u32) as *mut TaskRecord;
     // SAFETY: computing a field address inside the record.

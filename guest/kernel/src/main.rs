@@ -78,6 +78,8 @@ extern "C" fn kmain(cpu: u32) -> ! {
         r.cpu = cpu;
         r.online = 1;
         r.clock_tsc = time::rdtsc();
+        // The timer starts below: gaps are measured from here.
+        r.irq_tsc = r.clock_tsc;
     });
     kstate::cpu_online();
     // The LAPIC timer counts at 1 GHz with divide-by-1 here.

@@ -115,6 +115,11 @@ pub struct CpuSample {
     pub rq_len: u32,
     /// The CPU's own clock: TSC at its last tick, switch or idle wake-up.
     pub clock_tsc: u64,
+    /// TSC when the CPU last heard its timer (see `CpuRecord::irq_tsc`).
+    pub irq_tsc: u64,
+    /// The longest the CPU went without hearing its timer so far, TSC
+    /// ticks, as the guest measured it (`CpuRecord::max_irq_gap`).
+    pub max_irq_gap: u64,
     pub idle: bool,
 }
 
@@ -128,6 +133,8 @@ impl CpuSample {
             current_pid: r.current_pid,
             rq_len: r.rq_len,
             clock_tsc: r.clock_tsc,
+            irq_tsc: r.irq_tsc,
+            max_irq_gap: r.max_irq_gap,
             idle: r.idle != 0,
         }
     }

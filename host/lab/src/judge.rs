@@ -37,26 +37,49 @@ pub struct Judgement {
     /// Length of the stretch shares were judged over (see
     /// fairness_window), when it differs from the whole window.
     pub fairness_window_ns: Option<u64>,
-    /// The longest an idle CPU's own clock lagged the host's samples, in
-    /// ns (see [`idle_clock_lag_ns`]).
-    pub idle_clock_lag_ns: u64,
+    /// The longest a CPU went without a timer interrupt or wake-up reaching
+    /// it, as the host's samples saw it, in ns (see [`clock_lag_ns`]).
+    pub clock_lag_ns: u64,
 }
 
-/// The longest an idle CPU's own clock (advanced by every tick and idle
-/// wake-up) lagged behind the host's samples, in ns. An idle, halted CPU
-/// runs no policy code: its clock falls behind only while the host has not
-/// delivered its timer tick or wake-up, so beyond a tick period the lag is
-/// time the host took from the guest (on this PVM host, ticks to a halted
-/// vCPU have arrived over 20 ms late), and wall-time checks may be excused
-/// by it as by the host's run-queue waits.
-pub fn idle_clock_lag_ns(samples: &[CpuSample], tsc_khz: u64) -> u64 {
-    let ticks = samples
+/// The longest a CPU went without hearing its timer during the window, in
+/// ns. Two views of it, the larger wins:
+/// - the host's: how far the CPU's last timer stamp (`irq_tsc`, stamped
+///   even when the scheduler must defer the tick, or `clock_tsc` at an
+///   idle wake-up) lagged behind a sample (idle CPUs and CPUs running a
+///   task; not one still booting);
+/// - the guest's: `max_irq_gap`, when it grew during the window -- it sees
+///   a freeze that stopped the host's monitor too (the whole host machine
+///   stalled), which no sample can.
+///
+/// Policy code cannot hold either back: it runs with interrupts on, and a
+/// tick that lands inside it is still stamped. So beyond a tick period the
+/// lag is time the host did not run the vCPU or deliver its timer,
+/// invisible to the host's run-queue accounting (on this PVM host: ticks
+/// to a halted vCPU 11-21 ms late, busy vCPUs frozen for 6-16 ms with no
+/// run-queue wait), and wall-time checks may be excused by it as by the
+/// host's run-queue waits. `samples` are in time order.
+pub fn clock_lag_ns(samples: &[CpuSample], tsc_khz: u64) -> u64 {
+    let sampled = samples
         .iter()
-        .filter(|s| s.idle)
-        .map(|s| s.tsc.saturating_sub(s.clock_tsc))
+        .filter(|s| s.idle || s.current_pid != 0)
+        .map(|s| s.tsc.saturating_sub(s.clock_tsc.max(s.irq_tsc)))
         .max()
         .unwrap_or(0);
-    analysis::ticks_to_ns(ticks, tsc_khz)
+    // Per CPU: the guest's longest gap at its first and last sample.
+    let mut gaps = std::collections::BTreeMap::<u32, (u64, u64)>::new();
+    for s in samples {
+        gaps.entry(s.cpu)
+            .and_modify(|g| g.1 = g.1.max(s.max_irq_gap))
+            .or_insert((s.max_irq_gap, s.max_irq_gap));
+    }
+    let grew = gaps
+        .values()
+        .filter(|(first, last)| last > first)
+        .map(|&(_, last)| last)
+        .max()
+        .unwrap_or(0);
+    analysis::ticks_to_ns(sampled.max(grew), tsc_khz)
 }
 
 /// `[start, end]` in guest TSC: from the first spawn of a judged task (the
@@ -157,7 +180,7 @@ pub fn judge(m: MonitorData, replay: &Replay, inp: &JudgeInput<'_>) -> Judgement
     let stop = m.guest_tsc_at_stop;
     let (start, end) = window(&m.events, inp.judged, inp.finished, stop);
     let samples = nr_running_samples(m.samples, start, end);
-    let idle_clock_lag_ns = idle_clock_lag_ns(&samples, inp.tsc_khz);
+    let clock_lag_ns = clock_lag_ns(&samples, inp.tsc_khz);
     // A policy that promises equal shares is held to equal shares,
     // whatever weights the tasks carry.
     let equal: Vec<TaskMeta>;
@@ -219,7 +242,7 @@ pub fn judge(m: MonitorData, replay: &Replay, inp: &JudgeInput<'_>) -> Judgement
         metrics,
         verdict,
         fairness_window_ns,
-        idle_clock_lag_ns,
+        clock_lag_ns,
     }
 }
 
@@ -431,6 +454,8 @@ mod tests {
                 current_pid: 2,
                 rq_len: 1,
                 clock_tsc: 5_000_000 + i * 1_000_000,
+                irq_tsc: 0,
+                max_irq_gap: 0,
                 idle: false,
             })
             .collect();
@@ -471,22 +496,54 @@ mod tests {
     }
 
     #[test]
-    fn an_idle_cpus_clock_lag_is_measured_from_idle_samples_only() {
-        let sample = |tsc, clock_tsc, idle| CpuSample {
+    fn clock_lag_is_the_longest_a_cpu_went_without_its_timer() {
+        let sample = |tsc, clock_tsc, irq_tsc, idle, current_pid| CpuSample {
             tsc,
             clock_tsc,
+            irq_tsc,
             idle,
+            current_pid,
             ..Default::default()
         };
         let samples = [
-            sample(10_000_000, 9_500_000, true),
+            sample(10_000_000, 9_500_000, 0, true, 0),
             // 21 ms behind while idle: a late tick.
-            sample(40_000_000, 19_000_000, true),
-            // Busy: a policy holding the CPU is not the host's doing.
-            sample(90_000_000, 10_000_000, false),
+            sample(40_000_000, 19_000_000, 0, true, 0),
+            // Busy with the scheduler's clock held back (a deferred tick),
+            // but its interrupts still stamped: 1 ms.
+            sample(90_000_000, 10_000_000, 89_000_000, false, 2),
+            // Busy and no interrupt for 13 ms: the vCPU was frozen.
+            sample(120_000_000, 100_000_000, 107_000_000, false, 2),
+            // Not yet running anything (booting): not counted.
+            sample(130_000_000, 0, 0, false, 0),
         ];
-        assert_eq!(idle_clock_lag_ns(&samples, KHZ), 21_000_000);
-        assert_eq!(idle_clock_lag_ns(&samples[2..], KHZ), 0);
+        assert_eq!(clock_lag_ns(&samples, KHZ), 21_000_000);
+        assert_eq!(clock_lag_ns(&samples[2..3], KHZ), 1_000_000);
+        assert_eq!(clock_lag_ns(&samples[2..], KHZ), 13_000_000);
+        assert_eq!(clock_lag_ns(&samples[4..], KHZ), 0);
+    }
+
+    #[test]
+    fn clock_lag_counts_a_freeze_the_guest_measured_only_if_it_grew_in_the_window() {
+        let sample = |cpu, tsc, max_irq_gap| CpuSample {
+            cpu,
+            tsc,
+            clock_tsc: tsc,
+            irq_tsc: tsc,
+            max_irq_gap,
+            current_pid: 2,
+            ..Default::default()
+        };
+        // CPU 0 froze for 16 ms between samples (no sample saw it); CPU 1
+        // had a 30 ms gap while booting, before the window, and none since.
+        let samples = [
+            sample(0, 1_000_000, 1_000_000),
+            sample(1, 1_000_000, 30_000_000),
+            sample(0, 20_000_000, 16_000_000),
+            sample(1, 20_000_000, 30_000_000),
+        ];
+        assert_eq!(clock_lag_ns(&samples, KHZ), 16_000_000);
+        assert_eq!(clock_lag_ns(&[samples[1], samples[3]], KHZ), 0);
     }
 
     #[test]

@@ -96,6 +96,8 @@ fn samples() -> Vec<CpuSample> {
             current_pid: 2,
             rq_len: 3,
             clock_tsc: 10_000 + i * step,
+            irq_tsc: 10_000 + i * step,
+            max_irq_gap: step,
             idle: false,
         })
         .collect()

@@ -21,7 +21,7 @@ use crate::tag;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 pub const KSTATE_MAGIC: u32 = tag(b"KSTA");
-pub const KSTATE_VERSION: u32 = 2;
+pub const KSTATE_VERSION: u32 = 3;
 
 /// `run_state` values.
 pub const RUN_BOOTING: u32 = 0;
@@ -89,12 +89,34 @@ pub struct CpuRecord {
     pub online: u32,
     /// Wake-up IPIs this CPU sent.
     pub ipis_sent: u64,
+    /// TSC when this CPU last heard its timer: a tick interrupt (even one
+    /// the scheduler had to defer) or the end of an idle wait. Unlike
+    /// `clock_tsc` it advances while the CPU is stuck in the scheduler:
+    /// policy code runs with interrupts on, so only the host -- not
+    /// running the vCPU, or delivering its timer late -- can hold it back.
+    pub irq_tsc: u64,
+    /// The longest stretch between two consecutive `irq_tsc` stamps so
+    /// far, in TSC ticks: about a tick period unless the host froze the
+    /// vCPU. Measured by the guest, it sees a freeze the host's samples
+    /// miss (one that stopped the monitor too, as a stall of the whole
+    /// host machine does).
+    pub max_irq_gap: u64,
+    pub reserved: [u64; 6],
 }
 
-pub const CPU_RECORD_SIZE: u64 = 64;
+pub const CPU_RECORD_SIZE: u64 = 128;
+/// `irq_tsc` and `max_irq_gap` are written with single aligned stores
+/// outside `seq`: the tick interrupt that writes them may land inside a
+/// seqlock write of the same record.
+pub const CPU_RECORD_IRQ_TSC_OFFSET: u64 = 64;
+pub const CPU_RECORD_MAX_IRQ_GAP_OFFSET: u64 = 72;
 const _: () = {
     assert!(core::mem::size_of::<CpuRecord>() as u64 == CPU_RECORD_SIZE);
     assert!(core::mem::offset_of!(CpuRecord, clock_tsc) == 32);
+    assert!(core::mem::offset_of!(CpuRecord, irq_tsc) as u64 == CPU_RECORD_IRQ_TSC_OFFSET);
+    assert!(core::mem::offset_of!(CpuRecord, max_irq_gap) as u64 == CPU_RECORD_MAX_IRQ_GAP_OFFSET);
+    assert!(CPU_RECORD_IRQ_TSC_OFFSET.is_multiple_of(8));
+    assert!(CPU_RECORD_MAX_IRQ_GAP_OFFSET.is_multiple_of(8));
 };
 
 /// Task states in [`TaskRecord::state`].

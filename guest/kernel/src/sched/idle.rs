@@ -40,6 +40,7 @@ pub fn idle_loop(cpu: u32, tick_ticks: u64) -> ! {
             }
         }
         let end = rdtsc();
+        kstate::note_timer(cpu, end);
         pc.wake_pending.store(0, Ordering::Relaxed);
         pc.idle.store(0, Ordering::SeqCst);
         LOCK.lock();

@@ -14,6 +14,7 @@ use policies::{ENQ_WAKEUP, Policy};
 
 /// The LAPIC tick, at CPL3 on whatever stack was interrupted.
 pub extern "C" fn on_tick() {
+    crate::kstate::note_timer(percpu::cpu_id(), rdtsc());
     if percpu::preempt_count() > 0 {
         // Inside the scheduler or a TLV write: do it when that ends.
         percpu::this_cpu().need_resched.store(1, Ordering::Relaxed);

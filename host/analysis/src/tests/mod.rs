@@ -80,6 +80,8 @@ pub fn sample(tsc: u64, cpu: u32, pid: u32, rq_len: u32, clock_tsc: u64) -> CpuS
         current_pid: pid,
         rq_len,
         clock_tsc,
+        irq_tsc: clock_tsc,
+        max_irq_gap: 0,
         idle: pid == 0,
     }
 }

@@ -13,11 +13,15 @@
 
 use crate::input::Input;
 use abi::kstate::{
-    CpuRecord, EV_EXIT, EV_SPAWN, EV_SWITCH, EVENT_RING_ENTRIES, EVENT_RING_HEADER_SIZE,
-    EVENT_RING_STRIDE, EVENT_SIZE, Event, KSTATE_EVENTS_OFFSET, KSTATE_MAGIC, KSTATE_VERSION,
-    TASK_RUNNABLE, TaskRecord, cpu_record_addr, event_ring_addr, task_record_addr,
+    CPU_RECORD_SIZE, CpuRecord, EV_EXIT, EV_SPAWN, EV_SWITCH, EVENT_RING_ENTRIES,
+    EVENT_RING_HEADER_SIZE, EVENT_RING_STRIDE, EVENT_SIZE, Event, KSTATE_EVENTS_OFFSET,
+    KSTATE_MAGIC, KSTATE_VERSION, TASK_RUNNABLE, TaskRecord, cpu_record_addr, event_ring_addr,
+    task_record_addr,
 };
 use analysis::TaskMeta;
+
+/// A CPU record as words, for writing it into the image.
+const CPU_WORDS: usize = (CPU_RECORD_SIZE / 8) as usize;
 use lab::judge::{JudgeInput, judge};
 use lab::outputs::trace::Trace;
 use lab::settings::judge::JudgeSettings;
@@ -74,7 +78,7 @@ pub fn kstate(data: &[u8]) {
             1 => {
                 // Any CPU number, so records past the table are tried too.
                 let cpu = u32::from(input.u8());
-                let w: [u64; 8] = std::array::from_fn(|_| input.u64());
+                let w: [u64; CPU_WORDS] = std::array::from_fn(|_| input.u64());
                 v.write_words(kstate_off(cpu_record_addr(cpu)), &w);
             }
             2 => {
@@ -88,7 +92,7 @@ pub fn kstate(data: &[u8]) {
                     online: u32::from(input.u8() != 0),
                     ..Default::default()
                 };
-                let w: [u64; 8] = transmute!(r);
+                let w: [u64; CPU_WORDS] = transmute!(r);
                 v.write_words(kstate_off(cpu_record_addr(r.cpu)), &w);
             }
             3 => {

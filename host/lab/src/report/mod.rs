@@ -194,9 +194,9 @@ pub struct Report {
     /// Where `--out` kept the run, if it did.
     #[serde(skip)]
     pub kept: Option<std::path::PathBuf>,
-    /// See `judge::idle_clock_lag_ns` (also `metrics.idle_clock_lag_ns`).
+    /// See `judge::clock_lag_ns` (also `metrics.clock_lag_ns`).
     #[serde(skip)]
-    pub idle_clock_lag_ns: u64,
+    pub clock_lag_ns: u64,
 }
 
 impl Report {
@@ -228,7 +228,7 @@ impl Report {
             result_lines: Vec::new(),
             headline: String::new(),
             kept: None,
-            idle_clock_lag_ns: 0,
+            clock_lag_ns: 0,
         }
     }
 
@@ -363,9 +363,9 @@ impl Report {
                 "fairness_window_ns".into(),
                 j.fairness_window_ns.unwrap_or(m.window_ns).into(),
             );
-            o.insert("idle_clock_lag_ns".into(), j.idle_clock_lag_ns.into());
+            o.insert("clock_lag_ns".into(), j.clock_lag_ns.into());
         }
-        self.idle_clock_lag_ns = j.idle_clock_lag_ns;
+        self.clock_lag_ns = j.clock_lag_ns;
         self.metrics = Some(metrics);
         self.measured = j.metrics.tasks;
         self.verdict = Some(j.verdict);
@@ -396,18 +396,20 @@ impl Report {
             .filter_map(|c| c.host)
             .max_by_key(|h| h.wait_ns)
             .unwrap_or_default();
-        // An idle CPU's clock lagging by more than a tick period: a tick
-        // or wake-up the host delivered late, time the guest lost too.
+        // A CPU's clock lagging by more than a tick period: a tick or
+        // wake-up the host delivered late, or a vCPU it froze, time the
+        // guest lost too.
         let tick_ns = self.config["tick_hz"]
             .as_u64()
             .filter(|&hz| hz > 0)
             .map_or(1_000_000, |hz| 1_000_000_000 / hz);
-        let late_timer_ns = self.idle_clock_lag_ns.saturating_sub(tick_ns);
+        let late_timer_ns = self.clock_lag_ns.saturating_sub(tick_ns);
         if late_timer_ns >= tick_ns {
             v.reasons.push(format!(
-                "note: an idle CPU's clock fell {:.1} ms behind the host's samples: its timer \
-                 tick or wake-up arrived late from the host, and the guest lost that time",
-                self.idle_clock_lag_ns as f64 / 1e6
+                "note: a CPU went {:.1} ms without its timer tick (the host's samples saw its \
+                 clock stop): the host delivered a tick or wake-up late or did not run the \
+                 vCPU, and the guest lost that time",
+                self.clock_lag_ns as f64 / 1e6
             ));
         }
         excuse_host_waits(v, worst.wait_ns.max(late_timer_ns), worst.wait_fraction());

@@ -524,7 +524,7 @@ mod tests {
     }
 
     fn put_cpu(v: &KstateView, r: CpuRecord) {
-        let w: [u64; 8] = to_words(&r);
+        let w: [u64; seqlock::CPU_WORDS] = to_words(&r);
         v.write_words(kstate_off(cpu_record_addr(r.cpu)), &w);
     }
 

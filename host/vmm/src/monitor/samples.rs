@@ -96,6 +96,8 @@ mod tests {
             current_pid: 1,
             rq_len: 0,
             clock_tsc: tsc,
+            irq_tsc: tsc,
+            max_irq_gap: 0,
             idle: false,
         }
     }

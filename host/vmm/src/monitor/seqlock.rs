@@ -57,7 +57,7 @@ pub fn read_words<const W: usize>(v: &KstateView, off: u64) -> Result<[u64; W], 
     Err(SeqError::Torn)
 }
 
-const CPU_WORDS: usize = (CPU_RECORD_SIZE / 8) as usize;
+pub const CPU_WORDS: usize = (CPU_RECORD_SIZE / 8) as usize;
 const TASK_WORDS: usize = (TASK_RECORD_SIZE / 8) as usize;
 const EVENT_WORDS: usize = (EVENT_SIZE / 8) as usize;
 // `transmute!` below also checks these sizes, at compile time.
