@@ -15,6 +15,7 @@ pub mod config;
 pub mod ipc;
 pub mod kstate;
 pub mod memmap;
+pub mod policy;
 pub mod tlv;
 pub mod x86;
 

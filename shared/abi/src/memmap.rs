@@ -70,6 +70,12 @@ pub const OPERATION_LOAD_ADDR: u64 = 0x40_0000;
 /// Cap on an operation's extent in memory, `.bss` included.
 pub const OPERATION_MAX_SIZE: u64 = 384 << 10;
 
+/// A policy image (ELF, loaded by segment; its [`crate::policy::PolicyOps`]
+/// table is its first byte).
+pub const POLICY_LOAD_ADDR: u64 = 0x48_0000;
+/// Cap on a policy's extent in memory, `.bss` included.
+pub const POLICY_MAX_SIZE: u64 = 1 << 20;
+
 /// Guest -> host TLV rings, one per vCPU, single producer each.
 pub const TLV_RING_ADDR: u64 = 0x60_0000;
 /// Ring header page then data.
@@ -102,7 +108,7 @@ pub const KERNEL_STATE_SIZE: u64 = 10 << 20;
 pub const LAPIC_ADDR: u64 = 0xFEE0_0000;
 
 /// `[start, end)` of every region, in address order, for the overlap check.
-pub const REGIONS: [(&str, u64, u64); 18] = [
+pub const REGIONS: [(&str, u64, u64); 19] = [
     ("null guard", 0, NULL_GUARD_SIZE),
     ("gdt", GDT_ADDR, GDT_ADDR + GDT_SIZE),
     ("idt", IDT_ADDR, IDT_ADDR + IDT_SIZE),
@@ -143,6 +149,11 @@ pub const REGIONS: [(&str, u64, u64); 18] = [
         "operation",
         OPERATION_LOAD_ADDR,
         OPERATION_LOAD_ADDR + OPERATION_MAX_SIZE,
+    ),
+    (
+        "policy",
+        POLICY_LOAD_ADDR,
+        POLICY_LOAD_ADDR + POLICY_MAX_SIZE,
     ),
     ("tlv rings", TLV_RING_ADDR, TLV_RING_ADDR + TLV_RINGS_SIZE),
     (
