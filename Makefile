@@ -2,7 +2,7 @@
 # `make` builds everything; `make test` is what CI runs (see README).
 
 GUEST_TARGET := x86_64-unknown-none
-GUEST_PKGS := -p schedlab-kernel $(foreach op,$(shell ./build.sh operations),-p op-$(op))
+GUEST_PKGS := -p schedlab-kernel $(foreach op,$(shell ./build.sh operations),-p op-$(op)) $(foreach p,$(shell ./build.sh policies),-p policy-$(p)) -p schedlab-policy-sdk
 
 .PHONY: all guests host check-sizes run test unit lint layout fmt bench soak fuzz fuzz-cmin clean
 

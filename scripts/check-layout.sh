@@ -68,8 +68,9 @@ for line in pieces.splitlines():
     elif top:
         named.add(f"{top}/{m.group(2)}")
 def mapped(f):
-    if f.startswith("guest/operations/"):
-        f = "guest/operations/NAME"
+    for kind in ("operations", "policies"):
+        if f.startswith(f"guest/{kind}/"):
+            f = f"guest/{kind}/NAME"
     return f in named
 missing = [folder(p) for p in pkgs.values() if not mapped(folder(p))]
 stale = [n for n in sorted(named) if "NAME" not in n and not os.path.isdir(os.path.join(root, n))]

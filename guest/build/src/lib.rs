@@ -5,7 +5,10 @@
 //! `__schedlab_cap`, which is where `scripts/check-binary-sizes.sh` reads
 //! it from.
 #![forbid(unsafe_code)]
-use abi::memmap::{KERNEL_LOAD_ADDR, KERNEL_MAX_SIZE, OPERATION_LOAD_ADDR, OPERATION_MAX_SIZE};
+use abi::memmap::{
+    KERNEL_LOAD_ADDR, KERNEL_MAX_SIZE, OPERATION_LOAD_ADDR, OPERATION_MAX_SIZE, POLICY_LOAD_ADDR,
+    POLICY_MAX_SIZE,
+};
 use std::path::PathBuf;
 
 fn link(script: &str, load: u64, cap: u64) {
@@ -34,4 +37,9 @@ pub fn link_kernel() {
 /// Link an operation at OPERATION_LOAD_ADDR with the one operation script.
 pub fn link_operation() {
     link("operation.ld", OPERATION_LOAD_ADDR, OPERATION_MAX_SIZE);
+}
+
+/// Link a policy image at POLICY_LOAD_ADDR with the one policy script.
+pub fn link_policy() {
+    link("policy.ld", POLICY_LOAD_ADDR, POLICY_MAX_SIZE);
 }

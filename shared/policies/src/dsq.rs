@@ -235,6 +235,16 @@ impl Dsqs {
         }
     }
 
+    /// The slot after `slot` in its queue (`None` at the tail, or if
+    /// `slot` is not queued): walking a queue one step at a time.
+    pub fn next_of(&self, slot: Slot) -> Option<Slot> {
+        self.queued_in(slot)?;
+        match self.next[slot as usize] {
+            0 => None,
+            n => Some(n as Slot - 1),
+        }
+    }
+
     /// The key `slot` is queued with (`None` if not queued).
     pub fn key(&self, slot: Slot) -> Option<u64> {
         self.queued_in(slot).map(|_| self.key[slot as usize])
@@ -328,6 +338,22 @@ mod tests {
         for s in fwd {
             assert_eq!(d.queued_in(s), Some(q));
         }
+    }
+
+    #[test]
+    fn next_of_walks_a_queue_and_stops_at_its_tail() {
+        let mut d = Box::new(Dsqs::new());
+        for s in [5, 1, 9] {
+            d.insert_fifo(DsqId::Custom(2), s);
+        }
+        assert_eq!(d.next_of(5), Some(1));
+        assert_eq!(d.next_of(1), Some(9));
+        assert_eq!(d.next_of(9), None);
+        // Not queued (never, or taken off): no successor.
+        assert_eq!(d.next_of(4), None);
+        d.remove(1);
+        assert_eq!(d.next_of(1), None);
+        assert_eq!(d.next_of(5), Some(9));
     }
 
     #[test]

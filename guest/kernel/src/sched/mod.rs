@@ -8,6 +8,7 @@
 //! the lock is handed over across `switch_context`.
 
 mod idle;
+mod image;
 mod ops;
 mod tick;
 
@@ -24,7 +25,60 @@ use crate::task::{self, Task};
 use crate::time::{rdtsc, ticks_to_ns};
 use abi::kstate::{EV_MIGRATE, EV_SWITCH, EV_WAKEUP, TASK_RUNNABLE, TASK_RUNNING};
 use abi::memmap::{MAX_CPUS, MAX_TASKS};
-use policies::{AnyPolicy, CpuSet, Ctx, DsqId, Policy, Slot, TaskInfo};
+use policies::{AnyPolicy, CpuSet, Ctx, DsqId, Policy, PolicyFields, Slot, TaskInfo};
+
+/// The policy the core runs: one built in, or one loaded as an image.
+/// `repr(u32)` with the built-in first, so the initial round-robin is all
+/// zeros and SCHED stays in `.bss`.
+#[allow(clippy::large_enum_variant)]
+#[repr(u32)]
+pub enum Active {
+    Builtin(AnyPolicy) = 0,
+    Image(image::ImagePolicy) = 1,
+}
+
+/// Forward one call to whichever kind `self` holds.
+macro_rules! active {
+    ($self:ident, $p:ident => $e:expr) => {
+        match $self {
+            Active::Builtin($p) => $e,
+            Active::Image($p) => $e,
+        }
+    };
+}
+
+impl Policy for Active {
+    fn init_task(&mut self, ctx: &mut Ctx<'_>, t: &TaskInfo) {
+        active!(self, p => p.init_task(ctx, t))
+    }
+    fn exit_task(&mut self, ctx: &mut Ctx<'_>, t: &TaskInfo) {
+        active!(self, p => p.exit_task(ctx, t))
+    }
+    fn select_cpu(&mut self, ctx: &mut Ctx<'_>, t: &TaskInfo, prev_cpu: u32) -> u32 {
+        active!(self, p => p.select_cpu(ctx, t, prev_cpu))
+    }
+    fn enqueue(&mut self, ctx: &mut Ctx<'_>, t: &TaskInfo, flags: u32) {
+        active!(self, p => p.enqueue(ctx, t, flags))
+    }
+    fn dispatch(&mut self, ctx: &mut Ctx<'_>, cpu: u32) {
+        active!(self, p => p.dispatch(ctx, cpu))
+    }
+    fn running(&mut self, ctx: &mut Ctx<'_>, t: &TaskInfo, cpu: u32) {
+        active!(self, p => p.running(ctx, t, cpu))
+    }
+    fn stopping(&mut self, ctx: &mut Ctx<'_>, t: &TaskInfo, cpu: u32, ran_ns: u64, runnable: bool) {
+        active!(self, p => p.stopping(ctx, t, cpu, ran_ns, runnable))
+    }
+    fn tick(&mut self, ctx: &mut Ctx<'_>, t: &TaskInfo, cpu: u32, ran_ns: u64) -> bool {
+        active!(self, p => p.tick(ctx, t, cpu, ran_ns))
+    }
+    fn fields(&self, slot: Slot) -> PolicyFields {
+        active!(self, p => p.fields(slot))
+    }
+}
+
+/// Whether idle CPUs halt (`--idle halt`): a kick then sends an IPI.
+static HALT_IDLE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 pub static LOCK: SpinLock = SpinLock::new();
 
@@ -39,7 +93,7 @@ pub struct Sched {
     pub dsqs: policies::Dsqs,
     /// Round-robin until boot installs the chosen policy (a zero-valued
     /// initial state keeps SCHED in .bss rather than in the image).
-    pub policy: AnyPolicy,
+    pub policy: Active,
     pub nr_cpus: u32,
     pub last_pid: u32,
     pub main_pid: u32,
@@ -67,7 +121,7 @@ static SCHED: Global<Sched> = Global::new(Sched {
     queued_on: [0; MAX_CPUS],
     dsqs: policies::Dsqs::new(),
     policy: match AnyPolicy::new(policies::ID_RR, 0) {
-        Some(p) => p,
+        Some(p) => Active::Builtin(p),
         None => panic!("rr exists"),
     },
     nr_cpus: 0,
@@ -126,7 +180,7 @@ fn idle_set(s: &Sched) -> CpuSet {
 }
 
 /// Call into the policy with a context built from the scheduler state.
-pub fn with_policy<R>(s: &mut Sched, f: impl FnOnce(&mut AnyPolicy, &mut Ctx) -> R) -> R {
+pub fn with_policy<R>(s: &mut Sched, f: impl FnOnce(&mut Active, &mut Ctx) -> R) -> R {
     let idle = idle_set(s);
     let nr = s.nr_cpus as usize;
     let Sched {
@@ -205,7 +259,13 @@ fn set_cpu(s: &mut Sched, slot: usize, cpu: u32) {
 
 /// Make sure an idle CPU notices new work: flag it, and in halt mode
 /// send it the wake-up IPI.
-pub fn kick(s: &Sched, cpu: u32) {
+pub fn kick(_s: &Sched, cpu: u32) {
+    kick_cpu(cpu)
+}
+
+/// [`kick`] for callers without the scheduler state at hand (an image
+/// policy's services); the lock is held all the same.
+pub fn kick_cpu(cpu: u32) {
     let pc = percpu::cpu(cpu);
     core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
     if pc.idle.load(core::sync::atomic::Ordering::Relaxed) == 0 || cpu == percpu::cpu_id() {
@@ -215,7 +275,7 @@ pub fn kick(s: &Sched, cpu: u32) {
         .wake_pending
         .swap(1, core::sync::atomic::Ordering::SeqCst)
         == 0
-        && s.halt_idle
+        && HALT_IDLE.load(core::sync::atomic::Ordering::Relaxed)
     {
         crate::entry::send_wake_ipi(cpu);
         kstate::cpu_record(percpu::cpu_id(), |r| r.ipis_sent += 1);

@@ -381,8 +381,15 @@ pub fn init(info: &abi::boot::BootInfo) -> Result<(), &'static str> {
     s.slice_ns = info.slice_ns;
     s.slice_ticks = ns_to_ticks(info.slice_ns).max(1);
     s.halt_idle = info.idle == abi::boot::IDLE_HALT;
-    s.policy = policies::AnyPolicy::new(info.policy, info.policy_arg)
-        .ok_or("boot info: unknown policy id")?;
+    super::HALT_IDLE.store(s.halt_idle, core::sync::atomic::Ordering::Relaxed);
+    s.policy = if info.policy == abi::policy::POLICY_IMAGE_ID {
+        super::Active::Image(super::image::load(info)?)
+    } else {
+        super::Active::Builtin(
+            policies::AnyPolicy::new(info.policy, info.policy_arg)
+                .ok_or("boot info: unknown policy id")?,
+        )
+    };
     Ok(())
 }
 

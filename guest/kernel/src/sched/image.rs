@@ -1,0 +1,618 @@
+//! A policy that is its own image (`abi::policy`): the VMM loaded it at
+//! `POLICY_LOAD_ADDR`, its `PolicyOps` table is the image's first byte.
+//!
+//! [`ImagePolicy`] implements the core's `Policy` trait by calling the
+//! table's callbacks (a null one runs the documented default), and the
+//! services it hands the policy act on the core's own dispatch queues. The
+//! scheduling core around it is the one the built-ins run under, so both
+//! kinds are scheduled, measured and published the same way.
+//!
+//! What the core adds for an image policy:
+//! - `p.slice_ns` is consumed as the task runs; at 0 the tick preempts it
+//!   (sched_ext's slice), and `SLICE_INF` never runs out;
+//! - after `enqueue` a task must be in a queue: a policy that loses one
+//!   ends the run naming the task;
+//! - ids, CPUs and tasks a policy passes to a service are checked, and a
+//!   bad one ends the run naming the service.
+//!
+//! Every callback runs under the scheduler lock (one CPU at a time); the
+//! services reach the core's state through the context of the callback in
+//! progress ([`CTX`]), which is only set while one runs.
+
+use crate::global::Global;
+use crate::percpu;
+use abi::kstate::{TASK_RUNNABLE, TASK_RUNNING, TASK_SLEEPING};
+use abi::memmap::{MAX_CPUS, MAX_TASKS, POLICY_LOAD_ADDR};
+use abi::policy::{
+    DSQ_FLAG_BUILTIN, DSQ_FLAG_LOCAL_ON, DSQ_GLOBAL, DSQ_INVALID, DSQ_LOCAL, DSQ_LOCAL_CPU_MASK,
+    DSQ_LOCAL_ON, ENQ_HEAD, ENQ_NEW, ENQ_WAKEUP, KICK_PREEMPT, POLICY_ABI_VERSION,
+    POLICY_CPU_DATA_SIZE, POLICY_SERVICES_MAGIC, PolicyOps, PolicyServices, PolicyTask, SLICE_DFL,
+    SLICE_INF,
+};
+use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use policies::{Cpu, Ctx, DsqId, MAX_CUSTOM_DSQS, PolicyFields, Slot, TaskInfo};
+
+/// The policy image's table, checked at boot (null until then).
+static OPS: AtomicPtr<PolicyOps> = AtomicPtr::new(core::ptr::null_mut());
+/// One view per task-table slot, handed to callbacks.
+static VIEWS: Global<[PolicyTask; MAX_TASKS]> = Global::new(
+    [PolicyTask {
+        pid: 0,
+        slot: 0,
+        weight: 0,
+        cpu: 0,
+        cpus_allowed: 0,
+        slice_ns: 0,
+        dsq_vtime: 0,
+        state: 0,
+        reserved: 0,
+        name: [0; 16],
+        data: [0; abi::policy::POLICY_TASK_DATA_WORDS],
+    }; MAX_TASKS],
+);
+/// Per-CPU bytes the policy may use.
+static CPU_DATA: Global<[[u8; POLICY_CPU_DATA_SIZE as usize]; MAX_CPUS]> =
+    Global::new([[0; POLICY_CPU_DATA_SIZE as usize]; MAX_CPUS]);
+/// The context of the callback in progress (null outside one).
+static CTX: AtomicPtr<Ctx<'static>> = AtomicPtr::new(core::ptr::null_mut());
+/// User queue ids the policy created, by `DsqId::Custom` index (+1; 0 =
+/// free, so the table starts all-zero).
+static USER_DSQS: Global<[u64; MAX_CUSTOM_DSQS]> = Global::new([0; MAX_CUSTOM_DSQS]);
+/// Idle CPUs already claimed by `test_and_clear_cpu_idle`/`pick_idle_cpu`
+/// and not yet given work.
+static CLAIMED: AtomicU64 = AtomicU64::new(0);
+/// The CPU a `dispatch` runs for (`DSQ_LOCAL` there means its queue).
+static DISPATCH_CPU: AtomicU64 = AtomicU64::new(u64::MAX);
+static SERVICES: Global<PolicyServices> = Global::new(PolicyServices {
+    magic: POLICY_SERVICES_MAGIC,
+    version: POLICY_ABI_VERSION,
+    size: core::mem::size_of::<PolicyServices>() as u32,
+    nr_cpus: 0,
+    slice_dfl_ns: 0,
+    arg: 0,
+    cpu_data: core::ptr::null_mut(),
+    dsq_create,
+    dsq_insert,
+    dsq_insert_vtime,
+    dsq_move_to_local,
+    dsq_nr_queued,
+    dsq_first,
+    dsq_next,
+    dsq_remove,
+    dsq_of,
+    idle_mask,
+    test_and_clear_cpu_idle,
+    pick_idle_cpu,
+    kick_cpu,
+    cpu_curr,
+    task_of_slot,
+    now_ns,
+    log,
+    error,
+});
+
+/// The core's side of an image policy: the slice each task started its
+/// turn with (to consume it as the task runs).
+pub struct ImagePolicy {
+    turn_slice: [u64; MAX_TASKS],
+}
+
+fn ops() -> &'static PolicyOps {
+    // SAFETY: set once at boot to POLICY_LOAD_ADDR after its header was
+    // checked, never changed; the VMM loaded the image there and nothing
+    // else writes that region.
+    unsafe { &*OPS.load(Ordering::Relaxed) }
+}
+
+/// End the run for something the policy did: "policy NAME: what".
+fn policy_error(what: &[u8]) -> ! {
+    let name = ops().name_str().as_bytes();
+    let mut buf = [0u8; 192];
+    let mut n = 0;
+    for part in [b"policy " as &[u8], name, b": ", what] {
+        for &b in part {
+            if n < buf.len() {
+                buf[n] = b;
+                n += 1;
+            }
+        }
+    }
+    super::fail_run(&buf[..n])
+}
+
+fn views() -> &'static mut [PolicyTask; MAX_TASKS] {
+    // SAFETY: used only under the scheduler lock (callbacks and the
+    // adapter run under it) or at boot on CPU 0.
+    unsafe { VIEWS.get() }
+}
+
+fn ctx() -> &'static mut Ctx<'static> {
+    let p = CTX.load(Ordering::Relaxed);
+    if p.is_null() {
+        policy_error(b"called a queue service outside a callback");
+    }
+    // SAFETY: CTX points at the live context of the callback in progress
+    // (set and cleared around it, under the scheduler lock).
+    unsafe { &mut *p }
+}
+
+/// The slot a `PolicyTask` pointer names, checked to be one of ours.
+fn slot_of(p: *mut PolicyTask) -> Slot {
+    let base = views().as_ptr() as usize;
+    let addr = p as usize;
+    let size = core::mem::size_of::<PolicyTask>();
+    if addr < base || addr >= base + MAX_TASKS * size || !(addr - base).is_multiple_of(size) {
+        policy_error(b"passed a task pointer that is not one the core gave it");
+    }
+    ((addr - base) / size) as Slot
+}
+
+fn view(slot: usize) -> *mut PolicyTask {
+    &mut views()[slot] as *mut PolicyTask
+}
+
+/// Refresh what the core owns in a task's view.
+fn sync(t: &TaskInfo, state: u32) -> *mut PolicyTask {
+    let v = &mut views()[t.slot as usize];
+    v.pid = t.pid;
+    v.slot = u32::from(t.slot);
+    v.weight = t.weight.max(1);
+    v.cpu = t.cpu;
+    v.cpus_allowed = t.affinity.0;
+    v.state = state;
+    v as *mut PolicyTask
+}
+
+fn slice_dfl() -> u64 {
+    // SAFETY: written once at boot; read-only afterwards.
+    unsafe { SERVICES.get().slice_dfl_ns }
+}
+
+fn set_slice(v: &mut PolicyTask, slice: u64) {
+    match slice {
+        0 => {}
+        SLICE_DFL => v.slice_ns = slice_dfl(),
+        s => v.slice_ns = s,
+    }
+}
+
+/// Map a policy's queue id to the core's, for task `p` (`DSQ_LOCAL` is
+/// the dispatching CPU's queue in `dispatch`, else the task's CPU).
+fn resolve(id: u64, p: Option<&PolicyTask>) -> DsqId {
+    let nr = ctx().nr_cpus;
+    if id == DSQ_GLOBAL {
+        return DsqId::Global;
+    }
+    if id == DSQ_LOCAL {
+        let d = DISPATCH_CPU.load(Ordering::Relaxed);
+        let cpu = if d != u64::MAX {
+            d as Cpu
+        } else {
+            p.map_or(0, |v| v.cpu)
+        };
+        return DsqId::Local(cpu);
+    }
+    if id & DSQ_LOCAL_ON == DSQ_LOCAL_ON && id & !(DSQ_LOCAL_ON | DSQ_LOCAL_CPU_MASK) == 0 {
+        let cpu = (id & DSQ_LOCAL_CPU_MASK) as u32;
+        if cpu >= nr {
+            policy_error(b"named the local queue of a CPU the run does not have");
+        }
+        return DsqId::Local(cpu);
+    }
+    if id & DSQ_FLAG_BUILTIN == 0 {
+        // SAFETY: under the scheduler lock.
+        let user = unsafe { USER_DSQS.get() };
+        if let Some(i) = user.iter().position(|&u| u == id.wrapping_add(1)) {
+            return DsqId::Custom(i as u16);
+        }
+    }
+    policy_error(b"named a dispatch queue that does not exist (create it with dsq_create)")
+}
+
+fn unresolve(d: DsqId) -> u64 {
+    match d {
+        DsqId::Global => DSQ_GLOBAL,
+        DsqId::Local(c) => DSQ_LOCAL_ON | u64::from(c),
+        DsqId::Custom(i) => {
+            // SAFETY: under the scheduler lock.
+            let user = unsafe { USER_DSQS.get() };
+            user.get(i as usize)
+                .map_or(DSQ_INVALID, |&u| u.wrapping_sub(1))
+        }
+    }
+}
+
+unsafe extern "C" fn dsq_create(id: u64) -> i32 {
+    if id & (DSQ_FLAG_BUILTIN | DSQ_FLAG_LOCAL_ON) != 0 || id == u64::MAX {
+        return -1;
+    }
+    // SAFETY: under the scheduler lock, or at boot in `init`.
+    let user = unsafe { USER_DSQS.get() };
+    if user.contains(&(id + 1)) {
+        return -2;
+    }
+    match user.iter_mut().find(|u| **u == 0) {
+        Some(u) => {
+            *u = id + 1;
+            0
+        }
+        None => -3,
+    }
+}
+
+fn insert(p: *mut PolicyTask, id: u64, slice: u64, vtime: Option<u64>, flags: u64) {
+    let slot = slot_of(p);
+    let v = &mut views()[slot as usize];
+    let d = resolve(id, Some(v));
+    let c = ctx();
+    if let DsqId::Local(cpu) = d
+        && v.cpus_allowed & (1u64 << cpu) == 0
+    {
+        policy_error(b"put a task in the local queue of a CPU it may not run on");
+    }
+    set_slice(v, slice);
+    match (vtime, d) {
+        (Some(_), DsqId::Global | DsqId::Local(_)) => {
+            policy_error(b"used dsq_insert_vtime on a built-in queue (only its own queues)")
+        }
+        (Some(key), _) => {
+            v.dsq_vtime = key;
+            c.dsqs.insert_vtime(d, slot, key);
+        }
+        (None, _) if flags & ENQ_HEAD != 0 => c.dsqs.insert_head(d, slot),
+        (None, _) => c.dsqs.insert_fifo(d, slot),
+    }
+    if let DsqId::Local(cpu) = d
+        && flags & abi::policy::ENQ_PREEMPT != 0
+    {
+        preempt(cpu);
+    }
+}
+
+unsafe extern "C" fn dsq_insert(p: *mut PolicyTask, id: u64, slice: u64, flags: u64) {
+    insert(p, id, slice, None, flags)
+}
+
+unsafe extern "C" fn dsq_insert_vtime(
+    p: *mut PolicyTask,
+    id: u64,
+    slice: u64,
+    vtime: u64,
+    flags: u64,
+) {
+    insert(p, id, slice, Some(vtime), flags)
+}
+
+unsafe extern "C" fn dsq_move_to_local(id: u64, cpu: u32) -> u32 {
+    let c = ctx();
+    if cpu >= c.nr_cpus {
+        policy_error(b"dsq_move_to_local: no such CPU");
+    }
+    let d = resolve(id, None);
+    let tasks = c.tasks;
+    match c
+        .dsqs
+        .pop_first_where(d, |s| tasks[s as usize].affinity.contains(cpu))
+    {
+        Some(s) => {
+            c.dsqs.insert_fifo(DsqId::Local(cpu), s);
+            1
+        }
+        None => 0,
+    }
+}
+
+unsafe extern "C" fn dsq_nr_queued(id: u64) -> i32 {
+    let d = resolve(id, None);
+    ctx().dsqs.len(d) as i32
+}
+
+unsafe extern "C" fn dsq_first(id: u64) -> *mut PolicyTask {
+    let d = resolve(id, None);
+    ctx()
+        .dsqs
+        .first(d)
+        .map_or(core::ptr::null_mut(), |s| view(s as usize))
+}
+
+unsafe extern "C" fn dsq_next(p: *mut PolicyTask) -> *mut PolicyTask {
+    let slot = slot_of(p);
+    ctx()
+        .dsqs
+        .next_of(slot)
+        .map_or(core::ptr::null_mut(), |s| view(s as usize))
+}
+
+unsafe extern "C" fn dsq_remove(p: *mut PolicyTask) -> u32 {
+    u32::from(ctx().dsqs.remove(slot_of(p)))
+}
+
+unsafe extern "C" fn dsq_of(p: *mut PolicyTask) -> u64 {
+    ctx()
+        .dsqs
+        .queued_in(slot_of(p))
+        .map_or(DSQ_INVALID, unresolve)
+}
+
+unsafe extern "C" fn idle_mask() -> u64 {
+    ctx().idle.0
+}
+
+fn claim(cpu: u32) -> bool {
+    let bit = 1u64 << cpu;
+    ctx().idle.0 & bit != 0 && CLAIMED.fetch_or(bit, Ordering::Relaxed) & bit == 0
+}
+
+unsafe extern "C" fn test_and_clear_cpu_idle(cpu: u32) -> u32 {
+    u32::from(cpu < ctx().nr_cpus && claim(cpu))
+}
+
+unsafe extern "C" fn pick_idle_cpu(mask: u64, _flags: u64) -> i32 {
+    let free = ctx().idle.0 & mask & !CLAIMED.load(Ordering::Relaxed);
+    if free == 0 {
+        return -1;
+    }
+    let cpu = free.trailing_zeros();
+    claim(cpu);
+    cpu as i32
+}
+
+fn preempt(cpu: u32) {
+    percpu::cpu(cpu).need_resched.store(1, Ordering::Relaxed);
+}
+
+unsafe extern "C" fn kick_cpu(cpu: u32, flags: u64) {
+    if cpu >= ctx().nr_cpus {
+        policy_error(b"kick_cpu: no such CPU");
+    }
+    if flags & KICK_PREEMPT != 0 {
+        preempt(cpu);
+    }
+    super::kick_cpu(cpu);
+}
+
+unsafe extern "C" fn cpu_curr(cpu: u32) -> *mut PolicyTask {
+    match ctx().running.get(cpu as usize) {
+        Some(Some(s)) => view(*s as usize),
+        _ => core::ptr::null_mut(),
+    }
+}
+
+unsafe extern "C" fn task_of_slot(slot: u32) -> *mut PolicyTask {
+    match views().get(slot as usize) {
+        Some(v) if v.pid != 0 => view(slot as usize),
+        _ => core::ptr::null_mut(),
+    }
+}
+
+unsafe extern "C" fn now_ns() -> u64 {
+    crate::time::now_ns()
+}
+
+unsafe extern "C" fn log(level: u32, text: *const u8, len: usize) {
+    // SAFETY: the policy promises `text` points at `len` readable bytes;
+    // the length is capped to what a log line carries.
+    let b = unsafe { core::slice::from_raw_parts(text, len.min(200)) };
+    crate::tlv::log_bytes(level, b);
+}
+
+unsafe extern "C" fn error(text: *const u8, len: usize) -> ! {
+    // SAFETY: as in `log`.
+    let b = unsafe { core::slice::from_raw_parts(text, len.min(160)) };
+    policy_error(b)
+}
+
+/// Check the table the VMM loaded and give the policy its services.
+pub fn load(info: &abi::boot::BootInfo) -> Result<ImagePolicy, &'static str> {
+    let p = POLICY_LOAD_ADDR as *mut PolicyOps;
+    // SAFETY: the VMM loaded a policy image at POLICY_LOAD_ADDR (it set
+    // POLICY_IMAGE_ID only then); the header words are read before the
+    // rest of the table is trusted.
+    let (magic, version, size) = unsafe { ((*p).magic, (*p).version, (*p).size) };
+    PolicyOps::check_header(magic, version, size)
+        .map_err(|_| "policy image: bad PolicyOps header")?;
+    OPS.store(p, Ordering::Relaxed);
+    // SAFETY: boot, CPU 0, before any other CPU or callback runs.
+    let svc = unsafe { SERVICES.get() };
+    svc.nr_cpus = info.cpu_count;
+    svc.slice_dfl_ns = info.slice_ns;
+    svc.arg = u64::from(info.policy_arg);
+    // SAFETY: as above.
+    svc.cpu_data = unsafe { CPU_DATA.get() }.as_mut_ptr().cast();
+    if let Some(init) = ops().init {
+        // SAFETY: a callback of the checked table (the host checked it
+        // points into the image); services outlive the run.
+        if unsafe { init(svc) } != 0 {
+            policy_error(b"init refused to start");
+        }
+    }
+    if let Some(online) = ops().cpu_online {
+        for cpu in 0..info.cpu_count {
+            // SAFETY: as above.
+            unsafe { online(cpu) }
+        }
+    }
+    Ok(ImagePolicy {
+        turn_slice: [0; MAX_TASKS],
+    })
+}
+
+/// Run `f` with the callback context published for the services.
+fn with<R>(c: &mut Ctx<'_>, f: impl FnOnce() -> R) -> R {
+    CTX.store((c as *mut Ctx<'_>).cast(), Ordering::Relaxed);
+    let r = f();
+    CTX.store(core::ptr::null_mut(), Ordering::Relaxed);
+    r
+}
+
+impl policies::Policy for ImagePolicy {
+    fn init_task(&mut self, c: &mut Ctx<'_>, t: &TaskInfo) {
+        let v = sync(t, TASK_RUNNABLE);
+        // SAFETY: v is this slot's view.
+        unsafe {
+            (*v).slice_ns = slice_dfl();
+            (*v).dsq_vtime = 0;
+            (*v).data = [0; abi::policy::POLICY_TASK_DATA_WORDS];
+        }
+        self.turn_slice[t.slot as usize] = 0;
+        with(c, || {
+            if let Some(f) = ops().init_task {
+                // SAFETY: a checked callback; v is a live view.
+                if unsafe { f(v) } != 0 {
+                    policy_error(b"init_task refused a task");
+                }
+            }
+            if let Some(f) = ops().enable {
+                // SAFETY: as above.
+                unsafe { f(v) }
+            }
+        })
+    }
+
+    fn exit_task(&mut self, c: &mut Ctx<'_>, t: &TaskInfo) {
+        c.dsqs.remove(t.slot);
+        let v = sync(t, abi::kstate::TASK_ZOMBIE);
+        with(c, || {
+            if let Some(f) = ops().exit_task {
+                // SAFETY: a checked callback; v is a live view.
+                unsafe { f(v) }
+            }
+        });
+        views()[t.slot as usize].pid = 0;
+    }
+
+    fn select_cpu(&mut self, c: &mut Ctx<'_>, t: &TaskInfo, prev: Cpu) -> Cpu {
+        let v = sync(t, TASK_RUNNABLE);
+        let nr = c.nr_cpus;
+        let cpu = with(c, || match ops().select_cpu {
+            // SAFETY: a checked callback; v is a live view.
+            Some(f) => unsafe { f(v, prev, 0) },
+            None => select_cpu_dfl(t, prev),
+        });
+        if cpu >= nr {
+            policy_error(b"select_cpu returned a CPU the run does not have");
+        }
+        cpu
+    }
+
+    fn enqueue(&mut self, c: &mut Ctx<'_>, t: &TaskInfo, flags: u32) {
+        let v = sync(t, TASK_RUNNABLE);
+        let flags = u64::from(flags);
+        with(c, || {
+            if flags & (ENQ_WAKEUP | ENQ_NEW) != 0
+                && let Some(f) = ops().runnable
+            {
+                // SAFETY: a checked callback; v is a live view.
+                unsafe { f(v, flags) }
+            }
+            match ops().enqueue {
+                // SAFETY: as above.
+                Some(f) => unsafe { f(v, flags) },
+                None => insert(v, DSQ_GLOBAL, SLICE_DFL, None, flags),
+            }
+        });
+        if c.dsqs.queued_in(t.slot).is_none() {
+            policy_error(b"lost a task: after enqueue it is in no dispatch queue");
+        }
+    }
+
+    fn dispatch(&mut self, c: &mut Ctx<'_>, cpu: Cpu) {
+        CLAIMED.fetch_and(!(1u64 << cpu), Ordering::Relaxed);
+        DISPATCH_CPU.store(u64::from(cpu), Ordering::Relaxed);
+        with(c, || {
+            if let Some(f) = ops().dispatch {
+                // SAFETY: a checked callback.
+                unsafe { f(cpu, core::ptr::null_mut()) }
+            }
+        });
+        DISPATCH_CPU.store(u64::MAX, Ordering::Relaxed);
+    }
+
+    fn running(&mut self, c: &mut Ctx<'_>, t: &TaskInfo, cpu: Cpu) {
+        CLAIMED.fetch_and(!(1u64 << cpu), Ordering::Relaxed);
+        let v = sync(t, TASK_RUNNING);
+        // SAFETY: v is this slot's view.
+        let vr = unsafe { &mut *v };
+        if vr.slice_ns == 0 {
+            vr.slice_ns = slice_dfl();
+        }
+        self.turn_slice[t.slot as usize] = vr.slice_ns;
+        with(c, || {
+            if let Some(f) = ops().running {
+                // SAFETY: a checked callback; v is a live view.
+                unsafe { f(v) }
+            }
+        })
+    }
+
+    fn stopping(&mut self, c: &mut Ctx<'_>, t: &TaskInfo, _cpu: Cpu, ran: u64, runnable: bool) {
+        let state = if runnable {
+            TASK_RUNNABLE
+        } else {
+            TASK_SLEEPING
+        };
+        let v = sync(t, state);
+        self.consume(v, t.slot, ran);
+        with(c, || {
+            if let Some(f) = ops().stopping {
+                // SAFETY: a checked callback; v is a live view.
+                unsafe { f(v, u32::from(runnable)) }
+            }
+            if !runnable && let Some(f) = ops().quiescent {
+                // SAFETY: as above.
+                unsafe { f(v, 0) }
+            }
+        })
+    }
+
+    fn tick(&mut self, c: &mut Ctx<'_>, t: &TaskInfo, _cpu: Cpu, ran: u64) -> bool {
+        let v = sync(t, TASK_RUNNING);
+        self.consume(v, t.slot, ran);
+        with(c, || {
+            if let Some(f) = ops().tick {
+                // SAFETY: a checked callback; v is a live view.
+                unsafe { f(v) }
+            }
+        });
+        // SAFETY: v is this slot's view.
+        unsafe { (*v).slice_ns == 0 }
+    }
+
+    fn fields(&self, slot: Slot) -> PolicyFields {
+        PolicyFields {
+            vruntime: views().get(slot as usize).map_or(0, |v| v.dsq_vtime),
+            ..PolicyFields::default()
+        }
+    }
+}
+
+impl ImagePolicy {
+    /// Take what the task ran this turn off its slice.
+    fn consume(&mut self, v: *mut PolicyTask, slot: Slot, ran: u64) {
+        // SAFETY: v is this slot's view.
+        let v = unsafe { &mut *v };
+        if v.slice_ns != SLICE_INF {
+            v.slice_ns = self.turn_slice[slot as usize].saturating_sub(ran);
+        }
+    }
+}
+
+/// sched_ext's default CPU choice: the previous CPU if it is idle, else
+/// any idle CPU the task may use, else the previous CPU.
+fn select_cpu_dfl(t: &TaskInfo, prev: Cpu) -> Cpu {
+    let allowed = t.affinity.0;
+    if allowed & (1u64 << prev) != 0 && claim(prev) {
+        return prev;
+    }
+    let free = ctx().idle.0 & allowed & !CLAIMED.load(Ordering::Relaxed);
+    if free != 0 {
+        let cpu = free.trailing_zeros();
+        claim(cpu);
+        return cpu;
+    }
+    if allowed & (1u64 << prev) != 0 {
+        prev
+    } else {
+        t.affinity.first().unwrap_or(0)
+    }
+}
