@@ -26,7 +26,7 @@ pub fn idle_loop(cpu: u32, tick_ticks: u64) -> ! {
         // pick_next; one that queues after we drop it sees idle = 1 and
         // kicks us.
         pc.idle.store(1, Ordering::SeqCst);
-        let halt = s.halt_idle;
+        let halt = super::HALT_IDLE.load(Ordering::Relaxed);
         kstate::cpu_record(cpu, |r| r.idle = 1);
         publish_cpu(s, cpu);
         LOCK.unlock_no_resched();

@@ -347,14 +347,16 @@ unsafe extern "C" fn test_and_clear_cpu_idle(cpu: u32) -> u32 {
     u32::from(cpu < ctx().nr_cpus && claim(cpu))
 }
 
-unsafe extern "C" fn pick_idle_cpu(mask: u64, _flags: u64) -> i32 {
+/// Claim the lowest idle, unclaimed CPU in `mask`.
+fn claim_idle_in(mask: u64) -> Option<u32> {
     let free = ctx().idle.0 & mask & !CLAIMED.load(Ordering::Relaxed);
-    if free == 0 {
-        return -1;
-    }
-    let cpu = free.trailing_zeros();
+    let cpu = (free != 0).then(|| free.trailing_zeros())?;
     claim(cpu);
-    cpu as i32
+    Some(cpu)
+}
+
+unsafe extern "C" fn pick_idle_cpu(mask: u64, _flags: u64) -> i32 {
+    claim_idle_in(mask).map_or(-1, |c| c as i32)
 }
 
 fn preempt(cpu: u32) {
@@ -368,7 +370,7 @@ unsafe extern "C" fn kick_cpu(cpu: u32, flags: u64) {
     if flags & KICK_PREEMPT != 0 {
         preempt(cpu);
     }
-    super::kick_cpu(cpu);
+    super::kick(cpu);
 }
 
 unsafe extern "C" fn cpu_curr(cpu: u32) -> *mut PolicyTask {
@@ -604,10 +606,7 @@ fn select_cpu_dfl(t: &TaskInfo, prev: Cpu) -> Cpu {
     if allowed & (1u64 << prev) != 0 && claim(prev) {
         return prev;
     }
-    let free = ctx().idle.0 & allowed & !CLAIMED.load(Ordering::Relaxed);
-    if free != 0 {
-        let cpu = free.trailing_zeros();
-        claim(cpu);
+    if let Some(cpu) = claim_idle_in(allowed) {
         return cpu;
     }
     if allowed & (1u64 << prev) != 0 {

@@ -77,8 +77,10 @@ impl Policy for Active {
     }
 }
 
-/// Whether idle CPUs halt (`--idle halt`): a kick then sends an IPI.
-static HALT_IDLE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+/// Whether idle CPUs halt (`--idle halt`, set once at boot): the idle
+/// loop halts and a kick sends an IPI. A static rather than a `Sched`
+/// field so an image policy's `kick_cpu` service reaches it too.
+pub static HALT_IDLE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 pub static LOCK: SpinLock = SpinLock::new();
 
@@ -99,7 +101,6 @@ pub struct Sched {
     pub main_pid: u32,
     pub slice_ns: u64,
     pub slice_ticks: u64,
-    pub halt_idle: bool,
     /// Earliest pending timer (sleep or receive timeout), TSC.
     pub next_timer: u64,
     pub switches: u64,
@@ -129,7 +130,6 @@ static SCHED: Global<Sched> = Global::new(Sched {
     main_pid: 0,
     slice_ns: 0,
     slice_ticks: 0,
-    halt_idle: false,
     next_timer: 0,
     switches: 0,
     spawned: 0,
@@ -233,12 +233,12 @@ pub fn wake(s: &mut Sched, slot: usize, flags: u32, waker: u32) {
     publish_task(s, slot);
     publish_cpu(s, cpu);
     match s.dsqs.queued_in(slot as Slot) {
-        Some(DsqId::Local(c)) => kick(s, c),
+        Some(DsqId::Local(c)) => kick(c),
         _ => {
             // Shared queue: wake an idle CPU that may run it, if any.
             let idle = idle_set(s).0 & s.infos[slot].affinity.0;
             if idle != 0 {
-                kick(s, idle.trailing_zeros());
+                kick(idle.trailing_zeros());
             }
         }
     }
@@ -258,14 +258,8 @@ fn set_cpu(s: &mut Sched, slot: usize, cpu: u32) {
 }
 
 /// Make sure an idle CPU notices new work: flag it, and in halt mode
-/// send it the wake-up IPI.
-pub fn kick(_s: &Sched, cpu: u32) {
-    kick_cpu(cpu)
-}
-
-/// [`kick`] for callers without the scheduler state at hand (an image
-/// policy's services); the lock is held all the same.
-pub fn kick_cpu(cpu: u32) {
+/// send it the wake-up IPI. Called with the lock held.
+pub fn kick(cpu: u32) {
     let pc = percpu::cpu(cpu);
     core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
     if pc.idle.load(core::sync::atomic::Ordering::Relaxed) == 0 || cpu == percpu::cpu_id() {

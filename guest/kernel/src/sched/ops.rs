@@ -380,8 +380,10 @@ pub fn init(info: &abi::boot::BootInfo) -> Result<(), &'static str> {
     s.nr_cpus = info.cpu_count;
     s.slice_ns = info.slice_ns;
     s.slice_ticks = ns_to_ticks(info.slice_ns).max(1);
-    s.halt_idle = info.idle == abi::boot::IDLE_HALT;
-    super::HALT_IDLE.store(s.halt_idle, core::sync::atomic::Ordering::Relaxed);
+    super::HALT_IDLE.store(
+        info.idle == abi::boot::IDLE_HALT,
+        core::sync::atomic::Ordering::Relaxed,
+    );
     s.policy = if info.policy == abi::policy::POLICY_IMAGE_ID {
         super::Active::Image(super::image::load(info)?)
     } else {
