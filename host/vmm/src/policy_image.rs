@@ -551,4 +551,74 @@ mod tests {
         assert!(f.message.contains("bad ELF magic"), "{f}");
         assert_eq!(f.exit_code(), 69);
     }
+
+    /// A minimal policy ELF: one PT_LOAD segment at POLICY_LOAD_ADDR
+    /// holding `table` padded to 0x400 file bytes, 0x2000 in memory.
+    fn elf_with(table: &[u8], at: u64) -> Vec<u8> {
+        let (filesz, memsz) = (0x400u64, 0x2000u64);
+        let mut f = Vec::new();
+        f.extend_from_slice(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0");
+        f.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+        f.extend_from_slice(&62u16.to_le_bytes()); // EM_X86_64
+        f.extend_from_slice(&1u32.to_le_bytes());
+        f.extend_from_slice(&(at + 0x200).to_le_bytes()); // entry
+        f.extend_from_slice(&64u64.to_le_bytes()); // phoff
+        f.extend_from_slice(&0u64.to_le_bytes()); // shoff
+        f.extend_from_slice(&0u32.to_le_bytes());
+        for h in [64u16, 56, 1, 64, 0, 0] {
+            f.extend_from_slice(&h.to_le_bytes());
+        }
+        f.extend_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+        f.extend_from_slice(&5u32.to_le_bytes()); // R X
+        for v in [0x1000u64, at, at, filesz, memsz, 0x1000] {
+            f.extend_from_slice(&v.to_le_bytes());
+        }
+        f.resize(0x1000, 0);
+        f.extend_from_slice(table);
+        f.resize(0x1000 + filesz as usize, 0xcc);
+        f
+    }
+
+    #[test]
+    fn a_policy_elf_is_read_with_its_bss_and_its_table() {
+        let img = PolicyImage::parse("p.elf", &elf_with(&table(), IMAGE)).unwrap();
+        assert_eq!(img.name(), "stride");
+        assert_eq!(img.end, IMAGE + 0x2000);
+        assert_eq!(img.segments.len(), 1);
+        let (addr, bytes) = &img.segments[0];
+        assert_eq!((*addr, bytes.len()), (IMAGE, 0x2000));
+        assert_eq!(&bytes[..table().len()], &table()[..]);
+        assert_eq!(bytes[0x3ff], 0xcc);
+        assert!(bytes[0x400..].iter().all(|&b| b == 0), ".bss is zeros");
+        // A callback into .bss is inside the loaded image.
+        let mut t = table();
+        set(
+            &mut t,
+            offset_of!(PolicyOps, tick),
+            &(IMAGE + 0x1fff).to_le_bytes(),
+        );
+        assert!(PolicyImage::parse("p.elf", &elf_with(&t, IMAGE)).is_ok());
+        set(
+            &mut t,
+            offset_of!(PolicyOps, tick),
+            &(IMAGE + 0x2000).to_le_bytes(),
+        );
+        assert!(PolicyImage::parse("p.elf", &elf_with(&t, IMAGE)).is_err());
+    }
+
+    #[test]
+    fn a_policy_not_at_the_load_address_is_refused() {
+        let f = PolicyImage::parse("p.elf", &elf_with(&table(), IMAGE + 0x1000)).unwrap_err();
+        assert!(
+            f.message
+                .contains("lowest segment starts at 0x481000, not at POLICY_LOAD_ADDR"),
+            "{f}"
+        );
+        let f = PolicyImage::parse(
+            "p.elf",
+            &elf_with(&table(), IMAGE + POLICY_MAX_SIZE - 0x1000),
+        )
+        .unwrap_err();
+        assert!(f.message.contains("outside the policy region"), "{f}");
+    }
 }

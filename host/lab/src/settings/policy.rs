@@ -274,4 +274,49 @@ mod tests {
         assert!(f.message.starts_with("--policy: policy image "), "{f}");
         assert!(f.message.contains("outside the policy region"), "{f}");
     }
+
+    #[test]
+    fn an_image_is_judged_on_its_own_promises() {
+        use vmm::policy_image::OpsHeader;
+        let image = |shares, bounded_wait| PolicyImage {
+            label: "p.elf".into(),
+            segments: Vec::new(),
+            end: 0,
+            header: OpsHeader {
+                version: 1,
+                name: "stride".into(),
+                description: "stride scheduling".into(),
+                shares,
+                bounded_wait,
+                deadlines: false,
+                callbacks: Vec::new(),
+            },
+            symbols: Default::default(),
+        };
+        let p = Policy::from_image(image(SHARES_WEIGHTED, true), "/x/p.elf".into());
+        assert_eq!((p.name.as_str(), p.id), ("stride", POLICY_IMAGE_ID));
+        assert_eq!(p.promises.shares, Shares::Weighted);
+        assert!(p.promises.bounded_wait && !p.test_only);
+        let p = Policy::from_image(image(SHARES_EQUAL, false), "/x/p.elf".into());
+        assert_eq!(p.promises.shares, Shares::Equal);
+        let p = Policy::from_image(image(abi::policy::SHARES_NONE, false), "/x/p.elf".into());
+        assert_eq!(p.promises.shares, Shares::None);
+        let mut j = crate::settings::judge::JudgeArgs {
+            sample_hz: 1000,
+            stall_threshold: "250ms".into(),
+            max_wait: "100ms".into(),
+            max_fairness_error: "0.10".into(),
+            max_wake_p99: None,
+            check: Vec::new(),
+        }
+        .validate()
+        .unwrap();
+        j.apply_promises(&p.name, p.promises);
+        assert_eq!(j.shares, None);
+        assert!(
+            j.unjudged[0]
+                .why
+                .starts_with("stride promises no fair shares")
+        );
+    }
 }
