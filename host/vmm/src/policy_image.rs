@@ -111,15 +111,14 @@ impl PolicyImage {
             ))
         };
         let end_of_region = POLICY_LOAD_ADDR + POLICY_MAX_SIZE;
-        let loads =
-            elf_loads(data, POLICY_LOAD_ADDR, POLICY_MAX_SIZE, "policy", &bad).map_err(|f| {
-                Failure::image(format!(
-                    "{} (a policy is linked at {POLICY_LOAD_ADDR:#x} with the SDK's policy.ld, \
-                     at most POLICY_MAX_SIZE = {} KiB in memory, .bss included)",
-                    f.message,
-                    POLICY_MAX_SIZE >> 10
-                ))
-            })?;
+        let bad_elf = |why: String| {
+            bad(format!(
+                "{why} (a policy is linked at {POLICY_LOAD_ADDR:#x} with the SDK's policy.ld, at \
+                 most POLICY_MAX_SIZE = {} KiB in memory, .bss included)",
+                POLICY_MAX_SIZE >> 10
+            ))
+        };
+        let loads = elf_loads(data, POLICY_LOAD_ADDR, POLICY_MAX_SIZE, "policy", &bad_elf)?;
         debug_assert!(loads.end <= end_of_region);
         let lowest = loads
             .segments

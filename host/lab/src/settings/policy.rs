@@ -319,4 +319,27 @@ mod tests {
                 .starts_with("stride promises no fair shares")
         );
     }
+
+    #[test]
+    fn a_crate_that_does_not_build_says_so_with_cargos_status() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("Cargo.toml"),
+            "[package]\nname = \"broken-policy\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\
+             [workspace]\n",
+        )
+        .unwrap();
+        std::fs::create_dir(dir.path().join("src")).unwrap();
+        std::fs::write(dir.path().join("src/main.rs"), "fn main() { nope }\n").unwrap();
+        let f = load("--policy", dir.path()).unwrap_err();
+        assert_eq!(f.kind, ErrorKind::Image);
+        assert!(
+            f.message.starts_with(&format!(
+                "--policy: building the policy crate {} failed (cargo build --release: exit \
+                 status: 101)",
+                dir.path().display()
+            )),
+            "{f}"
+        );
+    }
 }
