@@ -30,7 +30,7 @@ pub fn validate() -> Result<BootInfo, &'static str> {
     if b.idle != IDLE_HALT && b.idle != IDLE_POLL {
         return Err("boot info: unknown idle mode");
     }
-    if policies::by_id(b.policy).is_none() {
+    if b.policy != abi::policy::POLICY_IMAGE_ID && policies::by_id(b.policy).is_none() {
         return Err("boot info: unknown policy id: run make");
     }
     if b.config_len as u64 > OPERATION_CONFIG_MAX {

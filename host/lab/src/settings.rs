@@ -3,6 +3,7 @@
 //! costs a VM start and every message names the flag at fault.
 
 pub mod judge;
+pub mod policy;
 pub mod sched;
 
 use abi::boot::{MAX_SLICE_NS, MIN_SLICE_NS};
@@ -102,7 +103,7 @@ impl CommonArgs {
         };
         let sched = self.sched.validate()?;
         let mut judge = self.judge.validate()?;
-        judge.apply_promises(sched.policy);
+        judge.apply_promises(&sched.policy.name, sched.policy.promises);
         Ok(RunSettings {
             duration_ns,
             slice_ns,

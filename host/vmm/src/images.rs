@@ -172,19 +172,34 @@ struct CheckedElf {
     segments: Vec<(u64, Vec<u8>)>,
 }
 
-fn check_elf(
-    label: &str,
-    data: &[u8],
+/// One PT_LOAD segment: its address, its file bytes and its size in
+/// memory (`.bss` included, so `mem_size >= file.len()`).
+pub(crate) struct LoadSegment<'a> {
+    pub addr: u64,
+    pub file: &'a [u8],
+    pub mem_size: u64,
+}
+
+/// An ELF's loadable segments, checked.
+pub(crate) struct ElfLoads<'a> {
+    pub elf: ElfFile64<'a, Endianness>,
+    /// End of the highest segment in memory, `.bss` included.
+    pub end: u64,
+    /// Every PT_LOAD segment with a size in memory, in program-header
+    /// order.
+    pub segments: Vec<LoadSegment<'a>>,
+}
+
+/// What every ELF we load has: parseable, x86-64, at least one loadable
+/// segment, every one inside `[lo, lo + cap)` and inside the file. `bad`
+/// makes the error from the reason (it names the file and the fix).
+pub(crate) fn elf_loads<'a>(
+    data: &'a [u8],
     lo: u64,
     cap: u64,
     region: &str,
-    kind: u32,
-) -> Result<CheckedElf> {
-    let bad = |why: String| {
-        Failure::image(format!(
-            "guest image {label} is corrupt: {why}: run `make` to rebuild it"
-        ))
-    };
+    bad: &dyn Fn(String) -> Failure,
+) -> Result<ElfLoads<'a>> {
     if data.len() < 4 || &data[..4] != b"\x7fELF" {
         return Err(bad("bad ELF magic (not an ELF file)".into()));
     }
@@ -196,26 +211,15 @@ fn check_elf(
             elf.architecture()
         )));
     }
-    let entry = elf.entry();
-    if entry == 0 {
-        return Err(bad("it has no entry point".into()));
-    }
     let end_of_region = lo + cap;
     let in_region = |a: u64| (lo..end_of_region).contains(&a);
-    if !in_region(entry) {
-        return Err(bad(format!(
-            "entry {entry:#x} is outside the {region} region [{lo:#x}, {end_of_region:#x})"
-        )));
-    }
     let endian = elf.endian();
     let mut end = 0u64;
-    let mut segments: Vec<(u64, Vec<u8>)> = Vec::new();
-    let mut loads = 0;
+    let mut segments = Vec::new();
     for ph in elf.elf_program_headers() {
         if ph.p_type(endian) != PT_LOAD || ph.p_memsz(endian) == 0 {
             continue;
         }
-        loads += 1;
         let (paddr, memsz, filesz) = (ph.p_paddr(endian), ph.p_memsz(endian), ph.p_filesz(endian));
         let seg_end = paddr
             .checked_add(memsz)
@@ -233,14 +237,51 @@ fn check_elf(
         let bytes = ph
             .data(endian, data)
             .map_err(|_| bad("it is truncated (a segment lies past the end of the file)".into()))?;
-        if !bytes.is_empty() {
-            segments.push((paddr, bytes.to_vec()));
-        }
+        segments.push(LoadSegment {
+            addr: paddr,
+            file: bytes,
+            mem_size: memsz,
+        });
         end = end.max(seg_end);
     }
-    if loads == 0 {
+    if segments.is_empty() {
         return Err(bad("it has no loadable segments".into()));
     }
+    Ok(ElfLoads { elf, end, segments })
+}
+
+fn check_elf(
+    label: &str,
+    data: &[u8],
+    lo: u64,
+    cap: u64,
+    region: &str,
+    kind: u32,
+) -> Result<CheckedElf> {
+    let bad = |why: String| {
+        Failure::image(format!(
+            "guest image {label} is corrupt: {why}: run `make` to rebuild it"
+        ))
+    };
+    let loads = elf_loads(data, lo, cap, region, &bad)?;
+    let elf = loads.elf;
+    let entry = elf.entry();
+    if entry == 0 {
+        return Err(bad("it has no entry point".into()));
+    }
+    let end_of_region = lo + cap;
+    if !(lo..end_of_region).contains(&entry) {
+        return Err(bad(format!(
+            "entry {entry:#x} is outside the {region} region [{lo:#x}, {end_of_region:#x})"
+        )));
+    }
+    let end = loads.end;
+    let segments: Vec<(u64, Vec<u8>)> = loads
+        .segments
+        .into_iter()
+        .filter(|s| !s.file.is_empty())
+        .map(|s| (s.addr, s.file.to_vec()))
+        .collect();
     let stamp = elf
         .section_by_name(ABI_STAMP_SECTION)
         .and_then(|s| s.data().ok())

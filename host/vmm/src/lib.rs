@@ -16,6 +16,7 @@ pub mod exit;
 pub mod files;
 pub mod images;
 pub mod monitor;
+pub mod policy_image;
 pub mod signals;
 pub mod stdio;
 pub mod symbols;

@@ -13,7 +13,7 @@ struct Sym {
 }
 
 /// Function symbols of one image, sorted by address.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SymbolTable {
     syms: Vec<Sym>,
 }

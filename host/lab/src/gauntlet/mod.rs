@@ -15,7 +15,7 @@
 mod row;
 mod runner;
 
-use crate::settings::sched::policy_by_name;
+use crate::settings::sched::resolve_policy;
 use crate::settings::{default_timeout, fmt_ns, parse_duration};
 use clap::Args;
 use row::RunRow;
@@ -141,23 +141,38 @@ fn list<'a>(flag: &str, items: &'a [String]) -> Result<Vec<&'a str>> {
 
 impl GauntletArgs {
     pub fn plan(&self) -> Result<Plan> {
-        let policies: Vec<&str> = if self.policies.is_empty() {
-            policies::POLICIES
-                .iter()
-                .filter(|p| !p.test_only)
-                .map(|p| p.name)
-                .collect()
-        } else {
-            list("--policies", &self.policies)?
-        };
-        for p in &policies {
-            let desc = policy_by_name(p)
-                .map_err(|f| Failure::usage(f.message.replacen("--policy:", "--policies:", 1)))?;
-            if desc.test_only {
+        // (name for the job, what its --policy gets): a policy path is
+        // read (a crate built) once here, and every run gets the ELF.
+        let mut policies: Vec<(String, String)> = Vec::new();
+        if self.policies.is_empty() {
+            policies.extend(
+                policies::POLICIES
+                    .iter()
+                    .filter(|p| !p.test_only)
+                    .map(|p| (p.name.to_string(), p.name.to_string())),
+            );
+        }
+        for p in list("--policies", &self.policies)? {
+            let resolved = resolve_policy("--policies", p).map_err(|f| {
+                Failure::new(f.kind, f.message.replacen("--policy:", "--policies:", 1))
+            })?;
+            if resolved.test_only {
                 return Err(Failure::usage(format!(
                     "--policies: '{p}' is a test-only policy; it cannot run in a gauntlet"
                 )));
             }
+            let arg = match &resolved.path {
+                Some(elf) => elf.display().to_string(),
+                None => resolved.name.clone(),
+            };
+            if policies.iter().any(|(n, _)| *n == resolved.name) {
+                return Err(Failure::usage(format!(
+                    "--policies: '{p}' is named {}, like another policy listed: each run's \
+                     directory is named after its policy",
+                    resolved.name
+                )));
+            }
+            policies.push((resolved.name, arg));
         }
         let mut cpus = Vec::new();
         for c in list("--cpus", &self.cpus)? {
@@ -212,9 +227,9 @@ impl GauntletArgs {
             .map_err(|f| Failure::usage(f.message.replacen("--out", "gauntlet --out", 1)))?;
         let mut jobs = Vec::new();
         for w in &workloads {
-            for p in &policies {
+            for (name, arg) in &policies {
                 for &n in &cpus {
-                    jobs.push(self.job(w, p, n, timeout));
+                    jobs.push(self.job(w, name, arg, n, timeout));
                 }
             }
         }
@@ -225,10 +240,29 @@ impl GauntletArgs {
         })
     }
 
-    fn job(&self, workload: &str, policy: &str, cpus: u32, timeout: Option<Duration>) -> Job {
+    fn job(
+        &self,
+        workload: &str,
+        policy: &str,
+        policy_arg: &str,
+        cpus: u32,
+        timeout: Option<Duration>,
+    ) -> Job {
+        // An image's own name may hold any character; the directory's
+        // may not.
+        let policy: String = policy
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
         let name = format!("{workload}-{policy}-{cpus}cpu");
         let dir = self.out.join(&name);
-        let mut args: Vec<String> = [workload, "--policy", policy, "--cpus"]
+        let mut args: Vec<String> = [workload, "--policy", policy_arg, "--cpus"]
             .iter()
             .map(|s| s.to_string())
             .collect();

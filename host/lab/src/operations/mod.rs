@@ -162,6 +162,7 @@ pub fn config_json(s: &RunSettings, own: serde_json::Value) -> serde_json::Value
         "policy": sched.policy.name,
         "policy_id": sched.policy.id,
         "policy_arg": sched.policy_arg,
+        "policy_path": sched.policy.path.as_ref().map(|p| p.display().to_string()),
         "slice_ns": s.slice_ns,
         "tick_hz": sched.tick_hz,
         "idle": sched.idle.name(),
@@ -243,6 +244,7 @@ pub fn run_until(p: Prepared, stop: Option<&StopFlag>) -> Result<Report> {
         Ok(imgs) => run::run(&RunRequest {
             images: imgs,
             config: &p.config,
+            policy: p.settings.sched.policy.image.as_deref(),
             spec: p.settings.spec(),
             stop,
         }),

@@ -158,20 +158,25 @@ const SCENARIO_FILE: InputFile = InputFile {
 fn prepare(args: &RunArgs, given: Given) -> Result<(ScenarioPlan, RunSettings)> {
     let label = args.file.display().to_string();
     let text = read_bounded_text(&args.file, &SCENARIO_FILE)?;
-    prepare_text(label, &text, &args.common, given)
+    // A policy path in the file is relative to the file's directory.
+    let base = args.file.parent().unwrap_or(std::path::Path::new(""));
+    prepare_text(label, &text, &args.common, given, Some(base))
 }
 
 /// [`prepare`] for a file already read: parse, merge under the command
-/// line, check and compile.
+/// line, check and compile. `base` is the directory a policy path in the
+/// file is relative to; None refuses policy paths (the fuzzer's entry:
+/// a path would read files or build crates).
 fn prepare_text(
     label: String,
     text: &str,
     common: &CommonArgs,
     given: Given,
+    base: Option<&std::path::Path>,
 ) -> Result<(ScenarioPlan, RunSettings)> {
     let bad = |p: &[Problem]| Failure::usage(render(&label, text, p));
     let file = schema::parse(text).map_err(|e| bad(&[Problem::from_toml(&e)]))?;
-    let (common, mut problems) = settings::merge(common, &file, given);
+    let (common, mut problems) = settings::merge(common, &file, given, base);
     // The file's values were checked in merge; what fails here is a flag.
     let mut settings = common.validate()?;
     let c = match compile::compile(&file, settings.sched.cpus, settings.duration_ns) {
@@ -215,7 +220,7 @@ pub fn fuzz_entry(bytes: &[u8]) {
             .common
     });
     let text = String::from_utf8_lossy(bytes);
-    match prepare_text("fuzz.toml".into(), &text, &DEFAULTS, Given::default()) {
+    match prepare_text("fuzz.toml".into(), &text, &DEFAULTS, Given::default(), None) {
         Ok((plan, settings)) => {
             let p = ops::prepared::<Scenario>(plan, settings);
             assert_eq!(p.config.len(), size_of::<abi::config::ScenarioConfig>());

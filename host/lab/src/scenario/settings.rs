@@ -13,6 +13,7 @@ use abi::memmap::MAX_CPUS;
 use clap::ArgMatches;
 use clap::ValueEnum;
 use clap::parser::ValueSource;
+use std::path::{Path, PathBuf};
 
 /// The flags a file's settings yield to, and the fairness limit (which a
 /// scenario turns off unless asked for; see `mod.rs`).
@@ -44,7 +45,14 @@ impl Given {
 
 /// `common` with the file's settings applied where the command line gave
 /// none; problems with the file's values (which are then not applied).
-pub fn merge(common: &CommonArgs, file: &File, given: Given) -> (CommonArgs, Vec<Problem>) {
+/// A policy path in the file is relative to `base` (the file's
+/// directory); with None, policy paths are refused.
+pub fn merge(
+    common: &CommonArgs,
+    file: &File,
+    given: Given,
+    base: Option<&Path>,
+) -> (CommonArgs, Vec<Problem>) {
     let mut c = common.clone();
     let mut problems = Vec::new();
     if let (Some(v), false) = (&file.duration, given.duration) {
@@ -75,12 +83,31 @@ pub fn merge(common: &CommonArgs, file: &File, given: Given) -> (CommonArgs, Vec
         }
     }
     if let (Some(v), false) = (&file.policy, given.policy) {
-        match policy_by_name(v.get_ref()) {
-            Ok(_) => c.sched.policy = v.get_ref().clone(),
-            Err(f) => {
-                let why = f.message.strip_prefix("--policy: ").unwrap_or(&f.message);
-                problems.push(Problem::at(v.span(), format!("policy: {why}")));
+        let text = v.get_ref();
+        match (policy_file(text, base), base) {
+            // Read (and built) with the other settings, in validate.
+            (Some(path), Some(_)) if path.exists() => {
+                c.sched.policy = path.display().to_string();
             }
+            (Some(path), Some(_)) => problems.push(Problem::at(
+                v.span(),
+                format!(
+                    "policy: {}: no such file or directory (a policy path is relative to the \
+                     scenario file's directory)",
+                    path.display()
+                ),
+            )),
+            (Some(_), None) => problems.push(Problem::at(
+                v.span(),
+                "policy: a policy path is not read here",
+            )),
+            (None, _) => match policy_by_name(text) {
+                Ok(_) => c.sched.policy = text.clone(),
+                Err(f) => {
+                    let why = f.message.strip_prefix("--policy: ").unwrap_or(&f.message);
+                    problems.push(Problem::at(v.span(), format!("policy: {why}")));
+                }
+            },
         }
     }
     if let (Some(v), false) = (&file.idle, given.idle) {
@@ -96,6 +123,16 @@ pub fn merge(common: &CommonArgs, file: &File, given: Given) -> (CommonArgs, Vec
         }
     }
     (c, problems)
+}
+
+/// The file a scenario's `policy` names, relative to `base`, if it
+/// names one: as `--policy` does (see `settings::policy::is_path`), but a
+/// bare name counts as a path only if it exists next to the file.
+fn policy_file(text: &str, base: Option<&Path>) -> Option<PathBuf> {
+    let at = |t: &str| base.unwrap_or(Path::new("")).join(t);
+    let path_like = text.contains('/') || text.ends_with(".elf");
+    let is_file = path_like || (policies::by_name(text).is_none() && at(text).exists());
+    is_file.then(|| at(text))
 }
 
 #[cfg(test)]
@@ -125,14 +162,14 @@ mod tests {
     fn the_file_fills_in_what_the_command_line_left_out() {
         let (common, given) = run_args(&[]);
         assert_eq!(given, Given::default());
-        let (c, problems) = merge(&common, &parse(FILE).unwrap(), given);
+        let (c, problems) = merge(&common, &parse(FILE).unwrap(), given, None);
         assert!(problems.is_empty(), "{problems:?}");
         let s = c.validate().unwrap();
         assert_eq!(s.duration_ns, 50_000_000);
         assert_eq!(
             (
                 s.sched.cpus,
-                s.sched.policy.name,
+                s.sched.policy.name.as_str(),
                 s.sched.tick_hz,
                 s.sched.idle
             ),
@@ -158,13 +195,13 @@ mod tests {
         ]);
         assert!(given.duration && given.cpus && given.policy && given.tick_hz && given.idle);
         assert!(given.max_fairness_error);
-        let (c, _) = merge(&common, &parse(FILE).unwrap(), given);
+        let (c, _) = merge(&common, &parse(FILE).unwrap(), given, None);
         let s = c.validate().unwrap();
         assert_eq!(s.duration_ns, 200_000_000);
         assert_eq!(
             (
                 s.sched.cpus,
-                s.sched.policy.name,
+                s.sched.policy.name.as_str(),
                 s.sched.tick_hz,
                 s.sched.idle
             ),
@@ -177,7 +214,7 @@ mod tests {
         let text =
             "duration = \"-1ms\"\ncpus = 0\npolicy = \"nope\"\ntick_hz = 9000\nidle = \"x\"\n";
         let (common, given) = run_args(&[]);
-        let (_, p) = merge(&common, &parse(text).unwrap(), given);
+        let (_, p) = merge(&common, &parse(text).unwrap(), given, None);
         let msgs: Vec<&str> = p.iter().map(|p| p.message.as_str()).collect();
         assert_eq!(msgs.len(), 5, "{msgs:?}");
         assert!(
@@ -201,5 +238,25 @@ mod tests {
             "{msgs:?}"
         );
         assert_eq!(&text[p[1].span.clone().unwrap()], "0");
+    }
+
+    #[test]
+    fn a_policy_path_is_relative_to_the_scenario_file() {
+        let (common, given) = run_args(&[]);
+        let dir = tempfile::tempdir().unwrap();
+        let file = parse("policy = \"./my-policy\"\n").unwrap();
+        let (_, p) = merge(&common, &file, given, Some(dir.path()));
+        let m = &p[0].message;
+        let want = dir.path().join("./my-policy");
+        assert!(
+            m.starts_with(&format!("policy: {}: no such file", want.display())),
+            "{m}"
+        );
+        std::fs::create_dir(&want).unwrap();
+        let (c, p) = merge(&common, &file, given, Some(dir.path()));
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(c.sched.policy, want.display().to_string());
+        let (_, p) = merge(&common, &file, given, None);
+        assert_eq!(p[0].message, "policy: a policy path is not read here");
     }
 }

@@ -4,7 +4,7 @@
 
 use super::{HOUR_NS, parse_duration};
 use clap::{Args, ValueEnum};
-use policies::{PolicyDesc, Shares};
+use policies::{Promises, Shares};
 use vmm::exit::{Failure, Result};
 
 /// Highest sample rate accepted: well above what the monitor sustains here
@@ -122,9 +122,8 @@ impl JudgeSettings {
         self.max_wait_ns.filter(|_| self.wait_judged)
     }
 
-    /// Hold the run to what `policy` promises, plus `--check`.
-    pub fn apply_promises(&mut self, policy: &PolicyDesc) {
-        let p = policy.promises;
+    /// Hold the run to what policy `name` promises, plus `--check`.
+    pub fn apply_promises(&mut self, name: &str, p: Promises) {
         let forced = |e| self.extra.contains(&e);
         self.shares = match p.shares {
             Shares::None if forced(Extra::Shares) => Some(Shares::Weighted),
@@ -136,19 +135,13 @@ impl JudgeSettings {
         if self.max_fairness_error.is_some() && self.shares.is_none() {
             self.unjudged.push(Unjudged {
                 check: "max_fairness_error",
-                why: format!(
-                    "{} promises no fair shares; --check shares judges them",
-                    policy.name
-                ),
+                why: format!("{name} promises no fair shares; --check shares judges them"),
             });
         }
         if self.max_wait_ns.is_some() && !self.wait_judged {
             self.unjudged.push(Unjudged {
                 check: "max_wait_ns",
-                why: format!(
-                    "{} promises no bounded wait; --check wait judges it",
-                    policy.name
-                ),
+                why: format!("{name} promises no bounded wait; --check wait judges it"),
             });
         }
     }
@@ -232,9 +225,13 @@ mod tests {
 
     #[test]
     fn a_run_is_held_to_what_its_policy_promises() {
-        let by = |name| policies::by_name(name).unwrap();
+        let by = |name| {
+            let p = policies::by_name(name).unwrap();
+            (p.name, p.promises)
+        };
         let mut j = judge(&[]).unwrap();
-        j.apply_promises(by("fifo"));
+        let (n, p) = by("fifo");
+        j.apply_promises(n, p);
         assert_eq!(j.shares, None);
         assert!(!j.wait_judged);
         let t = j.thresholds();
@@ -249,15 +246,18 @@ mod tests {
             j.unjudged
         );
 
-        j.apply_promises(by("rr"));
+        let (n, p) = by("rr");
+        j.apply_promises(n, p);
         assert_eq!(j.shares, Some(Shares::Equal));
         assert!(j.wait_judged && j.unjudged.is_empty());
         assert!(j.thresholds().not_judged.is_empty());
-        j.apply_promises(by("vtime"));
+        let (n, p) = by("vtime");
+        j.apply_promises(n, p);
         assert_eq!(j.shares, Some(Shares::Weighted));
 
         let mut j = judge(&["--check", "shares,wait"]).unwrap();
-        j.apply_promises(by("fifo"));
+        let (n, p) = by("fifo");
+        j.apply_promises(n, p);
         assert_eq!(j.shares, Some(Shares::Weighted));
         assert!(j.wait_judged && j.unjudged.is_empty());
         assert_eq!(j.thresholds().max_fairness_error, Some(0.10));

@@ -2,10 +2,12 @@
 //! policy, how often the timer ticks and what an idle CPU does. Validated
 //! here, before /dev/kvm is opened, into the values the boot info carries.
 
+use super::policy::{self as policy_path, Policy};
 use abi::boot::{IDLE_HALT, IDLE_POLL, MAX_TICK_HZ};
 use abi::memmap::MAX_CPUS;
 use clap::{Args, ValueEnum};
 use policies::PolicyDesc;
+use std::path::Path;
 use vmm::exit::{Failure, Result};
 use vmm::vm::setup::SchedBoot;
 
@@ -22,8 +24,10 @@ pub struct SchedArgs {
         allow_negative_numbers = true
     )]
     pub cpus: i64,
-    /// Scheduling policy run by the guest kernel (`schedlab policies` lists them).
-    #[arg(long, value_name = "NAME", default_value = DEFAULT_POLICY)]
+    /// Scheduling policy run by the guest kernel: a built-in (`schedlab
+    /// policies` lists them), or a policy image: its ELF, or its crate's
+    /// directory (built with `cargo build --release`).
+    #[arg(long, value_name = "NAME|PATH", default_value = DEFAULT_POLICY)]
     pub policy: String,
     /// TEST ONLY: the pid the `starve` policy never runs.
     #[arg(long, value_name = "PID", hide = true)]
@@ -69,7 +73,7 @@ impl IdleMode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchedSettings {
     pub cpus: u32,
-    pub policy: &'static PolicyDesc,
+    pub policy: Policy,
     pub policy_arg: u32,
     pub tick_hz: u32,
     pub idle: IdleMode,
@@ -109,7 +113,7 @@ impl SchedArgs {
                 self.tick_hz
             )));
         }
-        let policy = policy_by_name(&self.policy)?;
+        let policy = resolve_policy("--policy", &self.policy)?;
         let policy_arg = match (policy.test_only, self.starve_pid) {
             (true, Some(pid)) if pid > 0 => pid,
             (true, _) => {
@@ -132,6 +136,16 @@ impl SchedArgs {
             tick_hz: self.tick_hz as u32,
             idle: self.idle,
         })
+    }
+}
+
+/// What `--policy` text names: a path (see [`policy_path::is_path`]) is
+/// read as a policy image, anything else is a built-in's name.
+pub fn resolve_policy(flag: &str, text: &str) -> Result<Policy> {
+    if policy_path::is_path(text) {
+        policy_path::load(flag, Path::new(text))
+    } else {
+        policy_by_name(text).map(Policy::builtin)
     }
 }
 
@@ -169,7 +183,7 @@ mod tests {
     #[test]
     fn defaults_are_one_cpu_rr_1khz_halt() {
         let s = sched(&[]).unwrap();
-        assert_eq!((s.cpus, s.policy.name, s.tick_hz), (1, "rr", 1000));
+        assert_eq!((s.cpus, s.policy.name.as_str(), s.tick_hz), (1, "rr", 1000));
         assert_eq!(s.idle, IdleMode::Halt);
         let b = s.boot();
         assert_eq!(
@@ -223,10 +237,38 @@ mod tests {
     #[test]
     fn starve_needs_its_pid_and_the_pid_needs_starve() {
         let s = sched(&["--policy", "starve", "--starve-pid", "3"]).unwrap();
-        assert_eq!((s.policy.name, s.boot().policy_arg), ("starve", 3));
+        assert_eq!((s.policy.name.as_str(), s.boot().policy_arg), ("starve", 3));
         assert!(err(&["--policy", "starve"]).contains("needs --starve-pid"));
         assert!(err(&["--policy", "starve", "--starve-pid", "0"]).contains("needs --starve-pid"));
         assert!(err(&["--starve-pid", "3"]).starts_with("--starve-pid only applies"));
+    }
+
+    #[test]
+    fn a_policy_path_that_does_not_exist_is_a_usage_error_naming_it() {
+        let f = sched(&["--policy", "./nope"]).unwrap_err();
+        assert_eq!(f.exit_code(), 64);
+        assert!(
+            f.message.starts_with("--policy: ./nope: no such file"),
+            "{f}"
+        );
+        let f = sched(&["--policy", "nope.elf"]).unwrap_err();
+        assert!(
+            f.message.starts_with("--policy: nope.elf: no such file"),
+            "{f}"
+        );
+    }
+
+    #[test]
+    fn a_policy_directory_without_cargo_toml_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        let f = sched(&["--policy", &d]).unwrap_err();
+        assert_eq!(f.exit_code(), 64);
+        assert!(
+            f.message
+                .starts_with(&format!("--policy: {d}: a directory given as a policy")),
+            "{f}"
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::images::Images;
 use crate::monitor::live::Alarm;
 use crate::monitor::view::KstateView;
 use crate::monitor::{Monitor, MonitorConfig, MonitorData};
+use crate::policy_image::PolicyImage;
 use crate::signals::{Signal, StopFlag};
 use crate::symbols::Symbolizer;
 use crate::tlv::{Frame, FrameCounters, RingReader};
@@ -49,6 +50,10 @@ pub struct RunRequest<'a> {
     pub images: &'a Images,
     /// The operation's `*Config` bytes, written at OPERATION_CONFIG_ADDR.
     pub config: &'a [u8],
+    /// A policy image to load at POLICY_LOAD_ADDR and run instead of the
+    /// core's built-in `spec.sched.policy` (the boot info then says
+    /// `POLICY_IMAGE_ID`).
+    pub policy: Option<&'a PolicyImage>,
     pub spec: RunSpec,
     /// Polled with the deadline: once set (by a signal), the VM is stopped
     /// as at a deadline and the run ends `interrupted`. None: nothing but
@@ -176,6 +181,7 @@ fn run_inner(req: &RunRequest<'_>, out: &mut RunOutcome) -> Result<(), Failure> 
         slice_ns: req.spec.slice_ns,
         seed: req.spec.seed,
         sched: req.spec.sched,
+        policy: req.policy,
     };
     let mut machine = Machine::create(kvm, req.images, &spec)?;
     let t0 = machine.t0;
@@ -186,6 +192,9 @@ fn run_inner(req: &RunRequest<'_>, out: &mut RunOutcome) -> Result<(), Failure> 
         format!("operation {}", req.images.op.name),
         req.images.op.symbols.clone(),
     );
+    if let Some(p) = req.policy {
+        sym.add(format!("policy {}", p.name()), p.symbols.clone());
+    }
 
     vcpu::install_kick_handler()
         .map_err(|e| Failure::host(format!("cannot install signal handler: {e}")))?;
