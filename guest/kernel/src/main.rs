@@ -57,12 +57,7 @@ extern "C" fn kmain(cpu: u32) -> ! {
         boot::refuse(why);
     }
     if cpu == 0 {
-        let info = boot::validate().unwrap_or_else(|why| boot::refuse(why));
-        idt::install();
-        time::init(&info);
-        kstate::init(&info);
-        calls::install_call_table();
-        sched::init(&info).unwrap_or_else(|why| boot::refuse(why));
+        boot_shared_state();
         BOOT_GO.store(1, Ordering::Release);
     } else {
         while BOOT_GO.load(Ordering::Acquire) == 0 {
@@ -104,6 +99,21 @@ extern "C" fn kmain(cpu: u32) -> ! {
         kstate::set_running();
     }
     sched::idle_loop(cpu, time::ns_to_ticks(1_000_000_000 / info.tick_hz as u64))
+}
+
+/// CPU 0 sets up what every CPU shares. Never inlined into `kmain`: its
+/// locals would then be part of every CPU's `kmain` frame, and a frame
+/// larger than the CPU stack puts one CPU's locals inside another's stack
+/// (once seen as CPU 1 taking itself for CPU 0 and never publishing its
+/// record). The guest-size check keeps every kernel frame under a page.
+#[inline(never)]
+fn boot_shared_state() {
+    let info = boot::validate().unwrap_or_else(|why| boot::refuse(why));
+    idt::install();
+    time::init(&info);
+    kstate::init(&info);
+    calls::install_call_table();
+    sched::init(&info).unwrap_or_else(|why| boot::refuse(why));
 }
 
 fn wait_for_cpus(info: &abi::boot::BootInfo) {

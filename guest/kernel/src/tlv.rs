@@ -6,7 +6,7 @@
 use abi::memmap::{TLV_RING_DATA_SIZE, TLV_RING_HEADER_SIZE, tlv_ring_base};
 use abi::tlv::{FRAME_HEADER_SIZE, FrameHeader, MAX_PAYLOAD, MSG_PROTOBUF, RingHeader};
 use core::sync::atomic::{AtomicU64, Ordering};
-use guest_protocol::{GuestMessage, Msg};
+use guest_protocol::MessageEncode;
 use zerocopy::IntoBytes;
 
 fn ring(cpu: u32) -> *mut RingHeader {
@@ -78,10 +78,13 @@ unsafe fn copy_in(data: *mut u8, pos: u64, bytes: &[u8]) {
     }
 }
 
-/// Encode a message the core itself sends (small ones only) and send it.
-pub fn send_message(msg: &GuestMessage) {
+/// Encode a message the core itself sends (small ones only: a Log, an
+/// Error, a Complete) as GuestMessage field `field`, and send it. Never
+/// through a whole `GuestMessage`, whose largest variant would put
+/// kilobytes on the small kernel stacks of every caller.
+pub fn send_part<M: MessageEncode>(field: u32, part: &M) {
     let mut buf = heapless::Vec::<u8, 512>::new();
-    if guest_protocol::encode(msg, &mut buf).is_some() {
+    if guest_protocol::encode_part(field, part, &mut buf).is_some() {
         let _ = send(MSG_PROTOBUF, &buf);
     }
 }
@@ -105,9 +108,7 @@ pub fn log_bytes(level: u32, bytes: &[u8]) {
         level,
         text: text(bytes),
     };
-    send_message(&GuestMessage {
-        msg: Some(Msg::Log(log)),
-    });
+    send_part(guest_protocol::FIELD_LOG, &log);
 }
 
 pub fn log(level: u32, s: &str) {
@@ -119,7 +120,5 @@ pub fn error(code: u32, bytes: &[u8]) {
         code,
         text: text(bytes),
     };
-    send_message(&GuestMessage {
-        msg: Some(Msg::Error(e)),
-    });
+    send_part(guest_protocol::FIELD_ERROR, &e);
 }

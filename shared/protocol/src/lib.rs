@@ -26,6 +26,29 @@ pub fn encode<const N: usize>(msg: &GuestMessage, buf: &mut heapless::Vec<u8, N>
     Some(buf.len())
 }
 
+/// `GuestMessage` field numbers of the messages the guest core sends
+/// itself (see [`encode_part`]).
+pub const FIELD_LOG: u32 = 1;
+pub const FIELD_ERROR: u32 = 2;
+pub const FIELD_COMPLETE: u32 = 3;
+
+/// Encode a GuestMessage whose `msg` is `part`, sent as field `field`,
+/// without building the GuestMessage: its largest variant (an operation's
+/// result) is kilobytes, and the guest core's stacks are small. The bytes
+/// are the same as [`encode`]'s (tested).
+pub fn encode_part<M: MessageEncode, const N: usize>(
+    field: u32,
+    part: &M,
+    buf: &mut heapless::Vec<u8, N>,
+) -> Option<usize> {
+    buf.clear();
+    let mut enc = PbEncoder::new(&mut *buf);
+    // Key: field number, wire type 2 (length-delimited).
+    enc.encode_varint32(field << 3 | 2).ok()?;
+    part.encode_len_delimited(&mut enc).ok()?;
+    Some(buf.len())
+}
+
 /// Decode one GuestMessage from a whole payload. Fails (never panics) on
 /// malformed input or on content over the fixed capacities.
 pub fn decode(
@@ -40,6 +63,59 @@ pub fn decode(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_part_encodes_as_the_whole_message_would() {
+        let log = Log {
+            level: 2,
+            text: heapless::String::try_from("core up").unwrap(),
+        };
+        let err = Error {
+            code: 7,
+            text: heapless::String::try_from("policy stride: no").unwrap(),
+        };
+        let done = Complete {
+            exit_code: -3,
+            ..Complete::default()
+        };
+        let cases: [(
+            u32,
+            GuestMessage,
+            &dyn Fn(&mut heapless::Vec<u8, 512>) -> Option<usize>,
+        ); 3] = [
+            (
+                FIELD_LOG,
+                GuestMessage {
+                    msg: Some(Msg::Log(log.clone())),
+                },
+                &|b| encode_part(FIELD_LOG, &log, b),
+            ),
+            (
+                FIELD_ERROR,
+                GuestMessage {
+                    msg: Some(Msg::Error(err.clone())),
+                },
+                &|b| encode_part(FIELD_ERROR, &err, b),
+            ),
+            (
+                FIELD_COMPLETE,
+                GuestMessage {
+                    msg: Some(Msg::Complete(done.clone())),
+                },
+                &|b| encode_part(FIELD_COMPLETE, &done, b),
+            ),
+        ];
+        for (field, whole, part) in cases {
+            let (mut a, mut b) = (
+                heapless::Vec::<u8, 512>::new(),
+                heapless::Vec::<u8, 512>::new(),
+            );
+            encode(&whole, &mut a).unwrap();
+            part(&mut b).unwrap();
+            assert_eq!(a, b, "field {field}");
+            assert_eq!(decode(&b).unwrap(), whole);
+        }
+    }
 
     fn spin_result(n: usize) -> GuestMessage {
         let mut r = SpinResult::default();

@@ -17,7 +17,7 @@ use abi::kstate::{
     EV_EXIT, EV_SPAWN, PREV_BLOCKED, PREV_EXITED, PREV_PREEMPTED, PREV_YIELDED, RUN_FINISHED,
     TASK_FREE, TASK_JOINING, TASK_RUNNABLE, TASK_RUNNING, TASK_SLEEPING, TASK_ZOMBIE,
 };
-use guest_protocol::{Complete, GuestMessage, Msg};
+use guest_protocol::Complete;
 use policies::{CpuSet, ENQ_NEW, ENQ_PREEMPTED, ENQ_WAKEUP, ENQ_YIELD, Policy, Slot, TaskInfo};
 
 /// How the running task leaves the CPU.
@@ -366,9 +366,7 @@ fn finish_run(s: &Sched, code: i32) -> ! {
         elapsed_ns: now_ns().saturating_sub(s.start_ns),
         switches: s.switches,
     };
-    tlv::send_message(&GuestMessage {
-        msg: Some(Msg::Complete(c)),
-    });
+    tlv::send_part(guest_protocol::FIELD_COMPLETE, &c);
     kstate::set_ended(RUN_FINISHED, code as i64);
     crate::entry::exit_to_host(abi::boot::EXIT_DONE)
 }
