@@ -71,6 +71,9 @@ pub trait Scheduler: 'static {
     const BOUNDED_WAIT: bool = false;
     /// Periodic tasks meet their deadlines while the load allows.
     const DEADLINES: bool = false;
+    /// Exists for schedlab's own tests (misbehaves on purpose): not
+    /// listed by `schedlab policies`.
+    const TEST_ONLY: bool = false;
 
     /// Before any task; nonzero refuses to start (the run ends).
     fn init(&mut self) -> i32 {
@@ -257,7 +260,7 @@ pub unsafe fn task<'a>(p: *mut Task) -> &'a mut Task {
 /// The ops table header for `T` (the callbacks are filled by
 /// [`export_policy!`]).
 #[doc(hidden)]
-pub const fn header<T: Scheduler>() -> (u32, u32, u32, [u8; 32], [u8; 160], u32, u32, u32) {
+pub const fn header<T: Scheduler>() -> (u32, u32, u32, [u8; 32], [u8; 160], u32, u32, u32, u32) {
     (
         abi::policy::POLICY_OPS_MAGIC,
         POLICY_ABI_VERSION,
@@ -267,6 +270,11 @@ pub const fn header<T: Scheduler>() -> (u32, u32, u32, [u8; 32], [u8; 160], u32,
         T::SHARES.code(),
         T::BOUNDED_WAIT as u32,
         T::DEADLINES as u32,
+        if T::TEST_ONLY {
+            abi::policy::POLICY_FLAG_TEST_ONLY
+        } else {
+            0
+        },
     )
 }
 
@@ -352,7 +360,7 @@ macro_rules! export_policy {
             unsafe extern "C" fn exit(code: i64) {
                 __state().exit(code)
             }
-            let (magic, version, size, name, description, shares, bounded_wait, deadlines) =
+            let (magic, version, size, name, description, shares, bounded_wait, deadlines, flags) =
                 $crate::header::<$ty>();
             $crate::PolicyOps {
                 magic,
@@ -364,7 +372,7 @@ macro_rules! export_policy {
                 shares,
                 bounded_wait,
                 deadlines,
-                reserved2: 0,
+                flags,
                 select_cpu: Some(select_cpu),
                 enqueue: Some(enqueue),
                 dequeue: Some(dequeue),

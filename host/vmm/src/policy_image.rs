@@ -10,8 +10,8 @@ use crate::images::elf_loads;
 use crate::symbols::SymbolTable;
 use abi::memmap::{POLICY_LOAD_ADDR, POLICY_MAX_SIZE};
 use abi::policy::{
-    POLICY_DESC_LEN, POLICY_NAME_LEN, PolicyAbiError, PolicyOps, SHARES_EQUAL, SHARES_NONE,
-    SHARES_WEIGHTED,
+    POLICY_DESC_LEN, POLICY_FLAG_TEST_ONLY, POLICY_FLAGS_KNOWN, POLICY_NAME_LEN, PolicyAbiError,
+    PolicyOps, SHARES_EQUAL, SHARES_NONE, SHARES_WEIGHTED,
 };
 use core::mem::{offset_of, size_of};
 use std::ops::Range;
@@ -85,6 +85,8 @@ pub struct OpsHeader {
     pub shares: u32,
     pub bounded_wait: bool,
     pub deadlines: bool,
+    /// `POLICY_FLAG_TEST_ONLY`: made for schedlab's own tests.
+    pub test_only: bool,
     /// The non-null callbacks: (name, address).
     pub callbacks: Vec<(&'static str, u64)>,
 }
@@ -287,6 +289,13 @@ pub fn parse_ops(bytes: &[u8], image: &[Range<u64>]) -> std::result::Result<OpsH
     };
     let bounded_wait = flag("bounded_wait", offset_of!(PolicyOps, bounded_wait))?;
     let deadlines = flag("deadlines", offset_of!(PolicyOps, deadlines))?;
+    let flags = word(bytes, offset_of!(PolicyOps, flags));
+    if flags & !POLICY_FLAGS_KNOWN != 0 {
+        return Err(OpsError::BadFlag {
+            field: "flags",
+            value: flags,
+        });
+    }
     let mut callbacks = Vec::new();
     for (i, name) in CALLBACKS.iter().enumerate() {
         let addr = quad(bytes, CALLBACKS_AT + i * 8);
@@ -305,6 +314,7 @@ pub fn parse_ops(bytes: &[u8], image: &[Range<u64>]) -> std::result::Result<OpsH
         shares,
         bounded_wait,
         deadlines,
+        test_only: flags & POLICY_FLAG_TEST_ONLY != 0,
         callbacks,
     })
 }

@@ -36,6 +36,12 @@ pub const POLICY_DESC_LEN: usize = 160;
 
 /// [`PolicyOps::shares`]: how a policy shares the CPU among tasks that
 /// always want it (what the host judges it on).
+/// `PolicyOps::flags`: the policy exists for schedlab's own tests (it
+/// misbehaves on purpose); `schedlab policies` does not offer it.
+pub const POLICY_FLAG_TEST_ONLY: u32 = 1;
+/// Every flag this ABI version knows; a table with others is refused.
+pub const POLICY_FLAGS_KNOWN: u32 = POLICY_FLAG_TEST_ONLY;
+
 pub const SHARES_NONE: u32 = 0;
 pub const SHARES_EQUAL: u32 = 1;
 pub const SHARES_WEIGHTED: u32 = 2;
@@ -132,7 +138,8 @@ pub struct PolicyOps {
     pub bounded_wait: u32,
     /// 1: periodic tasks meet their deadlines while the load allows.
     pub deadlines: u32,
-    pub reserved2: u32,
+    /// `POLICY_FLAG_*` bits.
+    pub flags: u32,
     /// The CPU to queue a waking or new task for (`prev_cpu` by default).
     pub select_cpu:
         Option<unsafe extern "C" fn(p: *mut PolicyTask, prev_cpu: u32, wake_flags: u64) -> u32>,
