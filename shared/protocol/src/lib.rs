@@ -78,43 +78,20 @@ mod tests {
             exit_code: -3,
             ..Complete::default()
         };
-        let cases: [(
-            u32,
-            GuestMessage,
-            &dyn Fn(&mut heapless::Vec<u8, 512>) -> Option<usize>,
-        ); 3] = [
-            (
-                FIELD_LOG,
-                GuestMessage {
-                    msg: Some(Msg::Log(log.clone())),
-                },
-                &|b| encode_part(FIELD_LOG, &log, b),
-            ),
-            (
-                FIELD_ERROR,
-                GuestMessage {
-                    msg: Some(Msg::Error(err.clone())),
-                },
-                &|b| encode_part(FIELD_ERROR, &err, b),
-            ),
-            (
-                FIELD_COMPLETE,
-                GuestMessage {
-                    msg: Some(Msg::Complete(done.clone())),
-                },
-                &|b| encode_part(FIELD_COMPLETE, &done, b),
-            ),
-        ];
-        for (field, whole, part) in cases {
+        fn same<M: MessageEncode>(field: u32, part: &M, whole: GuestMessage) {
             let (mut a, mut b) = (
                 heapless::Vec::<u8, 512>::new(),
                 heapless::Vec::<u8, 512>::new(),
             );
             encode(&whole, &mut a).unwrap();
-            part(&mut b).unwrap();
+            encode_part(field, part, &mut b).unwrap();
             assert_eq!(a, b, "field {field}");
             assert_eq!(decode(&b).unwrap(), whole);
         }
+        let msg = |m| GuestMessage { msg: Some(m) };
+        same(FIELD_LOG, &log, msg(Msg::Log(log.clone())));
+        same(FIELD_ERROR, &err, msg(Msg::Error(err.clone())));
+        same(FIELD_COMPLETE, &done, msg(Msg::Complete(done)));
     }
 
     fn spin_result(n: usize) -> GuestMessage {
