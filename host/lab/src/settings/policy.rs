@@ -289,6 +289,7 @@ mod tests {
                 shares,
                 bounded_wait,
                 deadlines: false,
+                test_only: false,
                 callbacks: Vec::new(),
             },
             symbols: Default::default(),
