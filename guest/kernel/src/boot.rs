@@ -30,8 +30,8 @@ pub fn validate() -> Result<BootInfo, &'static str> {
     if b.idle != IDLE_HALT && b.idle != IDLE_POLL {
         return Err("boot info: unknown idle mode");
     }
-    if b.policy != abi::policy::POLICY_IMAGE_ID && policies::by_id(b.policy).is_none() {
-        return Err("boot info: unknown policy id: run make");
+    if b.policy != abi::policy::POLICY_IMAGE_ID {
+        return Err("boot info: policy is not POLICY_IMAGE_ID (a policy image must be loaded)");
     }
     if b.config_len as u64 > OPERATION_CONFIG_MAX {
         return Err("boot info: operation config longer than OPERATION_CONFIG_MAX");

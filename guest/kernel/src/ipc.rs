@@ -4,6 +4,7 @@
 //! (SEND_BLOCK) or fails the send (SEND_NOWAIT) -- nothing is dropped
 //! silently. Everything here runs with the scheduler lock held.
 
+use crate::sched::ENQ_WAKEUP;
 use crate::sched::{self, Sched, wake};
 use crate::time::{now_ns, ns_to_ticks, rdtsc};
 use abi::calltable::{ERR_FULL, ERR_INVALID, ERR_NO_SLOTS, ERR_NO_TASK, ERR_TIMEOUT};
@@ -13,7 +14,6 @@ use abi::ipc::{
 };
 use abi::kstate::{TASK_FREE, TASK_RECEIVING, TASK_SENDING, TASK_ZOMBIE};
 use abi::memmap::{MAILBOXES_ADDR, MAILBOXES_SIZE, MAX_TASKS};
-use policies::ENQ_WAKEUP;
 
 #[repr(C)]
 struct Mailbox {

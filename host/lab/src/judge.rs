@@ -184,7 +184,7 @@ pub fn judge(m: MonitorData, replay: &Replay, inp: &JudgeInput<'_>) -> Judgement
     // A policy that promises equal shares is held to equal shares,
     // whatever weights the tasks carry.
     let equal: Vec<TaskMeta>;
-    let tasks = if inp.settings.shares == Some(policies::Shares::Equal) {
+    let tasks = if inp.settings.shares == Some(crate::settings::policy::Shares::Equal) {
         equal = inp
             .judged
             .iter()
@@ -419,7 +419,7 @@ mod tests {
             max_fairness_error: Some(0.1),
             max_wake_p99_ns: None,
             extra: Vec::new(),
-            shares: Some(policies::Shares::Weighted),
+            shares: Some(crate::settings::policy::Shares::Weighted),
             wait_judged: true,
             unjudged: Vec::new(),
         }

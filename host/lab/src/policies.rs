@@ -1,7 +1,9 @@
-//! `schedlab policies`: what `--policy` accepts, straight from the policies
-//! crate's one list, so the help can never disagree with what the guest
-//! kernel runs. Test-only policies are left out.
+//! `schedlab policies`: the built-in policies, straight from the images
+//! embedded in this binary (the folders under `guest/policies/`): each
+//! image's own name, description and promises, so the list can never
+//! disagree with what runs. Test-only images are left out.
 
+use crate::settings::policy::{DEFAULT_POLICY, Policy};
 use clap::Args;
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -16,10 +18,11 @@ pub struct PoliciesArgs {
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
 struct Row {
-    name: &'static str,
-    id: u32,
-    summary: &'static str,
+    name: String,
+    summary: String,
     default: bool,
+    /// The image's size in guest memory, bytes (`.bss` included).
+    size: u64,
     /// What the verdict holds its runs to.
     promises: Promises,
 }
@@ -54,22 +57,22 @@ impl Promises {
     }
 }
 
-fn rows() -> Vec<Row> {
-    policies::POLICIES
-        .iter()
+fn rows() -> vmm::exit::Result<Vec<Row>> {
+    Ok(Policy::builtins()?
+        .into_iter()
         .filter(|p| !p.test_only)
         .map(|p| Row {
+            default: p.name == DEFAULT_POLICY,
+            size: p.image.end.saturating_sub(abi::memmap::POLICY_LOAD_ADDR),
             name: p.name,
-            id: p.id,
             summary: p.summary,
-            default: p.id == policies::DEFAULT_POLICY,
             promises: Promises {
                 shares: p.promises.shares.name(),
                 bounded_wait: p.promises.bounded_wait,
                 deadlines: p.promises.deadlines,
             },
         })
-        .collect()
+        .collect())
 }
 
 fn table(rows: &[Row]) -> String {
@@ -88,7 +91,13 @@ fn table(rows: &[Row]) -> String {
 }
 
 pub fn main(args: &PoliciesArgs) -> u8 {
-    let rows = rows();
+    let rows = match rows() {
+        Ok(r) => r,
+        Err(f) => {
+            vmm::errln!("schedlab policies: {f}");
+            return f.exit_code();
+        }
+    };
     if args.json {
         match serde_json::to_string_pretty(&rows) {
             Ok(t) => vmm::outln!("{t}"),
@@ -109,16 +118,23 @@ mod tests {
 
     #[test]
     fn lists_every_user_policy_once_with_its_summary() {
-        let rows = rows();
-        for p in policies::POLICIES {
+        let rows = rows().unwrap();
+        for p in Policy::builtins().unwrap() {
             let n = rows.iter().filter(|r| r.name == p.name).count();
             assert_eq!(n, usize::from(!p.test_only), "{}", p.name);
+            assert!(!p.summary.is_empty(), "{} describes itself", p.name);
+        }
+        // One image per folder under guest/policies/, named as its folder.
+        let names: Vec<&str> = vmm::images::policy_names().collect();
+        for r in &rows {
+            assert!(names.contains(&r.name.as_str()), "{}", r.name);
+            assert!(r.size > 0 && r.size <= abi::memmap::POLICY_MAX_SIZE);
         }
         assert_eq!(rows.iter().filter(|r| r.default).count(), 1);
         let t = table(&rows);
         for r in &rows {
-            let line = t.lines().find(|l| l.starts_with(r.name)).unwrap();
-            assert!(line.contains(r.summary), "{line}");
+            let line = t.lines().find(|l| l.starts_with(&r.name)).unwrap();
+            assert!(line.contains(&r.summary), "{line}");
         }
         assert!(!t.contains("starve"));
         assert!(t.contains("promises nothing"), "fifo: {t}");

@@ -6,6 +6,7 @@
 
 use crate::exit::{ErrorKind, Failure, Result};
 use crate::files::{InputFile, read_bounded};
+use crate::policy_image::PolicyImage;
 use crate::symbols::SymbolTable;
 use abi::calltable::{ABI_STAMP_SECTION, AbiStamp, IMAGE_CORE, IMAGE_OPERATION};
 use abi::memmap::{KERNEL_LOAD_ADDR, KERNEL_MAX_SIZE, OPERATION_LOAD_ADDR, OPERATION_MAX_SIZE};
@@ -22,8 +23,16 @@ pub struct EmbeddedOp {
     pub elf: Option<&'static [u8]>,
 }
 
+/// A built-in policy image, embedded at build time.
+#[derive(Debug)]
+pub struct EmbeddedPolicy {
+    /// Its folder under `guest/policies/`.
+    pub name: &'static str,
+    pub elf: Option<&'static [u8]>,
+}
+
 mod embedded {
-    use super::EmbeddedOp;
+    use super::{EmbeddedOp, EmbeddedPolicy};
     include!(concat!(env!("OUT_DIR"), "/embedded_images.rs"));
 }
 
@@ -36,6 +45,32 @@ const NOT_BUILT: &str =
 /// Every operation under `guest/operations/` at build time.
 pub fn operation_names() -> impl Iterator<Item = &'static str> {
     embedded::OPERATIONS.iter().map(|o| o.name)
+}
+
+/// Every built-in policy: the folders under `guest/policies/` at build
+/// time (test-only ones included; their image says so).
+pub fn policy_names() -> impl Iterator<Item = &'static str> {
+    embedded::POLICIES.iter().map(|p| p.name)
+}
+
+/// The built-in policy `name`, checked: from `SCHEDLAB_GUEST_DIR/policies/`
+/// when that variable is set and the file is there, else the embedded
+/// image. None: no built-in has that name.
+pub fn builtin_policy(name: &str) -> Option<Result<PolicyImage>> {
+    let entry = embedded::POLICIES.iter().find(|p| p.name == name)?;
+    if let Some(dir) = std::env::var_os(GUEST_DIR_ENV) {
+        let path = Path::new(&dir).join("policies").join(format!("{name}.elf"));
+        if path.is_file() {
+            return Some(PolicyImage::read(&path));
+        }
+    }
+    Some(match entry.elf {
+        Some(elf) => PolicyImage::parse(&format!("policies/{name}.elf (embedded)"), elf),
+        None => Err(Failure::image(format!(
+            "{NOT_BUILT} (looked for policies/{name}.elf in {} at build time)",
+            embedded::GUEST_DIR_AT_BUILD
+        ))),
+    })
 }
 
 #[cfg(test)]

@@ -14,6 +14,8 @@
 
 pub mod exit;
 pub mod files;
+#[cfg(test)]
+mod guest_checks;
 pub mod images;
 pub mod monitor;
 pub mod policy_image;

@@ -19,6 +19,7 @@
 //! services reach the core's state through the context of the callback in
 //! progress ([`CTX`]), which is only set while one runs.
 
+use super::policy::{Ctx, PolicyFields, TaskInfo};
 use crate::global::Global;
 use crate::percpu;
 use abi::kstate::{TASK_RUNNABLE, TASK_RUNNING, TASK_SLEEPING};
@@ -30,7 +31,7 @@ use abi::policy::{
     SLICE_INF,
 };
 use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
-use policies::{Cpu, Ctx, DsqId, MAX_CUSTOM_DSQS, PolicyFields, Slot, TaskInfo};
+use policies::{Cpu, DsqId, MAX_CUSTOM_DSQS, Slot};
 
 /// The policy image's table, checked at boot (null until then).
 static OPS: AtomicPtr<PolicyOps> = AtomicPtr::new(core::ptr::null_mut());
@@ -95,6 +96,15 @@ static SERVICES: Global<PolicyServices> = Global::new(PolicyServices {
 /// turn with (to consume it as the task runs).
 pub struct ImagePolicy {
     turn_slice: [u64; MAX_TASKS],
+}
+
+impl ImagePolicy {
+    /// All zeros, so the scheduler state stays in `.bss`.
+    pub const fn new() -> ImagePolicy {
+        ImagePolicy {
+            turn_slice: [0; MAX_TASKS],
+        }
+    }
 }
 
 fn ops() -> &'static PolicyOps {
@@ -405,7 +415,7 @@ unsafe extern "C" fn error(text: *const u8, len: usize) -> ! {
 }
 
 /// Check the table the VMM loaded and give the policy its services.
-pub fn load(info: &abi::boot::BootInfo) -> Result<ImagePolicy, &'static str> {
+pub fn load(info: &abi::boot::BootInfo) -> Result<(), &'static str> {
     let p = POLICY_LOAD_ADDR as *mut PolicyOps;
     // SAFETY: the VMM loaded a policy image at POLICY_LOAD_ADDR (it set
     // POLICY_IMAGE_ID only then); the header words are read before the
@@ -434,9 +444,7 @@ pub fn load(info: &abi::boot::BootInfo) -> Result<ImagePolicy, &'static str> {
             unsafe { online(cpu) }
         }
     }
-    Ok(ImagePolicy {
-        turn_slice: [0; MAX_TASKS],
-    })
+    Ok(())
 }
 
 /// Run `f` with the callback context published for the services.
@@ -447,7 +455,7 @@ fn with<R>(c: &mut Ctx<'_>, f: impl FnOnce() -> R) -> R {
     r
 }
 
-impl policies::Policy for ImagePolicy {
+impl super::policy::Policy for ImagePolicy {
     fn init_task(&mut self, c: &mut Ctx<'_>, t: &TaskInfo) {
         let v = sync(t, TASK_RUNNABLE);
         // SAFETY: v is this slot's view.

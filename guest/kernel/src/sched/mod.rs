@@ -1,5 +1,6 @@
 //! The scheduler: task table, run-queue bookkeeping around a pluggable
-//! policy (shared/policies), context switches, ticks and idle.
+//! policy image (`policy.rs` the interface, `image.rs` the adapter),
+//! context switches, ticks and idle.
 //!
 //! Locking: one spinlock (`LOCK`) guards everything in `Sched`, the
 //! policy and its dispatch queues, and every kernel-state record write.
@@ -10,10 +11,12 @@
 mod idle;
 mod image;
 mod ops;
+mod policy;
 mod tick;
 
 pub use idle::idle_loop;
 pub use ops::*;
+pub use policy::ENQ_WAKEUP;
 pub use tick::{deferred_resched, expire_timers, on_tick, preempt_point};
 
 use crate::events::emit;
@@ -25,57 +28,8 @@ use crate::task::{self, Task};
 use crate::time::{rdtsc, ticks_to_ns};
 use abi::kstate::{EV_MIGRATE, EV_SWITCH, EV_WAKEUP, TASK_RUNNABLE, TASK_RUNNING};
 use abi::memmap::{MAX_CPUS, MAX_TASKS};
-use policies::{AnyPolicy, CpuSet, Ctx, DsqId, Policy, PolicyFields, Slot, TaskInfo};
-
-/// The policy the core runs: one built in, or one loaded as an image.
-/// `repr(u32)` with the built-in first, so the initial round-robin is all
-/// zeros and SCHED stays in `.bss`.
-#[allow(clippy::large_enum_variant)]
-#[repr(u32)]
-pub enum Active {
-    Builtin(AnyPolicy) = 0,
-    Image(image::ImagePolicy) = 1,
-}
-
-/// Forward one call to whichever kind `self` holds.
-macro_rules! active {
-    ($self:ident, $p:ident => $e:expr) => {
-        match $self {
-            Active::Builtin($p) => $e,
-            Active::Image($p) => $e,
-        }
-    };
-}
-
-impl Policy for Active {
-    fn init_task(&mut self, ctx: &mut Ctx<'_>, t: &TaskInfo) {
-        active!(self, p => p.init_task(ctx, t))
-    }
-    fn exit_task(&mut self, ctx: &mut Ctx<'_>, t: &TaskInfo) {
-        active!(self, p => p.exit_task(ctx, t))
-    }
-    fn select_cpu(&mut self, ctx: &mut Ctx<'_>, t: &TaskInfo, prev_cpu: u32) -> u32 {
-        active!(self, p => p.select_cpu(ctx, t, prev_cpu))
-    }
-    fn enqueue(&mut self, ctx: &mut Ctx<'_>, t: &TaskInfo, flags: u32) {
-        active!(self, p => p.enqueue(ctx, t, flags))
-    }
-    fn dispatch(&mut self, ctx: &mut Ctx<'_>, cpu: u32) {
-        active!(self, p => p.dispatch(ctx, cpu))
-    }
-    fn running(&mut self, ctx: &mut Ctx<'_>, t: &TaskInfo, cpu: u32) {
-        active!(self, p => p.running(ctx, t, cpu))
-    }
-    fn stopping(&mut self, ctx: &mut Ctx<'_>, t: &TaskInfo, cpu: u32, ran_ns: u64, runnable: bool) {
-        active!(self, p => p.stopping(ctx, t, cpu, ran_ns, runnable))
-    }
-    fn tick(&mut self, ctx: &mut Ctx<'_>, t: &TaskInfo, cpu: u32, ran_ns: u64) -> bool {
-        active!(self, p => p.tick(ctx, t, cpu, ran_ns))
-    }
-    fn fields(&self, slot: Slot) -> PolicyFields {
-        active!(self, p => p.fields(slot))
-    }
-}
+use policies::{CpuSet, DsqId, Slot};
+use policy::{Ctx, Policy, TaskInfo};
 
 /// Whether idle CPUs halt (`--idle halt`, set once at boot): the idle
 /// loop halts and a kick sends an IPI. A static rather than a `Sched`
@@ -93,9 +47,9 @@ pub struct Sched {
     /// Runnable (not running) tasks assigned to each CPU.
     pub queued_on: [u32; MAX_CPUS],
     pub dsqs: policies::Dsqs,
-    /// Round-robin until boot installs the chosen policy (a zero-valued
-    /// initial state keeps SCHED in .bss rather than in the image).
-    pub policy: Active,
+    /// The policy image's adapter (all zeros until boot: SCHED stays in
+    /// `.bss`).
+    pub policy: image::ImagePolicy,
     pub nr_cpus: u32,
     pub last_pid: u32,
     pub main_pid: u32,
@@ -121,10 +75,7 @@ static SCHED: Global<Sched> = Global::new(Sched {
     running: [None; MAX_CPUS],
     queued_on: [0; MAX_CPUS],
     dsqs: policies::Dsqs::new(),
-    policy: match AnyPolicy::new(policies::ID_RR, 0) {
-        Some(p) => Active::Builtin(p),
-        None => panic!("rr exists"),
-    },
+    policy: image::ImagePolicy::new(),
     nr_cpus: 0,
     last_pid: 0,
     main_pid: 0,
@@ -180,7 +131,7 @@ fn idle_set(s: &Sched) -> CpuSet {
 }
 
 /// Call into the policy with a context built from the scheduler state.
-pub fn with_policy<R>(s: &mut Sched, f: impl FnOnce(&mut Active, &mut Ctx) -> R) -> R {
+pub fn with_policy<R>(s: &mut Sched, f: impl FnOnce(&mut image::ImagePolicy, &mut Ctx) -> R) -> R {
     let idle = idle_set(s);
     let nr = s.nr_cpus as usize;
     let Sched {
@@ -189,14 +140,11 @@ pub fn with_policy<R>(s: &mut Sched, f: impl FnOnce(&mut Active, &mut Ctx) -> R)
         infos,
         running,
         nr_cpus,
-        slice_ns,
         ..
     } = s;
     let mut ctx = Ctx {
-        now_ns: crate::time::now_ns(),
         nr_cpus: *nr_cpus,
         idle,
-        slice_ns: *slice_ns,
         dsqs,
         tasks: &infos[..],
         running: &running[..nr],
@@ -216,7 +164,7 @@ pub fn wake(s: &mut Sched, slot: usize, flags: u32, waker: u32) {
     let t = &mut s.tasks[slot];
     t.state = TASK_RUNNABLE;
     t.wait_since = now;
-    if flags & policies::ENQ_WAKEUP != 0 {
+    if flags & ENQ_WAKEUP != 0 {
         t.wakeups += 1;
     }
     let pid = t.pid;

@@ -1,6 +1,7 @@
 //! Task operations behind the call table: spawn, exit, join, yield,
 //! sleep, kill, and the run's start and end.
 
+use super::policy::{ENQ_NEW, ENQ_PREEMPTED, ENQ_WAKEUP, ENQ_YIELD, Policy, TaskInfo};
 use super::{
     LOCK, Prev, Sched, account, fail_run, pick_next, publish_task, state, switch_to, wake,
     with_policy,
@@ -18,7 +19,7 @@ use abi::kstate::{
     TASK_FREE, TASK_JOINING, TASK_RUNNABLE, TASK_RUNNING, TASK_SLEEPING, TASK_ZOMBIE,
 };
 use guest_protocol::Complete;
-use policies::{CpuSet, ENQ_NEW, ENQ_PREEMPTED, ENQ_WAKEUP, ENQ_YIELD, Policy, Slot, TaskInfo};
+use policies::{CpuSet, Slot};
 
 /// How the running task leaves the CPU.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -382,14 +383,7 @@ pub fn init(info: &abi::boot::BootInfo) -> Result<(), &'static str> {
         info.idle == abi::boot::IDLE_HALT,
         core::sync::atomic::Ordering::Relaxed,
     );
-    s.policy = if info.policy == abi::policy::POLICY_IMAGE_ID {
-        super::Active::Image(super::image::load(info)?)
-    } else {
-        super::Active::Builtin(
-            policies::AnyPolicy::new(info.policy, info.policy_arg)
-                .ok_or("boot info: unknown policy id")?,
-        )
-    };
+    super::image::load(info)?;
     Ok(())
 }
 

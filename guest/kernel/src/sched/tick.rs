@@ -1,6 +1,7 @@
 //! The periodic tick (entered at CPL3 through `tick_trampoline`), timers
 //! (sleeps and receive timeouts) and `preempt_point`.
 
+use super::policy::{ENQ_WAKEUP, Policy};
 use super::{
     LOCK, Leave, Sched, account, over_limit, publish_task, reschedule, state, wake, with_policy,
 };
@@ -10,7 +11,6 @@ use crate::time::rdtsc;
 use abi::ipc::{EXIT_KILLED, EXIT_TIMED_OUT};
 use abi::kstate::{TASK_RECEIVING, TASK_SENDING, TASK_SLEEPING};
 use core::sync::atomic::Ordering;
-use policies::{ENQ_WAKEUP, Policy};
 
 /// The LAPIC tick, at CPL3 on whatever stack was interrupted.
 pub extern "C" fn on_tick() {

@@ -190,7 +190,7 @@ pub fn kstate(data: &[u8]) {
         max_fairness_error: Some(0.1),
         max_wake_p99_ns: Some(1_000_000),
         extra: Vec::new(),
-        shares: Some(policies::Shares::Weighted),
+        shares: Some(lab::settings::policy::Shares::Weighted),
         wait_judged: true,
         unjudged: Vec::new(),
     };

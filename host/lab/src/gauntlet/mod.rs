@@ -146,10 +146,10 @@ impl GauntletArgs {
         let mut policies: Vec<(String, String)> = Vec::new();
         if self.policies.is_empty() {
             policies.extend(
-                policies::POLICIES
-                    .iter()
+                crate::settings::policy::Policy::builtins()?
+                    .into_iter()
                     .filter(|p| !p.test_only)
-                    .map(|p| (p.name.to_string(), p.name.to_string())),
+                    .map(|p| (p.name.clone(), p.name)),
             );
         }
         for p in list("--policies", &self.policies)? {
@@ -486,7 +486,11 @@ mod tests {
     #[test]
     fn the_default_matrix_is_every_policy_on_one_and_two_cpus_with_spin() {
         let p = args(&[]).plan().unwrap();
-        let users = policies::POLICIES.iter().filter(|p| !p.test_only).count();
+        let users = crate::settings::policy::Policy::builtins()
+            .unwrap()
+            .iter()
+            .filter(|p| !p.test_only)
+            .count();
         assert_eq!(p.jobs.len(), users * 2);
         assert!(p.jobs.iter().all(|j| j.workload == "spin"));
         assert!(!p.jobs.iter().any(|j| j.policy == "starve"));

@@ -160,7 +160,6 @@ pub fn config_json(s: &RunSettings, own: serde_json::Value) -> serde_json::Value
     let mut v = serde_json::json!({
         "cpus": sched.cpus,
         "policy": sched.policy.name,
-        "policy_id": sched.policy.id,
         "policy_arg": sched.policy_arg,
         "policy_path": sched.policy.path.as_ref().map(|p| p.display().to_string()),
         "slice_ns": s.slice_ns,
@@ -244,7 +243,7 @@ pub fn run_until(p: Prepared, stop: Option<&StopFlag>) -> Result<Report> {
         Ok(imgs) => run::run(&RunRequest {
             images: imgs,
             config: &p.config,
-            policy: p.settings.sched.policy.image.as_deref(),
+            policy: &p.settings.sched.policy.image,
             spec: p.settings.spec(),
             stop,
         }),

@@ -131,7 +131,8 @@ pub fn merge(
 fn policy_file(text: &str, base: Option<&Path>) -> Option<PathBuf> {
     let at = |t: &str| base.unwrap_or(Path::new("")).join(t);
     let path_like = text.contains('/') || text.ends_with(".elf");
-    let is_file = path_like || (policies::by_name(text).is_none() && at(text).exists());
+    let builtin = vmm::images::policy_names().any(|n| n == text);
+    let is_file = path_like || (!builtin && at(text).exists());
     is_file.then(|| at(text))
 }
 

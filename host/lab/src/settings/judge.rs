@@ -2,9 +2,9 @@
 //! guest's run queues, and the limits a run must stay within to pass.
 //! Validated before any VM starts.
 
+use super::policy::{Promises, Shares};
 use super::{HOUR_NS, parse_duration};
 use clap::{Args, ValueEnum};
-use policies::{Promises, Shares};
 use vmm::exit::{Failure, Result};
 
 /// Highest sample rate accepted: well above what the monitor sustains here
@@ -226,12 +226,14 @@ mod tests {
     #[test]
     fn a_run_is_held_to_what_its_policy_promises() {
         let by = |name| {
-            let p = policies::by_name(name).unwrap();
+            let p = super::super::policy::Policy::builtin(name)
+                .unwrap()
+                .unwrap();
             (p.name, p.promises)
         };
         let mut j = judge(&[]).unwrap();
         let (n, p) = by("fifo");
-        j.apply_promises(n, p);
+        j.apply_promises(&n, p);
         assert_eq!(j.shares, None);
         assert!(!j.wait_judged);
         let t = j.thresholds();
@@ -247,17 +249,17 @@ mod tests {
         );
 
         let (n, p) = by("rr");
-        j.apply_promises(n, p);
+        j.apply_promises(&n, p);
         assert_eq!(j.shares, Some(Shares::Equal));
         assert!(j.wait_judged && j.unjudged.is_empty());
         assert!(j.thresholds().not_judged.is_empty());
         let (n, p) = by("vtime");
-        j.apply_promises(n, p);
+        j.apply_promises(&n, p);
         assert_eq!(j.shares, Some(Shares::Weighted));
 
         let mut j = judge(&["--check", "shares,wait"]).unwrap();
         let (n, p) = by("fifo");
-        j.apply_promises(n, p);
+        j.apply_promises(&n, p);
         assert_eq!(j.shares, Some(Shares::Weighted));
         assert!(j.wait_judged && j.unjudged.is_empty());
         assert_eq!(j.thresholds().max_fairness_error, Some(0.10));

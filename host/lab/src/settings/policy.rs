@@ -1,48 +1,84 @@
-//! What `--policy` names: a policy built into the core (`rr`, `vtime`...)
-//! or a policy image, given as the ELF or as the policy crate's directory
-//! (built here with `cargo build --release`). Either way the run gets a
-//! [`Policy`]: its name, what it promises (which the judge holds it to)
-//! and, for an image, the checked image the VMM loads. Everything here
-//! happens before any VM exists.
+//! What `--policy` names: a built-in policy (`rr`, `vtime`... images
+//! embedded in the binary from `guest/policies/`) or a user's policy
+//! image, given as the ELF or as the policy crate's directory (built here
+//! with `cargo build --release`). Either way the run gets a [`Policy`]:
+//! the checked image the VMM loads, its name and what it promises (which
+//! the judge holds it to). Everything here happens before any VM exists.
 
-use abi::policy::{POLICY_IMAGE_ID, SHARES_EQUAL, SHARES_WEIGHTED};
-use policies::{PolicyDesc, Promises, Shares};
+use abi::policy::{SHARES_EQUAL, SHARES_WEIGHTED};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use vmm::exit::{ErrorKind, Failure, Result};
 use vmm::policy_image::PolicyImage;
 
+/// The policy a run gets without `--policy`.
+pub const DEFAULT_POLICY: &str = "rr";
+
+/// What a policy promises its tasks (from its image's `PolicyOps`). The
+/// host judges a run by what its policy promises (a FIFO policy never
+/// promised fair shares, so an unfair FIFO run is not a failure); the rest
+/// is still measured and shown, and `--check` asks for it to be judged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Promises {
+    /// How the CPU is shared among tasks that always want it.
+    pub shares: Shares,
+    /// No runnable task waits unboundedly while others run.
+    pub bounded_wait: bool,
+    /// Periodic tasks meet their deadlines while the load allows.
+    pub deadlines: bool,
+}
+
+/// A policy's promise about CPU shares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shares {
+    /// None: whoever runs keeps the CPU (FIFO).
+    None,
+    /// Equal shares, whatever the weights (round-robin).
+    Equal,
+    /// Shares in proportion to the weights.
+    Weighted,
+}
+
+impl Shares {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Shares::None => "none",
+            Shares::Equal => "equal",
+            Shares::Weighted => "weighted",
+        }
+    }
+}
+
 /// The policy a run uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
-    /// The built-in's name, or the image's own (its `PolicyOps::name`).
+    /// The image's own name (its `PolicyOps::name`).
     pub name: String,
-    /// `BootInfo::policy`: the built-in's id, or `POLICY_IMAGE_ID`.
-    pub id: u32,
     pub summary: String,
     pub promises: Promises,
-    /// Exists for schedlab's own tests (built-ins only).
+    /// Made for schedlab's own tests (`POLICY_FLAG_TEST_ONLY`).
     pub test_only: bool,
-    /// The image and the ELF it was read from (None: built into the core).
-    pub image: Option<Arc<PolicyImage>>,
+    /// The checked image the VMM loads.
+    pub image: Arc<PolicyImage>,
+    /// The ELF it was read from; None for a built-in (embedded).
     pub path: Option<PathBuf>,
 }
 
 impl Policy {
-    pub fn builtin(d: &'static PolicyDesc) -> Policy {
-        Policy {
-            name: d.name.to_string(),
-            id: d.id,
-            summary: d.summary.to_string(),
-            promises: d.promises,
-            test_only: d.test_only,
-            image: None,
-            path: None,
-        }
+    /// The built-in policy `name`, if there is one.
+    pub fn builtin(name: &str) -> Option<Result<Policy>> {
+        Some(vmm::images::builtin_policy(name)?.map(|i| Policy::from_image(i, None)))
     }
 
-    pub fn from_image(image: PolicyImage, path: PathBuf) -> Policy {
+    /// Every built-in policy (test-only ones included), by name.
+    pub fn builtins() -> Result<Vec<Policy>> {
+        vmm::images::policy_names()
+            .filter_map(Policy::builtin)
+            .collect()
+    }
+
+    pub fn from_image(image: PolicyImage, path: Option<PathBuf>) -> Policy {
         let h = &image.header;
         let shares = match h.shares {
             SHARES_EQUAL => Shares::Equal,
@@ -52,16 +88,15 @@ impl Policy {
         };
         Policy {
             name: h.name.clone(),
-            id: POLICY_IMAGE_ID,
             summary: h.description.clone(),
             promises: Promises {
                 shares,
                 bounded_wait: h.bounded_wait,
                 deadlines: h.deadlines,
             },
-            test_only: false,
-            image: Some(Arc::new(image)),
-            path: Some(path),
+            test_only: h.test_only,
+            image: Arc::new(image),
+            path,
         }
     }
 }
@@ -71,7 +106,7 @@ impl Policy {
 pub fn is_path(text: &str) -> bool {
     text.contains('/')
         || text.ends_with(".elf")
-        || (policies::by_name(text).is_none() && Path::new(text).exists())
+        || (!vmm::images::policy_names().any(|n| n == text) && Path::new(text).exists())
 }
 
 const WHAT: &str = "give a built-in policy (`schedlab policies` lists them), a policy image \
@@ -96,7 +131,7 @@ pub fn load(flag: &str, path: &Path) -> Result<Policy> {
         Failure::new(f.kind, format!("{flag}: policy image {message}"))
     })?;
     let abs = std::path::absolute(&elf).unwrap_or(elf);
-    Ok(Policy::from_image(image, abs))
+    Ok(Policy::from_image(image, Some(abs)))
 }
 
 fn io_why(e: &std::io::Error) -> String {
@@ -294,13 +329,13 @@ mod tests {
             },
             symbols: Default::default(),
         };
-        let p = Policy::from_image(image(SHARES_WEIGHTED, true), "/x/p.elf".into());
-        assert_eq!((p.name.as_str(), p.id), ("stride", POLICY_IMAGE_ID));
+        let p = Policy::from_image(image(SHARES_WEIGHTED, true), Some("/x/p.elf".into()));
+        assert_eq!(p.name, "stride");
         assert_eq!(p.promises.shares, Shares::Weighted);
         assert!(p.promises.bounded_wait && !p.test_only);
-        let p = Policy::from_image(image(SHARES_EQUAL, false), "/x/p.elf".into());
+        let p = Policy::from_image(image(SHARES_EQUAL, false), None);
         assert_eq!(p.promises.shares, Shares::Equal);
-        let p = Policy::from_image(image(abi::policy::SHARES_NONE, false), "/x/p.elf".into());
+        let p = Policy::from_image(image(abi::policy::SHARES_NONE, false), None);
         assert_eq!(p.promises.shares, Shares::None);
         let mut j = crate::settings::judge::JudgeArgs {
             sample_hz: 1000,

@@ -2,17 +2,14 @@
 //! policy, how often the timer ticks and what an idle CPU does. Validated
 //! here, before /dev/kvm is opened, into the values the boot info carries.
 
+pub use super::policy::DEFAULT_POLICY;
 use super::policy::{self as policy_path, Policy};
 use abi::boot::{IDLE_HALT, IDLE_POLL, MAX_TICK_HZ};
 use abi::memmap::MAX_CPUS;
 use clap::{Args, ValueEnum};
-use policies::PolicyDesc;
 use std::path::Path;
 use vmm::exit::{Failure, Result};
 use vmm::vm::setup::SchedBoot;
-
-/// The policy used when `--policy` is not given.
-pub const DEFAULT_POLICY: &str = "rr";
 
 #[derive(Debug, Clone, Args)]
 pub struct SchedArgs {
@@ -82,7 +79,6 @@ pub struct SchedSettings {
 impl SchedSettings {
     pub fn boot(&self) -> SchedBoot {
         SchedBoot {
-            policy: self.policy.id,
             policy_arg: self.policy_arg,
             tick_hz: self.tick_hz,
             idle: self.idle.code(),
@@ -145,24 +141,27 @@ pub fn resolve_policy(flag: &str, text: &str) -> Result<Policy> {
     if policy_path::is_path(text) {
         policy_path::load(flag, Path::new(text))
     } else {
-        policy_by_name(text).map(Policy::builtin)
+        policy_by_name(text)
     }
 }
 
-/// Look a policy up by name; the error lists every policy a user may pick
-/// (test-only ones are left out: they exist for schedlab's own tests).
-pub fn policy_by_name(name: &str) -> Result<&'static PolicyDesc> {
-    policies::by_name(name).ok_or_else(|| {
-        let valid: Vec<&str> = policies::POLICIES
-            .iter()
-            .filter(|p| !p.test_only)
-            .map(|p| p.name)
-            .collect();
-        Failure::usage(format!(
-            "--policy: unknown policy '{name}'; valid policies: {} (see `schedlab policies`)",
-            valid.join(", ")
-        ))
-    })
+/// The built-in policy `name`; the error lists every policy a user may
+/// pick (test-only ones are left out: they exist for schedlab's own
+/// tests).
+pub fn policy_by_name(name: &str) -> Result<Policy> {
+    if let Some(p) = Policy::builtin(name) {
+        return p;
+    }
+    let valid: Vec<String> = Policy::builtins()?
+        .into_iter()
+        .filter(|p| !p.test_only)
+        .map(|p| p.name)
+        .collect();
+    Err(Failure::usage(format!(
+        "--policy: unknown policy '{name}'; valid policies: {} (see `schedlab policies`, or give \
+         a policy image's path)",
+        valid.join(", ")
+    )))
 }
 
 #[cfg(test)]
@@ -186,18 +185,8 @@ mod tests {
         assert_eq!((s.cpus, s.policy.name.as_str(), s.tick_hz), (1, "rr", 1000));
         assert_eq!(s.idle, IdleMode::Halt);
         let b = s.boot();
-        assert_eq!(
-            (b.policy, b.policy_arg, b.idle),
-            (s.policy.id, 0, IDLE_HALT)
-        );
-    }
-
-    #[test]
-    fn the_default_policy_is_the_policies_crate_default() {
-        assert_eq!(
-            policies::by_name(DEFAULT_POLICY).map(|p| p.id),
-            Some(policies::DEFAULT_POLICY)
-        );
+        assert_eq!((b.policy_arg, b.idle), (0, IDLE_HALT));
+        assert!(s.policy.path.is_none(), "a built-in is embedded");
     }
 
     #[test]
@@ -226,11 +215,13 @@ mod tests {
             m.starts_with("--policy: unknown policy 'nope'; valid policies: "),
             "{m}"
         );
-        for p in policies::POLICIES {
-            assert_eq!(m.contains(p.name), !p.test_only, "{m}");
+        let all = Policy::builtins().unwrap();
+        assert!(all.iter().any(|p| p.test_only) && all.iter().any(|p| !p.test_only));
+        for p in &all {
+            assert_eq!(m.contains(&format!(" {}", p.name)), !p.test_only, "{m}");
         }
-        for p in policies::POLICIES.iter().filter(|p| !p.test_only) {
-            assert_eq!(sched(&["--policy", p.name]).unwrap().policy.id, p.id);
+        for p in all.iter().filter(|p| !p.test_only) {
+            assert_eq!(sched(&["--policy", &p.name]).unwrap().policy.name, p.name);
         }
     }
 

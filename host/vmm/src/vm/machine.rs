@@ -12,7 +12,6 @@ use abi::memmap::{
     BOOT_INFO_ADDR, GDT_ADDR, KERNEL_LOAD_ADDR, KERNEL_MAX_SIZE, OPERATION_CONFIG_ADDR,
     OPERATION_CONFIG_MAX, OPERATION_LOAD_ADDR, PAGE_TABLES_ADDR, tss_base,
 };
-use abi::policy::POLICY_IMAGE_ID;
 use kvm_bindings::{
     CpuId, KVM_API_VERSION, KVM_CAP_DISABLE_QUIRKS2, KVM_MAX_CPUID_ENTRIES, KVM_MP_STATE_RUNNABLE,
     KVM_X86_QUIRK_FIX_HYPERCALL_INSN, kvm_enable_cap, kvm_mp_state, kvm_userspace_memory_region,
@@ -52,9 +51,8 @@ pub struct MachineSpec<'a> {
     pub slice_ns: u64,
     pub seed: u64,
     pub sched: SchedBoot,
-    /// Loaded at POLICY_LOAD_ADDR; the boot info's policy is then
-    /// `POLICY_IMAGE_ID` whatever `sched.policy` says.
-    pub policy: Option<&'a PolicyImage>,
+    /// Loaded at POLICY_LOAD_ADDR: the policy the core runs.
+    pub policy: &'a PolicyImage,
 }
 
 pub fn open_kvm() -> Result<Kvm> {
@@ -211,16 +209,12 @@ impl Machine {
             .map_err(oops("the operation"))?;
         mem.write_slice(spec.config, GuestAddress(OPERATION_CONFIG_ADDR))
             .map_err(oops("the config"))?;
-        let mut sched = spec.sched;
-        if let Some(policy) = spec.policy {
-            // Checked by PolicyImage::parse: every segment inside the
-            // policy region, .bss written as zeros (fresh RAM is zero too,
-            // but a segment's own bytes say so).
-            for (addr, bytes) in &policy.segments {
-                mem.write_slice(bytes, GuestAddress(*addr))
-                    .map_err(oops("the policy image"))?;
-            }
-            sched.policy = POLICY_IMAGE_ID;
+        // Checked by PolicyImage::parse: every segment inside the policy
+        // region, .bss written as zeros (fresh RAM is zero too, but a
+        // segment's own bytes say so).
+        for (addr, bytes) in &spec.policy.segments {
+            mem.write_slice(bytes, GuestAddress(*addr))
+                .map_err(oops("the policy image"))?;
         }
 
         let info = setup::boot_info(&BootParams {
@@ -231,7 +225,7 @@ impl Machine {
             slice_ns: spec.slice_ns,
             seed: spec.seed,
             epoch_tsc: self.epoch_tsc,
-            sched,
+            sched: spec.sched,
         });
         mem.write_slice(info.as_bytes(), GuestAddress(BOOT_INFO_ADDR))
             .map_err(oops("boot info"))?;

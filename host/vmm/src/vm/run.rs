@@ -50,10 +50,9 @@ pub struct RunRequest<'a> {
     pub images: &'a Images,
     /// The operation's `*Config` bytes, written at OPERATION_CONFIG_ADDR.
     pub config: &'a [u8],
-    /// A policy image to load at POLICY_LOAD_ADDR and run instead of the
-    /// core's built-in `spec.sched.policy` (the boot info then says
-    /// `POLICY_IMAGE_ID`).
-    pub policy: Option<&'a PolicyImage>,
+    /// The policy image loaded at POLICY_LOAD_ADDR (the core has no
+    /// policy of its own).
+    pub policy: &'a PolicyImage,
     pub spec: RunSpec,
     /// Polled with the deadline: once set (by a signal), the VM is stopped
     /// as at a deadline and the run ends `interrupted`. None: nothing but
@@ -192,9 +191,10 @@ fn run_inner(req: &RunRequest<'_>, out: &mut RunOutcome) -> Result<(), Failure> 
         format!("operation {}", req.images.op.name),
         req.images.op.symbols.clone(),
     );
-    if let Some(p) = req.policy {
-        sym.add(format!("policy {}", p.name()), p.symbols.clone());
-    }
+    sym.add(
+        format!("policy {}", req.policy.name()),
+        req.policy.symbols.clone(),
+    );
 
     vcpu::install_kick_handler()
         .map_err(|e| Failure::host(format!("cannot install signal handler: {e}")))?;

@@ -176,9 +176,8 @@ pub struct BootParams {
 /// The scheduling part of the boot info, as validated from the flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SchedBoot {
-    /// Policy id from the policies crate's list.
-    pub policy: u32,
-    /// Policy parameter (the starve policy's victim pid), 0 if none.
+    /// Policy parameter (`PolicyServices::arg`; the starve policy's
+    /// victim pid), 0 if none.
     pub policy_arg: u32,
     /// LAPIC timer ticks per second (1..=MAX_TICK_HZ).
     pub tick_hz: u32,
@@ -197,7 +196,8 @@ pub fn boot_info(p: &BootParams) -> BootInfo {
         slice_ns: p.slice_ns,
         seed: p.seed,
         epoch_tsc: p.epoch_tsc,
-        policy: p.sched.policy,
+        // The core has no policy of its own: it always runs the image.
+        policy: abi::policy::POLICY_IMAGE_ID,
         policy_arg: p.sched.policy_arg,
         tick_hz: p.sched.tick_hz,
         idle: p.sched.idle,
@@ -304,7 +304,6 @@ mod tests {
             seed: 7,
             epoch_tsc: 0x1122_3344_5566_7788,
             sched: SchedBoot {
-                policy: 3,
                 policy_arg: 5,
                 tick_hz: 4000,
                 idle: abi::boot::IDLE_POLL,
@@ -322,7 +321,10 @@ mod tests {
             0x1122_3344_5566_7788
         );
         let word = |off: usize| u32::from_le_bytes(bytes[off..off + 4].try_into().unwrap());
-        assert_eq!(word(offset_of!(BootInfo, policy)), 3);
+        assert_eq!(
+            word(offset_of!(BootInfo, policy)),
+            abi::policy::POLICY_IMAGE_ID
+        );
         assert_eq!(word(offset_of!(BootInfo, policy_arg)), 5);
         assert_eq!(word(64), 4000, "tick_hz is pinned at offset 64");
         assert_eq!(word(offset_of!(BootInfo, idle)), 1);
