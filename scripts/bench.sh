@@ -12,6 +12,12 @@
 #            the highest sample rate sustained (baseline: monitor off)
 #   wake     cross-CPU ping-pong round trips, --idle halt vs --idle poll
 #            (baseline: halt)
+#   policy   the ops table's price: context switches under `dfl` (an
+#            image with no callbacks: the core makes sched_ext's default
+#            decisions itself) vs `defaults` (the same decisions made by
+#            every SDK callback, counted); the ratio of the per-switch
+#            costs (aim <= 1.05) and the cost of one callback
+#            (baseline: dfl)
 #   preempt  what one preempt_point() costs when it does not switch
 #   pingpong same-CPU message round trip: `schedlab pingpong --same-cpu`
 #            vs two host threads pinned to one CPU bouncing a byte over two
@@ -84,6 +90,33 @@ for slice_ in ("10us", "1us"):
         est = lost / extra * 1e9
         bound = max(lost, noise) / extra * 1e9
         print(f"  cost per switch ~ {est:6.1f} ns (<= {bound:.1f} ns given {noise*100:.1f}% run-to-run noise)")
+
+# The ops table: 8 tasks at a 1 us slice under `dfl` (no callbacks) and
+# under `defaults` (the same decisions through every callback, which it
+# counts and logs at exit as "callbacks: N"), against 1 task under `dfl`,
+# 500 ms each, alternated, median of 5. The time a switch costs is the
+# work lost against 1 task divided by the switches.
+one, lost, calls = [], {"dfl": [], "defaults": []}, []
+for _ in range(5):
+    u1 = spin("--policy", "dfl", "--tasks", "1", "--slice", "1us", "--duration", "500ms")["totals"]["units_per_sec"]
+    one.append(u1)
+    for policy in ("dfl", "defaults"):
+        r = spin("--policy", policy, "--tasks", "8", "--slice", "1us", "--duration", "500ms")
+        switches = sum(t["switches"] for t in r["tasks"])
+        per_s = switches / (r["elapsed_ns"] / 1e9)
+        lost[policy].append((1 - r["totals"]["units_per_sec"] / u1) / per_s * 1e9)
+        n = [int(l["text"].split(": ")[1]) for l in r.get("logs", []) if l["text"].startswith("callbacks: ")]
+        if policy == "defaults" and n:
+            calls.append(n[0] / max(switches, 1))
+dfl_ns, tab_ns = med(lost["dfl"]), med(lost["defaults"])
+noise = (max(one) - min(one)) / med(one)
+print("policy ops table (spin --slice 1us, 8 tasks vs 1, 500 ms, median of 5)")
+print(f"  dfl (no callbacks)        {dfl_ns:8.1f} ns per switch")
+print(f"  defaults (every callback) {tab_ns:8.1f} ns per switch"
+      + (f", {med(calls):.2f} callbacks per switch" if calls else ""))
+print(f"  ratio defaults/dfl        {tab_ns/dfl_ns:8.3f}  (aim <= 1.05; 1-task run-to-run noise {noise*100:.1f}%)")
+if calls:
+    print(f"  one callback            ~ {(tab_ns - dfl_ns) / med(calls):8.1f} ns")
 
 def ups_median(n, *args):
     return med([spin(*args)["totals"]["units_per_sec"] for _ in range(n)])

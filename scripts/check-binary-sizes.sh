@@ -12,7 +12,8 @@ dir=${1:-${CARGO_TARGET_DIR:-target}/guest}
 WARN_PCT=85
 status=0
 
-expected=(kernel $(./build.sh operations))
+# Policy images have no flat .bin: their ELF is what the host embeds.
+expected=(kernel $(./build.sh operations) $(./build.sh policies | sed 's|^|policies/|'))
 for name in "${expected[@]}"; do
     elf="$dir/$name.elf"
     if [ ! -f "$elf" ]; then
@@ -39,7 +40,7 @@ for name in "${expected[@]}"; do
     extent=$((hi - lo))
     pct=$((extent * 100 / cap))
     bin_size=$(stat -c %s "$dir/$name.bin" 2>/dev/null || echo 0)
-    line=$(printf "%-8s %7d bytes in memory (.bin %7d) of cap %7d: %3d%%" "$name" "$extent" "$bin_size" "$cap" "$pct")
+    line=$(printf "%-17s %7d bytes in memory (.bin %7d) of cap %7d: %3d%%" "$name" "$extent" "$bin_size" "$cap" "$pct")
     if [ "$extent" -gt "$cap" ]; then
         echo "FAIL $line"
         status=1

@@ -266,6 +266,44 @@ pub const POLICY_OPS_SIZES: [u32; POLICY_ABI_VERSION as usize] =
     [core::mem::size_of::<PolicyOps>() as u32];
 
 impl PolicyOps {
+    /// A table at this ABI version with every callback null (sched_ext's
+    /// defaults throughout) and no promises: a base for `..` in a
+    /// hand-written table or a test.
+    pub const fn new(name: &str, description: &str) -> PolicyOps {
+        PolicyOps {
+            magic: POLICY_OPS_MAGIC,
+            version: POLICY_ABI_VERSION,
+            size: core::mem::size_of::<PolicyOps>() as u32,
+            reserved: 0,
+            name: padded(name),
+            description: padded(description),
+            shares: SHARES_NONE,
+            bounded_wait: 0,
+            deadlines: 0,
+            flags: 0,
+            select_cpu: None,
+            enqueue: None,
+            dequeue: None,
+            dispatch: None,
+            tick: None,
+            runnable: None,
+            running: None,
+            stopping: None,
+            quiescent: None,
+            yield_: None,
+            set_weight: None,
+            set_cpumask: None,
+            update_idle: None,
+            init_task: None,
+            exit_task: None,
+            enable: None,
+            cpu_online: None,
+            cpu_offline: None,
+            init: None,
+            exit: None,
+        }
+    }
+
     /// Whether a core at [`POLICY_ABI_VERSION`] can run a policy whose
     /// table says `magic`, `version`, `size`.
     pub const fn check_header(magic: u32, version: u32, size: u32) -> Result<(), PolicyAbiError> {

@@ -447,6 +447,16 @@ pub fn load(info: &abi::boot::BootInfo) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// The run ends with the operation's exit `code`: the policy's `exit`
+/// callback, sched_ext's last call (called with the lock held, so no
+/// other callback runs beside it).
+pub fn exit(code: i64) {
+    if let Some(f) = ops().exit {
+        // SAFETY: a callback of the checked table; it takes no pointer.
+        unsafe { f(code) }
+    }
+}
+
 /// Run `f` with the callback context published for the services.
 fn with<R>(c: &mut Ctx<'_>, f: impl FnOnce() -> R) -> R {
     CTX.store((c as *mut Ctx<'_>).cast(), Ordering::Relaxed);

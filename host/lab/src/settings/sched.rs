@@ -110,7 +110,9 @@ impl SchedArgs {
             )));
         }
         let policy = resolve_policy("--policy", &self.policy)?;
-        let policy_arg = match (policy.test_only, self.starve_pid) {
+        // The test-only `starve` never runs the pid it is given.
+        let starve = policy.test_only && policy.name == "starve";
+        let policy_arg = match (starve, self.starve_pid) {
             (true, Some(pid)) if pid > 0 => pid,
             (true, _) => {
                 return Err(Failure::usage(format!(
