@@ -2,6 +2,7 @@
 # `make` builds everything; `make test` is what CI runs (see README).
 
 GUEST_TARGET := x86_64-unknown-none
+POLICY_PKGS := $(foreach p,$(shell ./build.sh policies),-p policy-$(p))
 GUEST_PKGS := -p schedlab-kernel $(foreach op,$(shell ./build.sh operations),-p op-$(op)) $(foreach p,$(shell ./build.sh policies),-p policy-$(p)) -p schedlab-policy-sdk
 
 .PHONY: all guests host check-sizes run test unit lint layout fmt bench soak fuzz fuzz-cmin clean
@@ -25,12 +26,16 @@ run: all
 # end-to-end tests (the e2e tests boot real VMs through /dev/kvm).
 test: lint check-sizes unit
 
+# The policy images' own tests run on the host through policy_sdk::sim
+# (no KVM); guest crates are not default members, so they are named.
 unit: guests
 	cargo test
+	cargo test $(POLICY_PKGS)
 
 lint: layout
 	cargo fmt --all --check
 	cargo clippy --all-targets -- -D warnings
+	cargo clippy --all-targets $(POLICY_PKGS) -- -D warnings
 	cargo clippy --profile guest --target $(GUEST_TARGET) $(GUEST_PKGS) -- -D warnings
 
 # Imports point one way and ARCHITECTURE.md's map matches the crates.

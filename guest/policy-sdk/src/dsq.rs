@@ -60,3 +60,34 @@ pub fn remove(p: &mut Task) -> bool {
     // SAFETY: a service of the checked table.
     unsafe { (svc().dsq_remove)(p) != 0 }
 }
+
+/// The queue holding `p` (`abi::policy::DSQ_INVALID` if none).
+pub fn dsq_of(p: &mut Task) -> u64 {
+    // SAFETY: a service of the checked table; p is a live task view.
+    unsafe { (svc().dsq_of)(p) }
+}
+
+/// The tasks of queue `id`, head first. The next task is looked up before
+/// one is handed out, so the policy may move the task it holds.
+pub fn iter(id: u64) -> Iter {
+    // SAFETY: the core returns null or a live task view.
+    Iter(unsafe { (svc().dsq_first)(id) })
+}
+
+/// See [`iter`].
+pub struct Iter(*mut Task);
+
+impl Iterator for Iter {
+    type Item = &'static mut Task;
+
+    fn next(&mut self) -> Option<&'static mut Task> {
+        let cur = self.0;
+        if cur.is_null() {
+            return None;
+        }
+        // SAFETY: cur is a live task view the core returned.
+        self.0 = unsafe { (svc().dsq_next)(cur) };
+        // SAFETY: as above; callbacks run one at a time.
+        unsafe { cur.as_mut() }
+    }
+}

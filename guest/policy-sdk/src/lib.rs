@@ -21,7 +21,17 @@
 //! }
 //! policy_sdk::export_policy!(Fifo, Fifo);
 //! ```
+//!
+//! Unit tests: with the `sim` feature (std) this crate also has
+//! [`sim`], a host-side model of the core that drives a policy's exported
+//! `PolicyOps` through the same callbacks the kernel calls. A policy crate
+//! starts `#![cfg_attr(not(test), no_std)]` and
+//! `#![cfg_attr(not(test), no_main)]`, takes this crate again as a
+//! dev-dependency with `features = ["sim"]`, and `cargo test -p
+//! policy-NAME` runs its tests on the host.
 #![no_std]
+#[cfg(feature = "sim")]
+extern crate std;
 
 pub use abi::memmap::{MAX_CPUS, MAX_TASKS};
 /// A task as the policy sees it (`p` in sched_ext): `slice_ns`,
@@ -36,6 +46,40 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
 pub mod dsq;
+pub mod place;
+#[cfg(feature = "sim")]
+pub mod sim;
+
+/// Virtual time advances by `ran_ns * VTIME_SCALE / weight`: fixed point
+/// with 10 fractional bits, so any weight divides without visible rounding
+/// and a weight-1 task's virtual time moves 1024 units per ns.
+pub const VTIME_SCALE: u64 = 1024;
+
+/// `ns` of run time of a task with `weight`, in virtual time (saturating;
+/// a weight of 0 counts as 1).
+pub const fn vtime_delta(ns: u64, weight: u32) -> u64 {
+    let w = if weight == 0 { 1 } else { weight };
+    let v = ns as u128 * VTIME_SCALE as u128 / w as u128;
+    if v > u64::MAX as u128 {
+        u64::MAX
+    } else {
+        v as u64
+    }
+}
+
+/// A slice that never runs out in practice (2^62 ns, 146 years) and
+/// doubles as a stopwatch: the core takes the time a task runs off
+/// `slice_ns`, so [`ran_ns`] reads how long it has run this turn, in the
+/// core's own CPU time (steal excluded). For policies that decide
+/// preemption themselves in `tick` (setting `slice_ns = 0`) and need the
+/// run time, which `PolicyTask` does not carry otherwise.
+pub const SLICE_METERED: u64 = 1 << 62;
+
+/// CPU time `p` has run since it last started running, for a task queued
+/// with [`SLICE_METERED`] (as of the last tick or stop the core charged).
+pub fn ran_ns(p: &Task) -> u64 {
+    SLICE_METERED.saturating_sub(p.slice_ns)
+}
 
 /// What a policy promises about CPU shares (the host judges it on this).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -193,6 +237,12 @@ pub fn cpu_curr(cpu: u32) -> Option<&'static mut Task> {
     unsafe { (svc().cpu_curr)(cpu).as_mut() }
 }
 
+/// The task in task-table slot `slot` (None if the slot is free).
+pub fn task_of_slot(slot: u32) -> Option<&'static mut Task> {
+    // SAFETY: the core returns null or one of its live task views.
+    unsafe { (svc().task_of_slot)(slot).as_mut() }
+}
+
 /// This CPU's `POLICY_CPU_DATA_SIZE` bytes of policy storage, zeroed at
 /// boot.
 pub fn cpu_data(cpu: u32) -> &'static mut [u8] {
@@ -280,7 +330,9 @@ pub const fn header<T: Scheduler>() -> (u32, u32, u32, [u8; 32], [u8; 160], u32,
 
 /// Export `$ty` (built by the const expression `$init`) as this image's
 /// policy: the `PolicyOps` table in section `.policy_ops` and a panic
-/// handler that ends the run with the panic's message.
+/// handler that ends the run. In a `cfg(test)` build there is no panic
+/// handler (std has one) and a `sim_policy()` function hands the table to
+/// [`sim`] (feature `sim`).
 #[macro_export]
 macro_rules! export_policy {
     ($ty:ty, $init:expr) => {
@@ -292,7 +344,20 @@ macro_rules! export_policy {
             unsafe { __POLICY_STATE.get() }
         }
 
-        #[unsafe(link_section = ".policy_ops")]
+        /// This policy for `policy_sdk::sim` (tests only): its table and a
+        /// way to put its state back to `$init` before each simulation.
+        #[cfg(test)]
+        fn sim_policy() -> $crate::sim::Policy {
+            fn reset() {
+                *__state() = $init;
+            }
+            $crate::sim::Policy {
+                ops: &POLICY_OPS,
+                reset,
+            }
+        }
+
+        #[cfg_attr(not(test), unsafe(link_section = ".policy_ops"))]
         #[unsafe(no_mangle)]
         #[used]
         pub static POLICY_OPS: $crate::PolicyOps = {
@@ -396,6 +461,9 @@ macro_rules! export_policy {
             }
         };
 
+        // Only in the image: a host build (the policy's unit tests) has
+        // std's.
+        #[cfg(all(not(test), target_os = "none"))]
         #[panic_handler]
         fn __panic(_info: &core::panic::PanicInfo) -> ! {
             $crate::error("panicked")

@@ -4,8 +4,8 @@
 //! once made by the core, once by the image. It counts the callbacks it
 //! gets and logs the count at `exit` ("callbacks: N"), which `make bench`
 //! divides the extra time by. Test-only: it exists to be measured.
-#![no_std]
-#![no_main]
+#![cfg_attr(not(test), no_std)]
+#![cfg_attr(not(test), no_main)]
 
 use policy_sdk::{SLICE_DFL, Scheduler, Shares, Task, dsq};
 

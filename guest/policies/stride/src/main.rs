@@ -4,8 +4,8 @@
 //! CPU time is shared in proportion to the weights, deterministically.
 //! One global queue ordered by pass; a task that wakes starts at the
 //! current minimum pass, so sleeping banks no credit.
-#![no_std]
-#![no_main]
+#![cfg_attr(not(test), no_std)]
+#![cfg_attr(not(test), no_main)]
 
 use policy_sdk::{Scheduler, Shares, Task, dsq};
 
@@ -53,3 +53,19 @@ impl Scheduler for Stride {
 }
 
 policy_sdk::export_policy!(Stride, Stride { min_pass: 0 });
+
+#[cfg(test)]
+mod tests {
+    use policy_sdk::sim::Sim;
+
+    const MS: u64 = 1_000_000;
+
+    /// Tickets 1:2:4 on one CPU: CPU time 1:2:4, within 5 %.
+    #[test]
+    fn weighted_shares_one_cpu() {
+        let mut sim = Sim::new(crate::sim_policy(), 0, 1, MS);
+        let slots = [sim.spin(1), sim.spin(2), sim.spin(4)];
+        sim.run_until(2000 * MS);
+        sim.assert_shares(&slots, &[1.0 / 7.0, 2.0 / 7.0, 4.0 / 7.0], 2000 * MS, 0.05);
+    }
+}

@@ -502,7 +502,11 @@ mod tests {
             "spin --policy {} --cpus 1 --json --out ",
             j.policy
         )));
-        assert!(a.ends_with("spin-rr-1cpu --duration 200ms"), "{a}");
+        assert!(
+            a.ends_with(&format!("spin-{}-1cpu --duration 200ms", j.policy)),
+            "{a}"
+        );
+        assert!(p.jobs.iter().any(|j| j.policy == "rr"));
     }
 
     #[test]

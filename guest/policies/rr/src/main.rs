@@ -1,0 +1,80 @@
+//! `rr`: per-CPU round-robin with a fixed slice (the default policy).
+//!
+//! Slices end on a tick, so a 1 ms slice on a 1 kHz tick runs 1 or 2 ms
+//! depending on where in the tick period the task started. Each task
+//! carries its overrun into its next slice (deficit round-robin), so over
+//! k turns every task gets k slices to within one tick, not k slices
+//! plus k random ticks: equal shares hold over short windows too.
+//!
+//! Each CPU has its own FIFO (its local queue). A waking task stays on its
+//! previous CPU unless another allowed CPU has fewer tasks, a running task
+//! is preempted once it has run a full slice and someone is waiting behind
+//! it, and a CPU that runs dry steals from the busiest CPU. No global
+//! queue: the core's global fallback never fires.
+#![cfg_attr(not(test), no_std)]
+#![cfg_attr(not(test), no_main)]
+
+use policy_sdk::{Scheduler, Shares, Task, dsq, place};
+
+/// `data[OVERRUN]`: how far past its slices the task ran (ns, at most one
+/// slice), taken off its next slice.
+const OVERRUN: usize = 0;
+
+struct Rr;
+
+impl Scheduler for Rr {
+    const NAME: &'static str = "rr";
+    const DESCRIPTION: &'static str =
+        "per-CPU round-robin with a fixed slice; least-loaded placement, idle CPUs steal (default)";
+    const SHARES: Shares = Shares::Equal;
+    const BOUNDED_WAIT: bool = true;
+
+    fn select_cpu(&mut self, p: &mut Task, prev_cpu: u32, _wake_flags: u64) -> u32 {
+        place::select_balanced(p, prev_cpu)
+    }
+
+    /// On the CPU the core put it on (what `select_cpu` chose, or where it
+    /// was preempted), at the tail. The slice is metered: `tick` decides.
+    fn enqueue(&mut self, p: &mut Task, _flags: u64) {
+        let cpu = place::target_cpu(p);
+        dsq::insert(p, dsq::local_on(cpu), policy_sdk::SLICE_METERED, 0);
+    }
+
+    fn dispatch(&mut self, cpu: u32) {
+        if dsq::nr_queued(dsq::local_on(cpu)) != 0 {
+            return;
+        }
+        if let Some(from) = place::steal_from(cpu) {
+            dsq::move_to_local(dsq::local_on(from), cpu);
+        }
+    }
+
+    fn stopping(&mut self, p: &mut Task, runnable: bool) {
+        if runnable {
+            // Preempted or yielded: it goes back to the end of this CPU's
+            // queue, owing what it ran past its slice.
+            let slice = policy_sdk::slice_dfl_ns();
+            let used = policy_sdk::ran_ns(p).saturating_add(p.data[OVERRUN]);
+            p.data[OVERRUN] = used.saturating_sub(slice).min(slice);
+        } else {
+            // Blocked: a new slice when it wakes (no credit banked).
+            p.data[OVERRUN] = 0;
+        }
+    }
+
+    /// Preempt after a full slice (less what the task overran its last
+    /// one), but only if someone is waiting here: preempting a lone task
+    /// would just run it again.
+    fn tick(&mut self, p: &mut Task) {
+        if policy_sdk::ran_ns(p).saturating_add(p.data[OVERRUN]) >= policy_sdk::slice_dfl_ns()
+            && dsq::nr_queued(dsq::local_on(p.cpu)) != 0
+        {
+            p.slice_ns = 0;
+        }
+    }
+}
+
+policy_sdk::export_policy!(Rr, Rr);
+
+#[cfg(test)]
+mod tests;
