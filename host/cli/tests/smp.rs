@@ -9,6 +9,18 @@ use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
 
+/// The built-in policies a user may pick, as `schedlab policies` lists
+/// them.
+fn builtin_names() -> Vec<String> {
+    let r = schedlab(&["policies", "--json"], &[]);
+    json(&r)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
 fn spin_json(args: &[&str]) -> (Run, Value) {
     let mut argv = vec!["spin"];
     argv.extend_from_slice(args);
@@ -151,7 +163,9 @@ fn weights_1_2_4_under_eevdf() {
 
 #[test]
 fn every_builtin_policy_runs_on_two_cpus_and_is_judged() {
-    for policy in ["rr", "fifo", "vtime", "eevdf"] {
+    let names = builtin_names();
+    assert!(names.len() >= 5, "{names:?}");
+    for policy in names.iter().map(String::as_str) {
         let _vm = lock();
         // Two workers on two CPUs: even fifo (no preemption) runs both.
         let (r, v) = spin_json(&[
@@ -340,10 +354,31 @@ fn impossible_tick_rates_and_cpu_counts_are_refused_before_any_vm() {
 fn policies_lists_what_policy_accepts() {
     let r = schedlab(&["policies"], &[]);
     assert_eq!(r.code, 0);
-    for p in ["rr", "fifo", "vtime", "eevdf"] {
-        assert!(r.stdout.lines().any(|l| l.starts_with(p)), "{}", r.stdout);
+    // The built-ins are the folders under guest/policies/ (test-only ones
+    // are not listed).
+    let folders: Vec<String> = std::fs::read_dir(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../guest/policies"),
+    )
+    .unwrap()
+    .map(|e| e.unwrap().file_name().into_string().unwrap())
+    .collect();
+    let names = builtin_names();
+    for p in &names {
+        assert!(folders.contains(p), "{p} is no folder: {folders:?}");
+        assert!(
+            r.stdout.lines().any(|l| l.starts_with(p.as_str())),
+            "{}",
+            r.stdout
+        );
+    }
+    for p in ["rr", "fifo", "vtime", "eevdf", "dfl", "stride"] {
+        assert!(names.iter().any(|n| n == p), "{p}: {names:?}");
     }
     assert!(!r.stdout.contains("starve"));
+    let r = schedlab(&["spin", "--policy", "nope"], &[]);
+    for p in &names {
+        assert!(r.stderr.contains(p.as_str()), "{p}: {}", r.stderr);
+    }
     let r = schedlab(&["policies", "--json"], &[]);
     let v = json(&r);
     assert!(
