@@ -56,6 +56,9 @@ extern "C" fn kmain(cpu: u32) -> ! {
     if let Err(why) = percpu::init(cpu) {
         boot::refuse(why);
     }
+    // Before anything can fail: CPU 0's boot runs the policy's `init`,
+    // whose refusal (or fault) must reach the host as a message.
+    tlv::init(cpu);
     if cpu == 0 {
         boot_shared_state();
         BOOT_GO.store(1, Ordering::Release);
@@ -66,7 +69,6 @@ extern "C" fn kmain(cpu: u32) -> ! {
     }
     // Validated by CPU 0 before BOOT_GO.
     let info = boot::read();
-    tlv::init(cpu);
     events::init(cpu);
     let stealing = steal::init(cpu);
     kstate::cpu_record(cpu, |r| {
