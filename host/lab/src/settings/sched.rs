@@ -32,6 +32,10 @@ pub struct SchedArgs {
     /// TEST ONLY: the pid the `starve` policy never runs.
     #[arg(long, value_name = "PID", hide = true)]
     pub starve_pid: Option<u32>,
+    /// TEST ONLY: the argument a policy image reads (`policy_sdk::arg()`);
+    /// the test-only `hostile` image picks its misbehaviour by it.
+    #[arg(long, value_name = "N", hide = true)]
+    pub policy_arg: Option<u32>,
     /// LAPIC timer ticks per second on every vCPU (1..5000): preemption and
     /// the scheduler's clock.
     #[arg(
@@ -115,6 +119,12 @@ impl SchedArgs {
         }
         let policy = resolve_policy("--policy", &self.policy)?;
         let policy_arg = match (policy.test_only, self.starve_pid) {
+            _ if self.policy_arg.is_some() && policy.image.is_none() => {
+                return Err(Failure::usage(
+                    "--policy-arg only applies to a policy image (--policy PATH)",
+                ));
+            }
+            (false, None) if policy.image.is_some() => self.policy_arg.unwrap_or(0),
             (true, Some(pid)) if pid > 0 => pid,
             (true, _) => {
                 return Err(Failure::usage(format!(
