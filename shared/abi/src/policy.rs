@@ -255,7 +255,8 @@ pub struct PolicyServices {
     /// there is no room.
     pub dsq_create: unsafe extern "C" fn(dsq_id: u64) -> i32,
     /// Queue `p` at the tail (head with `ENQ_HEAD`) of `dsq_id`, with
-    /// `slice_ns` (0 keeps its slice). A bad id ends the run.
+    /// `slice_ns` (0 keeps its slice). A bad id, a task already in a queue
+    /// (`dsq_remove` it first) or one that is not runnable ends the run.
     pub dsq_insert:
         unsafe extern "C" fn(p: *mut PolicyTask, dsq_id: u64, slice_ns: u64, enq_flags: u64),
     /// Queue `p` in `dsq_id` ordered by `vtime` (user queues only).
