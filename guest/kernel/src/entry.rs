@@ -16,7 +16,9 @@
 //!   `tick_trampoline` instead, which runs the tick at CPL3 natively.
 //! - `wake_entry`: the wake-up IPI: EOI only (its job is ending `hlt`).
 
-use crate::percpu::{PC_CRASH_OK, PC_CRASH_STACK, PC_WAKE_PENDING, PERCPU_SIZE};
+use crate::percpu::{
+    PC_CRASH_OK, PC_CRASH_STACK, PC_POLICY_CALLBACK, PC_WAKE_PENDING, PERCPU_SIZE,
+};
 use abi::boot::{EXIT_FAULT, PORT_EXIT};
 use abi::memmap::{
     CPU_STACK_SIZE, IDT_ADDR, IDT_SIZE, LAPIC_ADDR, OPERATION_LOAD_ADDR, OPERATION_MAX_SIZE,
@@ -112,10 +114,14 @@ core::arch::global_asm!(
     // A fault in operation code (CPL3, rip inside the operation image) of
     // a monitored task ends just that task: return to crash_trampoline at
     // CPL3 with rdi = vector, rsi = rip, rdx = error code. Anything else
-    // (core code, CPL0, unmonitored tasks) ends the run as before.
+    // (core code, CPL0, unmonitored tasks, and any fault while a policy
+    // callback runs: the policy's, whoever's code it was in) ends the run
+    // as before, and the VMM names the callback from the kernel state.
     "exc_common:",
     "    test byte ptr [rsp + 24], 3",
     "    jz exc_report",
+    "    cmp dword ptr fs:[{pc_policy_cb}], 0",
+    "    jne exc_report",
     "    cmp dword ptr fs:[{pc_crash_ok}], 0",
     "    je exc_report",
     "    mov rax, [rsp + 16]",
@@ -326,6 +332,7 @@ core::arch::global_asm!(
     msr_steal = const MSR_KVM_STEAL_TIME,
     pc_wake = const PC_WAKE_PENDING,
     pc_crash_ok = const PC_CRASH_OK,
+    pc_policy_cb = const PC_POLICY_CALLBACK,
     pc_crash_stack = const PC_CRASH_STACK,
     op_addr = const OPERATION_LOAD_ADDR,
     op_size = const OPERATION_MAX_SIZE,

@@ -32,7 +32,10 @@ pub struct PerCpu {
     /// 1 while the running task is monitored: a fault in operation code
     /// then ends just that task (reason "crashed") instead of the run.
     pub crash_ok: AtomicU32,
-    pub reserved2: u32,
+    /// The policy-image callback this CPU is in (`abi::policy` callback
+    /// id), 0 outside one: a fault meanwhile is the policy's, never the
+    /// running task's, so the exception stub sends it to the VMM.
+    pub policy_callback: AtomicU32,
     /// Top of this CPU's crash stack.
     pub crash_stack: u64,
 }
@@ -41,6 +44,7 @@ pub const PC_THIS: usize = core::mem::offset_of!(PerCpu, this);
 pub const PC_PREEMPT_COUNT: usize = core::mem::offset_of!(PerCpu, preempt_count);
 pub const PC_WAKE_PENDING: usize = core::mem::offset_of!(PerCpu, wake_pending);
 pub const PC_CRASH_OK: usize = core::mem::offset_of!(PerCpu, crash_ok);
+pub const PC_POLICY_CALLBACK: usize = core::mem::offset_of!(PerCpu, policy_callback);
 pub const PC_CRASH_STACK: usize = core::mem::offset_of!(PerCpu, crash_stack);
 pub const PERCPU_SIZE: usize = core::mem::size_of::<PerCpu>();
 const _: () = {
@@ -64,7 +68,7 @@ impl PerCpu {
         idle_rsp: 0,
         steal_base: 0,
         crash_ok: AtomicU32::new(0),
-        reserved2: 0,
+        policy_callback: AtomicU32::new(0),
         crash_stack: 0,
     };
 }

@@ -285,6 +285,20 @@ fn add_op_checks(v: &mut Verdict, checks: &[Check]) {
 /// since the metrics only see the wait up to the stop. (A stall is already
 /// one of `analysis::verdict`'s checks.)
 fn add_live_check(v: &mut Verdict, e: &EarlyEnd) {
+    if let Alarm::PolicyHung {
+        cpu_ns, budget_ns, ..
+    } = e.alarm
+    {
+        v.checks.push(Check {
+            name: "policy_budget".into(),
+            value: cpu_ns as f64,
+            limit: budget_ns as f64,
+            passed: false,
+            detail: e.message.clone(),
+            judged: true,
+        });
+        v.reasons.insert(0, e.message.clone());
+    }
     if let Alarm::Starved {
         waited_ns,
         limit_ns,
@@ -307,7 +321,7 @@ fn add_live_check(v: &mut Verdict, e: &EarlyEnd) {
 /// Checks whose failure more run time could not undo: a wait that already
 /// went over its limit, or a CPU that stalled, happened whatever the rest
 /// of the run would have done.
-pub const LASTING_CHECKS: &[&str] = &["max_wait_ns", "starvation", "stalls"];
+pub const LASTING_CHECKS: &[&str] = &["max_wait_ns", "starvation", "stalls", "policy_budget"];
 
 /// A run a signal cut short is judged over the part that ran, which
 /// proves nothing about the rest: a pass there is inconclusive, and so is

@@ -37,7 +37,7 @@ pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0   the run finished and passed every check (verdict: pass)
   1   the run was judged and failed a check (task starved or waited too long,
-      unfair shares, slow wake-ups, a stalled CPU)
+      unfair shares, slow wake-ups, a stalled CPU, a hung policy callback)
   2   inconclusive: the run finished but the data cannot support a verdict
   64  usage error (bad flag or value); nothing was started
   69  environment problem (/dev/kvm not usable, guest images missing or stale)

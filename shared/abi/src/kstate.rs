@@ -21,7 +21,7 @@ use crate::tag;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 pub const KSTATE_MAGIC: u32 = tag(b"KSTA");
-pub const KSTATE_VERSION: u32 = 3;
+pub const KSTATE_VERSION: u32 = 4;
 
 /// `run_state` values.
 pub const RUN_BOOTING: u32 = 0;
@@ -101,7 +101,15 @@ pub struct CpuRecord {
     /// miss (one that stopped the monitor too, as a stall of the whole
     /// host machine does).
     pub max_irq_gap: u64,
-    pub reserved: [u64; 6],
+    /// The policy-image callback this CPU is in (`abi::policy::
+    /// POLICY_CALLBACKS` id: index + 1), 0 outside one. With
+    /// `policy_callback_tsc` it lets the host see a callback that never
+    /// returns (the CPU cannot: it runs under the scheduler lock with its
+    /// tick deferred) and name the callback of a fault.
+    pub policy_callback: u64,
+    /// TSC when that callback was entered.
+    pub policy_callback_tsc: u64,
+    pub reserved: [u64; 4],
 }
 
 pub const CPU_RECORD_SIZE: u64 = 128;
@@ -110,11 +118,26 @@ pub const CPU_RECORD_SIZE: u64 = 128;
 /// seqlock write of the same record.
 pub const CPU_RECORD_IRQ_TSC_OFFSET: u64 = 64;
 pub const CPU_RECORD_MAX_IRQ_GAP_OFFSET: u64 = 72;
+/// `policy_callback` and `policy_callback_tsc` are single aligned stores
+/// outside `seq` too (one pair per callback: a seqlock write there would
+/// double what a callback costs). The core writes the TSC, then the id on
+/// entry and zeroes the id on return; the host reads id, TSC, id and
+/// believes the pair only if both ids agree.
+pub const CPU_RECORD_POLICY_CALLBACK_OFFSET: u64 = 80;
+pub const CPU_RECORD_POLICY_CALLBACK_TSC_OFFSET: u64 = 88;
 const _: () = {
     assert!(core::mem::size_of::<CpuRecord>() as u64 == CPU_RECORD_SIZE);
     assert!(core::mem::offset_of!(CpuRecord, clock_tsc) == 32);
     assert!(core::mem::offset_of!(CpuRecord, irq_tsc) as u64 == CPU_RECORD_IRQ_TSC_OFFSET);
     assert!(core::mem::offset_of!(CpuRecord, max_irq_gap) as u64 == CPU_RECORD_MAX_IRQ_GAP_OFFSET);
+    assert!(
+        core::mem::offset_of!(CpuRecord, policy_callback) as u64
+            == CPU_RECORD_POLICY_CALLBACK_OFFSET
+    );
+    assert!(
+        core::mem::offset_of!(CpuRecord, policy_callback_tsc) as u64
+            == CPU_RECORD_POLICY_CALLBACK_TSC_OFFSET
+    );
     assert!(CPU_RECORD_IRQ_TSC_OFFSET.is_multiple_of(8));
     assert!(CPU_RECORD_MAX_IRQ_GAP_OFFSET.is_multiple_of(8));
 };

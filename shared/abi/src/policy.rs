@@ -30,6 +30,64 @@ pub const POLICY_IMAGE_ID: u32 = tag(b"IMAG");
 /// puts it first, at `POLICY_LOAD_ADDR`.
 pub const POLICY_OPS_SECTION: &str = ".policy_ops";
 
+/// The longest one callback may run, in ns of its vCPU's own CPU time,
+/// before the host calls the policy hung and ends the run. Callbacks run
+/// under the scheduler lock with the tick deferred, so a callback that
+/// never returns cannot be caught by its own CPU: the core publishes which
+/// callback each CPU is in and since when (`kstate::CpuRecord::
+/// policy_callback`), and the host's monitor measures it. Ten
+/// milliseconds is thousands of times what a real callback takes (stride's
+/// take about a microsecond), so only a policy that loops is caught.
+pub const POLICY_CALLBACK_BUDGET_NS: u64 = 10_000_000;
+
+/// The callbacks' names, in [`PolicyOps`] order. A callback's id, as the
+/// core publishes it in `CpuRecord::policy_callback`, is its index here
+/// plus one (0: no callback is running).
+pub const POLICY_CALLBACKS: [&str; 20] = [
+    "select_cpu",
+    "enqueue",
+    "dequeue",
+    "dispatch",
+    "tick",
+    "runnable",
+    "running",
+    "stopping",
+    "quiescent",
+    "yield",
+    "set_weight",
+    "set_cpumask",
+    "update_idle",
+    "init_task",
+    "exit_task",
+    "enable",
+    "cpu_online",
+    "cpu_offline",
+    "init",
+    "exit",
+];
+pub const CB_SELECT_CPU: u32 = 1;
+pub const CB_ENQUEUE: u32 = 2;
+pub const CB_DEQUEUE: u32 = 3;
+pub const CB_DISPATCH: u32 = 4;
+pub const CB_TICK: u32 = 5;
+pub const CB_RUNNABLE: u32 = 6;
+pub const CB_RUNNING: u32 = 7;
+pub const CB_STOPPING: u32 = 8;
+pub const CB_QUIESCENT: u32 = 9;
+pub const CB_INIT_TASK: u32 = 14;
+pub const CB_EXIT_TASK: u32 = 15;
+pub const CB_ENABLE: u32 = 16;
+pub const CB_CPU_ONLINE: u32 = 17;
+pub const CB_INIT: u32 = 19;
+pub const CB_EXIT: u32 = 20;
+
+/// The name of callback `id` (see [`POLICY_CALLBACKS`]), None for 0 or an
+/// id this ABI does not know.
+pub fn callback_name(id: u64) -> Option<&'static str> {
+    let i = usize::try_from(id.checked_sub(1)?).ok()?;
+    POLICY_CALLBACKS.get(i).copied()
+}
+
 /// Name and description capacities in [`PolicyOps`] (NUL-padded UTF-8).
 pub const POLICY_NAME_LEN: usize = 32;
 pub const POLICY_DESC_LEN: usize = 160;
@@ -198,7 +256,8 @@ pub struct PolicyServices {
     /// there is no room.
     pub dsq_create: unsafe extern "C" fn(dsq_id: u64) -> i32,
     /// Queue `p` at the tail (head with `ENQ_HEAD`) of `dsq_id`, with
-    /// `slice_ns` (0 keeps its slice). A bad id ends the run.
+    /// `slice_ns` (0 keeps its slice). A bad id, a task already in a queue
+    /// (`dsq_remove` it first) or one that is not runnable ends the run.
     pub dsq_insert:
         unsafe extern "C" fn(p: *mut PolicyTask, dsq_id: u64, slice_ns: u64, enq_flags: u64),
     /// Queue `p` in `dsq_id` ordered by `vtime` (user queues only).
@@ -391,6 +450,14 @@ const _: () = {
     assert!(offset_of!(PolicyServices, error) == 40 + 17 * 8);
     assert!(size_of::<PolicyServices>() == 40 + 18 * 8);
     assert!(DSQ_LOCAL_ON & DSQ_LOCAL_CPU_MASK == 0);
+    // One name per callback pointer, ids in table order.
+    assert!(POLICY_CALLBACKS.len() == 20);
+    assert!(offset_of!(PolicyOps, enqueue) == 224 + (CB_ENQUEUE as usize - 1) * 8);
+    assert!(offset_of!(PolicyOps, dispatch) == 224 + (CB_DISPATCH as usize - 1) * 8);
+    assert!(offset_of!(PolicyOps, init_task) == 224 + (CB_INIT_TASK as usize - 1) * 8);
+    assert!(offset_of!(PolicyOps, cpu_online) == 224 + (CB_CPU_ONLINE as usize - 1) * 8);
+    assert!(offset_of!(PolicyOps, exit) == 224 + (CB_EXIT as usize - 1) * 8);
+    assert!(offset_of!(PolicyOps, init) == 224 + (CB_INIT as usize - 1) * 8);
 };
 
 #[cfg(test)]
@@ -434,6 +501,17 @@ mod tests {
         );
         assert!(PolicyServices::check_header(POLICY_SERVICES_MAGIC, 1, size - 8).is_err());
         assert!(PolicyServices::check_header(0, 1, size).is_err());
+    }
+
+    #[test]
+    fn callback_ids_name_the_table_s_callbacks() {
+        assert_eq!(callback_name(0), None);
+        assert_eq!(callback_name(u64::from(CB_SELECT_CPU)), Some("select_cpu"));
+        assert_eq!(callback_name(u64::from(CB_ENQUEUE)), Some("enqueue"));
+        assert_eq!(callback_name(u64::from(CB_DISPATCH)), Some("dispatch"));
+        assert_eq!(callback_name(20), Some("exit"));
+        assert_eq!(callback_name(21), None);
+        assert_eq!(callback_name(u64::MAX), None);
     }
 
     #[test]

@@ -10,8 +10,12 @@
 //! What the core adds for an image policy:
 //! - `p.slice_ns` is consumed as the task runs; at 0 the tick preempts it
 //!   (sched_ext's slice), and `SLICE_INF` never runs out;
-//! - after `enqueue` a task must be in a queue: a policy that loses one
-//!   ends the run naming the task;
+//! - after `enqueue` a task must be in exactly one queue: a policy that
+//!   loses one, queues one twice, or queues a task that is not runnable
+//!   ends the run naming the task and the callback;
+//! - every callback runs inside [`callback::call`], which tells the
+//!   exception stub and the host which callback the CPU is in (a fault
+//!   there is the policy's; one that never returns is caught by the host);
 //! - ids, CPUs and tasks a policy passes to a service are checked, and a
 //!   bad one ends the run naming the service.
 //!
@@ -19,17 +23,24 @@
 //! services reach the core's state through the context of the callback in
 //! progress ([`CTX`]), which is only set while one runs.
 
+mod callback;
+
 use super::policy::{Ctx, PolicyFields, TaskInfo};
 use crate::global::Global;
 use crate::percpu;
 use abi::kstate::{TASK_RUNNABLE, TASK_RUNNING, TASK_SLEEPING};
 use abi::memmap::{MAX_CPUS, MAX_TASKS, POLICY_LOAD_ADDR};
 use abi::policy::{
+    CB_CPU_ONLINE, CB_DISPATCH, CB_ENABLE, CB_ENQUEUE, CB_EXIT, CB_EXIT_TASK, CB_INIT,
+    CB_INIT_TASK, CB_QUIESCENT, CB_RUNNABLE, CB_RUNNING, CB_SELECT_CPU, CB_STOPPING, CB_TICK,
+};
+use abi::policy::{
     DSQ_FLAG_BUILTIN, DSQ_FLAG_LOCAL_ON, DSQ_GLOBAL, DSQ_INVALID, DSQ_LOCAL, DSQ_LOCAL_CPU_MASK,
     DSQ_LOCAL_ON, ENQ_HEAD, ENQ_NEW, ENQ_WAKEUP, KICK_PREEMPT, POLICY_ABI_VERSION,
     POLICY_CPU_DATA_SIZE, POLICY_SERVICES_MAGIC, PolicyOps, PolicyServices, PolicyTask, SLICE_DFL,
     SLICE_INF,
 };
+use callback::call;
 use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use policies::{Cpu, DsqId, MAX_CUSTOM_DSQS, Slot};
 
@@ -114,20 +125,15 @@ fn ops() -> &'static PolicyOps {
     unsafe { &*OPS.load(Ordering::Relaxed) }
 }
 
-/// End the run for something the policy did: "policy NAME: what".
+/// End the run for something the policy did: "policy NAME: in CALLBACK:
+/// what" (the callback this CPU is in, if any).
 fn policy_error(what: &[u8]) -> ! {
-    let name = ops().name_str().as_bytes();
-    let mut buf = [0u8; 192];
-    let mut n = 0;
-    for part in [b"policy " as &[u8], name, b": ", what] {
-        for &b in part {
-            if n < buf.len() {
-                buf[n] = b;
-                n += 1;
-            }
-        }
-    }
-    super::fail_run(&buf[..n])
+    let what = core::str::from_utf8(what).unwrap_or("(a message that is not UTF-8)");
+    callback::fail(
+        ops().name_str(),
+        callback::current(),
+        format_args!("{what}"),
+    )
 }
 
 fn views() -> &'static mut [PolicyTask; MAX_TASKS] {
@@ -219,6 +225,19 @@ fn resolve(id: u64, p: Option<&PolicyTask>) -> DsqId {
     policy_error(b"named a dispatch queue that does not exist (create it with dsq_create)")
 }
 
+/// A queue in words, for messages.
+struct QueueName(DsqId);
+
+impl core::fmt::Display for QueueName {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            DsqId::Global => f.write_str("the global queue"),
+            DsqId::Local(c) => write!(f, "CPU {c}'s local queue"),
+            d => write!(f, "queue {}", unresolve(d)),
+        }
+    }
+}
+
 fn unresolve(d: DsqId) -> u64 {
     match d {
         DsqId::Global => DSQ_GLOBAL,
@@ -255,6 +274,30 @@ fn insert(p: *mut PolicyTask, id: u64, slice: u64, vtime: Option<u64>, flags: u6
     let v = &mut views()[slot as usize];
     let d = resolve(id, Some(v));
     let c = ctx();
+    let cb = callback::current();
+    if v.pid == 0 || v.state != TASK_RUNNABLE {
+        callback::fail(
+            ops().name_str(),
+            cb,
+            format_args!(
+                "queued task pid {} (slot {slot}), which is not runnable (state {}): only a \
+                 task being enqueued or already queued can be",
+                v.pid, v.state
+            ),
+        );
+    }
+    if let Some(held) = c.dsqs.queued_in(slot) {
+        callback::fail(
+            ops().name_str(),
+            cb,
+            format_args!(
+                "queued task pid {} (slot {slot}) twice: it is already in {} (dsq_remove \
+                 it first)",
+                v.pid,
+                QueueName(held)
+            ),
+        );
+    }
     if let DsqId::Local(cpu) = d
         && v.cpus_allowed & (1u64 << cpu) == 0
     {
@@ -434,14 +477,14 @@ pub fn load(info: &abi::boot::BootInfo) -> Result<(), &'static str> {
     if let Some(init) = ops().init {
         // SAFETY: a callback of the checked table (the host checked it
         // points into the image); services outlive the run.
-        if unsafe { init(svc) } != 0 {
+        if call(CB_INIT, || unsafe { init(svc) }) != 0 {
             policy_error(b"init refused to start");
         }
     }
     if let Some(online) = ops().cpu_online {
         for cpu in 0..info.cpu_count {
             // SAFETY: as above.
-            unsafe { online(cpu) }
+            call(CB_CPU_ONLINE, || unsafe { online(cpu) })
         }
     }
     Ok(())
@@ -453,7 +496,7 @@ pub fn load(info: &abi::boot::BootInfo) -> Result<(), &'static str> {
 pub fn exit(code: i64) {
     if let Some(f) = ops().exit {
         // SAFETY: a callback of the checked table; it takes no pointer.
-        unsafe { f(code) }
+        call(CB_EXIT, || unsafe { f(code) })
     }
 }
 
@@ -478,13 +521,13 @@ impl super::policy::Policy for ImagePolicy {
         with(c, || {
             if let Some(f) = ops().init_task {
                 // SAFETY: a checked callback; v is a live view.
-                if unsafe { f(v) } != 0 {
+                if call(CB_INIT_TASK, || unsafe { f(v) }) != 0 {
                     policy_error(b"init_task refused a task");
                 }
             }
             if let Some(f) = ops().enable {
                 // SAFETY: as above.
-                unsafe { f(v) }
+                call(CB_ENABLE, || unsafe { f(v) })
             }
         })
     }
@@ -495,7 +538,7 @@ impl super::policy::Policy for ImagePolicy {
         with(c, || {
             if let Some(f) = ops().exit_task {
                 // SAFETY: a checked callback; v is a live view.
-                unsafe { f(v) }
+                call(CB_EXIT_TASK, || unsafe { f(v) })
             }
         });
         views()[t.slot as usize].pid = 0;
@@ -506,7 +549,7 @@ impl super::policy::Policy for ImagePolicy {
         let nr = c.nr_cpus;
         let cpu = with(c, || match ops().select_cpu {
             // SAFETY: a checked callback; v is a live view.
-            Some(f) => unsafe { f(v, prev, 0) },
+            Some(f) => call(CB_SELECT_CPU, || unsafe { f(v, prev, 0) }),
             None => select_cpu_dfl(t, prev),
         });
         if cpu >= nr {
@@ -518,21 +561,35 @@ impl super::policy::Policy for ImagePolicy {
     fn enqueue(&mut self, c: &mut Ctx<'_>, t: &TaskInfo, flags: u32) {
         let v = sync(t, TASK_RUNNABLE);
         let flags = u64::from(flags);
+        let queued_before = c.dsqs.queued_in(t.slot).is_some();
         with(c, || {
             if flags & (ENQ_WAKEUP | ENQ_NEW) != 0
                 && let Some(f) = ops().runnable
             {
                 // SAFETY: a checked callback; v is a live view.
-                unsafe { f(v, flags) }
+                call(CB_RUNNABLE, || unsafe { f(v, flags) })
+            }
+            if queued_before {
+                // Queued by select_cpu already (sched_ext's direct
+                // dispatch): enqueue is skipped, as there.
+                return;
             }
             match ops().enqueue {
                 // SAFETY: as above.
-                Some(f) => unsafe { f(v, flags) },
+                Some(f) => call(CB_ENQUEUE, || unsafe { f(v, flags) }),
                 None => insert(v, DSQ_GLOBAL, SLICE_DFL, None, flags),
             }
         });
         if c.dsqs.queued_in(t.slot).is_none() {
-            policy_error(b"lost a task: after enqueue it is in no dispatch queue");
+            callback::fail(
+                ops().name_str(),
+                CB_ENQUEUE,
+                format_args!(
+                    "lost task pid {} (slot {}): after enqueue it is in no dispatch queue \
+                     (every runnable task must be queued: dsq_insert it)",
+                    t.pid, t.slot
+                ),
+            );
         }
     }
 
@@ -542,7 +599,7 @@ impl super::policy::Policy for ImagePolicy {
         with(c, || {
             if let Some(f) = ops().dispatch {
                 // SAFETY: a checked callback.
-                unsafe { f(cpu, core::ptr::null_mut()) }
+                call(CB_DISPATCH, || unsafe { f(cpu, core::ptr::null_mut()) })
             }
         });
         DISPATCH_CPU.store(u64::MAX, Ordering::Relaxed);
@@ -560,7 +617,7 @@ impl super::policy::Policy for ImagePolicy {
         with(c, || {
             if let Some(f) = ops().running {
                 // SAFETY: a checked callback; v is a live view.
-                unsafe { f(v) }
+                call(CB_RUNNING, || unsafe { f(v) })
             }
         })
     }
@@ -576,11 +633,11 @@ impl super::policy::Policy for ImagePolicy {
         with(c, || {
             if let Some(f) = ops().stopping {
                 // SAFETY: a checked callback; v is a live view.
-                unsafe { f(v, u32::from(runnable)) }
+                call(CB_STOPPING, || unsafe { f(v, u32::from(runnable)) })
             }
             if !runnable && let Some(f) = ops().quiescent {
                 // SAFETY: as above.
-                unsafe { f(v, 0) }
+                call(CB_QUIESCENT, || unsafe { f(v, 0) })
             }
         })
     }
@@ -591,7 +648,7 @@ impl super::policy::Policy for ImagePolicy {
         with(c, || {
             if let Some(f) = ops().tick {
                 // SAFETY: a checked callback; v is a live view.
-                unsafe { f(v) }
+                call(CB_TICK, || unsafe { f(v) })
             }
         });
         // SAFETY: v is this slot's view.

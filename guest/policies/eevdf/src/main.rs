@@ -183,6 +183,7 @@ impl Eevdf {
         if pick != head
             && let Some(p) = policy_sdk::task_of_slot(pick as u32)
         {
+            dsq::remove(p);
             dsq::insert(p, q, 0, ENQ_HEAD);
         }
     }

@@ -4,6 +4,7 @@
 
 use super::Core;
 use crate::{ENQ_HEAD, ENQ_PREEMPT, KICK_PREEMPT, PolicyServices, SLICE_DFL, Task};
+use abi::kstate::TASK_RUNNABLE;
 use abi::memmap::MAX_TASKS;
 use abi::policy::{DSQ_INVALID, POLICY_ABI_VERSION, POLICY_SERVICES_MAGIC};
 use core::sync::atomic::{AtomicPtr, Ordering};
@@ -62,6 +63,13 @@ pub(super) fn insert(p: *mut Task, id: u64, slice: u64, vtime: Option<u64>, flag
     let s = slot_of(p);
     let c = core();
     let d = resolve(id, Some(c.views[s as usize].cpu));
+    // As the kernel's: a task goes into one queue, once.
+    if c.views[s as usize].state != TASK_RUNNABLE {
+        policy_error("queued a task that is not runnable");
+    }
+    if c.dsqs.queued_in(s).is_some() {
+        policy_error("queued a task twice (dsq_remove it first)");
+    }
     let v = &mut c.views[s as usize];
     if let DsqId::Local(cpu) = d
         && v.cpus_allowed & (1u64 << cpu) == 0

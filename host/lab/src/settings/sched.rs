@@ -29,6 +29,10 @@ pub struct SchedArgs {
     /// TEST ONLY: the pid the `starve` policy never runs.
     #[arg(long, value_name = "PID", hide = true)]
     pub starve_pid: Option<u32>,
+    /// TEST ONLY: the argument a policy image reads (`policy_sdk::arg()`);
+    /// the test-only `hostile` image picks its misbehaviour by it.
+    #[arg(long, value_name = "N", hide = true)]
+    pub policy_arg: Option<u32>,
     /// LAPIC timer ticks per second on every vCPU (1..5000): preemption and
     /// the scheduler's clock.
     #[arg(
@@ -125,7 +129,7 @@ impl SchedArgs {
                     "--starve-pid only applies to the test-only policy `starve`",
                 ));
             }
-            (false, None) => 0,
+            (false, None) => self.policy_arg.unwrap_or(0),
         };
         Ok(SchedSettings {
             cpus: self.cpus as u32,

@@ -5,6 +5,8 @@
 //!   by every tick, switch and idle wake-up) stops moving; detected by
 //!   `analysis::StallDetector` over the samples.
 //! - Starvation: a runnable task that has waited for a CPU too long.
+//! - A hung policy callback: one that has used its budget of its vCPU's
+//!   CPU time without returning (`monitor::budget`).
 //!
 //! Guest timestamps are guest TSC ticks. Under PVM they equal the host's,
 //! but on a VMX/SVM host KVM offsets the guest TSC, so the monitor learns
@@ -54,6 +56,17 @@ pub enum Alarm {
         cpu: u32,
         waited_ns: u64,
         limit_ns: u64,
+    },
+    /// A policy-image callback ran past its budget on `cpu` (see
+    /// `monitor::budget`): `cpu_ns` of the vCPU's CPU time since it was
+    /// first seen, `elapsed_ns` of guest time since it began.
+    PolicyHung {
+        cpu: u32,
+        pid: u32,
+        callback: &'static str,
+        cpu_ns: u64,
+        elapsed_ns: u64,
+        budget_ns: u64,
     },
 }
 
@@ -115,6 +128,29 @@ impl Alarm {
                 ms(waited_ns),
                 ms(limit_ns)
             ),
+            Alarm::PolicyHung {
+                cpu,
+                pid,
+                callback,
+                cpu_ns,
+                elapsed_ns,
+                budget_ns,
+            } => {
+                let at = at.map(|a| format!(" {a}")).unwrap_or_default();
+                let running = if pid == 0 {
+                    "the CPU was idle".to_string()
+                } else {
+                    format!("pid {pid} was running")
+                };
+                format!(
+                    "in {callback}: hung on CPU {cpu}{at}: the callback ran {} ({} of its \
+                     vCPU's CPU time) without returning, over the {} budget of a policy \
+                     callback ({running})",
+                    ms(elapsed_ns),
+                    ms(cpu_ns),
+                    ms(budget_ns)
+                )
+            }
         }
     }
 
@@ -122,6 +158,7 @@ impl Alarm {
         match self {
             Alarm::Stall { .. } => "stall",
             Alarm::Starved { .. } => "starvation",
+            Alarm::PolicyHung { .. } => "policy_budget",
         }
     }
 }

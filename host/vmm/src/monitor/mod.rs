@@ -10,6 +10,7 @@
 //! dropped; both are reported, never silently lost, and dropped events
 //! make the verdict inconclusive.
 
+pub mod budget;
 pub mod events;
 pub mod live;
 pub mod samples;
@@ -22,6 +23,7 @@ use abi::kstate::{
 };
 use abi::memmap::MAX_TASKS;
 use analysis::{CpuSample, StallDetector};
+use budget::BudgetWatch;
 use events::{DrainStats, EventDrain};
 use live::{Alarm, GuestClock};
 use samples::SampleStore;
@@ -73,6 +75,9 @@ pub struct MonitorConfig {
     pub stall_threshold_ns: u64,
     /// None = no starvation check.
     pub max_wait_ns: Option<u64>,
+    /// How long a policy-image callback may run (vCPU CPU time) before the
+    /// run ends as hung; None = not watched (no policy image).
+    pub policy_budget_ns: Option<u64>,
 }
 
 /// The `monitor` object of the report.
@@ -131,6 +136,7 @@ pub struct MonitorData {
 pub struct Monitor {
     stop: Arc<AtomicBool>,
     alarm: Arc<OnceLock<Alarm>>,
+    vcpu_clocks: Arc<OnceLock<Vec<libc::clockid_t>>>,
     handle: Option<JoinHandle<MonitorData>>,
 }
 
@@ -138,15 +144,29 @@ impl Monitor {
     pub fn start(view: KstateView, cfg: MonitorConfig) -> std::io::Result<Monitor> {
         let stop = Arc::new(AtomicBool::new(false));
         let alarm = Arc::new(OnceLock::new());
-        let (s, a) = (stop.clone(), alarm.clone());
+        let vcpu_clocks = Arc::new(OnceLock::new());
+        let (s, a, c) = (stop.clone(), alarm.clone(), vcpu_clocks.clone());
         let handle = std::thread::Builder::new()
             .name("monitor".into())
-            .spawn(move || Sampler::new(view, cfg, a).run(&s))?;
+            .spawn(move || {
+                let mut sampler = Sampler::new(view, cfg, a);
+                sampler.vcpu_clocks = c;
+                sampler.run(&s)
+            })?;
         Ok(Monitor {
             stop,
             alarm,
+            vcpu_clocks,
             handle: Some(handle),
         })
+    }
+
+    /// The vCPU threads' CPU-time clocks (`pthread_getcpuclockid`), by
+    /// vCPU, once they exist: the policy callback budget is counted in
+    /// them. Until then (and for a clock that cannot be read) no callback
+    /// is called hung.
+    pub fn set_vcpu_clocks(&self, clocks: Vec<libc::clockid_t>) {
+        let _ = self.vcpu_clocks.set(clocks);
     }
 
     /// The live check that fired, if one has.
@@ -274,6 +294,9 @@ struct Sampler {
     data: MonitorData,
     clock: GuestClock,
     stalls: StallDetector,
+    budget: Option<BudgetWatch>,
+    /// See [`Monitor::set_vcpu_clocks`].
+    vcpu_clocks: Arc<OnceLock<Vec<libc::clockid_t>>>,
     first_sweep: Option<Instant>,
     last_sweep: Option<Instant>,
     /// Set by [`ManualMonitor`]: the host TSC to use instead of rdtsc.
@@ -288,6 +311,10 @@ impl Sampler {
             drain: EventDrain::new(cfg.cpus, MAX_EVENTS),
             samples: SampleStore::new(cfg.cpus, MAX_SAMPLES),
             stalls: StallDetector::new(cfg.cpus, cfg.stall_threshold_ns, cfg.tsc_khz),
+            budget: cfg
+                .policy_budget_ns
+                .map(|b| BudgetWatch::new(cfg.cpus, b, cfg.tsc_khz)),
+            vcpu_clocks: Arc::new(OnceLock::new()),
             view,
             cfg,
             alarm,
@@ -406,8 +433,36 @@ impl Sampler {
                     stalled_ns,
                 });
             }
+            if let Some(a) = self.check_budget(cpu, host_tsc, r.current_pid) {
+                self.raise(a);
+            }
             self.samples.push(sample);
         }
+    }
+
+    /// A policy callback on `cpu` past its budget (see [`budget`]).
+    fn check_budget(&mut self, cpu: u32, host_tsc: u64, pid: u32) -> Option<Alarm> {
+        let budget_ns = self.cfg.policy_budget_ns?;
+        let watch = self.budget.as_mut()?;
+        let (manual, khz, clocks) = (self.manual_tsc, self.cfg.tsc_khz, &self.vcpu_clocks);
+        // The manual monitor has no vCPU threads: its vCPUs run all the
+        // time the caller says passes.
+        let cpu_ns = || match manual {
+            Some(t) => Some(live::ticks_to_ns(t, khz)),
+            None => clocks
+                .get()?
+                .get(cpu as usize)
+                .and_then(|&c| budget::thread_cpu_ns(c)),
+        };
+        let o = watch.observe(&self.view, cpu, self.clock.guest(host_tsc), cpu_ns)?;
+        Some(Alarm::PolicyHung {
+            cpu,
+            pid,
+            callback: o.callback,
+            cpu_ns: o.cpu_ns,
+            elapsed_ns: o.elapsed_ns,
+            budget_ns,
+        })
     }
 
     fn scan_tasks(&mut self) {
@@ -520,6 +575,7 @@ mod tests {
             tsc_khz: crate::vm::machine::measure_tsc_khz(),
             stall_threshold_ns: 30_000_000,
             max_wait_ns: Some(20_000_000),
+            policy_budget_ns: None,
         }
     }
 
@@ -640,6 +696,7 @@ mod tests {
                 tsc_khz: khz,
                 stall_threshold_ns: 10_000,
                 max_wait_ns: None,
+                policy_budget_ns: None,
             },
         );
         put_cpu(

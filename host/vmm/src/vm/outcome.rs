@@ -5,7 +5,68 @@ use super::vcpu::{FaultFrame, VcpuEnd, VcpuReport};
 use crate::exit::{ErrorKind, Failure};
 use crate::symbols::Symbolizer;
 use abi::boot::{EXIT_BOOT_ERROR, EXIT_DONE, EXIT_PANIC};
+use abi::memmap::{POLICY_LOAD_ADDR, POLICY_MAX_SIZE};
 use abi::x86::exception_name;
+
+/// The policy image a run loaded, and the callback the failing vCPU was
+/// in when it ended (from its `CpuRecord::policy_callback`; None outside
+/// one or when unreadable).
+#[derive(Debug, Clone, Copy)]
+pub struct PolicyAt<'a> {
+    pub name: &'a str,
+    pub callback: Option<&'static str>,
+}
+
+/// The failure a vCPU's end stands for, with the blame put where it
+/// belongs: a fault while a policy callback runs, or in the policy's own
+/// code, is the policy's (a policy image is untrusted code), and so is an
+/// `error` the policy raised (its text starts "policy NAME:"). Their
+/// message starts "policy NAME: in CALLBACK:" so the report's first line
+/// names both; the kind and exit code stay those of the guest's end (70).
+pub fn failure_with_policy(
+    r: &VcpuReport,
+    sym: &Symbolizer,
+    guest_error: Option<&str>,
+    policy: Option<PolicyAt<'_>>,
+) -> Option<Failure> {
+    let f = failure_for(r, sym, guest_error)?;
+    let Some(p) = policy else {
+        return Some(f);
+    };
+    let prefix = format!("policy {}: ", p.name);
+    match &r.end {
+        VcpuEnd::Fault {
+            frame: Ok(frame),
+            cr2,
+            ..
+        } => {
+            let in_policy = frame.rip.wrapping_sub(POLICY_LOAD_ADDR) < POLICY_MAX_SIZE;
+            if p.callback.is_none() && !in_policy {
+                return Some(f);
+            }
+            let during = match p.callback {
+                Some(cb) => format!("in {cb}: "),
+                None => String::new(),
+            };
+            Some(Failure::new(
+                f.kind,
+                format!(
+                    "{prefix}{during}{} (vCPU {}; the run was ended)",
+                    fault_words(frame, *cr2, sym),
+                    r.cpu
+                ),
+            ))
+        }
+        VcpuEnd::Exit(EXIT_PANIC) => match guest_error {
+            Some(t) if t.starts_with(&prefix) => Some(Failure::new(
+                f.kind,
+                format!("{t} (vCPU {}; the run was ended)", r.cpu),
+            )),
+            _ => Some(f),
+        },
+        _ => Some(f),
+    }
+}
 
 /// The failure a vCPU's end stands for, or None for a clean EXIT_DONE or a
 /// host stop. `guest_error` is the last error text the guest sent (panic
@@ -131,13 +192,18 @@ pub fn failure_for(r: &VcpuReport, sym: &Symbolizer, guest_error: Option<&str>) 
 /// "guest fault on vCPU 0: #UD invalid opcode at rip 0x40012a in
 /// op_spin::trigger_fault+0x12 (operation spin), CPL3, rsp 0x..., error code 0"
 pub fn fault_message(cpu: u32, f: &FaultFrame, cr2: u64, sym: &Symbolizer) -> String {
+    format!("guest fault on vCPU {cpu}: {}", fault_words(f, cr2, sym))
+}
+
+/// "#PF page fault at rip ... in FUNCTION (policy p), CPL3, ...".
+fn fault_words(f: &FaultFrame, cr2: u64, sym: &Symbolizer) -> String {
     let name = if f.vector < 32 {
         exception_name(f.vector).to_string()
     } else {
         format!("vector {}", f.vector)
     };
     let mut m = format!(
-        "guest fault on vCPU {cpu}: {name} at rip {:#x} {}, CPL{}, rsp {:#x}, error code {:#x}",
+        "{name} at rip {:#x} {}, CPL{}, rsp {:#x}, error code {:#x}",
         f.rip,
         sym.locate(f.rip),
         f.cs & 3,

@@ -6,7 +6,7 @@
 
 use super::hoststat::HostTime;
 use super::machine::{Machine, MachineSpec, open_kvm};
-use super::outcome::failure_for;
+use super::outcome::{PolicyAt, failure_with_policy};
 use super::setup::SchedBoot;
 use super::vcpu::{self, VcpuReport};
 use crate::exit::{ErrorKind, Failure};
@@ -219,6 +219,7 @@ fn run_inner(req: &RunRequest<'_>, out: &mut RunOutcome) -> Result<(), Failure> 
         }
     }
     drop(tx);
+    monitor.set_vcpu_clocks(threads.iter().flatten().filter_map(cpu_clock).collect());
     out.timing.vm_create_us = Some(t0.elapsed().as_micros() as u64);
 
     let mem = machine.ram.memory();
@@ -289,7 +290,11 @@ fn run_inner(req: &RunRequest<'_>, out: &mut RunOutcome) -> Result<(), Failure> 
                     out.finished = true;
                     check_state_agrees(mem, out);
                 }
-                failure_for(r, &sym, last_error)
+                let policy = Some(PolicyAt {
+                    name: req.policy.name(),
+                    callback: callback_of(mem, r.cpu),
+                });
+                failure_with_policy(r, &sym, last_error, policy)
             }
             None => Some(Failure::host("every vCPU thread ended without a report")),
         },
@@ -311,7 +316,7 @@ fn run_inner(req: &RunRequest<'_>, out: &mut RunOutcome) -> Result<(), Failure> 
         )),
         Ending::Deadline => Some(deadline_failure(&req.spec, &reports, &sym)),
         Ending::Alarm(a) => {
-            out.ended_early = Some(early_end(a, &reports, &sym));
+            out.ended_early = Some(early_end(a, &reports, &sym, req.policy));
             None
         }
         Ending::Interrupted(sig) => {
@@ -347,6 +352,15 @@ enum Ending {
     Interrupted(Signal),
 }
 
+/// A thread's CPU-time clock (for the policy callback budget).
+fn cpu_clock(h: &std::thread::JoinHandle<()>) -> Option<libc::clockid_t> {
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: the thread is alive (joined only after the monitor stops);
+    // pthread_getcpuclockid only writes the clock id we pass.
+    let rc = unsafe { libc::pthread_getcpuclockid(h.as_pthread_t(), &mut clock) };
+    (rc == 0).then_some(clock)
+}
+
 fn start_monitor(machine: &Machine, s: &RunSpec) -> Result<Monitor, Failure> {
     let view = KstateView::of_ram(machine.ram.clone())
         .ok_or_else(|| Failure::host("guest RAM does not cover the kernel-state area"))?;
@@ -356,14 +370,26 @@ fn start_monitor(machine: &Machine, s: &RunSpec) -> Result<Monitor, Failure> {
         tsc_khz: machine.tsc_khz,
         stall_threshold_ns: s.stall_threshold_ns,
         max_wait_ns: s.max_wait_ns,
+        // Every run runs a policy image, whose callbacks have a budget.
+        policy_budget_ns: Some(abi::policy::POLICY_CALLBACK_BUDGET_NS),
     };
     Monitor::start(view, cfg)
         .map_err(|e| Failure::host(format!("cannot start the monitor thread: {e}")))
 }
 
-/// Name what the monitor saw; for a stall, say where the stalled vCPU was
-/// when it was stopped (its thread read its registers on the way out).
-fn early_end(a: Alarm, reports: &[VcpuReport], sym: &Symbolizer) -> EarlyEnd {
+/// Name what the monitor saw; for a stall or a hung policy callback, say
+/// where the vCPU was when it was stopped (its thread read its registers
+/// on the way out).
+fn early_end(a: Alarm, reports: &[VcpuReport], sym: &Symbolizer, policy: &PolicyImage) -> EarlyEnd {
+    if let Alarm::PolicyHung { cpu, .. } = a {
+        let at = rip_of(reports, cpu).map(|rip| format!("at rip {rip:#x} {}", sym.locate(rip)));
+        let name = policy.name();
+        return EarlyEnd {
+            alarm: a,
+            message: format!("policy {name}: {}", a.message(at.as_deref())),
+            stall: None,
+        };
+    }
     let Alarm::Stall {
         cpu,
         pid,
@@ -376,11 +402,7 @@ fn early_end(a: Alarm, reports: &[VcpuReport], sym: &Symbolizer) -> EarlyEnd {
             stall: None,
         };
     };
-    let rip = reports
-        .iter()
-        .find(|r| r.cpu == cpu)
-        .and_then(|r| r.regs.as_ref())
-        .map(|r| r.rip);
+    let rip = rip_of(reports, cpu);
     let at = rip.map(|rip| format!("at rip {rip:#x} {}", sym.locate(rip)));
     EarlyEnd {
         alarm: a,
@@ -393,6 +415,15 @@ fn early_end(a: Alarm, reports: &[VcpuReport], sym: &Symbolizer) -> EarlyEnd {
             function: rip.and_then(|r| sym.function(r)),
         }),
     }
+}
+
+/// Where vCPU `cpu` was when it was stopped, if its registers were read.
+fn rip_of(reports: &[VcpuReport], cpu: u32) -> Option<u64> {
+    reports
+        .iter()
+        .find(|r| r.cpu == cpu)
+        .and_then(|r| r.regs.as_ref())
+        .map(|r| r.rip)
 }
 
 fn deadline_failure(s: &RunSpec, reports: &[VcpuReport], sym: &Symbolizer) -> Failure {
@@ -469,6 +500,17 @@ fn run_state(mem: &GuestMemoryMmap) -> Option<u32> {
         Ordering::Acquire,
     )
     .ok()
+}
+
+/// The policy callback CPU `cpu` is in, as its kernel-state record says
+/// (None outside one, or for an id or CPU the record cannot have).
+fn callback_of(mem: &GuestMemoryMmap, cpu: u32) -> Option<&'static str> {
+    if cpu as usize >= abi::memmap::MAX_CPUS {
+        return None;
+    }
+    let at = abi::kstate::cpu_record_addr(cpu) + abi::kstate::CPU_RECORD_POLICY_CALLBACK_OFFSET;
+    let id: u64 = mem.load(GuestAddress(at), Ordering::Acquire).ok()?;
+    abi::policy::callback_name(id)
 }
 
 /// The port exit and the kernel-state flag are two signals of the same
