@@ -56,7 +56,10 @@ fn a_new_crate_builds_out_of_tree_and_a_stride_policy_in_it_passes() {
         assert!(dir.join(f).is_file(), "{f}: {}", r.stdout);
     }
 
-    // The template as written: a working round-robin with equal shares.
+    // The template as written: a working round-robin on two CPUs. Its
+    // shares are not asserted: on a busy 2-core host even `rr`'s 2-CPU
+    // shares fail often (the vCPUs lose ticks); a CPU left idle or a task
+    // left behind shows as an error or a failed wait, which are.
     cargo_build(&dir, &target);
     let r = schedlab(
         &[
@@ -74,19 +77,26 @@ fn a_new_crate_builds_out_of_tree_and_a_stride_policy_in_it_passes() {
         env,
     );
     let v: Value = json(&r);
+    assert_eq!(v["status"], "ok", "exit {}: {}\n{v}", r.code, r.stderr);
     assert_eq!(v["config"]["policy"], "stride", "{}", v["config"]);
     assert_eq!(v["config"]["shares_judged"], "equal", "{}", v["config"]);
-    // Inconclusive is this host's noise talking (its reasons say so);
-    // a fail or an error is the template's.
+    let checks = v["verdict"]["checks"].as_array().expect("checks");
+    let wait = checks
+        .iter()
+        .find(|c| c["name"] == "max_wait_ns")
+        .expect("the template promises bounded wait");
+    assert_eq!(wait["passed"], true, "{}", v["verdict"]);
+    let tasks = v["tasks"].as_array().expect("tasks");
+    assert_eq!(tasks.len(), 4, "{v}");
     assert!(
-        r.code == 0 || r.code == 2,
-        "exit {}: {}\n{}",
-        r.code,
-        r.stderr,
-        v["verdict"]
+        tasks.iter().all(|t| t["runtime_ns"].as_f64() > Some(0.0)),
+        "{v}"
     );
 
-    // What the user writes next: stride scheduling, weighted shares.
+    // What the user writes next: stride scheduling, weighted shares. A
+    // second, not the default 200 ms: task 0's ~30 slices in 200 ms put
+    // one slice (or the wall-clock time a host steal adds to a stride
+    // charge) at 3-5 % of its share, and 2 runs in 6 missed 5 % here.
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/stride_main.rs");
     std::fs::copy(&fixture, dir.join("src/main.rs")).expect("copy the fixture");
     cargo_build(&dir, &target);
@@ -99,6 +109,8 @@ fn a_new_crate_builds_out_of_tree_and_a_stride_policy_in_it_passes() {
             "3",
             "--weights",
             "1,2,4",
+            "--duration",
+            "1s",
             "--policy",
             text(&dir),
             "--json",
