@@ -8,7 +8,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 use clap::{FromArgMatches, Subcommand};
-use lab::{EXIT_CODES_HELP, code, compare, gauntlet, policies};
+use lab::{EXIT_CODES_HELP, code, compare, gauntlet, policies, policy_new};
 use std::process::ExitCode;
 
 const ABOUT: &str = "schedlab: a laboratory for CPU schedulers";
@@ -23,6 +23,9 @@ of guest memory. There is no Linux in the guest.";
 enum Tool {
     /// List the scheduling policies `--policy` accepts.
     Policies(policies::PoliciesArgs),
+    /// Make your own policy: `schedlab policy new NAME` writes a policy
+    /// crate that `--policy DIR` builds and runs.
+    Policy(policy_new::PolicyArgs),
     /// Compare two results (files or directories of result.json from
     /// --out): each metric's change and whether it regressed.
     #[command(after_help = compare::EXIT_CODES)]
@@ -86,6 +89,7 @@ fn dispatch() -> u8 {
         Some(op) => op.main(sub),
         None => match Tool::from_arg_matches(&m) {
             Ok(Tool::Policies(a)) => policies::main(&a),
+            Ok(Tool::Policy(a)) => policy_new::main(&a),
             Ok(Tool::Compare(a)) => compare::main(&a),
             Ok(Tool::Gauntlet(a)) => gauntlet::main(&a),
             Err(e) => {
@@ -101,7 +105,7 @@ mod tests {
     use super::*;
 
     /// Subcommands that are not operations (they start no VM).
-    const TOOL_SUBCOMMANDS: &[&str] = &["policies", "compare", "gauntlet"];
+    const TOOL_SUBCOMMANDS: &[&str] = &["policies", "policy", "compare", "gauntlet"];
 
     /// Subcommands named otherwise than the operation they run.
     const RENAMED_SUBCOMMANDS: &[(&str, &str)] = &[("run", "scenario")];

@@ -29,6 +29,7 @@ pub mod judge;
 pub mod operations;
 pub mod outputs;
 pub mod policies;
+pub mod policy_new;
 pub mod progress;
 pub mod report;
 pub mod run;
