@@ -167,3 +167,29 @@ fn a_policy_built_for_a_newer_abi_is_refused_before_any_vm_starts() {
     assert!(r.stderr.contains("PolicyOps table says"), "{}", r.stderr);
     assert!(r.took < WALL, "took {:?}", r.took);
 }
+
+/// A policy whose `init` refuses (CPU 0's boot, before any task) is
+/// reported with its own message, not as a broken message ring.
+#[test]
+fn an_init_that_refuses_is_reported_as_the_policys() {
+    let _vm = lock();
+    let r = schedlab(
+        &[
+            "spin",
+            "--policy",
+            &image("hostile"),
+            "--policy-arg",
+            "99",
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(r.code, 70, "{}", r.stderr);
+    let v = json(&r);
+    let msg = v["error"]["message"].as_str().expect("error.message");
+    assert!(
+        msg.starts_with("policy hostile: init refused to start"),
+        "{msg}"
+    );
+    assert!(r.took < WALL, "took {:?}", r.took);
+}

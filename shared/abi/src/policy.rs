@@ -174,6 +174,11 @@ pub struct PolicyTask {
     pub name: [u8; 16],
     /// Free for the policy.
     pub data: [u64; POLICY_TASK_DATA_WORDS],
+    /// CPU time the task has run in all, ns, as the core charged it at its
+    /// last tick or stop (time the host kept its vCPU waiting is not in
+    /// it): `p->se.sum_exec_runtime` in Linux. A policy's "ran this turn"
+    /// is this at `stopping` minus this at `running`.
+    pub runtime_ns: u64,
 }
 
 /// What a policy exports, first in its image. Every callback is optional.
@@ -433,7 +438,8 @@ pub const fn padded<const N: usize>(s: &str) -> [u8; N] {
 
 const _: () = {
     use core::mem::{offset_of, size_of};
-    assert!(size_of::<PolicyTask>() == 96);
+    assert!(size_of::<PolicyTask>() == 104);
+    assert!(offset_of!(PolicyTask, runtime_ns) == 96);
     assert!(offset_of!(PolicyTask, cpus_allowed) == 16);
     assert!(offset_of!(PolicyTask, slice_ns) == 24);
     assert!(offset_of!(PolicyTask, dsq_vtime) == 32);

@@ -60,6 +60,7 @@ static VIEWS: Global<[PolicyTask; MAX_TASKS]> = Global::new(
         reserved: 0,
         name: [0; 16],
         data: [0; abi::policy::POLICY_TASK_DATA_WORDS],
+        runtime_ns: 0,
     }; MAX_TASKS],
 );
 /// Per-CPU bytes the policy may use.
@@ -107,6 +108,8 @@ static SERVICES: Global<PolicyServices> = Global::new(PolicyServices {
 /// turn with (to consume it as the task runs).
 pub struct ImagePolicy {
     turn_slice: [u64; MAX_TASKS],
+    /// `runtime_ns` when the task started its turn.
+    turn_runtime: [u64; MAX_TASKS],
 }
 
 impl ImagePolicy {
@@ -114,6 +117,7 @@ impl ImagePolicy {
     pub const fn new() -> ImagePolicy {
         ImagePolicy {
             turn_slice: [0; MAX_TASKS],
+            turn_runtime: [0; MAX_TASKS],
         }
     }
 }
@@ -516,6 +520,7 @@ impl super::policy::Policy for ImagePolicy {
             (*v).slice_ns = slice_dfl();
             (*v).dsq_vtime = 0;
             (*v).data = [0; abi::policy::POLICY_TASK_DATA_WORDS];
+            (*v).runtime_ns = 0;
         }
         self.turn_slice[t.slot as usize] = 0;
         with(c, || {
@@ -614,6 +619,7 @@ impl super::policy::Policy for ImagePolicy {
             vr.slice_ns = slice_dfl();
         }
         self.turn_slice[t.slot as usize] = vr.slice_ns;
+        self.turn_runtime[t.slot as usize] = vr.runtime_ns;
         with(c, || {
             if let Some(f) = ops().running {
                 // SAFETY: a checked callback; v is a live view.
@@ -664,10 +670,12 @@ impl super::policy::Policy for ImagePolicy {
 }
 
 impl ImagePolicy {
-    /// Take what the task ran this turn off its slice.
+    /// Take what the task ran this turn off its slice, and add it to its
+    /// run time.
     fn consume(&mut self, v: *mut PolicyTask, slot: Slot, ran: u64) {
         // SAFETY: v is this slot's view.
         let v = unsafe { &mut *v };
+        v.runtime_ns = self.turn_runtime[slot as usize].saturating_add(ran);
         if v.slice_ns != SLICE_INF {
             v.slice_ns = self.turn_slice[slot as usize].saturating_sub(ran);
         }

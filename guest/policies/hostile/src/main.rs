@@ -48,6 +48,7 @@ impl Scheduler for Hostile {
         STARTED.store(policy_sdk::now_ns(), Ordering::Relaxed);
         match policy_sdk::arg() {
             BEHAVE..=UD_IN_TICK => 0,
+            // Anything else: refuse to start (tested too).
             _ => -1,
         }
     }

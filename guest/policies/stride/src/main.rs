@@ -11,7 +11,7 @@ use policy_sdk::{Scheduler, Shares, Task, dsq};
 
 /// The policy's own queue, ordered by pass.
 const QUEUE: u64 = 0;
-/// `data[0]`: when the task started running (ns).
+/// `data[0]`: its `runtime_ns` when it started running.
 const STARTED: usize = 0;
 
 struct Stride {
@@ -42,12 +42,14 @@ impl Scheduler for Stride {
     }
 
     fn running(&mut self, p: &mut Task) {
-        p.data[STARTED] = policy_sdk::now_ns();
+        p.data[STARTED] = p.runtime_ns;
         self.min_pass = self.min_pass.max(p.dsq_vtime);
     }
 
     fn stopping(&mut self, p: &mut Task, _runnable: bool) {
-        let ran = policy_sdk::now_ns().saturating_sub(p.data[STARTED]);
+        // CPU time, as the core charged it: a wait the host imposed on the
+        // vCPU is nobody's turn.
+        let ran = p.runtime_ns.saturating_sub(p.data[STARTED]);
         p.dsq_vtime += ran * 1024 / u64::from(p.weight.max(1));
     }
 }

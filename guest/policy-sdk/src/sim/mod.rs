@@ -75,6 +75,8 @@ struct Core {
     views: Box<[Task; MAX_TASKS]>,
     /// The slice each task started its turn with.
     turn_slice: Vec<u64>,
+    /// `runtime_ns` when the task started its turn (as the kernel's).
+    turn_runtime: Vec<u64>,
     infos: Vec<Info>,
     running: Vec<Option<Slot>>,
     now: u64,
@@ -119,6 +121,7 @@ impl Core {
     /// Take what the task ran this turn off its slice.
     fn consume(&mut self, s: Slot, ran: u64) {
         let v = &mut self.views[s as usize];
+        v.runtime_ns = self.turn_runtime[s as usize].saturating_add(ran);
         if v.slice_ns != SLICE_INF {
             v.slice_ns = self.turn_slice[s as usize].saturating_sub(ran);
         }
@@ -167,6 +170,7 @@ impl Harness {
             ids: DsqIds::new(),
             views: Box::new([Task::default(); MAX_TASKS]),
             turn_slice: vec![0; MAX_TASKS],
+            turn_runtime: vec![0; MAX_TASKS],
             infos: Vec::new(),
             running: vec![None; nr_cpus as usize],
             now: 0,
@@ -289,6 +293,7 @@ impl Harness {
         view.slice_ns = c.slice_ns;
         view.dsq_vtime = 0;
         view.data = [0; abi::policy::POLICY_TASK_DATA_WORDS];
+        view.runtime_ns = 0;
         c.turn_slice[s as usize] = 0;
         if let Some(f) = self.ops.init_task {
             // SAFETY: the policy's callback; v is this slot's live view.
@@ -412,6 +417,7 @@ impl Harness {
             view.slice_ns = c.slice_ns;
         }
         c.turn_slice[s as usize] = view.slice_ns;
+        c.turn_runtime[s as usize] = view.runtime_ns;
         if let Some(f) = self.ops.running {
             // SAFETY: the policy's callback; v is a live view.
             unsafe { f(v) }
