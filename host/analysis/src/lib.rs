@@ -24,8 +24,10 @@
 //! because a half-broken run is exactly when the report is needed most.
 #![forbid(unsafe_code)]
 
+mod clock_lag;
 mod metrics;
 pub mod replay;
+pub use clock_lag::ClockLag;
 mod stall;
 mod verdict;
 

@@ -118,7 +118,12 @@ fn a_new_crate_builds_out_of_tree_and_a_stride_policy_in_it_passes() {
         env,
     );
     let v: Value = json(&r);
-    assert_eq!(r.code, 0, "{}\n{}", r.stderr, v["verdict"]);
+    assert!(
+        passed_or_host_explained(&r, &v),
+        "{}\n{}",
+        r.stderr,
+        v["verdict"]
+    );
     assert_eq!(v["verdict"]["status"], "pass", "{}", v["verdict"]);
     assert_eq!(v["config"]["shares_judged"], "weighted", "{}", v["config"]);
     // --policy DIR found the ELF cargo made in CARGO_TARGET_DIR.

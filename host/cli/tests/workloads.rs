@@ -133,16 +133,6 @@ fn host_wait(v: &Value) -> f64 {
         .fold(0.0, f64::max)
 }
 
-/// The verdict calls the run inconclusive because the host's waits or a
-/// late tick can explain what failed (wall-time checks on this machine's
-/// PVM host: a halted vCPU's tick has arrived 20 ms late).
-fn host_explained(v: &Value) -> bool {
-    verdict(v) == "inconclusive"
-        && v["verdict"]["reasons"][0]
-            .as_str()
-            .is_some_and(|r| r.contains("the host, not the policy, may have caused it"))
-}
-
 #[test]
 fn periodic_with_defaults_activates_every_period() {
     let _vm = lock();

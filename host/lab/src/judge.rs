@@ -43,43 +43,12 @@ pub struct Judgement {
 }
 
 /// The longest a CPU went without hearing its timer during the window, in
-/// ns. Two views of it, the larger wins:
-/// - the host's: how far the CPU's last timer stamp (`irq_tsc`, stamped
-///   even when the scheduler must defer the tick, or `clock_tsc` at an
-///   idle wake-up) lagged behind a sample (idle CPUs and CPUs running a
-///   task; not one still booting);
-/// - the guest's: `max_irq_gap`, when it grew during the window -- it sees
-///   a freeze that stopped the host's monitor too (the whole host machine
-///   stalled), which no sample can.
-///
-/// Policy code cannot hold either back: it runs with interrupts on, and a
-/// tick that lands inside it is still stamped. So beyond a tick period the
-/// lag is time the host did not run the vCPU or deliver its timer,
-/// invisible to the host's run-queue accounting (on this PVM host: ticks
-/// to a halted vCPU 11-21 ms late, busy vCPUs frozen for 6-16 ms with no
-/// run-queue wait), and wall-time checks may be excused by it as by the
-/// host's run-queue waits. `samples` are in time order.
+/// ns (see [`analysis::ClockLag`], which the live monitor uses too).
+/// Beyond a tick period it is time the host took, and wall-time checks
+/// may be excused by it as by the host's run-queue waits. `samples` are in
+/// time order.
 pub fn clock_lag_ns(samples: &[CpuSample], tsc_khz: u64) -> u64 {
-    let sampled = samples
-        .iter()
-        .filter(|s| s.idle || s.current_pid != 0)
-        .map(|s| s.tsc.saturating_sub(s.clock_tsc.max(s.irq_tsc)))
-        .max()
-        .unwrap_or(0);
-    // Per CPU: the guest's longest gap at its first and last sample.
-    let mut gaps = std::collections::BTreeMap::<u32, (u64, u64)>::new();
-    for s in samples {
-        gaps.entry(s.cpu)
-            .and_modify(|g| g.1 = g.1.max(s.max_irq_gap))
-            .or_insert((s.max_irq_gap, s.max_irq_gap));
-    }
-    let grew = gaps
-        .values()
-        .filter(|(first, last)| last > first)
-        .map(|&(_, last)| last)
-        .max()
-        .unwrap_or(0);
-    analysis::ticks_to_ns(sampled.max(grew), tsc_khz)
+    analysis::ticks_to_ns(analysis::ClockLag::of(samples).ticks(), tsc_khz)
 }
 
 /// `[start, end]` in guest TSC: from the first spawn of a judged task (the
@@ -737,6 +706,7 @@ mod tests {
                 cpu: 0,
                 waited_ns: 150_000_000,
                 limit_ns: 100_000_000,
+                allowance_ns: 0,
             },
             message: "task 3 waited 150 ms runnable".into(),
             stall: None,

@@ -56,6 +56,9 @@ pub enum Alarm {
         cpu: u32,
         waited_ns: u64,
         limit_ns: u64,
+        /// Allowed beyond the limit: the longest a CPU went without its
+        /// timer (the host's doing) when the alarm was raised.
+        allowance_ns: u64,
     },
     /// A policy-image callback ran past its budget on `cpu` (see
     /// `monitor::budget`): `cpu_ns` of the vCPU's CPU time since it was
@@ -74,19 +77,27 @@ pub fn ticks_to_ns(ticks: u64, tsc_khz: u64) -> u64 {
     analysis::ticks_to_ns(ticks, tsc_khz)
 }
 
-/// A runnable task that has waited longer than `limit_ns`, at guest time
+/// A runnable task that has waited longer than `limit_ns` plus
+/// `allowance_ns` (time the host took from a CPU), at guest time
 /// `guest_now`. Free, garbage or future timestamps never fire.
-pub fn starved(r: &TaskRecord, guest_now: u64, limit_ns: u64, tsc_khz: u64) -> Option<Alarm> {
+pub fn starved(
+    r: &TaskRecord,
+    guest_now: u64,
+    limit_ns: u64,
+    allowance_ns: u64,
+    tsc_khz: u64,
+) -> Option<Alarm> {
     if r.pid == 0 || r.state != TASK_RUNNABLE || r.runnable_since_tsc == 0 {
         return None;
     }
     let waited = guest_now.checked_sub(r.runnable_since_tsc)?;
     let waited_ns = ticks_to_ns(waited, tsc_khz);
-    (waited_ns > limit_ns).then_some(Alarm::Starved {
+    (waited_ns > limit_ns.saturating_add(allowance_ns)).then_some(Alarm::Starved {
         pid: r.pid,
         cpu: r.cpu,
         waited_ns,
         limit_ns,
+        allowance_ns,
     })
 }
 
@@ -122,12 +133,23 @@ impl Alarm {
                 cpu,
                 waited_ns,
                 limit_ns,
-            } => format!(
-                "task {pid} waited {} runnable without getting a CPU (queued for CPU {cpu}; \
-                 --max-wait {}): the policy is not running it",
-                ms(waited_ns),
-                ms(limit_ns)
-            ),
+                allowance_ns,
+            } => {
+                let beyond = if allowance_ns > 0 {
+                    format!(
+                        ", plus the {} a CPU went without its timer: the host's doing",
+                        ms(allowance_ns)
+                    )
+                } else {
+                    String::new()
+                };
+                format!(
+                    "task {pid} waited {} runnable without getting a CPU (queued for CPU \
+                     {cpu}; --max-wait {}{beyond}): the policy is not running it",
+                    ms(waited_ns),
+                    ms(limit_ns)
+                )
+            }
             Alarm::PolicyHung {
                 cpu,
                 pid,
@@ -195,24 +217,34 @@ mod tests {
             ..Default::default()
         };
         let limit = 100_000_000;
-        assert_eq!(starved(&t, 1_000 + limit, limit, KHZ), None);
+        assert_eq!(starved(&t, 1_000 + limit, limit, 0, KHZ), None);
         assert_eq!(
-            starved(&t, 1_000 + limit + 1, limit, KHZ),
+            starved(&t, 1_000 + limit + 1, limit, 0, KHZ),
             Some(Alarm::Starved {
                 pid: 3,
                 cpu: 1,
                 waited_ns: limit + 1,
-                limit_ns: limit
+                limit_ns: limit,
+                allowance_ns: 0,
             })
         );
-        assert_eq!(starved(&t, 500, limit, KHZ), None, "since is in the future");
+        // A CPU the host froze for 107 ms: a 108 ms wait is its doing, a
+        // wait past the limit beyond that is the policy's.
+        let froze = 107_000_000;
+        assert_eq!(starved(&t, 1_000 + 108_000_000, limit, froze, KHZ), None);
+        assert!(starved(&t, 1_000 + limit + froze + 1, limit, froze, KHZ).is_some());
+        assert_eq!(
+            starved(&t, 500, limit, 0, KHZ),
+            None,
+            "since is in the future"
+        );
         let running = TaskRecord {
             state: abi::kstate::TASK_RUNNING,
             ..t
         };
-        assert_eq!(starved(&running, u64::MAX, limit, KHZ), None);
+        assert_eq!(starved(&running, u64::MAX, limit, 0, KHZ), None);
         let free = TaskRecord { pid: 0, ..t };
-        assert_eq!(starved(&free, u64::MAX, limit, KHZ), None);
+        assert_eq!(starved(&free, u64::MAX, limit, 0, KHZ), None);
     }
 
     #[test]
@@ -232,8 +264,22 @@ mod tests {
             cpu: 0,
             waited_ns: 101_000_000,
             limit_ns: 100_000_000,
+            allowance_ns: 0,
         };
         assert!(w.message(None).starts_with("task 5 waited 101 ms runnable"));
-        assert!(w.message(None).contains("--max-wait 100 ms"));
+        assert!(w.message(None).contains("--max-wait 100 ms)"));
+        let w = Alarm::Starved {
+            pid: 5,
+            cpu: 0,
+            waited_ns: 230_000_000,
+            limit_ns: 100_000_000,
+            allowance_ns: 107_000_000,
+        };
+        assert!(
+            w.message(None)
+                .contains("--max-wait 100 ms, plus the 107 ms a CPU went without its timer"),
+            "{}",
+            w.message(None)
+        );
     }
 }

@@ -294,6 +294,9 @@ struct Sampler {
     data: MonitorData,
     clock: GuestClock,
     stalls: StallDetector,
+    /// The longest any CPU went without its timer so far: time the host
+    /// took, which a wait is allowed beyond its limit (see `scan_tasks`).
+    lag: analysis::ClockLag,
     budget: Option<BudgetWatch>,
     /// See [`Monitor::set_vcpu_clocks`].
     vcpu_clocks: Arc<OnceLock<Vec<libc::clockid_t>>>,
@@ -320,6 +323,7 @@ impl Sampler {
             alarm,
             data,
             clock: GuestClock::default(),
+            lag: analysis::ClockLag::default(),
             first_sweep: None,
             last_sweep: None,
             manual_tsc: None,
@@ -422,6 +426,9 @@ impl Sampler {
                 cpu,
                 ..CpuSample::from_record(host_tsc, &r)
             };
+            if let Some(now) = self.clock.guest(host_tsc) {
+                self.lag.observe(&sample, now);
+            }
             // A clock of 0 has not started yet: nothing to judge.
             let stall = (r.clock_tsc != 0)
                 .then(|| self.stalls.observe(&sample))
@@ -472,6 +479,10 @@ impl Sampler {
         let Some(now) = self.clock.guest(self.host_tsc()) else {
             return;
         };
+        // A host that froze a vCPU (or delivered its timer late) made
+        // every task queued there wait as long, through no fault of the
+        // policy: the alarm allows that much beyond the limit.
+        let allowance = live::ticks_to_ns(self.lag.ticks(), self.cfg.tsc_khz);
         for slot in 0..MAX_TASKS as u32 {
             // One load per slot first: only a runnable task can be starved,
             // and most slots are free or running or blocked.
@@ -484,7 +495,7 @@ impl Sampler {
             }
             match seqlock::task_record(&self.view, slot) {
                 Ok(t) => {
-                    if let Some(a) = live::starved(&t, now, limit, self.cfg.tsc_khz) {
+                    if let Some(a) = live::starved(&t, now, limit, allowance, self.cfg.tsc_khz) {
                         self.raise(a);
                         return;
                     }
@@ -631,6 +642,10 @@ mod tests {
                 cpu: 0,
                 current_pid: 2,
                 clock_tsc: now,
+                // Its timer stamp never falls behind a sample: no time the
+                // host took, so no allowance beyond the limit (a record
+                // this test cannot keep ticking).
+                irq_tsc: u64::MAX,
                 online: 1,
                 ..Default::default()
             },
