@@ -3,34 +3,37 @@
 //!
 //! The CPU running it cannot tell (callbacks run under the scheduler lock
 //! with its tick deferred), so the core publishes in each `CpuRecord`
-//! which callback the CPU is in and the TSC it started at, and the
-//! monitor watches that here. A false alarm is a bug, and on this shared
-//! host a vCPU can be descheduled for tens of milliseconds in the middle
-//! of a microsecond callback: guest time alone would cry wolf. So the
-//! budget is counted in the vCPU thread's own CPU time (its
-//! `pthread_getcpuclockid` clock), from the first sweep that sees the
-//! callback still running a tenth of the budget after it began. A hung
-//! callback is then caught after about 1.1 budgets of CPU time, and one
-//! the host froze is never blamed for it.
+//! which callback the CPU is in and how many calls it has made (which
+//! call that is), and the monitor watches that here. A false alarm is a
+//! bug, and on this shared host a vCPU can be descheduled for tens of
+//! milliseconds in the middle of a microsecond callback: guest time alone
+//! would cry wolf. So the budget is counted in the vCPU thread's own CPU
+//! time (its `pthread_getcpuclockid` clock), from the first sweep that
+//! sees the same call still running a tenth of the budget after the sweep
+//! that first saw it. A hung callback is then caught after about 1.1-1.2
+//! budgets, and one the host froze is never blamed for it.
 
 use super::view::{KstateView, kstate_off};
 use abi::kstate::{
-    CPU_RECORD_POLICY_CALLBACK_OFFSET, CPU_RECORD_POLICY_CALLBACK_TSC_OFFSET, cpu_record_addr,
+    CPU_RECORD_POLICY_CALL_SEQ_OFFSET, CPU_RECORD_POLICY_CALLBACK_OFFSET, cpu_record_addr,
 };
 use std::sync::atomic::Ordering;
 
-/// One callback seen running long enough to be watched.
+/// One call seen running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Watch {
     id: u64,
-    since_tsc: u64,
-    /// The vCPU thread's CPU time when the watch began, ns.
-    cpu_ns0: u64,
+    seq: u64,
+    /// Guest TSC of the sweep that first saw it.
+    seen_tsc: u64,
+    /// The vCPU thread's CPU time when it had run a tenth of the budget
+    /// (None until then: the clock is a system call, kept off short calls).
+    cpu_ns0: Option<u64>,
 }
 
 /// A callback over its budget: which CPU, which callback, and for how
-/// long it has run (guest time since it began; the vCPU's CPU time since
-/// it was first seen).
+/// long it has run (guest time since a sweep first saw it, so at least
+/// that; the vCPU's CPU time since it was watched).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Overrun {
     pub cpu: u32,
@@ -59,7 +62,7 @@ impl BudgetWatch {
     /// Look at CPU `cpu`'s callback at guest TSC `guest_now`; `cpu_ns`
     /// reads its vCPU thread's CPU time (None: unknown, and then nothing
     /// is ever blamed). Every guest word is untrusted: ids this ABI does
-    /// not know, torn pairs and future timestamps are ignored.
+    /// not know and torn pairs are ignored.
     pub fn observe(
         &mut self,
         view: &KstateView,
@@ -70,42 +73,46 @@ impl BudgetWatch {
         let slot = self.watches.get_mut(cpu as usize)?;
         let base = kstate_off(cpu_record_addr(cpu));
         let id = view.load_u64(base + CPU_RECORD_POLICY_CALLBACK_OFFSET, Ordering::Acquire)?;
-        let since = view.load_u64(
-            base + CPU_RECORD_POLICY_CALLBACK_TSC_OFFSET,
-            Ordering::Acquire,
-        )?;
+        let seq = view.load_u64(base + CPU_RECORD_POLICY_CALL_SEQ_OFFSET, Ordering::Acquire)?;
         let again = view.load_u64(base + CPU_RECORD_POLICY_CALLBACK_OFFSET, Ordering::Acquire)?;
         let name = abi::policy::callback_name(id);
         let (Some(name), Some(now), true) = (name, guest_now, id == again) else {
             *slot = None;
             return None;
         };
-        let Some(elapsed) = now.checked_sub(since) else {
-            *slot = None;
-            return None;
+        let w = match *slot {
+            Some(w) if w.id == id && w.seq == seq => w,
+            // A new call (or the first look): watched from now.
+            _ => {
+                *slot = Some(Watch {
+                    id,
+                    seq,
+                    seen_tsc: now,
+                    cpu_ns0: None,
+                });
+                return None;
+            }
         };
-        let elapsed_ns = analysis::ticks_to_ns(elapsed, self.tsc_khz);
-        match *slot {
-            Some(w) if w.id == id && w.since_tsc == since => {
-                let ran = cpu_ns()?.saturating_sub(w.cpu_ns0);
+        let elapsed_ns = analysis::ticks_to_ns(now.saturating_sub(w.seen_tsc), self.tsc_khz);
+        match w.cpu_ns0 {
+            None if elapsed_ns >= self.budget_ns / 10 => {
+                // Still in it a tenth of the budget later: its CPU time
+                // counts from here (no clock, nothing is ever blamed).
+                *slot = Some(Watch {
+                    cpu_ns0: cpu_ns(),
+                    ..w
+                });
+                None
+            }
+            None => None,
+            Some(cpu_ns0) => {
+                let ran = cpu_ns()?.saturating_sub(cpu_ns0);
                 (ran >= self.budget_ns && elapsed_ns >= self.budget_ns).then_some(Overrun {
                     cpu,
                     callback: name,
                     elapsed_ns,
                     cpu_ns: ran,
                 })
-            }
-            _ if elapsed_ns >= self.budget_ns / 10 => {
-                *slot = cpu_ns().map(|cpu_ns0| Watch {
-                    id,
-                    since_tsc: since,
-                    cpu_ns0,
-                });
-                None
-            }
-            _ => {
-                *slot = None;
-                None
             }
         }
     }
@@ -131,11 +138,11 @@ mod tests {
     const KHZ: u64 = 1_000_000; // 1 tick = 1 ns
     const BUDGET: u64 = 10_000_000;
 
-    fn set(v: &KstateView, cpu: u32, id: u64, since: u64) {
+    fn set(v: &KstateView, cpu: u32, id: u64, seq: u64) {
         let base = kstate_off(cpu_record_addr(cpu));
         v.store_u64(
-            base + CPU_RECORD_POLICY_CALLBACK_TSC_OFFSET,
-            since,
+            base + CPU_RECORD_POLICY_CALL_SEQ_OFFSET,
+            seq,
             Ordering::Relaxed,
         );
         v.store_u64(
@@ -149,20 +156,18 @@ mod tests {
     fn a_callback_that_runs_past_the_budget_of_cpu_time_is_hung() {
         let v = KstateView::synthetic(KSTATE_END);
         let mut b = BudgetWatch::new(2, BUDGET, KHZ);
-        set(&v, 1, u64::from(abi::policy::CB_DISPATCH), 1_000);
-        // Too young to watch.
-        assert_eq!(b.observe(&v, 1, Some(1_000 + 500_000), || Some(0)), None);
-        // Watched from here, CPU clock at 5 ms.
+        set(&v, 1, u64::from(abi::policy::CB_DISPATCH), 41);
+        // First seen at 1 ms; too young for its CPU clock at 1.5 ms.
+        assert_eq!(b.observe(&v, 1, Some(1_000_000), || Some(0)), None);
+        assert_eq!(b.observe(&v, 1, Some(1_500_000), || Some(0)), None);
+        // Watched from 2 ms, its CPU clock at 5 ms.
+        assert_eq!(b.observe(&v, 1, Some(2_000_000), || Some(5_000_000)), None);
         assert_eq!(
-            b.observe(&v, 1, Some(1_000 + 2_000_000), || Some(5_000_000)),
+            b.observe(&v, 1, Some(13_000_000), || Some(14_999_999)),
             None
         );
         assert_eq!(
-            b.observe(&v, 1, Some(1_000 + 12_000_000), || Some(14_999_999)),
-            None
-        );
-        assert_eq!(
-            b.observe(&v, 1, Some(1_000 + 13_000_000), || Some(15_000_000)),
+            b.observe(&v, 1, Some(14_000_000), || Some(15_000_000)),
             Some(Overrun {
                 cpu: 1,
                 callback: "dispatch",
@@ -173,37 +178,47 @@ mod tests {
     }
 
     #[test]
-    fn a_frozen_vcpu_or_a_new_callback_is_never_blamed() {
+    fn a_frozen_vcpu_or_a_new_call_is_never_blamed() {
         let v = KstateView::synthetic(KSTATE_END);
         let mut b = BudgetWatch::new(1, BUDGET, KHZ);
-        set(&v, 0, u64::from(abi::policy::CB_ENQUEUE), 1_000);
+        set(&v, 0, u64::from(abi::policy::CB_ENQUEUE), 7);
+        assert_eq!(b.observe(&v, 0, Some(1_000), || Some(100)), None);
         assert_eq!(b.observe(&v, 0, Some(3_000_000), || Some(100)), None);
         // A second of guest time, but the vCPU thread barely ran: the
         // host froze it.
         assert_eq!(b.observe(&v, 0, Some(1_000_000_000), || Some(200)), None);
-        // The next callback (same id, new start) starts over.
-        set(&v, 0, u64::from(abi::policy::CB_ENQUEUE), 999_000_000);
+        // The next call of the same callback starts over, however long
+        // its vCPU has run.
+        set(&v, 0, u64::from(abi::policy::CB_ENQUEUE), 8);
         assert_eq!(
             b.observe(&v, 0, Some(1_000_000_000), || Some(u64::MAX / 2)),
             None
         );
+        assert_eq!(
+            b.observe(&v, 0, Some(1_002_000_000), || Some(u64::MAX / 2)),
+            None
+        );
+        assert_eq!(
+            b.observe(&v, 0, Some(1_003_000_000), || Some(u64::MAX / 2 + 5)),
+            None
+        );
         // No CPU clock: nothing is blamed.
-        set(&v, 0, u64::from(abi::policy::CB_TICK), 1_000);
+        set(&v, 0, u64::from(abi::policy::CB_TICK), 9);
         assert_eq!(b.observe(&v, 0, Some(2_000_000), || None), None);
+        assert_eq!(b.observe(&v, 0, Some(4_000_000), || None), None);
         assert_eq!(b.observe(&v, 0, Some(900_000_000), || None), None);
     }
 
     #[test]
-    fn garbage_ids_future_stamps_and_foreign_cpus_are_ignored() {
+    fn garbage_ids_and_foreign_cpus_are_ignored() {
         let v = KstateView::synthetic(KSTATE_END);
         let mut b = BudgetWatch::new(1, BUDGET, KHZ);
         for id in [0, 21, u64::MAX] {
             set(&v, 0, id, 1);
-            assert_eq!(b.observe(&v, 0, Some(u64::MAX), || Some(0)), None);
+            assert_eq!(b.observe(&v, 0, Some(1), || Some(0)), None);
             assert_eq!(b.observe(&v, 0, Some(u64::MAX), || Some(u64::MAX)), None);
         }
         set(&v, 0, 2, 5_000);
-        assert_eq!(b.observe(&v, 0, Some(4_000), || Some(0)), None, "future");
         assert_eq!(b.observe(&v, 0, None, || Some(0)), None, "no clock offset");
         assert_eq!(
             b.observe(&v, 7, Some(u64::MAX), || Some(0)),

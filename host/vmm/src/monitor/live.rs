@@ -165,7 +165,7 @@ impl Alarm {
                     format!("pid {pid} was running")
                 };
                 format!(
-                    "in {callback}: hung on CPU {cpu}{at}: the callback ran {} ({} of its \
+                    "in {callback}: hung on CPU {cpu}{at}: the callback ran at least {} ({} of its \
                      vCPU's CPU time) without returning, over the {} budget of a policy \
                      callback ({running})",
                     ms(elapsed_ns),

@@ -5,14 +5,14 @@
 //! publishes the callback's id twice: in this CPU's `PerCpu`, where the
 //! exception stub sees it (a fault meanwhile is the policy's, so it goes
 //! to the VMM rather than ending the running task as a crash), and in
-//! this CPU's `CpuRecord` with the TSC it started at, where the host sees
-//! it: the host names the callback of a fault, and calls a callback that
+//! this CPU's `CpuRecord` with the count of calls it has made, where the
+//! host sees it: the host names the callback of a fault, and calls a callback that
 //! runs past `abi::policy::POLICY_CALLBACK_BUDGET_NS` hung. The CPU itself
 //! cannot: callbacks run under the scheduler lock with its tick deferred.
 
 use crate::percpu;
 use abi::kstate::{
-    CPU_RECORD_POLICY_CALLBACK_OFFSET, CPU_RECORD_POLICY_CALLBACK_TSC_OFFSET, cpu_record_addr,
+    CPU_RECORD_POLICY_CALL_SEQ_OFFSET, CPU_RECORD_POLICY_CALLBACK_OFFSET, cpu_record_addr,
 };
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -33,10 +33,14 @@ fn record_word(off: u64) -> &'static AtomicU64 {
 pub fn call<R>(cb: u32, f: impl FnOnce() -> R) -> R {
     let pc = percpu::this_cpu();
     pc.policy_callback.store(cb, Ordering::Relaxed);
-    // The TSC first, then the id with release: a host that sees the id
-    // sees this call's TSC (or a later one).
-    record_word(CPU_RECORD_POLICY_CALLBACK_TSC_OFFSET)
-        .store(crate::time::rdtsc(), Ordering::Relaxed);
+    // The count first, then the id with release: a host that sees the id
+    // sees this call's count (or a later one). No TSC read: on this PVM
+    // host it cost as much as the rest of the call.
+    let seq = record_word(CPU_RECORD_POLICY_CALL_SEQ_OFFSET);
+    seq.store(
+        seq.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
     record_word(CPU_RECORD_POLICY_CALLBACK_OFFSET).store(u64::from(cb), Ordering::Release);
     let r = f();
     record_word(CPU_RECORD_POLICY_CALLBACK_OFFSET).store(0, Ordering::Release);
