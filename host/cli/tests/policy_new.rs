@@ -32,6 +32,27 @@ fn cargo_build(dir: &Path, target: &Path) {
     eprintln!("cargo build --release: {:.1} s", t.elapsed().as_secs_f64());
 }
 
+/// `cargo test-host` in `dir` (the alias the crate's .cargo/config.toml
+/// defines): the crate's unit tests in the SDK's simulator, no KVM.
+fn cargo_test_host(dir: &Path, target: &Path) -> String {
+    let t = Instant::now();
+    let out = Command::new("cargo")
+        .args(["test-host"])
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", target)
+        .output()
+        .expect("run cargo");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "cargo test-host in {} failed:\n{stdout}\n{}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("cargo test-host: {:.1} s", t.elapsed().as_secs_f64());
+    stdout
+}
+
 fn text(p: &Path) -> &str {
     p.to_str().expect("temp paths are UTF-8")
 }
@@ -61,6 +82,12 @@ fn a_new_crate_builds_out_of_tree_and_a_stride_policy_in_it_passes() {
     // shares fail often (the vCPUs lose ticks); a CPU left idle or a task
     // left behind shows as an error or a failed wait, which are.
     cargo_build(&dir, &target);
+    // Its unit test runs out of tree too, in the simulator.
+    let tests = cargo_test_host(&dir, &target);
+    assert!(
+        tests.contains("test tests::equal_shares_on_one_cpu ... ok"),
+        "{tests}"
+    );
     let r = schedlab(
         &[
             "spin",
