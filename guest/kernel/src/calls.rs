@@ -162,6 +162,10 @@ unsafe extern "C" fn current_cpu() -> u32 {
     crate::percpu::cpu_id()
 }
 
+unsafe extern "C" fn task_switches() -> u64 {
+    sched::task_switches()
+}
+
 pub fn install_call_table() {
     let table = CallTable {
         magic: CALL_TABLE_MAGIC,
@@ -190,6 +194,7 @@ pub fn install_call_table() {
         kill,
         cpu_count,
         current_cpu,
+        task_switches,
     };
     // SAFETY: CALL_TABLE_ADDR is the call-table region of the memory map,
     // identity-mapped and big enough (asserted in shared).

@@ -251,6 +251,13 @@ impl Api {
         // SAFETY: see the impl comment.
         unsafe { (self.0.current_cpu)() }
     }
+
+    /// How many times the caller has been switched in or out (see
+    /// `CallTable::task_switches`).
+    pub fn task_switches(&self) -> u64 {
+        // SAFETY: see the impl comment.
+        unsafe { (self.0.task_switches)() }
+    }
 }
 
 /// A message of operation-defined `kind` with up to 32 bytes of payload.
@@ -361,6 +368,9 @@ mod mock {
     unsafe extern "C" fn count() -> u32 {
         4
     }
+    unsafe extern "C" fn switches() -> u64 {
+        9
+    }
 
     fn table(version: u32) -> &'static CallTable {
         std::boxed::Box::leak(std::boxed::Box::new(CallTable {
@@ -390,6 +400,7 @@ mod mock {
             kill: pid_op,
             cpu_count: count,
             current_cpu: count,
+            task_switches: switches,
         }))
     }
 

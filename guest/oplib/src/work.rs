@@ -34,23 +34,39 @@ pub fn unit(mut x: u64) -> u64 {
 /// until `ns` of the caller's own running time have passed. Returns the
 /// units done.
 pub fn busy_for(api: &Api, ns: u64) -> u64 {
+    busy_for_timed(api, ns).units
+}
+
+/// What [`busy_for_timed`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Busy {
+    pub units: u64,
+    /// Time in gaps of [`GAP_NS`] or more between clock reads: the task
+    /// was not running (switched out, an interrupt, the host), ns.
+    pub away_ns: u64,
+}
+
+/// [`busy_for`], also saying how long the task was away meanwhile.
+pub fn busy_for_timed(api: &Api, ns: u64) -> Busy {
     let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ api.now_ns();
     let mut done = 0u64;
-    let mut units = 0u64;
+    let mut b = Busy::default();
     let mut last = api.now_ns();
     while done < ns {
         x = unit(x);
-        units += 1;
+        b.units += 1;
         api.preempt_point();
         let now = api.now_ns();
         let gap = now.saturating_sub(last);
         if gap < GAP_NS {
             done += gap;
+        } else {
+            b.away_ns += gap;
         }
         last = now;
     }
     core::hint::black_box(x);
-    units
+    b
 }
 
 #[cfg(test)]

@@ -228,6 +228,15 @@ fn periodic_over_full_load_misses_deadlines_and_fails() {
         .expect("a deadline-miss check");
     assert_eq!(check["passed"], false);
     assert_eq!(f(&check["value"]), misses as f64);
+    // Overload misses are the schedule's: jobs were switched out for
+    // others, so few if any count as time away, and not enough to excuse
+    // the run (it failed above).
+    let away = u(&v["result"]["away_misses"]);
+    assert!(
+        away * 2 < misses,
+        "away {away} of {misses}: {}",
+        v["result"]
+    );
 }
 
 #[test]

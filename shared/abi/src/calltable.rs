@@ -11,7 +11,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 pub const CALL_TABLE_MAGIC: u32 = tag(b"CTBL");
 /// Bump when appending functions; never reorder or remove.
-pub const CALL_TABLE_VERSION: u32 = 2;
+pub const CALL_TABLE_VERSION: u32 = 3;
 
 /// Entry point of a spawned task: receives the argument given to `spawn`;
 /// its return value is the task's exit code.
@@ -97,6 +97,11 @@ pub struct CallTable {
     pub cpu_count: unsafe extern "C" fn() -> u32,
     /// The CPU the caller runs on (may change at any preemption point).
     pub current_cpu: unsafe extern "C" fn() -> u32,
+    /// Version 3: how many times the caller has been switched in or out.
+    /// Unchanged across a stretch of work means the scheduler never took
+    /// the CPU from it meanwhile: any time lost was interrupts' or the
+    /// host's, not the policy's.
+    pub task_switches: unsafe extern "C" fn() -> u64,
 }
 
 const _: () = {
@@ -117,7 +122,8 @@ const _: () = {
     assert!(offset_of!(CallTable, fail) == 96);
     assert!(offset_of!(CallTable, spawn_ex) == 104);
     assert!(offset_of!(CallTable, current_cpu) == 184);
-    assert!(size_of::<CallTable>() == 192);
+    assert!(offset_of!(CallTable, task_switches) == 192);
+    assert!(size_of::<CallTable>() == 200);
     assert!(size_of::<CallTable>() as u64 <= crate::memmap::CALL_TABLE_SIZE);
     assert!(size_of::<JoinInfo>() == 24);
 };

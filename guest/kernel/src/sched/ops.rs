@@ -208,6 +208,11 @@ pub fn current_pid() -> u32 {
     super::locked(|s| current_pid_locked(s))
 }
 
+/// How many times the calling task has been switched in or out.
+pub fn task_switches() -> u64 {
+    super::locked(|s| current_slot(s).map_or(0, |slot| s.tasks[slot].switches))
+}
+
 pub fn yield_now() {
     LOCK.lock();
     // SAFETY: LOCK held; reschedule returns with it held.

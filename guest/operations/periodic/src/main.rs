@@ -4,7 +4,10 @@
 //! tasks share `start`, the hardest case: they are all released at once).
 //! For each activation the task records its latency (when it actually got
 //! to run, minus the activation time) and whether it finished past its
-//! deadline.
+//! deadline. A miss by a job the scheduler never switched out, which
+//! without the time it was away (interrupts, the host: gaps between its
+//! clock reads) would have been on time, is also counted as an
+//! `away_miss`: the judge does not blame the policy for those.
 //!
 //! A task sleeps until its next activation with `sleep_ns`, whose
 //! granularity is the tick: latencies include up to one tick of timer
@@ -29,11 +32,12 @@ const LEAD_NS: u64 = 2_000_000;
 
 static START: AtomicU64 = AtomicU64::new(0);
 
-/// What a task hands back to main: activations, misses, and its latency
-/// stats.
+/// What a task hands back to main: activations, misses (and how many of
+/// them time away explains), and its latency stats.
 struct Slot {
     activations: AtomicU64,
     misses: AtomicU64,
+    away_misses: AtomicU64,
     latency: SharedStats,
 }
 
@@ -41,6 +45,7 @@ static SLOTS: [Slot; PERIODIC_MAX_TASKS] = [const {
     Slot {
         activations: AtomicU64::new(0),
         misses: AtomicU64::new(0),
+        away_misses: AtomicU64::new(0),
         latency: SharedStats::new(),
     }
 }; PERIODIC_MAX_TASKS];
@@ -83,6 +88,7 @@ fn main(api: &Api) -> i32 {
             deadline_ns: cfg.deadline_ns[i],
             activations: s.activations.load(Ordering::Relaxed),
             misses: s.misses.load(Ordering::Relaxed),
+            away_misses: s.away_misses.load(Ordering::Relaxed),
             ..PeriodicTask::default()
         };
         t.set_latency(s.latency.load());
@@ -110,7 +116,7 @@ extern "C" fn task(index: u64) -> i32 {
     let end = start + cfg.duration_ns;
     // Only this task records into it: on its own stack, not in the image.
     let latency = Histogram::new();
-    let (mut activations, mut misses) = (0u64, 0u64);
+    let (mut activations, mut misses, mut away_misses) = (0u64, 0u64, 0u64);
     let mut act = start;
     while act < end {
         let now = api.now_ns();
@@ -123,9 +129,17 @@ extern "C" fn task(index: u64) -> i32 {
             misses += 1;
         } else {
             latency.record(running.saturating_sub(act));
-            oplib::work::busy_for(&api, runtime);
-            if api.now_ns() > act + deadline {
+            let switches = api.task_switches();
+            let busy = oplib::work::busy_for_timed(&api, runtime);
+            let done = api.now_ns();
+            if done > act + deadline {
                 misses += 1;
+                // Never switched out: the time it was away was taken by
+                // interrupts or the host, not given to others by the
+                // policy. Without it, on time: not the policy's miss.
+                if api.task_switches() == switches && done - busy.away_ns <= act + deadline {
+                    away_misses += 1;
+                }
             }
         }
         act += period;
@@ -133,6 +147,7 @@ extern "C" fn task(index: u64) -> i32 {
     let s = &SLOTS[i];
     s.activations.store(activations, Ordering::Relaxed);
     s.misses.store(misses, Ordering::Relaxed);
+    s.away_misses.store(away_misses, Ordering::Relaxed);
     s.latency.store(&latency.stats());
     0
 }

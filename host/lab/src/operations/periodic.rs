@@ -274,11 +274,13 @@ pub fn summarize(plan: &PeriodicPlan, max_wake_p99_ns: Option<u64>, out: &RunOut
     }
     let activations: u64 = r.tasks.iter().map(|t| t.activations).sum();
     let misses: u64 = r.tasks.iter().map(|t| t.misses).sum();
+    let away: u64 = r.tasks.iter().map(away_misses).sum();
     s.elapsed_ns = Some(r.elapsed_ns);
     s.extra = Some(json!({
         "demand_cpus": plan.demand(),
         "activations": activations,
         "misses": misses,
+        "away_misses": away,
         "elapsed_ns": r.elapsed_ns,
         "tasks": r.tasks.iter().map(|t| json!({
             "pid": t.pid,
@@ -287,12 +289,20 @@ pub fn summarize(plan: &PeriodicPlan, max_wake_p99_ns: Option<u64>, out: &RunOut
             "deadline_ns": t.deadline_ns,
             "activations": t.activations,
             "misses": t.misses,
+            "away_misses": away_misses(t),
             "latency": latency_json(&t.latency().copied().unwrap_or_default()),
         })).collect::<Vec<_>>(),
     }));
     s.lines = lines(r);
     s.checks = checks(plan, r, max_wake_p99_ns);
     s
+}
+
+/// A task's misses that time away explains (see the guest's
+/// `PeriodicTask::away_misses`), never more than its misses: the guest's
+/// word is not trusted.
+fn away_misses(t: &guest_protocol::PeriodicTask) -> u64 {
+    t.away_misses.min(t.misses)
 }
 
 fn lines(r: &PeriodicResult) -> Vec<String> {
@@ -349,6 +359,13 @@ fn checks(plan: &PeriodicPlan, r: &PeriodicResult, max_wake_p99_ns: Option<u64>)
             detail.push_str(&format!(
                 "; most: task {} missed {} of {}",
                 t.pid, t.misses, t.activations
+            ));
+        }
+        let away: u64 = r.tasks.iter().map(away_misses).sum();
+        if away > 0 {
+            detail.push_str(&format!(
+                "; {away} by jobs never switched out that the time they were away (interrupts, \
+                 the host) made late"
             ));
         }
         c.push(Check {

@@ -412,7 +412,18 @@ impl Report {
                 self.clock_lag_ns as f64 / 1e6
             ));
         }
-        excuse_host_waits(v, worst.wait_ns.max(late_timer_ns), worst.wait_fraction());
+        // Deadline misses the workload itself saw time away cause.
+        let away = self
+            .result
+            .as_ref()
+            .and_then(|r| r["away_misses"].as_u64())
+            .unwrap_or(0);
+        excuse_host_waits(
+            v,
+            worst.wait_ns.max(late_timer_ns),
+            worst.wait_fraction(),
+            away,
+        );
         if waits.is_empty() {
             return;
         }
