@@ -29,7 +29,9 @@ for line in help_.splitlines():
         if not line.startswith("  "):
             break
         name = line.split()[0]
-        if name not in ("run", "policies", "compare", "gauntlet", "help"):
+        # Not operations: the scenario runner (its files come below) and
+        # the tools.
+        if name not in ("run", "policies", "policy", "compare", "gauntlet", "help"):
             ops.append([name])
 cmds = ops + [["spin", "--cpus", "2", "--tasks", "3", "--policy", "vtime"]]
 cmds += [["run", f] for f in sorted(glob.glob("examples/*.toml"))]
