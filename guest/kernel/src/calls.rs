@@ -162,8 +162,8 @@ unsafe extern "C" fn current_cpu() -> u32 {
     crate::percpu::cpu_id()
 }
 
-unsafe extern "C" fn task_switches() -> u64 {
-    sched::task_switches()
+unsafe extern "C" fn task_wait_ns() -> u64 {
+    sched::task_wait_ns()
 }
 
 pub fn install_call_table() {
@@ -194,7 +194,7 @@ pub fn install_call_table() {
         kill,
         cpu_count,
         current_cpu,
-        task_switches,
+        task_wait_ns,
     };
     // SAFETY: CALL_TABLE_ADDR is the call-table region of the memory map,
     // identity-mapped and big enough (asserted in shared).

@@ -252,11 +252,11 @@ impl Api {
         unsafe { (self.0.current_cpu)() }
     }
 
-    /// How many times the caller has been switched in or out (see
-    /// `CallTable::task_switches`).
-    pub fn task_switches(&self) -> u64 {
+    /// How long the caller has waited runnable for a CPU in all, ns (see
+    /// `CallTable::task_wait_ns`).
+    pub fn task_wait_ns(&self) -> u64 {
         // SAFETY: see the impl comment.
-        unsafe { (self.0.task_switches)() }
+        unsafe { (self.0.task_wait_ns)() }
     }
 }
 
@@ -368,7 +368,7 @@ mod mock {
     unsafe extern "C" fn count() -> u32 {
         4
     }
-    unsafe extern "C" fn switches() -> u64 {
+    unsafe extern "C" fn waited() -> u64 {
         9
     }
 
@@ -400,7 +400,7 @@ mod mock {
             kill: pid_op,
             cpu_count: count,
             current_cpu: count,
-            task_switches: switches,
+            task_wait_ns: waited,
         }))
     }
 

@@ -97,11 +97,11 @@ pub struct CallTable {
     pub cpu_count: unsafe extern "C" fn() -> u32,
     /// The CPU the caller runs on (may change at any preemption point).
     pub current_cpu: unsafe extern "C" fn() -> u32,
-    /// Version 3: how many times the caller has been switched in or out.
-    /// Unchanged across a stretch of work means the scheduler never took
-    /// the CPU from it meanwhile: any time lost was interrupts' or the
-    /// host's, not the policy's.
-    pub task_switches: unsafe extern "C" fn() -> u64,
+    /// Version 3: how long the caller has waited runnable for a CPU in
+    /// all, ns of wall time -- the time the policy gave its CPU to others.
+    /// Time a task was away from a stretch of work beyond what it waited
+    /// meanwhile was taken by interrupts or the host, not the policy.
+    pub task_wait_ns: unsafe extern "C" fn() -> u64,
 }
 
 const _: () = {
@@ -122,7 +122,7 @@ const _: () = {
     assert!(offset_of!(CallTable, fail) == 96);
     assert!(offset_of!(CallTable, spawn_ex) == 104);
     assert!(offset_of!(CallTable, current_cpu) == 184);
-    assert!(offset_of!(CallTable, task_switches) == 192);
+    assert!(offset_of!(CallTable, task_wait_ns) == 192);
     assert!(size_of::<CallTable>() == 200);
     assert!(size_of::<CallTable>() as u64 <= crate::memmap::CALL_TABLE_SIZE);
     assert!(size_of::<JoinInfo>() == 24);

@@ -35,14 +35,13 @@ use abi::policy::{
     CB_INIT_TASK, CB_QUIESCENT, CB_RUNNABLE, CB_RUNNING, CB_SELECT_CPU, CB_STOPPING, CB_TICK,
 };
 use abi::policy::{
-    DSQ_FLAG_BUILTIN, DSQ_FLAG_LOCAL_ON, DSQ_GLOBAL, DSQ_INVALID, DSQ_LOCAL, DSQ_LOCAL_CPU_MASK,
-    DSQ_LOCAL_ON, ENQ_HEAD, ENQ_NEW, ENQ_WAKEUP, KICK_PREEMPT, POLICY_ABI_VERSION,
+    DSQ_GLOBAL, DSQ_INVALID, ENQ_HEAD, ENQ_NEW, ENQ_WAKEUP, KICK_PREEMPT, POLICY_ABI_VERSION,
     POLICY_CPU_DATA_SIZE, POLICY_SERVICES_MAGIC, PolicyOps, PolicyServices, PolicyTask, SLICE_DFL,
     SLICE_INF,
 };
 use callback::call;
 use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
-use policies::{Cpu, DsqId, MAX_CUSTOM_DSQS, Slot};
+use policies::{Cpu, DsqId, DsqIds, Slot};
 
 /// The policy image's table, checked at boot (null until then).
 static OPS: AtomicPtr<PolicyOps> = AtomicPtr::new(core::ptr::null_mut());
@@ -70,7 +69,7 @@ static CPU_DATA: Global<[[u8; POLICY_CPU_DATA_SIZE as usize]; MAX_CPUS]> =
 static CTX: AtomicPtr<Ctx<'static>> = AtomicPtr::new(core::ptr::null_mut());
 /// User queue ids the policy created, by `DsqId::Custom` index (+1; 0 =
 /// free, so the table starts all-zero).
-static USER_DSQS: Global<[u64; MAX_CUSTOM_DSQS]> = Global::new([0; MAX_CUSTOM_DSQS]);
+static USER_DSQS: Global<DsqIds> = Global::new(DsqIds::new());
 /// Idle CPUs already claimed by `test_and_clear_cpu_idle`/`pick_idle_cpu`
 /// and not yet given work.
 static CLAIMED: AtomicU64 = AtomicU64::new(0);
@@ -197,36 +196,19 @@ fn set_slice(v: &mut PolicyTask, slice: u64) {
 }
 
 /// Map a policy's queue id to the core's, for task `p` (`DSQ_LOCAL` is
-/// the dispatching CPU's queue in `dispatch`, else the task's CPU).
+/// the dispatching CPU's queue in `dispatch`, else the task's CPU), as
+/// `policies::DsqIds` says (the simulator's too).
 fn resolve(id: u64, p: Option<&PolicyTask>) -> DsqId {
-    let nr = ctx().nr_cpus;
-    if id == DSQ_GLOBAL {
-        return DsqId::Global;
-    }
-    if id == DSQ_LOCAL {
-        let d = DISPATCH_CPU.load(Ordering::Relaxed);
-        let cpu = if d != u64::MAX {
-            d as Cpu
-        } else {
-            p.map_or(0, |v| v.cpu)
-        };
-        return DsqId::Local(cpu);
-    }
-    if id & DSQ_LOCAL_ON == DSQ_LOCAL_ON && id & !(DSQ_LOCAL_ON | DSQ_LOCAL_CPU_MASK) == 0 {
-        let cpu = (id & DSQ_LOCAL_CPU_MASK) as u32;
-        if cpu >= nr {
-            policy_error(b"named the local queue of a CPU the run does not have");
-        }
-        return DsqId::Local(cpu);
-    }
-    if id & DSQ_FLAG_BUILTIN == 0 {
-        // SAFETY: under the scheduler lock.
-        let user = unsafe { USER_DSQS.get() };
-        if let Some(i) = user.iter().position(|&u| u == id.wrapping_add(1)) {
-            return DsqId::Custom(i as u16);
-        }
-    }
-    policy_error(b"named a dispatch queue that does not exist (create it with dsq_create)")
+    let d = DISPATCH_CPU.load(Ordering::Relaxed);
+    let local = if d != u64::MAX {
+        d as Cpu
+    } else {
+        p.map_or(0, |v| v.cpu)
+    };
+    // SAFETY: under the scheduler lock.
+    let ids = unsafe { USER_DSQS.get() };
+    ids.resolve(id, ctx().nr_cpus, local)
+        .unwrap_or_else(|why| policy_error(why.as_bytes()))
 }
 
 /// A queue in words, for messages.
@@ -243,34 +225,13 @@ impl core::fmt::Display for QueueName {
 }
 
 fn unresolve(d: DsqId) -> u64 {
-    match d {
-        DsqId::Global => DSQ_GLOBAL,
-        DsqId::Local(c) => DSQ_LOCAL_ON | u64::from(c),
-        DsqId::Custom(i) => {
-            // SAFETY: under the scheduler lock.
-            let user = unsafe { USER_DSQS.get() };
-            user.get(i as usize)
-                .map_or(DSQ_INVALID, |&u| u.wrapping_sub(1))
-        }
-    }
+    // SAFETY: under the scheduler lock.
+    unsafe { USER_DSQS.get() }.id_of(d)
 }
 
 unsafe extern "C" fn dsq_create(id: u64) -> i32 {
-    if id & (DSQ_FLAG_BUILTIN | DSQ_FLAG_LOCAL_ON) != 0 || id == u64::MAX {
-        return -1;
-    }
     // SAFETY: under the scheduler lock, or at boot in `init`.
-    let user = unsafe { USER_DSQS.get() };
-    if user.contains(&(id + 1)) {
-        return -2;
-    }
-    match user.iter_mut().find(|u| **u == 0) {
-        Some(u) => {
-            *u = id + 1;
-            0
-        }
-        None => -3,
-    }
+    unsafe { USER_DSQS.get() }.create(id)
 }
 
 fn insert(p: *mut PolicyTask, id: u64, slice: u64, vtime: Option<u64>, flags: u64) {

@@ -208,9 +208,12 @@ pub fn current_pid() -> u32 {
     super::locked(|s| current_pid_locked(s))
 }
 
-/// How many times the calling task has been switched in or out.
-pub fn task_switches() -> u64 {
-    super::locked(|s| current_slot(s).map_or(0, |slot| s.tasks[slot].switches))
+/// How long the calling task has waited runnable for a CPU in all, ns
+/// (it is running now, so every wait is closed).
+pub fn task_wait_ns() -> u64 {
+    super::locked(|s| {
+        current_slot(s).map_or(0, |slot| crate::time::ticks_to_ns(s.tasks[slot].wait_ticks))
+    })
 }
 
 pub fn yield_now() {

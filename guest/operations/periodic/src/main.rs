@@ -4,10 +4,11 @@
 //! tasks share `start`, the hardest case: they are all released at once).
 //! For each activation the task records its latency (when it actually got
 //! to run, minus the activation time) and whether it finished past its
-//! deadline. A miss by a job the scheduler never switched out, which
-//! without the time it was away (interrupts, the host: gaps between its
-//! clock reads) would have been on time, is also counted as an
-//! `away_miss`: the judge does not blame the policy for those.
+//! deadline. A miss by a job that, without the time it was away (gaps
+//! between its clock reads) beyond the time it waited for a CPU (the
+//! policy running others), would have been on time, is also counted as
+//! an `away_miss`: interrupts or the host made it late, and the judge
+//! does not blame the policy for those.
 //!
 //! A task sleeps until its next activation with `sleep_ns`, whose
 //! granularity is the tick: latencies include up to one tick of timer
@@ -129,15 +130,17 @@ extern "C" fn task(index: u64) -> i32 {
             misses += 1;
         } else {
             latency.record(running.saturating_sub(act));
-            let switches = api.task_switches();
+            let waited0 = api.task_wait_ns();
             let busy = oplib::work::busy_for_timed(&api, runtime);
             let done = api.now_ns();
             if done > act + deadline {
                 misses += 1;
-                // Never switched out: the time it was away was taken by
-                // interrupts or the host, not given to others by the
-                // policy. Without it, on time: not the policy's miss.
-                if api.task_switches() == switches && done - busy.away_ns <= act + deadline {
+                // Away from the job beyond what it waited for a CPU (the
+                // policy running others): taken by interrupts or the
+                // host. Without that, on time: not the policy's miss.
+                let waited = api.task_wait_ns().saturating_sub(waited0);
+                let lost = busy.away_ns.saturating_sub(waited);
+                if done - lost <= act + deadline {
                     away_misses += 1;
                 }
             }

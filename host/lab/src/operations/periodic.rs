@@ -364,8 +364,8 @@ fn checks(plan: &PeriodicPlan, r: &PeriodicResult, max_wake_p99_ns: Option<u64>)
         let away: u64 = r.tasks.iter().map(away_misses).sum();
         if away > 0 {
             detail.push_str(&format!(
-                "; {away} by jobs never switched out that the time they were away (interrupts, \
-                 the host) made late"
+                "; {away} by jobs that time taken from them by interrupts or the host (away, \
+                 not waiting for a CPU) made late"
             ));
         }
         c.push(Check {

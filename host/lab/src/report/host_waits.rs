@@ -48,8 +48,8 @@ pub fn excuse_host_waits(
     v.status = analysis::Status::Inconclusive;
     let away = if away_misses > 0 && names.contains(&"periodic_deadline_misses") {
         format!(
-            " and by {away_misses} deadline miss{} of jobs never switched out that the time \
-             they were away (interrupts, the host) made late",
+            " and by {away_misses} deadline miss{} of jobs that time taken from them by \
+             interrupts or the host (away, not waiting for a CPU) made late",
             if away_misses == 1 { "" } else { "es" }
         )
     } else {
@@ -148,14 +148,14 @@ mod tests {
 
     #[test]
     fn misses_the_workload_saw_time_away_cause_need_no_host_wait() {
-        // 2 misses, both by jobs never switched out that time away made
-        // late, and under a millisecond of host delay: inconclusive. A
+        // 2 misses, both by jobs that time taken by interrupts or the
+        // host made late, and under a millisecond of host delay: inconclusive. A
         // third, unexplained miss needs a millisecond it did not get.
         let mut v = failed(vec![check("periodic_deadline_misses", 2.0, 0.0)]);
         excuse_host_waits(&mut v, 700_000, 0.01, 2);
         assert_eq!(v.status, analysis::Status::Inconclusive);
         assert!(
-            v.reasons[0].contains("by 2 deadline misses of jobs never switched out"),
+            v.reasons[0].contains("by 2 deadline misses of jobs that time taken from them"),
             "{:?}",
             v.reasons
         );
