@@ -40,6 +40,17 @@ pub struct Judgement {
     /// The longest a CPU went without a timer interrupt or wake-up reaching
     /// it, as the host's samples saw it, in ns (see [`clock_lag_ns`]).
     pub clock_lag_ns: u64,
+    /// Samples of a CPU idle while tasks were queued for it (see
+    /// [`idle_with_work`]).
+    pub idle_with_work: u64,
+}
+
+/// Samples in which a CPU was idle while its record said tasks were
+/// queued for it: a wake-up the CPU did not act on (the core's or the
+/// policy's bug) or a sample torn between the two fields' updates. A
+/// diagnostic, not a check: shown in `metrics.idle_with_work_samples`.
+pub fn idle_with_work(samples: &[CpuSample]) -> u64 {
+    samples.iter().filter(|s| s.idle && s.rq_len > 0).count() as u64
 }
 
 /// The longest a CPU went without hearing its timer during the window, in
@@ -150,6 +161,7 @@ pub fn judge(m: MonitorData, replay: &Replay, inp: &JudgeInput<'_>) -> Judgement
     let (start, end) = window(&m.events, inp.judged, inp.finished, stop);
     let samples = nr_running_samples(m.samples, start, end);
     let clock_lag_ns = clock_lag_ns(&samples, inp.tsc_khz);
+    let idle_with_work = idle_with_work(&samples);
     // A policy that promises equal shares is held to equal shares,
     // whatever weights the tasks carry.
     let equal: Vec<TaskMeta>;
@@ -212,6 +224,7 @@ pub fn judge(m: MonitorData, replay: &Replay, inp: &JudgeInput<'_>) -> Judgement
         verdict,
         fairness_window_ns,
         clock_lag_ns,
+        idle_with_work,
     }
 }
 

@@ -4,11 +4,13 @@
 //! tasks share `start`, the hardest case: they are all released at once).
 //! For each activation the task records its latency (when it actually got
 //! to run, minus the activation time) and whether it finished past its
-//! deadline. A miss by a job that, without the time it was away (gaps
-//! between its clock reads) beyond the time it waited for a CPU (the
-//! policy running others), would have been on time, is also counted as
-//! an `away_miss`: interrupts or the host made it late, and the judge
-//! does not blame the policy for those.
+//! deadline. Time a job was away from its work (gaps between its clock
+//! reads) beyond the time it waited for a CPU (the policy running others)
+//! was taken by interrupts or the host: it is added to its CPU's lost
+//! time. A miss that, without the time its CPU lost while the job was on
+//! it (and a late start an excused miss before it caused), would have
+//! been on time is also counted as an `away_miss`: the judge does not
+//! blame the policy for those.
 //!
 //! A task sleeps until its next activation with `sleep_ns`, whose
 //! granularity is the tick: latencies include up to one tick of timer
@@ -20,6 +22,7 @@
 #![no_main]
 
 use abi::config::{OperationConfig, PERIODIC_MAGIC, PERIODIC_MAX_TASKS, PeriodicConfig};
+use abi::memmap::MAX_CPUS;
 use core::sync::atomic::{AtomicU64, Ordering};
 use oplib::hist::{Histogram, SharedStats};
 use oplib::proto::{GuestMessage, Msg, PeriodicResult, PeriodicTask};
@@ -27,11 +30,30 @@ use oplib::{Api, api};
 
 oplib::operation!(config_magic: PERIODIC_MAGIC, main: main);
 
+/// A job started this late after its release still found its CPU free
+/// (`sleep_ns` wakes on the tick after the time asked for).
+const SLACK_NS: u64 = 2_000_000;
+
 /// Time from the main task reading the clock to the first activation:
 /// room to spawn every task first, so none starts late.
 const LEAD_NS: u64 = 2_000_000;
 
 static START: AtomicU64 = AtomicU64::new(0);
+
+/// Per CPU: time the jobs that ran there lost to interrupts or the host
+/// (away from their work beyond waiting for a CPU), ns, added as each job
+/// ends. A job waiting behind one that lost time was delayed by it too.
+static CPU_LOST: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// Per CPU: jobs started there and not finished, and `CPU_LOST` when the
+/// current busy stretch began (a job released onto a CPU with no job in
+/// progress). Every job in a busy stretch can be delayed by all the time
+/// lost in it: a late job waited behind the others.
+static CPU_PENDING: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+static CPU_BUSY_BASE: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+fn cpu_index(api: &Api) -> usize {
+    (api.current_cpu() as usize).min(MAX_CPUS - 1)
+}
 
 /// What a task hands back to main: activations, misses (and how many of
 /// them time away explains), and its latency stats.
@@ -39,6 +61,8 @@ struct Slot {
     activations: AtomicU64,
     misses: AtomicU64,
     away_misses: AtomicU64,
+    lost_ns: AtomicU64,
+    waited_ns: AtomicU64,
     latency: SharedStats,
 }
 
@@ -47,6 +71,8 @@ static SLOTS: [Slot; PERIODIC_MAX_TASKS] = [const {
         activations: AtomicU64::new(0),
         misses: AtomicU64::new(0),
         away_misses: AtomicU64::new(0),
+        lost_ns: AtomicU64::new(0),
+        waited_ns: AtomicU64::new(0),
         latency: SharedStats::new(),
     }
 }; PERIODIC_MAX_TASKS];
@@ -90,6 +116,8 @@ fn main(api: &Api) -> i32 {
             activations: s.activations.load(Ordering::Relaxed),
             misses: s.misses.load(Ordering::Relaxed),
             away_misses: s.away_misses.load(Ordering::Relaxed),
+            lost_ns: s.lost_ns.load(Ordering::Relaxed),
+            waited_ns: s.waited_ns.load(Ordering::Relaxed),
             ..PeriodicTask::default()
         };
         t.set_latency(s.latency.load());
@@ -118,6 +146,9 @@ extern "C" fn task(index: u64) -> i32 {
     // Only this task records into it: on its own stack, not in the image.
     let latency = Histogram::new();
     let (mut activations, mut misses, mut away_misses) = (0u64, 0u64, 0u64);
+    let (mut lost_all, mut waited_all) = (0u64, 0u64);
+    // The previous job was late only by lost time: so is this one's start.
+    let mut previous_excused = false;
     let mut act = start;
     while act < end {
         let now = api.now_ns();
@@ -129,20 +160,45 @@ extern "C" fn task(index: u64) -> i32 {
         if running >= end && running > act + deadline {
             misses += 1;
         } else {
-            latency.record(running.saturating_sub(act));
+            let late_start = running.saturating_sub(act);
+            latency.record(late_start);
+            let c = cpu_index(&api);
+            // Released onto a CPU with no job in progress, and started
+            // within the timer's slack: a new busy stretch.
+            if CPU_PENDING[c].fetch_add(1, Ordering::Relaxed) == 0 && late_start <= SLACK_NS {
+                CPU_BUSY_BASE[c].store(CPU_LOST[c].load(Ordering::Relaxed), Ordering::Relaxed);
+            }
             let waited0 = api.task_wait_ns();
             let busy = oplib::work::busy_for_timed(&api, runtime);
             let done = api.now_ns();
+            // Away from the job beyond what it waited for a CPU (the
+            // policy running others): taken by interrupts or the host.
+            let waited = api.task_wait_ns().saturating_sub(waited0);
+            let lost = busy.away_ns.saturating_sub(waited);
+            // The job may have moved: charge and release where it ended.
+            let c = cpu_index(&api);
+            let lost_now = CPU_LOST[c].fetch_add(lost, Ordering::Relaxed) + lost;
+            let _ = CPU_PENDING[c].fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(1))
+            });
+            lost_all += lost;
+            waited_all += waited;
             if done > act + deadline {
                 misses += 1;
-                // Away from the job beyond what it waited for a CPU (the
-                // policy running others): taken by interrupts or the
-                // host. Without that, on time: not the policy's miss.
-                let waited = api.task_wait_ns().saturating_sub(waited0);
-                let lost = busy.away_ns.saturating_sub(waited);
-                if done - lost <= act + deadline {
+                // All the time this CPU lost in the busy stretch the job
+                // ran in (its own, and the jobs it waited behind) and a
+                // start delayed by an excused miss before it: without
+                // that, on time -- not the policy's miss.
+                let mut excused = lost_now.saturating_sub(CPU_BUSY_BASE[c].load(Ordering::Relaxed));
+                if previous_excused {
+                    excused += late_start;
+                }
+                previous_excused = done.saturating_sub(excused) <= act + deadline;
+                if previous_excused {
                     away_misses += 1;
                 }
+            } else {
+                previous_excused = false;
             }
         }
         act += period;
@@ -151,6 +207,8 @@ extern "C" fn task(index: u64) -> i32 {
     s.activations.store(activations, Ordering::Relaxed);
     s.misses.store(misses, Ordering::Relaxed);
     s.away_misses.store(away_misses, Ordering::Relaxed);
+    s.lost_ns.store(lost_all, Ordering::Relaxed);
+    s.waited_ns.store(waited_all, Ordering::Relaxed);
     s.latency.store(&latency.stats());
     0
 }

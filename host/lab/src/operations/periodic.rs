@@ -290,6 +290,8 @@ pub fn summarize(plan: &PeriodicPlan, max_wake_p99_ns: Option<u64>, out: &RunOut
             "activations": t.activations,
             "misses": t.misses,
             "away_misses": away_misses(t),
+            "lost_ns": t.lost_ns,
+            "waited_ns": t.waited_ns,
             "latency": latency_json(&t.latency().copied().unwrap_or_default()),
         })).collect::<Vec<_>>(),
     }));

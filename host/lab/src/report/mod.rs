@@ -364,6 +364,7 @@ impl Report {
                 j.fairness_window_ns.unwrap_or(m.window_ns).into(),
             );
             o.insert("clock_lag_ns".into(), j.clock_lag_ns.into());
+            o.insert("idle_with_work_samples".into(), j.idle_with_work.into());
         }
         self.clock_lag_ns = j.clock_lag_ns;
         self.metrics = Some(metrics);
