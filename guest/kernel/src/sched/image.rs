@@ -455,13 +455,15 @@ pub fn load(info: &abi::boot::BootInfo) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// The run ends with the operation's exit `code`: the policy's `exit`
-/// callback, sched_ext's last call (called with the lock held, so no
-/// other callback runs beside it).
-pub fn exit(code: i64) {
-    if let Some(f) = ops().exit {
-        // SAFETY: a callback of the checked table; it takes no pointer.
-        call(CB_EXIT, || unsafe { f(code) })
+impl ImagePolicy {
+    /// The run ends with the operation's exit `code`: the policy's `exit`
+    /// callback, sched_ext's last call, with the services still usable
+    /// (under the lock, so no other callback runs beside it).
+    pub fn exit(&mut self, c: &mut Ctx<'_>, code: i64) {
+        if let Some(f) = ops().exit {
+            // SAFETY: a callback of the checked table; it takes no pointer.
+            with(c, || call(CB_EXIT, || unsafe { f(code) }))
+        }
     }
 }
 

@@ -369,8 +369,8 @@ pub fn start_main(entry: TaskEntry, arg: u64) -> Result<(), &'static str> {
 }
 
 /// The operation's main task ended: report and stop the run.
-fn finish_run(s: &Sched, code: i32) -> ! {
-    super::image::exit(code as i64);
+fn finish_run(s: &mut Sched, code: i32) -> ! {
+    with_policy(s, |p, c| p.exit(c, i64::from(code)));
     let c = Complete {
         exit_code: code,
         elapsed_ns: now_ns().saturating_sub(s.start_ns),

@@ -419,11 +419,26 @@ impl Report {
             .as_ref()
             .and_then(|r| r["away_misses"].as_u64())
             .unwrap_or(0);
+        // How much faster the fastest vCPU ran than the slowest: the run
+        // fractions not spent waiting for a host CPU, as a ratio.
+        let free: Vec<f64> = self
+            .cpus
+            .iter()
+            .filter_map(|c| c.host.map(|h| 1.0 - h.wait_fraction()))
+            .collect();
+        let spread = match (
+            free.iter().copied().reduce(f64::max),
+            free.iter().copied().reduce(f64::min),
+        ) {
+            (Some(hi), Some(lo)) if free.len() > 1 && lo > 0.0 => hi / lo - 1.0,
+            _ => 0.0,
+        };
         excuse_host_waits(
             v,
             worst.wait_ns.max(late_timer_ns),
             worst.wait_fraction(),
             away,
+            spread,
         );
         if waits.is_empty() {
             return;
