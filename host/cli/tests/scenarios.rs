@@ -131,7 +131,9 @@ fn file_settings_yield_to_flags() {
         &file,
         &["--duration", "20ms", "--cpus", "3", "--idle", "poll"],
     );
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    // What is tested is the settings; 3 polling vCPUs on this 2-core host
+    // often leave 20 ms too noisy to judge (inconclusive), never failed.
+    assert!(matches!(r.code, 0 | 2), "{}\n{}", r.stderr, v["verdict"]);
     let c = &v["config"];
     assert_eq!(c["duration_ns"], 20_000_000);
     assert_eq!(c["cpus"], 3);
