@@ -71,8 +71,8 @@ pub struct GauntletArgs {
     /// run (result.json, timeline.svg, latency.svg), and DIR/gauntlet.json.
     #[arg(long, value_name = "DIR", default_value = "schedlab-gauntlet")]
     pub out: PathBuf,
-    /// Every run's --duration [default: a short one per workload, e.g.
-    /// 200ms for spin].
+    /// Every run's --duration [default: one per workload, e.g. 1s for
+    /// spin].
     #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
     pub duration: Option<String>,
     /// Every run's --timeout [default: each run's own, max(5s, 2 x
@@ -512,7 +512,7 @@ mod tests {
             j.policy
         )));
         assert!(
-            a.ends_with(&format!("spin-{}-1cpu --duration 200ms", j.policy)),
+            a.ends_with(&format!("spin-{}-1cpu --duration 1s", j.policy)),
             "{a}"
         );
         assert!(p.jobs.iter().any(|j| j.policy == "rr"));
@@ -626,11 +626,11 @@ mod tests {
     #[test]
     fn a_run_gets_a_deadline_past_its_own_timeout() {
         let p = args(&["--policies", "rr", "--cpus", "1"]).plan().unwrap();
-        // spin's 200ms: its default timeout is 2 x 200 ms + 5 s; then
-        // + 5 s + 10 %.
-        assert_eq!(p.jobs[0].deadline_ms, 5_400 + 5_000 + 540);
+        // spin's 1s: its default timeout is 2 x 1 s + 5 s; then + 5 s +
+        // 10 %.
+        assert_eq!(p.jobs[0].deadline_ms, 7_000 + 5_000 + 700);
         assert!(
-            p.jobs[0].deadline_why.contains("default timeout 5400ms"),
+            p.jobs[0].deadline_why.contains("default timeout 7s"),
             "{}",
             p.jobs[0].deadline_why
         );
