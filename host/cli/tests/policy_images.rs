@@ -51,20 +51,7 @@ fn stride_image_shares_one_cpu_in_proportion_to_the_weights() {
     // The image's own name and promises, not a built-in's.
     assert_eq!(v["config"]["policy"], "stride", "{}", v["config"]);
     assert_eq!(v["config"]["shares_judged"], "weighted", "{}", v["config"]);
-    let tasks = v["tasks"].as_array().expect("tasks");
-    assert_eq!(tasks.len(), 3, "{v}");
-    let runtime: Vec<f64> = tasks
-        .iter()
-        .map(|t| t["runtime_ns"].as_f64().expect("runtime_ns"))
-        .collect();
-    let total: f64 = runtime.iter().sum();
-    for (i, want) in [1.0 / 7.0, 2.0 / 7.0, 4.0 / 7.0].iter().enumerate() {
-        let got = runtime[i] / total;
-        assert!(
-            (got - want).abs() <= 0.05 * want,
-            "task {i}: share {got:.3}, entitled {want:.3} (1:2:4 within 5 %): {v}"
-        );
-    }
+    assert_shares_1_2_4(&v);
 }
 
 #[test]

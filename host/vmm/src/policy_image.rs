@@ -33,29 +33,8 @@ const POLICY_FILE: InputFile = InputFile {
     fix: POLICY_FIX,
 };
 
-/// The callbacks of [`PolicyOps`], in table order, for messages.
-pub const CALLBACKS: [&str; 20] = [
-    "select_cpu",
-    "enqueue",
-    "dequeue",
-    "dispatch",
-    "tick",
-    "runnable",
-    "running",
-    "stopping",
-    "quiescent",
-    "yield",
-    "set_weight",
-    "set_cpumask",
-    "update_idle",
-    "init_task",
-    "exit_task",
-    "enable",
-    "cpu_online",
-    "cpu_offline",
-    "init",
-    "exit",
-];
+/// The callbacks of [`PolicyOps`], in table order (the ABI's one list).
+pub use abi::policy::POLICY_CALLBACKS as CALLBACKS;
 const CALLBACKS_AT: usize = offset_of!(PolicyOps, select_cpu);
 const _: () = assert!(CALLBACKS_AT + CALLBACKS.len() * 8 == size_of::<PolicyOps>());
 const _: () = assert!(offset_of!(PolicyOps, exit) == CALLBACKS_AT + 19 * 8);

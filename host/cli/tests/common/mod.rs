@@ -125,3 +125,22 @@ pub fn host_explained(v: &serde_json::Value) -> bool {
 pub fn passed_or_host_explained(r: &Run, v: &serde_json::Value) -> bool {
     r.code == 0 || (r.code == 2 && host_explained(v))
 }
+
+/// Each task's share of the run's total runtime within 5 % (relative) of
+/// 1/7, 2/7, 4/7: tickets 1:2:4, in the task order of `v["tasks"]`.
+pub fn assert_shares_1_2_4(v: &serde_json::Value) {
+    let tasks = v["tasks"].as_array().expect("tasks");
+    assert_eq!(tasks.len(), 3, "{v}");
+    let runtime: Vec<f64> = tasks
+        .iter()
+        .map(|t| t["runtime_ns"].as_f64().expect("runtime_ns"))
+        .collect();
+    let total: f64 = runtime.iter().sum();
+    for (i, want) in [1.0 / 7.0, 2.0 / 7.0, 4.0 / 7.0].iter().enumerate() {
+        let got = runtime[i] / total;
+        assert!(
+            (got - want).abs() <= 0.05 * want,
+            "task {i}: share {got:.3}, entitled {want:.3} (1:2:4 within 5 %): {v}"
+        );
+    }
+}
