@@ -10,6 +10,7 @@
 extern crate std;
 
 pub mod boot;
+pub mod bpf;
 pub mod calltable;
 pub mod config;
 pub mod ipc;

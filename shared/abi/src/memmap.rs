@@ -104,11 +104,16 @@ pub const MAILBOXES_SIZE: u64 = 4 << 20;
 pub const KERNEL_STATE_ADDR: u64 = 0x200_0000;
 pub const KERNEL_STATE_SIZE: u64 = 10 << 20;
 
+/// A sched_ext BPF object's program image ([`crate::bpf`]), written by
+/// the VMM when the policy is a `.bpf.o`; the BPF runtime image reads it.
+pub const BPF_PROGRAM_ADDR: u64 = 0x2A0_0000;
+pub const BPF_PROGRAM_SIZE: u64 = 16 << 20;
+
 /// The local APIC, reached through the 3-4 GiB window of the page tables.
 pub const LAPIC_ADDR: u64 = 0xFEE0_0000;
 
 /// `[start, end)` of every region, in address order, for the overlap check.
-pub const REGIONS: [(&str, u64, u64); 19] = [
+pub const REGIONS: [(&str, u64, u64); 20] = [
     ("null guard", 0, NULL_GUARD_SIZE),
     ("gdt", GDT_ADDR, GDT_ADDR + GDT_SIZE),
     ("idt", IDT_ADDR, IDT_ADDR + IDT_SIZE),
@@ -172,10 +177,15 @@ pub const REGIONS: [(&str, u64, u64); 19] = [
         KERNEL_STATE_ADDR,
         KERNEL_STATE_ADDR + KERNEL_STATE_SIZE,
     ),
+    (
+        "bpf program",
+        BPF_PROGRAM_ADDR,
+        BPF_PROGRAM_ADDR + BPF_PROGRAM_SIZE,
+    ),
 ];
 
 /// End of everything the map uses; guest RAM must be at least this big.
-pub const MAP_END: u64 = KERNEL_STATE_ADDR + KERNEL_STATE_SIZE;
+pub const MAP_END: u64 = BPF_PROGRAM_ADDR + BPF_PROGRAM_SIZE;
 
 const _: () = {
     let mut i = 1;

@@ -1,0 +1,176 @@
+//! The BPF interpreter and its sandbox: runs the instructions of a
+//! program image (`abi::bpf`) the host's loader prepared, checking every
+//! load and store against the memory the program may touch ([`Memory`]),
+//! counting instructions against a budget, and handing helper and kfunc
+//! calls to the caller's [`Env`]. `no_std`, so the BPF runtime policy
+//! image links it; its tests run on the host, where the "guest memory" is
+//! ordinary buffers (addresses are plain `u64`s either way).
+#![no_std]
+#[cfg(test)]
+extern crate std;
+
+pub use abi::bpf::{
+    FAULT_BAD_ARG, FAULT_BAD_INSN, FAULT_BUDGET, FAULT_CALL_DEPTH, FAULT_DIV_ZERO, FAULT_LOAD,
+    FAULT_MISSING_KFUNC, FAULT_STORE, MAX_CALL_DEPTH, STACK_SIZE,
+};
+
+/// One instruction, as the kernel's `struct bpf_insn`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Insn {
+    pub code: u8,
+    /// dst_reg in the low nibble, src_reg in the high one.
+    pub regs: u8,
+    pub off: i16,
+    pub imm: i32,
+}
+
+impl Insn {
+    pub const fn dst(&self) -> usize {
+        (self.regs & 0xf) as usize
+    }
+    pub const fn src(&self) -> usize {
+        (self.regs >> 4) as usize
+    }
+}
+
+/// `[start, end)` in the address space the interpreter runs in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Range {
+    pub start: u64,
+    pub end: u64,
+}
+
+impl Range {
+    pub const EMPTY: Range = Range { start: 0, end: 0 };
+    /// Whether `[addr, addr + len)` lies wholly inside (len > 0).
+    #[inline]
+    pub fn holds(&self, addr: u64, len: u64) -> bool {
+        addr >= self.start && len <= self.end.saturating_sub(addr) && len > 0
+    }
+}
+
+/// The task views (`abi::bpf::ScxTask`, one per task-table slot): a
+/// program may read a view only inside the fields of the `task_struct`
+/// target (nested structs included) and write only the writable ones.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TaskArea {
+    pub base: u64,
+    pub stride: u64,
+    pub count: u64,
+}
+
+/// Most extra ranges of each kind a runtime can declare.
+pub const MAX_RANGES: usize = 4;
+
+/// Everything a program may touch besides its own stack.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Memory {
+    /// Loads only (`.rodata`, the exit info and its texts, scratch the
+    /// runtime passes callbacks).
+    pub ro: [Range; MAX_RANGES],
+    /// Loads and stores (globals and map values, cpumasks).
+    pub rw: [Range; MAX_RANGES],
+    pub tasks: TaskArea,
+}
+
+impl Memory {
+    /// Whether a program may load (`write` false) or store `len` bytes at
+    /// `addr`. The stack is checked by the interpreter itself.
+    pub fn allows(&self, addr: u64, len: u64, write: bool) -> bool {
+        let _ = (addr, len, write);
+        todo!("bpf-vm: region check")
+    }
+}
+
+/// Where a program stopped, for `abi::bpf::BpfStatus`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault {
+    /// `FAULT_*`.
+    pub kind: u32,
+    /// Instruction index (in the one array) it stopped at.
+    pub insn: u32,
+    /// The bad address and access size, or the call's number.
+    pub addr: u64,
+    pub size: u64,
+}
+
+/// A helper or kfunc refused its arguments: the interpreter turns this
+/// into a [`Fault`] at the call instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallFault {
+    pub kind: u32,
+    pub addr: u64,
+    pub size: u64,
+}
+
+/// What a call instruction asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Call {
+    /// A BPF helper by number (`abi::bpf::HELPERS`).
+    Helper(u32),
+    /// A kfunc by index in `abi::bpf::KFUNCS`.
+    Kfunc(u32),
+}
+
+/// What the interpreter lends a helper or kfunc: checked access to the
+/// program's memory (its stack included).
+pub struct CallCx<'m> {
+    pub mem: &'m Memory,
+    /// The whole interpreter stack (every frame).
+    pub stack: Range,
+}
+
+impl CallCx<'_> {
+    /// Whether the program could itself load (or store) `len` bytes at
+    /// `addr`: a helper given a pointer checks it with this first.
+    pub fn allows(&self, addr: u64, len: u64, write: bool) -> bool {
+        self.stack.holds(addr, len) || self.mem.allows(addr, len, write)
+    }
+}
+
+/// The runtime's side of calls.
+pub trait Env {
+    /// Run helper or kfunc `call` with r1..r5; its result goes to r0.
+    fn call(&mut self, cx: &CallCx<'_>, call: Call, args: [u64; 5]) -> Result<u64, CallFault>;
+}
+
+/// Words of interpreter stack: every frame of the deepest call chain.
+pub const STACK_WORDS: usize = MAX_CALL_DEPTH * STACK_SIZE / 8;
+
+/// The interpreter over one instruction array.
+pub struct Vm<'a> {
+    pub insns: &'a [Insn],
+    /// Sorted instruction indices where functions start (valid targets
+    /// of sub-program calls and callback pointers).
+    pub funcs: &'a [u32],
+    pub mem: Memory,
+    /// Instructions executed over the Vm's life.
+    pub executed: u64,
+}
+
+impl<'a> Vm<'a> {
+    pub fn new(insns: &'a [Insn], funcs: &'a [u32], mem: Memory) -> Vm<'a> {
+        Vm {
+            insns,
+            funcs,
+            mem,
+            executed: 0,
+        }
+    }
+
+    /// Run the function starting at instruction `entry` with `args` in
+    /// r1..r5 on `stack`, executing at most `budget` instructions; r0 on
+    /// `exit` from the entry frame.
+    pub fn run<E: Env>(
+        &mut self,
+        env: &mut E,
+        stack: &mut [u64; STACK_WORDS],
+        entry: u32,
+        args: &[u64],
+        budget: u64,
+    ) -> Result<u64, Fault> {
+        let _ = (env, stack, entry, args, budget);
+        todo!("bpf-vm: interpreter")
+    }
+}
