@@ -21,7 +21,7 @@ use crate::tag;
 pub const POLICY_OPS_MAGIC: u32 = tag(b"POPS");
 pub const POLICY_SERVICES_MAGIC: u32 = tag(b"PSVC");
 /// The version this build defines; see the module docs for the rule.
-pub const POLICY_ABI_VERSION: u32 = 1;
+pub const POLICY_ABI_VERSION: u32 = 2;
 
 /// `BootInfo::policy` when the policy is an image the VMM loaded at
 /// `POLICY_LOAD_ADDR` rather than one built into the core.
@@ -43,7 +43,7 @@ pub const POLICY_CALLBACK_BUDGET_NS: u64 = 10_000_000;
 /// The callbacks' names, in [`PolicyOps`] order. A callback's id, as the
 /// core publishes it in `CpuRecord::policy_callback`, is its index here
 /// plus one (0: no callback is running).
-pub const POLICY_CALLBACKS: [&str; 20] = [
+pub const POLICY_CALLBACKS: [&str; 21] = [
     "select_cpu",
     "enqueue",
     "dequeue",
@@ -64,6 +64,7 @@ pub const POLICY_CALLBACKS: [&str; 20] = [
     "cpu_offline",
     "init",
     "exit",
+    "cpu_tick",
 ];
 pub const CB_SELECT_CPU: u32 = 1;
 pub const CB_ENQUEUE: u32 = 2;
@@ -80,6 +81,7 @@ pub const CB_ENABLE: u32 = 16;
 pub const CB_CPU_ONLINE: u32 = 17;
 pub const CB_INIT: u32 = 19;
 pub const CB_EXIT: u32 = 20;
+pub const CB_CPU_TICK: u32 = 21;
 
 /// The name of callback `id` (see [`POLICY_CALLBACKS`]), None for 0 or an
 /// id this ABI does not know.
@@ -98,7 +100,11 @@ pub const POLICY_DESC_LEN: usize = 160;
 /// misbehaves on purpose); `schedlab policies` does not offer it.
 pub const POLICY_FLAG_TEST_ONLY: u32 = 1;
 /// Every flag this ABI version knows; a table with others is refused.
-pub const POLICY_FLAGS_KNOWN: u32 = POLICY_FLAG_TEST_ONLY;
+pub const POLICY_FLAGS_KNOWN: u32 = POLICY_FLAG_TEST_ONLY | POLICY_FLAG_BPF_RUNTIME;
+/// `PolicyOps::flags`: the BPF runtime, which runs the sched_ext object
+/// the host loaded at `BPF_PROGRAM_ADDR` (`abi::bpf`); chosen by giving
+/// `--policy` a `.bpf.o`, never by name.
+pub const POLICY_FLAG_BPF_RUNTIME: u32 = 2;
 
 pub const SHARES_NONE: u32 = 0;
 pub const SHARES_EQUAL: u32 = 1;
@@ -237,6 +243,10 @@ pub struct PolicyOps {
     pub init: Option<unsafe extern "C" fn(svc: *const PolicyServices) -> i32>,
     /// Last call, when the run ends.
     pub exit: Option<unsafe extern "C" fn(code: i64)>,
+    /// Version 2. Every timer tick on every CPU, busy or idle, before the
+    /// running task's `tick`: for timers a policy keeps itself (the BPF
+    /// runtime's `bpf_timer`s). `now_ns` is the services' clock.
+    pub cpu_tick: Option<unsafe extern "C" fn(cpu: u32, now_ns: u64)>,
 }
 
 /// What the core offers a policy, passed to `init`. All functions act
@@ -327,7 +337,7 @@ pub enum PolicyAbiError {
 /// Size of [`PolicyOps`] for each ABI version, indexed by version - 1:
 /// append-only, so an older policy's table is a prefix of today's.
 pub const POLICY_OPS_SIZES: [u32; POLICY_ABI_VERSION as usize] =
-    [core::mem::size_of::<PolicyOps>() as u32];
+    [224 + 20 * 8, core::mem::size_of::<PolicyOps>() as u32];
 
 impl PolicyOps {
     /// A table at this ABI version with every callback null (sched_ext's
@@ -365,6 +375,7 @@ impl PolicyOps {
             cpu_offline: None,
             init: None,
             exit: None,
+            cpu_tick: None,
         }
     }
 
@@ -450,14 +461,15 @@ const _: () = {
     assert!(offset_of!(PolicyOps, shares) == 208);
     assert!(offset_of!(PolicyOps, select_cpu) == 224);
     assert!(offset_of!(PolicyOps, exit) == 224 + 19 * 8);
-    assert!(size_of::<PolicyOps>() == 224 + 20 * 8);
+    assert!(size_of::<PolicyOps>() == 224 + 21 * 8);
+    assert!(offset_of!(PolicyOps, cpu_tick) == 224 + (CB_CPU_TICK as usize - 1) * 8);
     assert!(offset_of!(PolicyServices, cpu_data) == 32);
     assert!(offset_of!(PolicyServices, dsq_create) == 40);
     assert!(offset_of!(PolicyServices, error) == 40 + 17 * 8);
     assert!(size_of::<PolicyServices>() == 40 + 18 * 8);
     assert!(DSQ_LOCAL_ON & DSQ_LOCAL_CPU_MASK == 0);
     // One name per callback pointer, ids in table order.
-    assert!(POLICY_CALLBACKS.len() == 20);
+    assert!(POLICY_CALLBACKS.len() == 21);
     assert!(offset_of!(PolicyOps, enqueue) == 224 + (CB_ENQUEUE as usize - 1) * 8);
     assert!(offset_of!(PolicyOps, dispatch) == 224 + (CB_DISPATCH as usize - 1) * 8);
     assert!(offset_of!(PolicyOps, init_task) == 224 + (CB_INIT_TASK as usize - 1) * 8);
@@ -473,7 +485,15 @@ mod tests {
     #[test]
     fn the_core_runs_its_own_or_older_policies_and_refuses_newer_ones() {
         let size = core::mem::size_of::<PolicyOps>() as u32;
-        assert_eq!(PolicyOps::check_header(POLICY_OPS_MAGIC, 1, size), Ok(()));
+        assert_eq!(
+            PolicyOps::check_header(POLICY_OPS_MAGIC, POLICY_ABI_VERSION, size),
+            Ok(())
+        );
+        // A version-1 table (no `cpu_tick`) still runs.
+        assert_eq!(
+            PolicyOps::check_header(POLICY_OPS_MAGIC, 1, size - 8),
+            Ok(())
+        );
         assert_eq!(
             PolicyOps::check_header(POLICY_OPS_MAGIC, POLICY_ABI_VERSION + 1, size + 8),
             Err(PolicyAbiError::TooNew {
@@ -482,7 +502,7 @@ mod tests {
             })
         );
         assert_eq!(
-            PolicyOps::check_header(POLICY_OPS_MAGIC, 1, size - 8),
+            PolicyOps::check_header(POLICY_OPS_MAGIC, 2, size - 8),
             Err(PolicyAbiError::BadSize {
                 size: size - 8,
                 need: size
@@ -498,14 +518,17 @@ mod tests {
     fn a_policy_accepts_newer_services_and_refuses_older_ones() {
         let size = core::mem::size_of::<PolicyServices>() as u32;
         assert_eq!(
-            PolicyServices::check_header(POLICY_SERVICES_MAGIC, 1, size),
+            PolicyServices::check_header(POLICY_SERVICES_MAGIC, POLICY_ABI_VERSION, size),
             Ok(())
         );
         assert_eq!(
             PolicyServices::check_header(POLICY_SERVICES_MAGIC, 9, size + 64),
             Ok(())
         );
-        assert!(PolicyServices::check_header(POLICY_SERVICES_MAGIC, 1, size - 8).is_err());
+        assert!(
+            PolicyServices::check_header(POLICY_SERVICES_MAGIC, POLICY_ABI_VERSION, size - 8)
+                .is_err()
+        );
         assert!(PolicyServices::check_header(0, 1, size).is_err());
     }
 
@@ -516,7 +539,8 @@ mod tests {
         assert_eq!(callback_name(u64::from(CB_ENQUEUE)), Some("enqueue"));
         assert_eq!(callback_name(u64::from(CB_DISPATCH)), Some("dispatch"));
         assert_eq!(callback_name(20), Some("exit"));
-        assert_eq!(callback_name(21), None);
+        assert_eq!(callback_name(21), Some("cpu_tick"));
+        assert_eq!(callback_name(22), None);
         assert_eq!(callback_name(u64::MAX), None);
     }
 
