@@ -458,6 +458,7 @@ macro_rules! export_policy {
                 cpu_offline: Some(cpu_offline),
                 init: Some(init),
                 exit: Some(exit),
+                cpu_tick: None,
             }
         };
 

@@ -315,6 +315,9 @@ pub struct PolicyServices {
     pub log: unsafe extern "C" fn(level: u32, text: *const u8, len: usize),
     /// End the run: the policy's `text` becomes the report's first line.
     pub error: unsafe extern "C" fn(text: *const u8, len: usize) -> !,
+    /// Version 2. The CPU the current callback runs on (sched_ext's
+    /// `bpf_get_smp_processor_id`; `enqueue` runs on the waker's CPU).
+    pub cpu_id: unsafe extern "C" fn() -> u32,
 }
 
 /// Why a core refuses a policy's ops table (or a policy the services).
@@ -466,7 +469,8 @@ const _: () = {
     assert!(offset_of!(PolicyServices, cpu_data) == 32);
     assert!(offset_of!(PolicyServices, dsq_create) == 40);
     assert!(offset_of!(PolicyServices, error) == 40 + 17 * 8);
-    assert!(size_of::<PolicyServices>() == 40 + 18 * 8);
+    assert!(offset_of!(PolicyServices, cpu_id) == 40 + 18 * 8);
+    assert!(size_of::<PolicyServices>() == 40 + 19 * 8);
     assert!(DSQ_LOCAL_ON & DSQ_LOCAL_CPU_MASK == 0);
     // One name per callback pointer, ids in table order.
     assert!(POLICY_CALLBACKS.len() == 21);

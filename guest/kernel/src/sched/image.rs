@@ -101,6 +101,7 @@ static SERVICES: Global<PolicyServices> = Global::new(PolicyServices {
     now_ns,
     log,
     error,
+    cpu_id,
 });
 
 /// The core's side of an image policy: the slice each task started its
@@ -420,6 +421,10 @@ unsafe extern "C" fn error(text: *const u8, len: usize) -> ! {
     // SAFETY: as in `log`.
     let b = unsafe { core::slice::from_raw_parts(text, len.min(160)) };
     policy_error(b)
+}
+
+unsafe extern "C" fn cpu_id() -> u32 {
+    crate::percpu::cpu_id()
 }
 
 /// Check the table the VMM loaded and give the policy its services.

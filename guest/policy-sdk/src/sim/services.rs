@@ -227,6 +227,12 @@ unsafe extern "C" fn error(text: *const u8, len: usize) -> ! {
     policy_error(&std::string::String::from_utf8_lossy(b))
 }
 
+/// The CPU a callback runs on: the simulation knows it only for
+/// `dispatch` (CPU 0 otherwise).
+unsafe extern "C" fn cpu_id() -> u32 {
+    core().dispatch_cpu.unwrap_or(0)
+}
+
 /// The table handed to the policy's `init`.
 pub(super) fn table(nr_cpus: u32, slice_ns: u64, arg: u64, c: *mut Core) -> PolicyServices {
     // SAFETY: c is the harness's live core; only its per-CPU area's
@@ -258,5 +264,6 @@ pub(super) fn table(nr_cpus: u32, slice_ns: u64, arg: u64, c: *mut Core) -> Poli
         now_ns,
         log,
         error,
+        cpu_id,
     }
 }
