@@ -21,7 +21,7 @@ use crate::tag;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 pub const KSTATE_MAGIC: u32 = tag(b"KSTA");
-pub const KSTATE_VERSION: u32 = 4;
+pub const KSTATE_VERSION: u32 = 5;
 
 /// `run_state` values.
 pub const RUN_BOOTING: u32 = 0;
@@ -111,7 +111,14 @@ pub struct CpuRecord {
     /// to (a count, not a TSC: reading the TSC here doubled what a
     /// callback costs on this PVM host, about 14 ns).
     pub policy_call_seq: u64,
-    pub reserved: [u64; 4],
+    /// Tasks the policy's callbacks on this CPU put into a dispatch queue
+    /// (its scheduling decisions), and of those, how many into another
+    /// CPU's local queue (decisions made for other CPUs: a central
+    /// scheduler shows them all on one CPU). Single aligned stores
+    /// outside `seq`, as `policy_call_seq`.
+    pub policy_inserts: u64,
+    pub policy_remote_inserts: u64,
+    pub reserved: [u64; 2],
 }
 
 pub const CPU_RECORD_SIZE: u64 = 128;
@@ -127,6 +134,8 @@ pub const CPU_RECORD_MAX_IRQ_GAP_OFFSET: u64 = 72;
 /// id and believes the pair only if both ids agree.
 pub const CPU_RECORD_POLICY_CALLBACK_OFFSET: u64 = 80;
 pub const CPU_RECORD_POLICY_CALL_SEQ_OFFSET: u64 = 88;
+pub const CPU_RECORD_POLICY_INSERTS_OFFSET: u64 = 96;
+pub const CPU_RECORD_POLICY_REMOTE_INSERTS_OFFSET: u64 = 104;
 const _: () = {
     assert!(core::mem::size_of::<CpuRecord>() as u64 == CPU_RECORD_SIZE);
     assert!(core::mem::offset_of!(CpuRecord, clock_tsc) == 32);
@@ -139,6 +148,13 @@ const _: () = {
     assert!(
         core::mem::offset_of!(CpuRecord, policy_call_seq) as u64
             == CPU_RECORD_POLICY_CALL_SEQ_OFFSET
+    );
+    assert!(
+        core::mem::offset_of!(CpuRecord, policy_inserts) as u64 == CPU_RECORD_POLICY_INSERTS_OFFSET
+    );
+    assert!(
+        core::mem::offset_of!(CpuRecord, policy_remote_inserts) as u64
+            == CPU_RECORD_POLICY_REMOTE_INSERTS_OFFSET
     );
     assert!(CPU_RECORD_IRQ_TSC_OFFSET.is_multiple_of(8));
     assert!(CPU_RECORD_MAX_IRQ_GAP_OFFSET.is_multiple_of(8));

@@ -31,7 +31,7 @@ use crate::percpu;
 use abi::kstate::{TASK_RUNNABLE, TASK_RUNNING, TASK_SLEEPING};
 use abi::memmap::{MAX_CPUS, MAX_TASKS, POLICY_LOAD_ADDR};
 use abi::policy::{
-    CB_CPU_ONLINE, CB_DISPATCH, CB_ENABLE, CB_ENQUEUE, CB_EXIT, CB_EXIT_TASK, CB_INIT,
+    CB_CPU_ONLINE, CB_CPU_TICK, CB_DISPATCH, CB_ENABLE, CB_ENQUEUE, CB_EXIT, CB_EXIT_TASK, CB_INIT,
     CB_INIT_TASK, CB_QUIESCENT, CB_RUNNABLE, CB_RUNNING, CB_SELECT_CPU, CB_STOPPING, CB_TICK,
 };
 use abi::policy::{
@@ -45,6 +45,12 @@ use policies::{Cpu, DsqId, DsqIds, Slot};
 
 /// The policy image's table, checked at boot (null until then).
 static OPS: AtomicPtr<PolicyOps> = AtomicPtr::new(core::ptr::null_mut());
+/// The table's `cpu_tick`, read at boot only from a table new enough to
+/// have one (a version-1 table ends before it).
+static CPU_TICK: Global<Option<unsafe extern "C" fn(u32, u64)>> = Global::new(None);
+/// Set while `select_cpu` queued its task in `DSQ_LOCAL`: sched_ext means
+/// the local queue of the CPU `select_cpu` returns, known only after it.
+static SELECT_LOCAL: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 /// One view per task-table slot, handed to callbacks.
 static VIEWS: Global<[PolicyTask; MAX_TASKS]> = Global::new(
     [PolicyTask {
@@ -281,10 +287,16 @@ fn insert(p: *mut PolicyTask, id: u64, slice: u64, vtime: Option<u64>, flags: u6
         (None, _) if flags & ENQ_HEAD != 0 => c.dsqs.insert_head(d, slot),
         (None, _) => c.dsqs.insert_fifo(d, slot),
     }
-    if let DsqId::Local(cpu) = d
-        && flags & abi::policy::ENQ_PREEMPT != 0
-    {
-        preempt(cpu);
+    if let DsqId::Local(cpu) = d {
+        if id == abi::policy::DSQ_LOCAL && cb == CB_SELECT_CPU {
+            SELECT_LOCAL.store(true, Ordering::Relaxed);
+        }
+        if flags & abi::policy::ENQ_PREEMPT != 0 {
+            preempt(cpu);
+        }
+        callback::count_insert(cpu != percpu::cpu_id());
+    } else {
+        callback::count_insert(false);
     }
 }
 
@@ -378,7 +390,12 @@ unsafe extern "C" fn pick_idle_cpu(mask: u64, _flags: u64) -> i32 {
     claim_idle_in(mask).map_or(-1, |c| c as i32)
 }
 
+/// Preempt what `cpu` runs, as sched_ext does: its slice ends now (even
+/// `SLICE_INF`), so its next tick or preemption check switches.
 fn preempt(cpu: u32) {
+    if let Some(Some(s)) = ctx().running.get(cpu as usize) {
+        views()[*s as usize].slice_ns = 0;
+    }
     percpu::cpu(cpu).need_resched.store(1, Ordering::Relaxed);
 }
 
@@ -437,6 +454,11 @@ pub fn load(info: &abi::boot::BootInfo) -> Result<(), &'static str> {
     PolicyOps::check_header(magic, version, size)
         .map_err(|_| "policy image: bad PolicyOps header")?;
     OPS.store(p, Ordering::Relaxed);
+    if version >= 2 {
+        // SAFETY: boot, CPU 0, before any other CPU or callback runs; a
+        // version-2 table is long enough to hold the field.
+        unsafe { *CPU_TICK.get() = ops().cpu_tick };
+    }
     // SAFETY: boot, CPU 0, before any other CPU or callback runs.
     let svc = unsafe { SERVICES.get() };
     svc.nr_cpus = info.cpu_count;
@@ -520,6 +542,7 @@ impl super::policy::Policy for ImagePolicy {
     fn select_cpu(&mut self, c: &mut Ctx<'_>, t: &TaskInfo, prev: Cpu) -> Cpu {
         let v = sync(t, TASK_RUNNABLE);
         let nr = c.nr_cpus;
+        SELECT_LOCAL.store(false, Ordering::Relaxed);
         let cpu = with(c, || match ops().select_cpu {
             // SAFETY: a checked callback; v is a live view.
             Some(f) => call(CB_SELECT_CPU, || unsafe { f(v, prev, 0) }),
@@ -528,7 +551,28 @@ impl super::policy::Policy for ImagePolicy {
         if cpu >= nr {
             policy_error(b"select_cpu returned a CPU the run does not have");
         }
+        // A direct dispatch to `DSQ_LOCAL` went to the queue of the CPU
+        // the task was on; it belongs to the one chosen.
+        if SELECT_LOCAL.swap(false, Ordering::Relaxed)
+            && let Some(DsqId::Local(q)) = c.dsqs.queued_in(t.slot)
+            && q != cpu
+            && t.affinity.contains(cpu)
+        {
+            c.dsqs.remove(t.slot);
+            c.dsqs.insert_fifo(DsqId::Local(cpu), t.slot);
+        }
         cpu
+    }
+
+    /// Every tick of every CPU (and every wake-up of an idle one): the
+    /// policy's own timers.
+    fn cpu_tick(&mut self, c: &mut Ctx<'_>, cpu: Cpu) {
+        // SAFETY: written once at boot; read-only afterwards.
+        if let Some(f) = unsafe { *CPU_TICK.get() } {
+            let now = crate::time::now_ns();
+            // SAFETY: a callback of the checked table; it takes no pointer.
+            with(c, || call(CB_CPU_TICK, || unsafe { f(cpu, now) }))
+        }
     }
 
     fn enqueue(&mut self, c: &mut Ctx<'_>, t: &TaskInfo, flags: u32) {

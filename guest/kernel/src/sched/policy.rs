@@ -62,5 +62,7 @@ pub trait Policy {
     fn running(&mut self, ctx: &mut Ctx<'_>, t: &TaskInfo, cpu: Cpu);
     fn stopping(&mut self, ctx: &mut Ctx<'_>, t: &TaskInfo, cpu: Cpu, ran_ns: u64, runnable: bool);
     fn tick(&mut self, ctx: &mut Ctx<'_>, t: &TaskInfo, cpu: Cpu, ran_ns: u64) -> bool;
+    /// Every tick of `cpu`, busy or idle (an idle CPU: at each wake-up).
+    fn cpu_tick(&mut self, ctx: &mut Ctx<'_>, cpu: Cpu);
     fn fields(&self, slot: Slot) -> PolicyFields;
 }

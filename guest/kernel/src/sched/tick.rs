@@ -55,6 +55,9 @@ fn tick(real: bool) {
         });
     }
     expire_timers(s, now);
+    if real {
+        with_policy(s, |p, c| p.cpu_tick(c, cpu));
+    }
     if let Some(cur) = s.running[cpu as usize].map(|x| x as usize) {
         account(s, cur, now);
         let t = &s.tasks[cur];

@@ -12,7 +12,8 @@
 
 use crate::percpu;
 use abi::kstate::{
-    CPU_RECORD_POLICY_CALL_SEQ_OFFSET, CPU_RECORD_POLICY_CALLBACK_OFFSET, cpu_record_addr,
+    CPU_RECORD_POLICY_CALL_SEQ_OFFSET, CPU_RECORD_POLICY_CALLBACK_OFFSET,
+    CPU_RECORD_POLICY_INSERTS_OFFSET, CPU_RECORD_POLICY_REMOTE_INSERTS_OFFSET, cpu_record_addr,
 };
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -46,6 +47,20 @@ pub fn call<R>(cb: u32, f: impl FnOnce() -> R) -> R {
     record_word(CPU_RECORD_POLICY_CALLBACK_OFFSET).store(0, Ordering::Release);
     pc.policy_callback.store(0, Ordering::Relaxed);
     r
+}
+
+/// Count one task this CPU's policy code queued, `remote` if into another
+/// CPU's local queue (single-writer words, as the call count).
+#[inline(always)]
+pub fn count_insert(remote: bool) {
+    let bump = |off| {
+        let w = record_word(off);
+        w.store(w.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+    };
+    bump(CPU_RECORD_POLICY_INSERTS_OFFSET);
+    if remote {
+        bump(CPU_RECORD_POLICY_REMOTE_INSERTS_OFFSET);
+    }
 }
 
 /// The callback this CPU is in, 0 if none.
