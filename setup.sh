@@ -7,6 +7,9 @@ need_apt=()
 command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)   # micropb-gen runs protoc
 command -v objcopy >/dev/null 2>&1 || need_apt+=(binutils)           # ELF -> flat .bin, nm, readelf
 command -v make >/dev/null 2>&1 || need_apt+=(make)
+# sched_ext BPF objects: the tests compile schedulers with clang's BPF
+# target (clang-19 is what Debian bookworm ships; 16 or newer works).
+command -v clang-19 >/dev/null 2>&1 || need_apt+=(clang-19)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "setup: installing ${need_apt[*]}"
     SUDO=""
@@ -28,4 +31,4 @@ rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup comp
 if [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
     echo "setup: warning: /dev/kvm is missing or not read/writable by $(id -un); schedlab needs it to run guests" >&2
 fi
-echo "setup: ok (protoc $(protoc --version | awk '{print $2}'), $(rustc --version))"
+echo "setup: ok (protoc $(protoc --version | awk '{print $2}'), $(rustc --version), $(clang-19 --version | head -1))"

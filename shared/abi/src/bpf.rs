@@ -407,7 +407,7 @@ pub fn kfunc_index(name: &str) -> Option<u32> {
 }
 
 /// The BPF helpers the runtime implements: (number, name).
-pub const HELPERS: [(u32, &str); 19] = [
+pub const HELPERS: [(u32, &str); 20] = [
     (1, "bpf_map_lookup_elem"),
     (2, "bpf_map_update_elem"),
     (3, "bpf_map_delete_elem"),
@@ -427,6 +427,7 @@ pub const HELPERS: [(u32, &str); 19] = [
     (170, "bpf_timer_set_callback"),
     (171, "bpf_timer_start"),
     (172, "bpf_timer_cancel"),
+    (194, "bpf_kptr_xchg"),
 ];
 
 pub fn helper_name(id: u32) -> Option<&'static str> {
