@@ -302,10 +302,12 @@ impl Btf {
         for t in &self.types {
             if let (true, Kind::Datasec { vars }) = (t.name == name, &t.kind) {
                 for &(var, _, _) in vars {
-                    if let Ok(v) = self.get(var) {
-                        if let Kind::Var(ty) = v.kind {
-                            out.push((v.name.clone(), ty));
-                        }
+                    if let Ok(Type {
+                        name,
+                        kind: Kind::Var(ty),
+                    }) = self.get(var)
+                    {
+                        out.push((name.clone(), *ty));
                     }
                 }
             }

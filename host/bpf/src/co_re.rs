@@ -133,10 +133,10 @@ fn find_member(target: &Btf, id: u32, name: &str, depth: u32) -> Res<Option<(u64
         if m.name == name {
             return Ok(Some((m.bit_offset as u64, m.ty)));
         }
-        if m.name.is_empty() {
-            if let Some((o, t)) = find_member(target, m.ty, name, depth + 1)? {
-                return Ok(Some((o + m.bit_offset as u64, t)));
-            }
+        if m.name.is_empty()
+            && let Some((o, t)) = find_member(target, m.ty, name, depth + 1)?
+        {
+            return Ok(Some((o + m.bit_offset as u64, t)));
         }
     }
     Ok(None)
@@ -191,7 +191,10 @@ pub fn resolve(local: &Btf, target: &Btf, r: &CoreRelo) -> Res<Resolved> {
                     },
                     Step::Index(i) => match t.kind {
                         Kind::Array { elem, nelems } if *i < nelems as u64 || nelems == 0 => {
-                            off += i * target.size_of(elem)?;
+                            off = i
+                                .checked_mul(target.size_of(elem)?)
+                                .and_then(|d| off.checked_add(d))
+                                .ok_or("CO-RE offset overflow")?;
                             cur = elem;
                         }
                         _ => {
@@ -296,26 +299,26 @@ pub fn patch(insn: &mut [u8; 8], next: Option<&mut [u8; 8]>, kind: u32, res: &Re
             let off = i16::try_from(res.value)
                 .map_err(|_| format!("CO-RE offset {} does not fit a memory access", res.value))?;
             insn[2..4].copy_from_slice(&off.to_le_bytes());
-            if let Some((local, target)) = res.sizes {
-                if local != target {
-                    let cur = match insn[0] & 0x18 {
-                        0x00 => 4,
-                        0x08 => 2,
-                        0x10 => 1,
-                        _ => 8,
-                    };
-                    let bits = match target {
-                        4 => 0x00,
-                        2 => 0x08,
-                        1 => 0x10,
-                        8 => 0x18,
-                        _ => bail!("CO-RE field of {target} bytes cannot be accessed"),
-                    };
-                    if cur != local {
-                        bail!("CO-RE access of {cur} bytes to a field of {local} bytes");
-                    }
-                    insn[0] = (insn[0] & !0x18) | bits;
+            if let Some((local, target)) = res.sizes
+                && local != target
+            {
+                let cur = match insn[0] & 0x18 {
+                    0x00 => 4,
+                    0x08 => 2,
+                    0x10 => 1,
+                    _ => 8,
+                };
+                let bits = match target {
+                    4 => 0x00,
+                    2 => 0x08,
+                    1 => 0x10,
+                    8 => 0x18,
+                    _ => bail!("CO-RE field of {target} bytes cannot be accessed"),
+                };
+                if cur != local {
+                    bail!("CO-RE access of {cur} bytes to a field of {local} bytes");
                 }
+                insn[0] = (insn[0] & !0x18) | bits;
             }
         }
         0 if insn[0] == 0x18 => {

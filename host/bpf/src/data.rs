@@ -144,7 +144,7 @@ fn parse_value(name: &str, value: &str, bytes: u64, signed: bool, bool_: bool) -
     let (lo, hi) = if bool_ {
         (0, 1)
     } else if signed {
-        (-(1i128 << (bits - 1)), (1i128 << bits) - 1)
+        (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
     } else {
         (0, (1i128 << bits) - 1)
     };

@@ -269,7 +269,9 @@ fn load_inner(object: &[u8], opts: &LoadOptions, who: &mut String) -> Res<Loaded
         rows.push(map_row(&def, opts.nr_cpus)?);
         if let Some(inner) = inner {
             let at = rows.len() as u32;
-            rows.last_mut().map(|r| r.inner = at);
+            if let Some(r) = rows.last_mut() {
+                r.inner = at;
+            }
             rows.push(map_row(&inner, opts.nr_cpus)?);
         }
     }
@@ -443,15 +445,7 @@ fn load_inner(object: &[u8], opts: &LoadOptions, who: &mut String) -> Res<Loaded
 }
 
 fn map_row(def: &maps::MapDef, nr_cpus: u32) -> Res<MapRow> {
-    if map_layout(
-        def.kind,
-        def.key_size,
-        def.value_size,
-        def.max_entries,
-        nr_cpus,
-    )
-    .is_none()
-    {
+    if map_layout(def.kind, 0, 0, 0, nr_cpus).is_none() {
         let mut have: Vec<&str> = abi::bpf::MAP_TYPES.iter().map(|t| t.1).collect();
         have.sort();
         bail!(
@@ -459,6 +453,17 @@ fn map_row(def: &maps::MapDef, nr_cpus: u32) -> Res<MapRow> {
             def.name,
             maps::map_type_name(def.kind),
             have.join(", ")
+        );
+    }
+    // Bounds before any size arithmetic: a hostile object must not
+    // overflow the layout (the image is at most BPF_PROGRAM_SIZE anyway).
+    if def.key_size > 1 << 16 || def.value_size > 1 << 20 || def.max_entries > 1 << 24 {
+        bail!(
+            "map {} is too large (key {} bytes, value {} bytes, {} entries)",
+            def.name,
+            def.key_size,
+            def.value_size,
+            def.max_entries
         );
     }
     if def.max_entries == 0 && def.kind != abi::bpf::MAP_TASK_STORAGE {

@@ -195,9 +195,9 @@ pub fn address_taken(code: &Code, elf: &Elf) -> Res<Vec<u32>> {
             let Some(insn) = code.insns.get(b.base as usize + (r.offset / 8) as usize) else {
                 continue;
             };
-            let imm = i32::from_le_bytes([insn[4], insn[5], insn[6], insn[7]]) as i64;
-            let byte = sym.value as i64 + imm;
-            if byte < 0 || byte % 8 != 0 || byte / 8 >= text.len as i64 {
+            let imm = i32::from_le_bytes([insn[4], insn[5], insn[6], insn[7]]) as i128;
+            let byte = sym.value as i128 + imm;
+            if byte < 0 || byte % 8 != 0 || byte / 8 >= text.len as i128 {
                 bail!(
                     "program {}: function address outside .text",
                     code.who(b.base)
@@ -263,7 +263,8 @@ pub fn relocate(code: &mut Code, elf: &Elf, t: &Targets, notes: &mut Vec<String>
                             sym.name
                         );
                     }
-                    let addend = sym.value as i64 + imm(&insn) as i64;
+                    let addend = i64::try_from(sym.value as i128 + imm(&insn) as i128)
+                        .map_err(|_| format!("program {who}: bad addend for {}", sym.name))?;
                     let value: u64 = match sym.section {
                         None => {
                             let found = kfunc_index(&sym.name).is_some();
@@ -286,8 +287,8 @@ pub fn relocate(code: &mut Code, elf: &Elf, t: &Targets, notes: &mut Vec<String>
                         }
                         Some(s) if text.as_ref().is_some_and(|x| x.elf_index == s) => {
                             let x = text.as_ref().map_or(0, |x| x.base);
-                            let at = x + (addend / 8) as u32;
-                            if !code.is_entry(at) {
+                            let at = u32::try_from(x as i64 + addend / 8).unwrap_or(u32::MAX);
+                            if addend % 8 != 0 || !code.is_entry(at) {
                                 bail!("program {who}: function address is not a function's start");
                             }
                             FUNC_PTR_TAG | at as u64
@@ -351,8 +352,12 @@ pub fn relocate(code: &mut Code, elf: &Elf, t: &Targets, notes: &mut Vec<String>
                         }
                         Some(s) if text.as_ref().is_some_and(|x| x.elf_index == s) => {
                             let x = text.as_ref().map_or(0, |x| x.base) as i64;
-                            let target = x + (sym.value / 8) as i64 + imm(&insn) as i64 + 1;
-                            if target < 0 || !code.is_entry(target as u32) {
+                            let target =
+                                x + (sym.value / 8).min(1 << 40) as i64 + imm(&insn) as i64 + 1;
+                            if target < 0
+                                || target > u32::MAX as i64
+                                || !code.is_entry(target as u32)
+                            {
                                 bail!(
                                     "program {who}: call to {} does not land on a function",
                                     sym.name
