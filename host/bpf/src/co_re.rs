@@ -335,3 +335,179 @@ pub fn patch(insn: &mut [u8; 8], next: Option<&mut [u8; 8]>, kind: u32, res: &Re
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::btf::{Member, Type, target_btf};
+    use abi::bpf::{ScxEntity, ScxTask};
+    use core::mem::offset_of;
+
+    fn t(name: &str, kind: Kind) -> Type {
+        Type {
+            name: name.into(),
+            kind,
+        }
+    }
+
+    fn m(name: &str, ty: u32, byte: u32) -> Member {
+        Member {
+            name: name.into(),
+            ty,
+            bit_offset: byte * 8,
+            bitfield_size: 0,
+        }
+    }
+
+    /// A local BTF shaped like vmlinux.h's (other offsets, an extra
+    /// field, a flavoured name, an enum).
+    fn local() -> Btf {
+        let types = vec![
+            t("", Kind::Void),
+            // 1: u64, 2: u32
+            t(
+                "u64",
+                Kind::Int {
+                    size: 8,
+                    signed: false,
+                    bool_: false,
+                },
+            ),
+            t(
+                "u32",
+                Kind::Int {
+                    size: 4,
+                    signed: false,
+                    bool_: false,
+                },
+            ),
+            // 3: sched_ext_entity { u32 weight @0; u64 slice @64; u64 gone @200 }
+            t(
+                "sched_ext_entity",
+                Kind::Struct {
+                    size: 208,
+                    members: vec![m("weight", 2, 0), m("slice", 1, 64), m("gone", 1, 200)],
+                },
+            ),
+            // 4: task_struct___v2 { int pad; sched_ext_entity scx @800 }
+            t(
+                "task_struct___v2",
+                Kind::Struct {
+                    size: 1200,
+                    members: vec![m("pad", 2, 0), m("scx", 3, 800)],
+                },
+            ),
+            // 5: enum scx_frob { A = 7 }, 6: struct nothing_here
+            t(
+                "scx_frob",
+                Kind::Enum {
+                    size: 4,
+                    values: vec![("A".into(), 7)],
+                },
+            ),
+            t(
+                "nothing_here",
+                Kind::Struct {
+                    size: 4,
+                    members: vec![],
+                },
+            ),
+        ];
+        Btf {
+            types,
+            strings: Vec::new(),
+        }
+    }
+
+    fn relo(type_id: u32, access: &str, kind: u32) -> CoreRelo {
+        CoreRelo {
+            insn_off: 0,
+            type_id,
+            access: access.into(),
+            kind,
+        }
+    }
+
+    #[test]
+    fn field_kinds_resolve_against_the_rust_layout() {
+        let (l, tg) = (local(), target_btf());
+        let off = resolve(&l, &tg, &relo(4, "0:1:1", FIELD_BYTE_OFFSET)).unwrap();
+        assert_eq!(
+            off.value as usize,
+            offset_of!(ScxTask, scx) + offset_of!(ScxEntity, slice)
+        );
+        let sz = resolve(&l, &tg, &relo(4, "0:1:0", FIELD_BYTE_SIZE)).unwrap();
+        assert_eq!(sz.value, 4);
+        assert_eq!(
+            resolve(&l, &tg, &relo(4, "0:1:1", FIELD_EXISTS))
+                .unwrap()
+                .value,
+            1
+        );
+        assert_eq!(
+            resolve(&l, &tg, &relo(4, "0:1:2", FIELD_EXISTS))
+                .unwrap()
+                .value,
+            0
+        );
+        let e = resolve(&l, &tg, &relo(4, "0:1:2", FIELD_BYTE_OFFSET))
+            .err()
+            .unwrap();
+        assert!(e.contains("gone"), "{e}");
+    }
+
+    #[test]
+    fn type_and_enum_kinds() {
+        let (l, tg) = (local(), target_btf());
+        assert_eq!(
+            resolve(&l, &tg, &relo(4, "0", TYPE_EXISTS)).unwrap().value,
+            1
+        );
+        assert_eq!(
+            resolve(&l, &tg, &relo(6, "0", TYPE_EXISTS)).unwrap().value,
+            0
+        );
+        assert_eq!(
+            resolve(&l, &tg, &relo(3, "0", TYPE_SIZE)).unwrap().value as usize,
+            core::mem::size_of::<ScxEntity>()
+        );
+        assert_eq!(
+            resolve(&l, &tg, &relo(5, "0", ENUMVAL_EXISTS))
+                .unwrap()
+                .value,
+            0
+        );
+        let e = resolve(&l, &tg, &relo(5, "0", ENUMVAL_VALUE))
+            .err()
+            .unwrap();
+        assert!(e.contains("scx_frob::A"), "{e}");
+        let e = resolve(&l, &tg, &relo(4, "0:1", 4)).err().unwrap();
+        assert!(e.contains("lshift_u64"), "{e}");
+    }
+
+    #[test]
+    fn patching_adjusts_offsets_and_sizes() {
+        // r1 = *(u64 *)(r2 + 0), local field 8 bytes, target 4.
+        let mut ldx = [0x79, 0x21, 0, 0, 0, 0, 0, 0];
+        let r = Resolved {
+            value: 24,
+            sizes: Some((8, 4)),
+        };
+        patch(&mut ldx, None, FIELD_BYTE_OFFSET, &r).unwrap();
+        assert_eq!(ldx, [0x61, 0x21, 24, 0, 0, 0, 0, 0]);
+        let mut alu = [0x07, 0x01, 0, 0, 0, 0, 0, 0];
+        patch(
+            &mut alu,
+            None,
+            FIELD_BYTE_OFFSET,
+            &Resolved {
+                value: 40,
+                sizes: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(alu[4], 40);
+        let mut call = [0x85, 0, 0, 0, 1, 0, 0, 0];
+        assert!(patch(&mut call, None, FIELD_EXISTS, &r).is_err());
+    }
+}

@@ -74,7 +74,13 @@ pub fn collect(elf: &Elf, btf: &Btf) -> Res<(Vec<DataSec>, Vec<Var>)> {
 /// Resizes every `.data.NAME`/`.bss.NAME` section that holds exactly one
 /// array variable of one element to `nr_cpus` elements, as the
 /// `RESIZABLE_ARRAY` users' userspace does with `nr_cpu_ids`.
-pub fn resize_per_cpu(secs: &mut [DataSec], vars: &mut [Var], btf: &Btf, nr_cpus: u32) -> Res<()> {
+pub fn resize_per_cpu(
+    secs: &mut [DataSec],
+    vars: &mut [Var],
+    btf: &Btf,
+    nr_cpus: u32,
+    notes: &mut Vec<String>,
+) -> Res<()> {
     for (i, s) in secs.iter_mut().enumerate() {
         if !(s.name.starts_with(".data.") || s.name.starts_with(".bss.")) {
             continue;
@@ -99,6 +105,10 @@ pub fn resize_per_cpu(secs: &mut [DataSec], vars: &mut [Var], btf: &Btf, nr_cpus
         }
         s.bytes.resize(new as usize, 0);
         v.size = new;
+        notes.push(format!(
+            "{} ({}) resized to {nr_cpus} elements, one per CPU",
+            v.name, s.name
+        ));
     }
     Ok(())
 }

@@ -237,7 +237,7 @@ fn load_inner(object: &[u8], opts: &LoadOptions, who: &mut String) -> Res<Loaded
 
     // Globals.
     let (mut secs, mut vars) = data::collect(&elf, &btf)?;
-    data::resize_per_cpu(&mut secs, &mut vars, &btf, opts.nr_cpus)?;
+    data::resize_per_cpu(&mut secs, &mut vars, &btf, opts.nr_cpus, &mut notes)?;
     fill_scx_enums(&elf, &code, &mut secs, &vars, opts)?;
     data::apply_sets(&mut secs, &vars, &btf, &opts.sets)?;
 

@@ -95,6 +95,12 @@ fn unknown_scx_enum_is_named() {
 }
 
 #[test]
+fn a_missing_sched_ext_ops_is_refused() {
+    let e = refused("NO_OPS");
+    assert!(e.contains("sched_ext_ops"), "{e}");
+}
+
+#[test]
 fn ignored_callbacks_are_noted() {
     let obj = common::case(Some("DUMP"));
     let l = load(&obj, &opts()).unwrap();

@@ -112,6 +112,17 @@ fn check_core_and_calls(obj: &[u8], l: &Loaded, tag: &str) -> usize {
                 assert_eq!(got, w as i64, "{note} at {sec}+{off:#x}");
                 checked += 1;
             }
+        } else if note.contains("CO-RE <field_exists>")
+            && note.contains("scx_exit_info::exit_code ")
+        {
+            // schedlab's scx_exit_info has exit_code.
+            let v = if img.insn(i)[0] == 0x18 {
+                img.ld_imm64(i)
+            } else {
+                img.imm(i) as u64
+            };
+            assert_eq!(v, 1, "{note}");
+            checked += 1;
         } else if note.contains("R_BPF_64_64") {
             // bpf_ksym_exists(kfunc): 1 for a kfunc schedlab provides.
             let sym = note.split_whitespace().last().unwrap();

@@ -57,6 +57,7 @@ void BPF_STRUCT_OPS(t_dump, struct scx_dump_ctx *dctx)
 }
 #endif
 
+#ifndef NO_OPS
 SCX_OPS_DEFINE(t_ops,
 	       .enqueue		= (void *)t_enqueue,
 #ifdef UNKNOWN_CALLBACK
@@ -66,3 +67,4 @@ SCX_OPS_DEFINE(t_ops,
 	       .dump		= (void *)t_dump,
 #endif
 	       .name		= "cases");
+#endif
