@@ -10,6 +10,7 @@ command -v make >/dev/null 2>&1 || need_apt+=(make)
 # sched_ext BPF objects: the tests compile schedulers with clang's BPF
 # target (clang-19 is what Debian bookworm ships; 16 or newer works).
 command -v clang-19 >/dev/null 2>&1 || need_apt+=(clang-19)
+command -v llvm-objdump-19 >/dev/null 2>&1 || need_apt+=(llvm-19)   # the loader's tests read objects with it
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "setup: installing ${need_apt[*]}"
     SUDO=""

@@ -18,6 +18,11 @@
 #            every SDK callback, counted); the ratio of the per-switch
 #            costs (aim <= 1.05) and the cost of one callback
 #            (baseline: dfl)
+#   bpf      a scheduling decision through the real sched_ext object
+#            scx_simple (compiled here from $SCHEDLAB_SCX_DIR, run by the
+#            BPF runtime's interpreter) vs the built-in `vtime` image: the
+#            per-switch costs as in `policy` and their ratio (aim <= 2;
+#            baseline: vtime), and each object's load time on the host
 #   preempt  what one preempt_point() costs when it does not switch
 #   pingpong same-CPU message round trip: `schedlab pingpong --same-cpu`
 #            vs two host threads pinned to one CPU bouncing a byte over two
@@ -29,10 +34,20 @@ RUNS=${RUNS:-20}
 PIPE_PINGPONG=${CARGO_TARGET_DIR:-target}/bench/pipe-pingpong
 mkdir -p "$(dirname "$PIPE_PINGPONG")"
 ${CC:-cc} -O2 -Wall -pthread -o "$PIPE_PINGPONG" scripts/pipe-pingpong.c
-exec python3 - "$BIN" "$RUNS" "$PIPE_PINGPONG" <<'PY'
+SCX_DIR=${SCHEDLAB_SCX_DIR:-../shared/scx}
+BPF_DIR=${CARGO_TARGET_DIR:-target}/bench/bpf
+mkdir -p "$BPF_DIR"
+if [ ! -x "$SCX_DIR/build-bpf.sh" ]; then
+    echo "bench: the sched_ext material is missing at $SCX_DIR: set SCHEDLAB_SCX_DIR" >&2
+    exit 1
+fi
+for s in scx_simple scx_central; do
+    "$SCX_DIR/build-bpf.sh" "$SCX_DIR/schedulers/$s.bpf.c" "$BPF_DIR/$s.bpf.o"
+done
+exec python3 - "$BIN" "$RUNS" "$PIPE_PINGPONG" "$BPF_DIR" <<'PY'
 import json, statistics, subprocess, sys, time
 
-bin_, runs, pipe_pingpong = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+bin_, runs, pipe_pingpong, bpf_dir = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 
 def run(op, *args):
     out = subprocess.run([bin_, op, "--json", *args], capture_output=True, text=True)
@@ -117,6 +132,33 @@ print(f"  defaults (every callback) {tab_ns:8.1f} ns per switch"
 print(f"  ratio defaults/dfl        {tab_ns/dfl_ns:8.3f}  (aim <= 1.05; 1-task run-to-run noise {noise*100:.1f}%)")
 if calls:
     print(f"  one callback            ~ {(tab_ns - dfl_ns) / med(calls):8.1f} ns")
+
+# A decision through BPF: 8 tasks at a 1 us slice under the built-in
+# `vtime` and under scx_simple (weighted vtime too, as BPF), per-switch
+# cost against 1 task under `dfl`, alternated, median of 5.
+simple = f"{bpf_dir}/scx_simple.bpf.o"
+one, lost = [], {"vtime": [], simple: []}
+for _ in range(5):
+    u1 = spin("--policy", "dfl", "--tasks", "1", "--slice", "1us", "--duration", "500ms")["totals"]["units_per_sec"]
+    one.append(u1)
+    for policy in ("vtime", simple):
+        r = spin("--policy", policy, "--tasks", "8", "--slice", "1us", "--duration", "500ms")
+        per_s = sum(t["switches"] for t in r["tasks"]) / (r["elapsed_ns"] / 1e9)
+        lost[policy].append((1 - r["totals"]["units_per_sec"] / u1) / per_s * 1e9)
+v_ns, b_ns = med(lost["vtime"]), med(lost[simple])
+noise = (max(one) - min(one)) / med(one)
+print("bpf: a decision through scx_simple.bpf.o (spin --slice 1us, 8 tasks vs 1, 500 ms, median of 5)")
+print(f"  vtime (built-in image)    {v_ns:8.1f} ns per switch")
+print(f"  scx_simple (BPF)          {b_ns:8.1f} ns per switch")
+print(f"  ratio scx_simple/vtime    {b_ns/v_ns:8.3f}  (aim <= 2; 1-task run-to-run noise {noise*100:.1f}%)")
+for obj in ("scx_simple", "scx_central"):
+    ts = []
+    for _ in range(20):
+        out = subprocess.run([bin_, "policies", f"{bpf_dir}/{obj}.bpf.o", "--json"], capture_output=True, text=True)
+        if out.returncode != 0:
+            sys.exit(f"schedlab policies {obj}.bpf.o failed: {out.stderr.strip()}")
+        ts.append(json.loads(out.stdout)["load_us"])
+    print(f"  load {obj}.bpf.o on the host: {med(ts):8.0f} us (median of 20)")
 
 def ups_median(n, *args):
     return med([spin(*args)["totals"]["units_per_sec"] for _ in range(n)])

@@ -14,6 +14,76 @@ pub struct PoliciesArgs {
     /// Print one JSON array instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Describe this sched_ext BPF object instead (`x.bpf.o`): which
+    /// program each callback runs, what the loader noted, the program
+    /// image's size and how long loading took. Refuses what `--policy`
+    /// would refuse, with the same message.
+    #[arg(value_name = "OBJECT")]
+    pub object: Option<std::path::PathBuf>,
+}
+
+/// `schedlab policies x.bpf.o`.
+#[derive(Debug, Serialize)]
+struct ObjectInfo {
+    object: String,
+    ops_name: String,
+    programs: Vec<crate::settings::bpf_object::BoundProgram>,
+    notes: Vec<String>,
+    image_bytes: usize,
+    /// Reading and relocating the object on the host, microseconds.
+    load_us: u64,
+}
+
+fn describe(path: &std::path::Path, json: bool) -> u8 {
+    use crate::settings::bpf_object::{BoundProgram, BpfObject, DEFAULT_SLICE_NS};
+    let t = std::time::Instant::now();
+    let obj = match BpfObject::load("schedlab policies", path, 1, DEFAULT_SLICE_NS, &[]) {
+        Ok(o) => o,
+        Err(f) => {
+            vmm::errln!("{f}");
+            return f.exit_code();
+        }
+    };
+    let info = ObjectInfo {
+        load_us: t.elapsed().as_micros() as u64,
+        object: obj.path.display().to_string(),
+        ops_name: obj.loaded.name().to_string(),
+        programs: obj
+            .loaded
+            .programs()
+            .into_iter()
+            .map(|(callback, program)| BoundProgram { callback, program })
+            .collect(),
+        notes: obj.loaded.notes().to_vec(),
+        image_bytes: obj.loaded.image().len(),
+    };
+    if json {
+        match serde_json::to_string_pretty(&info) {
+            Ok(t) => vmm::outln!("{t}"),
+            Err(e) => {
+                vmm::errln!("schedlab policies: cannot encode: {e}");
+                return code::ENVIRONMENT;
+            }
+        }
+        return code::OK;
+    }
+    let mut s = String::new();
+    let _ = writeln!(s, "{}: sched_ext ops \"{}\"", info.object, info.ops_name);
+    for p in &info.programs {
+        let _ = writeln!(s, "  {:<12} {}", p.callback, p.program);
+    }
+    for n in &info.notes {
+        let _ = writeln!(s, "  note: {n}");
+    }
+    let _ = writeln!(
+        s,
+        "  program image {} bytes, loaded in {} us; run it with --policy {}",
+        info.image_bytes,
+        info.load_us,
+        path.display()
+    );
+    vmm::out!("{s}");
+    code::OK
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -60,7 +130,7 @@ impl Promises {
 fn rows() -> vmm::exit::Result<Vec<Row>> {
     Ok(Policy::builtins()?
         .into_iter()
-        .filter(|p| !p.test_only)
+        .filter(|p| !p.test_only && !p.bpf_runtime)
         .map(|p| Row {
             default: p.name == DEFAULT_POLICY,
             size: p.image.end.saturating_sub(abi::memmap::POLICY_LOAD_ADDR),
@@ -91,6 +161,9 @@ fn table(rows: &[Row]) -> String {
 }
 
 pub fn main(args: &PoliciesArgs) -> u8 {
+    if let Some(obj) = &args.object {
+        return describe(obj, args.json);
+    }
     let rows = match rows() {
         Ok(r) => r,
         Err(f) => {
@@ -121,7 +194,7 @@ mod tests {
         let rows = rows().unwrap();
         for p in Policy::builtins().unwrap() {
             let n = rows.iter().filter(|r| r.name == p.name).count();
-            assert_eq!(n, usize::from(!p.test_only), "{}", p.name);
+            assert_eq!(n, usize::from(!p.test_only && !p.bpf_runtime), "{}", p.name);
             assert!(!p.summary.is_empty(), "{} describes itself", p.name);
         }
         // One image per folder under guest/policies/, named as its folder.

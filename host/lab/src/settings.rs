@@ -2,6 +2,7 @@
 //! into plain settings before anything touches /dev/kvm, so a typo never
 //! costs a VM start and every message names the flag at fault.
 
+pub mod bpf_object;
 pub mod judge;
 pub mod policy;
 pub mod sched;
@@ -101,7 +102,7 @@ impl CommonArgs {
                 mib << 20
             }
         };
-        let sched = self.sched.validate()?;
+        let sched = self.sched.validate(slice_ns)?;
         let mut judge = self.judge.validate()?;
         judge.apply_promises(&sched.policy.name, sched.policy.promises);
         Ok(RunSettings {

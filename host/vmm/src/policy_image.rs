@@ -66,6 +66,8 @@ pub struct OpsHeader {
     pub deadlines: bool,
     /// `POLICY_FLAG_TEST_ONLY`: made for schedlab's own tests.
     pub test_only: bool,
+    /// `POLICY_FLAG_BPF_RUNTIME`: runs a sched_ext object, never alone.
+    pub bpf_runtime: bool,
     /// The non-null callbacks: (name, address).
     pub callbacks: Vec<(&'static str, u64)>,
 }
@@ -277,6 +279,10 @@ pub fn parse_ops(bytes: &[u8], image: &[Range<u64>]) -> std::result::Result<OpsH
     }
     let mut callbacks = Vec::new();
     for (i, name) in CALLBACKS.iter().enumerate() {
+        // An older table ends before the callbacks added since.
+        if CALLBACKS_AT + i * 8 + 8 > size as usize {
+            break;
+        }
         let addr = quad(bytes, CALLBACKS_AT + i * 8);
         if addr == 0 {
             continue;
@@ -294,6 +300,7 @@ pub fn parse_ops(bytes: &[u8], image: &[Range<u64>]) -> std::result::Result<OpsH
         bounded_wait,
         deadlines,
         test_only: flags & POLICY_FLAG_TEST_ONLY != 0,
+        bpf_runtime: flags & abi::policy::POLICY_FLAG_BPF_RUNTIME != 0,
         callbacks,
     })
 }

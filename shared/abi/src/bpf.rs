@@ -34,6 +34,7 @@
 use crate::memmap::MAX_TASKS;
 use crate::policy::POLICY_CALLBACKS;
 use crate::tag;
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 pub const BPF_PROGRAM_MAGIC: u32 = tag(b"BPFO");
 /// Bumped on any change to this module's layouts or encodings.
@@ -79,7 +80,9 @@ pub const NAME_LEN: usize = 48;
 
 /// The image's first bytes.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct BpfHeader {
     pub magic: u32,
     pub version: u32,
@@ -130,7 +133,9 @@ pub const CB_IGNORED: [&str; 3] = ["dump", "dump_cpu", "dump_task"];
 
 /// What the runtime reports back (in [`BpfHeader::status`]).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct BpfStatus {
     /// One of `STATUS_*`.
     pub state: u32,

@@ -149,7 +149,7 @@ impl GauntletArgs {
             policies.extend(
                 crate::settings::policy::Policy::builtins()?
                     .into_iter()
-                    .filter(|p| !p.test_only)
+                    .filter(|p| !p.test_only && !p.bpf_runtime)
                     .map(|p| (p.name.clone(), p.name)),
             );
         }
@@ -157,7 +157,7 @@ impl GauntletArgs {
             let resolved = resolve_policy("--policies", p).map_err(|f| {
                 Failure::new(f.kind, f.message.replacen("--policy:", "--policies:", 1))
             })?;
-            if resolved.test_only {
+            if resolved.test_only || resolved.bpf_runtime {
                 return Err(Failure::usage(format!(
                     "--policies: '{p}' is a test-only policy; it cannot run in a gauntlet"
                 )));
@@ -498,7 +498,7 @@ mod tests {
         let users = crate::settings::policy::Policy::builtins()
             .unwrap()
             .iter()
-            .filter(|p| !p.test_only)
+            .filter(|p| !p.test_only && !p.bpf_runtime)
             .count();
         assert_eq!(p.jobs.len(), users * 2);
         assert!(p.jobs.iter().all(|j| j.workload == "spin"));

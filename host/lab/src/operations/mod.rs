@@ -247,6 +247,7 @@ pub fn run_until(p: Prepared, stop: Option<&StopFlag>) -> Result<Report> {
             images: imgs,
             config: &p.config,
             policy: &p.settings.sched.policy.image,
+            policy_data: p.settings.sched.policy.data(),
             spec: p.settings.spec(),
             stop,
         }),
@@ -257,6 +258,32 @@ pub fn run_until(p: Prepared, stop: Option<&StopFlag>) -> Result<Report> {
     };
     drop(progress);
     Ok(conclude(p, loaded.as_ref().ok(), outcome))
+}
+
+/// A BPF object's run that the runtime ended: say it in the object's
+/// terms. The guest's message names the runtime image ("policy bpf: ...");
+/// the report names the object, and a sandbox fault gets its program,
+/// instruction and C source line from the object's line info.
+fn explain_bpf_failure(
+    name: &str,
+    o: &crate::settings::bpf_object::BpfOutcome,
+    outcome: &mut RunOutcome,
+) {
+    let Some(f) = outcome.failure.as_mut() else {
+        return;
+    };
+    let prefix = format!("policy {}: ", crate::settings::bpf_object::RUNTIME_POLICY);
+    if let Some(rest) = f.message.strip_prefix(&prefix) {
+        f.message = format!("policy {name}: {rest}");
+    }
+    if let Some(fault) = &o.fault {
+        // "policy NAME: in CALLBACK: " stays; the runtime's own words go.
+        let head = match f.message.find(": bpf program") {
+            Some(i) => f.message[..i].to_string(),
+            None => format!("policy {name}"),
+        };
+        f.message = format!("{head}: {}", fault.message());
+    }
 }
 
 /// Everything after the VM: the operation's summary, the pictures' trace,
@@ -273,6 +300,11 @@ pub fn conclude(p: Prepared, imgs: Option<&images::Images>, mut outcome: RunOutc
         ..
     } = p;
     let mut report = Report::new(name, config_json);
+    report.bpf = settings.sched.policy.bpf.clone().map(|b| {
+        let o = b.outcome(&outcome.read_back);
+        explain_bpf_failure(&settings.sched.policy.name, &o, &mut outcome);
+        o
+    });
     if let Some(imgs) = imgs {
         report.versions.call_table = Some(imgs.core.stamp.call_table_version);
         report.versions.call_table_needed = Some(imgs.op.stamp.call_table_version);

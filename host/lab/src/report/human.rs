@@ -30,6 +30,7 @@ pub fn human(r: &Report, headline: &str, s: &mut String) {
         let _ = writeln!(s, "{line}");
     }
     cpus(r, s);
+    bpf(r, s);
     verdict(r, s);
     footer(r, s);
 }
@@ -146,21 +147,73 @@ fn cpus(r: &Report, s: &mut String) {
     }
     let _ = writeln!(
         s,
-        "{:>5} {:>6} {:>11} {:>9} {:>7} {:>6} {:>10}",
-        "cpu", "util", "nr_running", "switches", "ticks", "ipis", "host wait"
+        "{:>5} {:>6} {:>11} {:>9} {:>7} {:>6} {:>10} {:>9} {:>8}",
+        "cpu",
+        "util",
+        "nr_running",
+        "switches",
+        "ticks",
+        "ipis",
+        "host wait",
+        "decisions",
+        "remote"
     );
     for c in &r.cpus {
         let _ = writeln!(
             s,
-            "{:>5} {:>5.1}% {:>11.2} {:>9} {:>7} {:>6} {:>10}",
+            "{:>5} {:>5.1}% {:>11.2} {:>9} {:>7} {:>6} {:>10} {:>9} {:>8}",
             c.cpu,
             c.utilisation * 100.0,
             c.mean_nr_running,
             c.switches,
             opt_num(c.ticks),
             opt_num(c.ipis_sent),
-            opt_pct(c.host.map(|h| h.wait_fraction()))
+            opt_pct(c.host.map(|h| h.wait_fraction())),
+            opt_num(c.policy_inserts),
+            opt_num(c.policy_remote_inserts)
         );
+    }
+}
+
+/// A sched_ext object's run: what it bound, how much it ran, how it ended.
+fn bpf(r: &Report, s: &mut String) {
+    let Some(b) = &r.bpf else {
+        return;
+    };
+    let bound: Vec<String> = b
+        .programs
+        .iter()
+        .map(|p| format!("{}={}", p.callback, p.program))
+        .collect();
+    let _ = writeln!(s, "bpf: ops {} from {}", b.ops_name, b.object);
+    let _ = writeln!(s, "  callbacks: {}", bound.join(" "));
+    if !b.sets.is_empty() {
+        let _ = writeln!(s, "  set: {}", b.sets.join(" "));
+    }
+    if let (Some(i), Some(c)) = (b.instructions, b.callbacks) {
+        let per = if c > 0 { i as f64 / c as f64 } else { 0.0 };
+        let _ = writeln!(
+            s,
+            "  ran {i} BPF instructions in {c} callbacks ({per:.1} per callback), ended: {}",
+            b.state.as_deref().unwrap_or("?")
+        );
+    }
+    if let Some(e) = &b.exit_info {
+        let _ = writeln!(
+            s,
+            "  exit record: kind {}, code {}, reason \"{}\"{}",
+            e.kind,
+            e.exit_code,
+            e.reason,
+            if e.msg.is_empty() {
+                String::new()
+            } else {
+                format!(", msg \"{}\"", e.msg)
+            }
+        );
+    }
+    for n in &b.notes {
+        let _ = writeln!(s, "  note: {n}");
     }
 }
 
@@ -301,6 +354,9 @@ mod tests {
             switches: 42,
             ticks: Some(500),
             ipis_sent: None,
+            policy_calls: None,
+            policy_inserts: None,
+            policy_remote_inserts: None,
             host: None,
         }];
         r.verdict = Some(analysis::Verdict {

@@ -92,6 +92,12 @@ pub struct CpuRow {
     pub ticks: Option<u64>,
     /// Wake-up IPIs it sent.
     pub ipis_sent: Option<u64>,
+    /// Policy callbacks this CPU ran, tasks they put into a dispatch queue
+    /// (its scheduling decisions), and of those how many went to another
+    /// CPU's local queue (decisions made for other CPUs).
+    pub policy_calls: Option<u64>,
+    pub policy_inserts: Option<u64>,
+    pub policy_remote_inserts: Option<u64>,
     /// Host CPU its vCPU thread got (None where unmeasured).
     pub host: Option<HostTime>,
 }
@@ -180,6 +186,10 @@ pub struct Report {
     pub frames: FrameCounters,
     pub logs: Vec<LogLine>,
     pub versions: Versions,
+    /// A sched_ext BPF object's run: its programs, instructions run, a
+    /// sandbox fault, its exit record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bpf: Option<crate::settings::bpf_object::BpfOutcome>,
     /// The judged tasks as the host measured them, for the human report of
     /// a run whose guest sent no result (JSON has them in `metrics`).
     #[serde(skip)]
@@ -224,6 +234,7 @@ impl Report {
                 schedlab: env!("CARGO_PKG_VERSION"),
                 ..Default::default()
             },
+            bpf: None,
             measured: Vec::new(),
             result_lines: Vec::new(),
             headline: String::new(),
@@ -313,6 +324,9 @@ impl Report {
             if let Some(r) = final_cpus.iter().find(|r| r.cpu == row.cpu) {
                 row.ticks = Some(r.ticks);
                 row.ipis_sent = Some(r.ipis_sent);
+                row.policy_calls = Some(r.policy_call_seq);
+                row.policy_inserts = Some(r.policy_inserts);
+                row.policy_remote_inserts = Some(r.policy_remote_inserts);
             }
             row.host = out
                 .vcpu_host
@@ -354,6 +368,9 @@ impl Report {
                 switches: c.switches,
                 ticks: None,
                 ipis_sent: None,
+                policy_calls: None,
+                policy_inserts: None,
+                policy_remote_inserts: None,
                 host: None,
             })
             .collect();
@@ -811,6 +828,9 @@ pub(crate) mod tests {
             switches: 0,
             ticks: None,
             ipis_sent: None,
+            policy_calls: None,
+            policy_inserts: None,
+            policy_remote_inserts: None,
             host: Some(HostTime {
                 wall_ns: 100,
                 run_ns: 100 - wait_ns,

@@ -59,10 +59,16 @@ pub struct Policy {
     pub promises: Promises,
     /// Made for schedlab's own tests (`POLICY_FLAG_TEST_ONLY`).
     pub test_only: bool,
+    /// The BPF runtime image (`POLICY_FLAG_BPF_RUNTIME`): it runs a
+    /// sched_ext object and is never a policy by itself, so lists leave it
+    /// out like a test-only one.
+    pub bpf_runtime: bool,
     /// The checked image the VMM loads.
     pub image: Arc<PolicyImage>,
     /// The ELF it was read from; None for a built-in (embedded).
     pub path: Option<PathBuf>,
+    /// A sched_ext BPF object the image (the BPF runtime) runs.
+    pub bpf: Option<super::bpf_object::SharedBpfObject>,
 }
 
 impl Policy {
@@ -95,9 +101,44 @@ impl Policy {
                 deadlines: h.deadlines,
             },
             test_only: h.test_only,
+            bpf_runtime: h.bpf_runtime,
             image: Arc::new(image),
             path,
+            bpf: None,
         }
+    }
+
+    /// What the VMM writes for the policy besides its image.
+    pub fn data(&self) -> Option<&vmm::vm::run::PolicyData> {
+        self.bpf.as_ref().map(|b| b.data())
+    }
+
+    /// A sched_ext object run by the BPF runtime image. What it promises:
+    /// bounded waits (sched_ext's watchdog ends a scheduler that leaves a
+    /// task runnable too long); its shares are judged with `--check
+    /// shares`, since an object does not say what it promises.
+    pub fn from_bpf(obj: super::bpf_object::BpfObject) -> Result<Policy> {
+        let runtime =
+            vmm::images::builtin_policy(super::bpf_object::RUNTIME_POLICY).ok_or_else(|| {
+                Failure::image("this schedlab binary has no BPF runtime image: run `make`")
+            })??;
+        let mut p = Policy::from_image(runtime, None);
+        p.name = super::bpf_object::BpfObject::short_name(&obj.path);
+        p.summary = format!(
+            "sched_ext BPF object {} (ops {}), run by schedlab's BPF runtime",
+            obj.path.display(),
+            obj.loaded.name()
+        );
+        p.promises = Promises {
+            shares: Shares::None,
+            bounded_wait: true,
+            deadlines: false,
+        };
+        p.test_only = false;
+        p.bpf_runtime = false;
+        p.path = Some(obj.path.clone());
+        p.bpf = Some(Arc::new(obj));
+        Ok(p)
     }
 }
 
@@ -106,11 +147,13 @@ impl Policy {
 pub fn is_path(text: &str) -> bool {
     text.contains('/')
         || text.ends_with(".elf")
+        || text.ends_with(".o")
         || (!vmm::images::policy_names().any(|n| n == text) && Path::new(text).exists())
 }
 
 const WHAT: &str = "give a built-in policy (`schedlab policies` lists them), a policy image \
-                    (the ELF a policy crate builds) or a policy crate's directory";
+                    (the ELF a policy crate builds), a policy crate's directory or a sched_ext \
+                    BPF object (.bpf.o)";
 
 /// The policy at `path` (a relative one from the current directory): an
 /// ELF is read and checked, a directory is built as a policy crate first.
@@ -126,12 +169,33 @@ pub fn load(flag: &str, path: &Path) -> Result<Policy> {
     } else {
         path.to_path_buf()
     };
+    if is_bpf_file(&elf) {
+        // Checked here for one CPU and the default slice; the run loads
+        // it again for its own (`SchedArgs::validate`).
+        let obj = super::bpf_object::BpfObject::load(
+            flag,
+            &elf,
+            1,
+            super::bpf_object::DEFAULT_SLICE_NS,
+            &[],
+        )?;
+        return Policy::from_bpf(obj);
+    }
     let image = PolicyImage::read(&elf).map_err(|f| {
         let message = f.message.replacen("policy image ", "", 1);
         Failure::new(f.kind, format!("{flag}: policy image {message}"))
     })?;
     let abs = std::path::absolute(&elf).unwrap_or(elf);
     Ok(Policy::from_image(image, Some(abs)))
+}
+
+/// Whether the file at `path` is an eBPF object (its first bytes say so).
+fn is_bpf_file(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 64];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .is_ok_and(|n| super::bpf_object::is_bpf_object(&head[..n]))
 }
 
 fn io_why(e: &std::io::Error) -> String {
@@ -325,6 +389,7 @@ mod tests {
                 bounded_wait,
                 deadlines: false,
                 test_only: false,
+                bpf_runtime: false,
                 callbacks: Vec::new(),
             },
             symbols: Default::default(),

@@ -26,6 +26,11 @@ pub struct SchedArgs {
     /// directory (built with `cargo build --release`).
     #[arg(long, value_name = "NAME|PATH", default_value = DEFAULT_POLICY)]
     pub policy: String,
+    /// Set a sched_ext object's `const volatile` knob (or another global)
+    /// before the run, as its loader's skeleton would: `--bpf-set
+    /// fifo_sched=1`. Repeatable; only with a `.bpf.o` policy.
+    #[arg(long = "bpf-set", value_name = "NAME=VALUE")]
+    pub bpf_set: Vec<String>,
     /// TEST ONLY: the pid the `starve` policy never runs.
     #[arg(long, value_name = "PID", hide = true)]
     pub starve_pid: Option<u32>,
@@ -91,7 +96,8 @@ impl SchedSettings {
 }
 
 impl SchedArgs {
-    pub fn validate(&self) -> Result<SchedSettings> {
+    /// `slice_ns` is the run's `--slice` (a BPF object's `SCX_SLICE_DFL`).
+    pub fn validate(&self, slice_ns: u64) -> Result<SchedSettings> {
         if self.cpus < 1 || self.cpus > MAX_CPUS as i64 {
             return Err(Failure::usage(format!(
                 "--cpus must be between 1 and {MAX_CPUS} (the guest memory layout has room for \
@@ -113,7 +119,22 @@ impl SchedArgs {
                 self.tick_hz
             )));
         }
-        let policy = resolve_policy("--policy", &self.policy)?;
+        let mut policy = resolve_policy("--policy", &self.policy)?;
+        let sets = super::bpf_object::parse_sets(&self.bpf_set)?;
+        match &policy.bpf {
+            Some(obj) => {
+                let obj = obj.reload("--policy", self.cpus as u32, slice_ns, &sets)?;
+                policy.bpf = Some(std::sync::Arc::new(obj));
+            }
+            None if !sets.is_empty() => {
+                return Err(Failure::usage(format!(
+                    "--bpf-set applies to a sched_ext BPF object (--policy x.bpf.o); policy {} \
+                     is not one",
+                    policy.name
+                )));
+            }
+            None => {}
+        }
         // The test-only `starve` never runs the pid it is given.
         let starve = policy.test_only && policy.name == "starve";
         let policy_arg = match (starve, self.starve_pid) {
@@ -156,11 +177,18 @@ pub fn resolve_policy(flag: &str, text: &str) -> Result<Policy> {
 /// tests).
 pub fn policy_by_name(name: &str) -> Result<Policy> {
     if let Some(p) = Policy::builtin(name) {
-        return p;
+        let p = p?;
+        if p.bpf_runtime {
+            return Err(Failure::usage(format!(
+                "--policy: '{name}' is schedlab's runtime for sched_ext BPF objects, not a policy \
+                 by itself: give the object, e.g. --policy scx_simple.bpf.o"
+            )));
+        }
+        return Ok(p);
     }
     let valid: Vec<String> = Policy::builtins()?
         .into_iter()
-        .filter(|p| !p.test_only)
+        .filter(|p| !p.test_only && !p.bpf_runtime)
         .map(|p| p.name)
         .collect();
     Err(Failure::usage(format!(
@@ -178,7 +206,7 @@ mod tests {
         let mut argv = vec!["schedlab", "spin"];
         argv.extend_from_slice(extra);
         let a: crate::operations::spin::SpinArgs = crate::parse_args(&argv);
-        a.common.sched.validate()
+        a.common.sched.validate(1_000_000)
     }
 
     fn err(extra: &[&str]) -> String {
@@ -224,11 +252,15 @@ mod tests {
         let all = Policy::builtins().unwrap();
         assert!(all.iter().any(|p| p.test_only) && all.iter().any(|p| !p.test_only));
         for p in &all {
-            assert_eq!(m.contains(&format!(" {}", p.name)), !p.test_only, "{m}");
+            let offered = !p.test_only && !p.bpf_runtime;
+            assert_eq!(m.contains(&format!(" {}", p.name)), offered, "{m}");
         }
-        for p in all.iter().filter(|p| !p.test_only) {
+        for p in all.iter().filter(|p| !p.test_only && !p.bpf_runtime) {
             assert_eq!(sched(&["--policy", &p.name]).unwrap().policy.name, p.name);
         }
+        // The BPF runtime is never a policy by itself.
+        let m = err(&["--policy", "bpf"]);
+        assert!(m.contains("sched_ext BPF objects"), "{m}");
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub struct MachineSpec<'a> {
     pub sched: SchedBoot,
     /// Loaded at POLICY_LOAD_ADDR: the policy the core runs.
     pub policy: &'a PolicyImage,
+    /// Written at its address: what the policy reads besides its image.
+    pub policy_data: Option<&'a super::run::PolicyData>,
 }
 
 pub fn open_kvm() -> Result<Kvm> {
@@ -215,6 +217,17 @@ impl Machine {
         for (addr, bytes) in &spec.policy.segments {
             mem.write_slice(bytes, GuestAddress(*addr))
                 .map_err(oops("the policy image"))?;
+        }
+        if let Some(d) = spec.policy_data {
+            if !super::run::PolicyData::in_region(d.addr, d.bytes.len()) {
+                return Err(Failure::image(format!(
+                    "the policy's data ({} bytes at {:#x}) does not fit the region set aside for                      it",
+                    d.bytes.len(),
+                    d.addr
+                )));
+            }
+            mem.write_slice(&d.bytes, GuestAddress(d.addr))
+                .map_err(oops("the policy's data"))?;
         }
 
         let info = setup::boot_info(&BootParams {

@@ -53,12 +53,38 @@ pub struct RunRequest<'a> {
     /// The policy image loaded at POLICY_LOAD_ADDR (the core has no
     /// policy of its own).
     pub policy: &'a PolicyImage,
+    /// What that policy reads besides its image (a sched_ext object's
+    /// program image for the BPF runtime), and what to read back after.
+    pub policy_data: Option<&'a PolicyData>,
     pub spec: RunSpec,
     /// Polled with the deadline: once set (by a signal), the VM is stopped
     /// as at a deadline and the run ends `interrupted`. None: nothing but
     /// the guest, the deadline and the live checks ends the run (a library
     /// caller that installed no handlers).
     pub stop: Option<&'a StopFlag>,
+}
+
+/// Bytes a policy image reads at a fixed address, and guest ranges the
+/// host reads back when the run ends (the BPF runtime's status and the
+/// object's exit record).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyData {
+    /// Inside `[BPF_PROGRAM_ADDR, BPF_PROGRAM_ADDR + BPF_PROGRAM_SIZE)`,
+    /// the only region set aside for it (checked before the VM starts).
+    pub addr: u64,
+    pub bytes: Vec<u8>,
+    /// `(address, length)` pairs inside that region.
+    pub read_back: Vec<(u64, usize)>,
+}
+
+impl PolicyData {
+    /// Whether `[addr, addr + len)` lies inside the policy-data region.
+    pub fn in_region(addr: u64, len: usize) -> bool {
+        use abi::memmap::{BPF_PROGRAM_ADDR, BPF_PROGRAM_SIZE};
+        addr >= BPF_PROGRAM_ADDR
+            && (len as u64) <= BPF_PROGRAM_SIZE
+            && addr - BPF_PROGRAM_ADDR <= BPF_PROGRAM_SIZE - len as u64
+    }
 }
 
 /// The machine and the watch over it.
@@ -150,6 +176,9 @@ pub struct RunOutcome {
     pub tsc_khz: u64,
     /// Host CPU each vCPU thread got, by vCPU.
     pub vcpu_host: Vec<(u32, HostTime)>,
+    /// `PolicyData::read_back`'s ranges as the run left them (empty if the
+    /// VM never ran).
+    pub read_back: Vec<(u64, Vec<u8>)>,
 }
 
 /// A run the monitor stopped: which check, the message a person reads,
@@ -181,6 +210,7 @@ fn run_inner(req: &RunRequest<'_>, out: &mut RunOutcome) -> Result<(), Failure> 
         seed: req.spec.seed,
         sched: req.spec.sched,
         policy: req.policy,
+        policy_data: req.policy_data,
     };
     let mut machine = Machine::create(kvm, req.images, &spec)?;
     let t0 = machine.t0;
@@ -275,6 +305,20 @@ fn run_inner(req: &RunRequest<'_>, out: &mut RunOutcome) -> Result<(), Failure> 
         .filter_map(|r| Some((r.cpu, r.host?)))
         .collect();
     out.vcpu_host.sort_by_key(|(cpu, _)| *cpu);
+    if let Some(d) = req.policy_data {
+        out.read_back = d
+            .read_back
+            .iter()
+            .filter(|(a, n)| PolicyData::in_region(*a, *n))
+            .map(|&(a, n)| {
+                let mut b = vec![0u8; n];
+                // Inside guest RAM (the region is part of the map); a
+                // failed read leaves zeros.
+                let _ = mem.read_slice(&mut b, GuestAddress(a));
+                (a, b)
+            })
+            .collect();
+    }
     // The guest publishes everything before its exit: one last drain.
     let final_drain = drain.poll(mem, out);
     drain.note_partial_frames(out);

@@ -1,0 +1,430 @@
+//! sched_ext BPF objects as the policy, end to end: objects compiled here
+//! with clang from `$SCHEDLAB_SCX_DIR` (default `../shared/scx`, two real
+//! schedulers) and from `tests/bpf/` (schedlab's own, which check every
+//! kfunc and helper the runtime provides), run in real VMs. One VM at a
+//! time (the lock). The material missing is a failure, never a pass.
+
+mod common;
+
+use common::{json, lock, passed_or_host_explained, schedlab};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The sched_ext material: `build-bpf.sh`, `include/`, `schedulers/`.
+fn scx_dir() -> PathBuf {
+    let dir = std::env::var_os("SCHEDLAB_SCX_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/scx"));
+    assert!(
+        dir.join("build-bpf.sh").is_file() && dir.join("schedulers").is_dir(),
+        "the sched_ext material is missing: {} has no build-bpf.sh and schedulers/. Set \
+         SCHEDLAB_SCX_DIR to the folder with build-bpf.sh, include/, vmlinux/ and schedulers/ \
+         (README: \"Run a sched_ext scheduler\")",
+        dir.display()
+    );
+    dir
+}
+
+/// `src` compiled with the material's exact flags, once per test process.
+fn object(src: &Path) -> PathBuf {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let dir = DIR.get_or_init(|| tempfile::tempdir().unwrap());
+    let name = src
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .replace(".c", ".o");
+    let out = dir.path().join(&name);
+    if !out.is_file() {
+        let r = Command::new(scx_dir().join("build-bpf.sh"))
+            .arg(src)
+            .arg(&out)
+            .output()
+            .expect("run build-bpf.sh (is clang-19 installed? ./setup.sh installs it)");
+        assert!(
+            r.status.success(),
+            "clang could not build {}:\n{}",
+            src.display(),
+            String::from_utf8_lossy(&r.stderr)
+        );
+    }
+    out
+}
+
+fn shared(name: &str) -> PathBuf {
+    object(&scx_dir().join("schedulers").join(format!("{name}.bpf.c")))
+}
+
+fn ours(name: &str) -> PathBuf {
+    object(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/bpf")
+            .join(format!("{name}.bpf.c")),
+    )
+}
+
+fn run(args: &[&str]) -> (common::Run, serde_json::Value) {
+    let r = schedlab(args, &[]);
+    let v = json(&r);
+    (r, v)
+}
+
+/// Each task's share of the run's CPU time.
+fn shares(v: &serde_json::Value) -> Vec<f64> {
+    let rt: Vec<f64> = v["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .map(|t| t["runtime_ns"].as_f64().expect("runtime_ns"))
+        .collect();
+    let total: f64 = rt.iter().sum();
+    rt.iter().map(|r| r / total).collect()
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn scx_simple_gives_weighted_shares_on_1_2_and_4_cpus() {
+    let obj = shared("scx_simple");
+    let _g = lock();
+    for cpus in ["1", "2", "4"] {
+        let (r, v) = run(&[
+            "spin",
+            "--cpus",
+            cpus,
+            "--tasks",
+            "8",
+            "--weights",
+            "1,1,2,2,4,4,8,8",
+            "--duration",
+            "1s",
+            "--policy",
+            path(&obj),
+            "--check",
+            "shares",
+            "--json",
+        ]);
+        assert!(
+            passed_or_host_explained(&r, &v),
+            "{cpus} CPUs: exit {}: {}",
+            r.code,
+            r.stdout
+        );
+        assert_eq!(v["bpf"]["state"], "ok", "{v}");
+        assert_eq!(v["bpf"]["ops_name"], "simple");
+        assert!(v["bpf"]["instructions"].as_u64().unwrap() > 1000, "{v}");
+        let checks = v["verdict"]["checks"].as_array().expect("checks");
+        let fairness = checks
+            .iter()
+            .find(|c| c["name"] == "max_fairness_error")
+            .unwrap_or_else(|| panic!("shares were not judged: {v}"));
+        assert!(
+            fairness["passed"] == true || common::host_explained(&v),
+            "{cpus} CPUs: unfair shares: {fairness}"
+        );
+    }
+}
+
+#[test]
+fn scx_simple_with_fifo_sched_shares_equally_whatever_the_weights() {
+    let obj = shared("scx_simple");
+    let _g = lock();
+    let go = |extra: &[&str]| {
+        let mut a = vec![
+            "spin",
+            "--tasks",
+            "2",
+            "--weights",
+            "1,8",
+            "--duration",
+            "500ms",
+            "--policy",
+            path(&obj),
+            "--json",
+        ];
+        a.extend_from_slice(extra);
+        run(&a)
+    };
+    // Weighted vtime (the default): about 1/9 and 8/9.
+    let (r, v) = go(&[]);
+    assert!(passed_or_host_explained(&r, &v), "{}", r.stdout);
+    let s = shares(&v);
+    assert!(s[0] < 0.2 && s[1] > 0.8, "vtime mode shares {s:?}");
+    // FIFO: the weights mean nothing, each slice goes to the queue's
+    // head in turn, so each task waits about one slice.
+    let (r, v) = go(&["--bpf-set", "fifo_sched=1"]);
+    assert!(passed_or_host_explained(&r, &v), "{}", r.stdout);
+    let s = shares(&v);
+    assert!(
+        (s[0] - 0.5).abs() < 0.05,
+        "FIFO mode shares {s:?}, expected equal"
+    );
+    assert_eq!(v["bpf"]["sets"][0], "fifo_sched=1");
+}
+
+/// The CPU that made most of the dispatch decisions for other CPUs.
+fn remote_decisions(v: &serde_json::Value) -> Vec<u64> {
+    v["cpus"]
+        .as_array()
+        .expect("cpus")
+        .iter()
+        .map(|c| c["policy_remote_inserts"].as_u64().expect("remote inserts"))
+        .collect()
+}
+
+#[test]
+fn scx_central_decides_on_cpu_0_and_starves_no_one() {
+    let obj = shared("scx_central");
+    let _g = lock();
+    for op in [
+        &["spin", "--cpus", "4", "--tasks", "8"][..],
+        &["pingpong", "--cpus", "4"][..],
+        &["mixed", "--cpus", "4"][..],
+    ] {
+        let mut a = op.to_vec();
+        a.extend_from_slice(&["--policy", path(&obj), "--json"]);
+        let (r, v) = run(&a);
+        assert!(
+            passed_or_host_explained(&r, &v),
+            "{op:?}: exit {}: {}",
+            r.code,
+            r.stdout
+        );
+        for t in v["tasks"].as_array().expect("tasks") {
+            assert!(
+                t["runtime_ns"].as_u64().unwrap_or(0) > 0,
+                "{op:?}: a task never ran: {t}"
+            );
+        }
+        let remote = remote_decisions(&v);
+        let others: u64 = remote[1..].iter().sum();
+        assert!(
+            remote[0] > 0 && remote[0] > 10 * others,
+            "{op:?}: CPU 0 should queue the other CPUs' tasks: {remote:?}"
+        );
+    }
+}
+
+#[test]
+fn every_operation_runs_under_a_bpf_object() {
+    let obj = shared("scx_simple");
+    let _g = lock();
+    for op in [
+        "spin", "ipc", "pingpong", "fanout", "periodic", "mixed", "schbench",
+    ] {
+        let (r, v) = run(&[op, "--policy", path(&obj), "--duration", "200ms", "--json"]);
+        assert!(
+            [0, 1, 2].contains(&r.code),
+            "{op}: exit {}: {}",
+            r.code,
+            r.stdout
+        );
+        assert_eq!(v["bpf"]["state"], "ok", "{op}: {v}");
+    }
+}
+
+#[test]
+fn a_scenario_file_and_the_gauntlet_take_a_bpf_object() {
+    let obj = shared("scx_simple");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(&obj, dir.path().join("simple.bpf.o")).unwrap();
+    let file = dir.path().join("s.toml");
+    std::fs::write(
+        &file,
+        "duration = \"300ms\"\npolicy = \"simple.bpf.o\"\n\n[[task]]\nname = \"a\"\nphases = \
+         [{ run = \"1ms\" }, { sleep = \"1ms\" }]\n",
+    )
+    .unwrap();
+    let _g = lock();
+    let (r, v) = run(&["run", path(&file), "--json"]);
+    assert!([0, 2].contains(&r.code), "{}", r.stdout);
+    assert_eq!(v["bpf"]["ops_name"], "simple", "{v}");
+
+    let out = dir.path().join("g");
+    let policies = format!("eevdf,{}", path(&obj));
+    let r = schedlab(
+        &[
+            "gauntlet",
+            "--policies",
+            &policies,
+            "--cpus",
+            "1",
+            "--duration",
+            "200ms",
+            "--jobs",
+            "1",
+            "--out",
+            path(&out),
+            "--json",
+        ],
+        &[],
+    );
+    let g = json(&r);
+    let rows = g["runs"].as_array().expect("runs");
+    assert!(
+        rows.iter().any(|row| row["policy"] == "scx_simple"),
+        "no scx_simple row: {g}"
+    );
+    assert!(
+        rows.iter().all(|row| row["verdict"] != "error"),
+        "a run failed: {g}"
+    );
+}
+
+#[test]
+fn selftest_checks_every_kfunc_and_helper_in_a_real_run() {
+    let obj = ours("selftest");
+    let _g = lock();
+    let (r, v) = run(&[
+        "spin",
+        "--cpus",
+        "2",
+        "--tasks",
+        "4",
+        "--duration",
+        "300ms",
+        "--policy",
+        path(&obj),
+        "--bpf-set",
+        "knob=9",
+        "--verbose",
+        "--json",
+    ]);
+    assert!(passed_or_host_explained(&r, &v), "{}", r.stdout);
+    let logs: Vec<&str> = v["logs"]
+        .as_array()
+        .expect("logs")
+        .iter()
+        .filter_map(|l| l["text"].as_str())
+        .collect();
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("selftest: init checks passed on 2 CPUs, knob 9")),
+        "no init line (bpf_printk): {logs:?}"
+    );
+    let exit = logs
+        .iter()
+        .find(|l| l.contains("selftest: exit:"))
+        .unwrap_or_else(|| panic!("no exit line: {logs:?}"));
+    // The timer re-arms itself until it has fired 5 times (2 ms apart).
+    assert!(exit.ends_with("timer fired 5"), "{exit}");
+    assert_eq!(v["bpf"]["exit_info"]["kind"], 64, "{v}");
+}
+
+#[test]
+fn spread_queues_on_chosen_cpus_and_scx_bpf_exit_ends_the_run() {
+    let obj = ours("spread");
+    let _g = lock();
+    let (r, v) = run(&[
+        "spin",
+        "--cpus",
+        "2",
+        "--tasks",
+        "4",
+        "--duration",
+        "300ms",
+        "--policy",
+        path(&obj),
+        "--json",
+    ]);
+    assert!(passed_or_host_explained(&r, &v), "{}", r.stdout);
+    let (r, v) = run(&[
+        "spin",
+        "--cpus",
+        "2",
+        "--tasks",
+        "4",
+        "--policy",
+        path(&obj),
+        "--bpf-set",
+        "exit_after=20",
+        "--json",
+    ]);
+    assert_eq!(r.code, 70, "{}", r.stdout);
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("spread: exit after 20 enqueues"), "{msg}");
+    assert_eq!(v["bpf"]["exit_info"]["exit_code"], 7, "{v}");
+    assert_eq!(v["bpf"]["state"], "scx_bpf_exit");
+}
+
+#[test]
+fn an_unknown_kfunc_is_refused_before_any_vm_starts() {
+    let obj = ours("bad_kfunc");
+    // No KVM at all: a refusal that came after VM creation would say so.
+    let r = schedlab(
+        &["spin", "--policy", path(&obj)],
+        &[("SCHEDLAB_KVM_PATH", Path::new(common::NO_KVM))],
+    );
+    assert_eq!(r.code, 64, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("scx_bpf_frobnicate") && r.stderr.contains("badk_enqueue"),
+        "{}",
+        r.stderr
+    );
+    let r = schedlab(
+        &[
+            "spin",
+            "--policy",
+            path(&shared("scx_simple")),
+            "--bpf-set",
+            "no_such_knob=1",
+        ],
+        &[("SCHEDLAB_KVM_PATH", Path::new(common::NO_KVM))],
+    );
+    assert_eq!(r.code, 64, "{}", r.stderr);
+    assert!(r.stderr.contains("no_such_knob"), "{}", r.stderr);
+    let r = schedlab(
+        &["spin", "--policy", "vtime", "--bpf-set", "fifo_sched=1"],
+        &[("SCHEDLAB_KVM_PATH", Path::new(common::NO_KVM))],
+    );
+    assert_eq!(r.code, 64, "{}", r.stderr);
+}
+
+#[test]
+fn an_out_of_bounds_write_ends_in_a_sandbox_error_naming_its_source_line() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bpf/oob.bpf.c");
+    let line = std::fs::read_to_string(&src)
+        .unwrap()
+        .lines()
+        .position(|l| l.contains("OOB-WRITE"))
+        .unwrap()
+        + 1;
+    let obj = ours("oob");
+    let _g = lock();
+    let (r, v) = run(&["spin", "--tasks", "2", "--policy", path(&obj), "--json"]);
+    assert_eq!(r.code, 70, "{}", r.stdout);
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("sandbox") && msg.contains("oob_enqueue"),
+        "{msg}"
+    );
+    assert!(msg.contains(&format!("oob.bpf.c:{line}")), "{msg}");
+    assert_eq!(v["bpf"]["fault"]["program"], "oob_enqueue", "{v}");
+}
+
+#[test]
+fn scx_bpf_error_s_message_comes_first_and_the_exit_record_keeps_it() {
+    let obj = ours("error");
+    let _g = lock();
+    let r = schedlab(&["spin", "--tasks", "2", "--policy", path(&obj)], &[]);
+    assert_eq!(r.code, 70, "{}\n{}", r.stdout, r.stderr);
+    let first = r.stderr.lines().next().unwrap_or("");
+    assert!(
+        first.contains("error.bpf.c gives up: enqueue 4 of pid"),
+        "first line: {first}\n{}",
+        r.stderr
+    );
+    let (_, v) = run(&["spin", "--tasks", "2", "--policy", path(&obj), "--json"]);
+    assert_eq!(v["bpf"]["state"], "scx_bpf_error");
+    assert_eq!(v["bpf"]["exit_info"]["kind"], 1025, "{v}");
+    assert!(
+        v["bpf"]["exit_info"]["msg"]
+            .as_str()
+            .unwrap()
+            .contains("gives up"),
+        "{v}"
+    );
+}
