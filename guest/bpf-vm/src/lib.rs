@@ -9,6 +9,16 @@
 #[cfg(test)]
 extern crate std;
 
+mod interp;
+mod memory;
+#[cfg(test)]
+mod tests;
+
+pub use memory::{TASK_FIELDS, TASK_VIEW_SIZE};
+
+/// `FAULT_DIV_ZERO` is never raised: BPF defines `x / 0 == 0` and
+/// `x % 0 == x` (the kernel's runtime semantics, which clang's output
+/// relies on); it stays exported only because the ABI names it.
 pub use abi::bpf::{
     FAULT_BAD_ARG, FAULT_BAD_INSN, FAULT_BUDGET, FAULT_CALL_DEPTH, FAULT_DIV_ZERO, FAULT_LOAD,
     FAULT_MISSING_KFUNC, FAULT_STORE, MAX_CALL_DEPTH, STACK_SIZE,
@@ -74,23 +84,16 @@ pub struct Memory {
     pub tasks: TaskArea,
 }
 
-impl Memory {
-    /// Whether a program may load (`write` false) or store `len` bytes at
-    /// `addr`. The stack is checked by the interpreter itself.
-    pub fn allows(&self, addr: u64, len: u64, write: bool) -> bool {
-        let _ = (addr, len, write);
-        todo!("bpf-vm: region check")
-    }
-}
-
 /// Where a program stopped, for `abi::bpf::BpfStatus`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fault {
     /// `FAULT_*`.
     pub kind: u32,
-    /// Instruction index (in the one array) it stopped at.
+    /// Instruction index (in the one array) it stopped at (for a pc that
+    /// ran off the array: that pc).
     pub insn: u32,
-    /// The bad address and access size, or the call's number.
+    /// The bad address and access size; what a `CallFault` said; for
+    /// `FAULT_BAD_INSN` of a jump or call: its bad target; else 0.
     pub addr: u64,
     pub size: u64,
 }
@@ -144,13 +147,21 @@ pub struct Vm<'a> {
     /// Sorted instruction indices where functions start (valid targets
     /// of sub-program calls and callback pointers).
     pub funcs: &'a [u32],
-    pub mem: Memory,
+    /// Private: the interpreter dereferences whatever it says, so only
+    /// `unsafe` code may set it ([`Vm::new`], [`Vm::set_mem`]).
+    mem: Memory,
     /// Instructions executed over the Vm's life.
     pub executed: u64,
 }
 
 impl<'a> Vm<'a> {
-    pub fn new(insns: &'a [Insn], funcs: &'a [u32], mem: Memory) -> Vm<'a> {
+    /// # Safety
+    /// Every range of `mem` must be memory this process may read (`ro`)
+    /// or read and write (`rw`, and the task views' fields) for as long
+    /// as the Vm runs programs, and nothing may hold a Rust reference to
+    /// it while [`Vm::run`] (or an `Env` call it makes) runs: the
+    /// interpreter reads and writes it through raw pointers.
+    pub unsafe fn new(insns: &'a [Insn], funcs: &'a [u32], mem: Memory) -> Vm<'a> {
         Vm {
             insns,
             funcs,
@@ -159,9 +170,30 @@ impl<'a> Vm<'a> {
         }
     }
 
+    /// The memory programs may touch besides their stack.
+    pub fn mem(&self) -> &Memory {
+        &self.mem
+    }
+
+    /// Replace the memory programs may touch (a runtime lending one
+    /// callback extra scratch, say).
+    ///
+    /// # Safety
+    /// As for [`Vm::new`].
+    pub unsafe fn set_mem(&mut self, mem: Memory) {
+        self.mem = mem;
+    }
+
     /// Run the function starting at instruction `entry` with `args` in
-    /// r1..r5 on `stack`, executing at most `budget` instructions; r0 on
-    /// `exit` from the entry frame.
+    /// r1..r5 (beyond five are ignored, missing ones are 0) on `stack`,
+    /// executing at most `budget` instructions; r0 on `exit` from the
+    /// entry frame.
+    ///
+    /// The entry frame is the top [`STACK_SIZE`] bytes of `stack` (r10 is
+    /// its end), each sub-program call the next one down; a program may
+    /// load and store anywhere in `stack` (a pointer to a caller's frame
+    /// is legal BPF). r6..r9 are restored on return from a sub-program;
+    /// r1..r5 are left as the callee or helper left them.
     pub fn run<E: Env>(
         &mut self,
         env: &mut E,
@@ -170,7 +202,6 @@ impl<'a> Vm<'a> {
         args: &[u64],
         budget: u64,
     ) -> Result<u64, Fault> {
-        let _ = (env, stack, entry, args, budget);
-        todo!("bpf-vm: interpreter")
+        interp::run(self, env, stack, entry, args, budget)
     }
 }
