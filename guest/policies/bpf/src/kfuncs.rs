@@ -158,8 +158,8 @@ impl Rt {
             K_GET_IDLE_CPUMASK => Ok(self.idle_mask_addr(false)),
             K_GET_IDLE_SMTMASK => Ok(self.idle_mask_addr(true)),
             K_PUT_IDLE_CPUMASK | K_PUT_CPUMASK => Ok(0),
-            K_GET_ONLINE_CPUMASK => Ok(&self.ro.online as *const _ as u64),
-            K_GET_POSSIBLE_CPUMASK => Ok(&self.ro.possible as *const _ as u64),
+            K_GET_ONLINE_CPUMASK => Ok(&self.sh().ro.online as *const _ as u64),
+            K_GET_POSSIBLE_CPUMASK => Ok(&self.sh().ro.possible as *const _ as u64),
             K_KICK_CPU => {
                 let cpu = self.cpu_arg(a[0], "scx_bpf_kick_cpu")?;
                 // SAFETY: a service of the live table; a valid CPU.
@@ -200,7 +200,7 @@ impl Rt {
     }
 
     fn online(&self) -> u64 {
-        self.ro.online.bits[0]
+        self.sh().ro.online.bits[0]
     }
 
     /// A CPU argument: a CPU of the run, else the run ends (as
@@ -226,7 +226,7 @@ impl Rt {
             // sched_ext's direct dispatch: applied when select_cpu has
             // chosen the CPU (SCX_DSQ_LOCAL is that CPU's queue).
             if self.direct.is_some() {
-                let pid = self.views[slot].pid;
+                let pid = self.sh().views[slot].pid;
                 return Err(self.misuse(format_args!("select_cpu inserted task pid {pid} twice")));
             }
             self.direct = Some(Direct {
@@ -341,11 +341,11 @@ impl Rt {
         // SAFETY: a service of the live table.
         let m = unsafe { (self.svc().idle_mask)() };
         if smt {
-            self.ro.smt.bits = [m];
-            &self.ro.smt as *const _ as u64
+            self.sh().ro.smt.bits = [m];
+            &self.sh().ro.smt as *const _ as u64
         } else {
-            self.ro.idle.bits = [m];
-            &self.ro.idle as *const _ as u64
+            self.sh().ro.idle.bits = [m];
+            &self.sh().ro.idle as *const _ as u64
         }
     }
 
@@ -382,7 +382,7 @@ impl Rt {
 
     /// The pool slot of a `struct bpf_cpumask *` the program holds.
     fn pool_slot(&self, addr: u64, arg: u8) -> Result<usize, Fail> {
-        let base = self.pool.as_ptr() as u64;
+        let base = self.sh().pool.as_ptr() as u64;
         let off = addr.wrapping_sub(base);
         let i = (off / 8) as usize;
         if addr < base || off % 8 != 0 || i >= MAX_CPUMASKS || self.pool_refs[i] == 0 {
@@ -399,8 +399,8 @@ impl Rt {
             K_CPUMASK_CREATE => Ok(match self.pool_refs.iter().position(|&r| r == 0) {
                 Some(k) => {
                     self.pool_refs[k] = 1;
-                    self.pool[k].bits = [0];
-                    &self.pool[k] as *const _ as u64
+                    self.sh().pool[k].bits = [0];
+                    &self.sh().pool[k] as *const _ as u64
                 }
                 None => 0,
             }),
@@ -418,18 +418,18 @@ impl Rt {
             K_CPUMASK_SET_CPU..=K_CPUMASK_TEST_AND_CLEAR_CPU => {
                 let k = self.pool_slot(a[1], 2)?;
                 let b = bit(a[0]) & all;
-                let was = self.pool[k].bits[0] & b != 0;
+                let was = self.sh().pool[k].bits[0] & b != 0;
                 match i {
                     K_CPUMASK_CLEAR_CPU | K_CPUMASK_TEST_AND_CLEAR_CPU => {
-                        self.pool[k].bits[0] &= !b
+                        self.sh().pool[k].bits[0] &= !b
                     }
-                    _ => self.pool[k].bits[0] |= b,
+                    _ => self.sh().pool[k].bits[0] |= b,
                 }
                 Ok(u64::from(i >= K_CPUMASK_TEST_AND_SET_CPU && was))
             }
             K_CPUMASK_SETALL | K_CPUMASK_CLEAR => {
                 let k = self.pool_slot(a[0], 1)?;
-                self.pool[k].bits = [if i == K_CPUMASK_SETALL { all } else { 0 }];
+                self.sh().pool[k].bits = [if i == K_CPUMASK_SETALL { all } else { 0 }];
                 Ok(0)
             }
             K_CPUMASK_AND..=K_CPUMASK_COPY => {
@@ -440,7 +440,7 @@ impl Rt {
                     K_CPUMASK_OR => s1 | self.mask_in(cx, a[2], 3)?,
                     _ => s1,
                 };
-                self.pool[k].bits = [v];
+                self.sh().pool[k].bits = [v];
                 Ok(u64::from(i == K_CPUMASK_AND && v != 0))
             }
             K_CPUMASK_FIRST => {

@@ -119,8 +119,8 @@ impl Runtime {
         } else {
             (1u64 << s.nr_cpus) - 1
         };
-        self.rt.ro.online.bits = [all];
-        self.rt.ro.possible.bits = [all];
+        self.rt.sh().ro.online.bits = [all];
+        self.rt.sh().ro.possible.bits = [all];
         *self.rt.status() = abi::bpf::BpfStatus::default();
         self.rt.count_entries();
         self.enter();
@@ -214,7 +214,7 @@ impl Runtime {
         let v = self.rt.sync_in(p);
         // SAFETY: the core's live task.
         let slot = unsafe { (*p).slot } as usize % abi::memmap::MAX_TASKS;
-        let view = &mut self.rt.views[slot];
+        let view = &mut self.rt.sh().views[slot];
         view.cpus_mask.bits = [mask];
         view.nr_cpus_allowed = mask.count_ones() as i32;
         let m = &view.cpus_mask as *const _ as u64;
@@ -222,8 +222,8 @@ impl Runtime {
     }
 
     pub fn init_task(&mut self, p: *mut PolicyTask) -> Result<i32, Stop> {
-        self.rt.ro.task_args = ScxInitTaskArgs::default();
-        let a = &self.rt.ro.task_args as *const _ as u64;
+        self.rt.sh().ro.task_args = ScxInitTaskArgs::default();
+        let a = &self.rt.sh().ro.task_args as *const _ as u64;
         Ok(self.task_cb(cb(CB_INIT_TASK), p, &[a])? as i32)
     }
 
@@ -231,8 +231,8 @@ impl Runtime {
     /// `cancelled` is false, read from the same zeroed bytes).
     pub fn exit_task(&mut self, p: *mut PolicyTask) -> Result<(), Stop> {
         self.task_cb(abi::bpf::CB_DISABLE_INDEX, p, &[])?;
-        self.rt.ro.task_args = ScxInitTaskArgs::default();
-        let a = &self.rt.ro.task_args as *const _ as u64;
+        self.rt.sh().ro.task_args = ScxInitTaskArgs::default();
+        let a = &self.rt.sh().ro.task_args as *const _ as u64;
         self.task_cb(cb(CB_EXIT_TASK), p, &[a]).map(|_| ())
     }
 

@@ -22,6 +22,7 @@ use abi::bpf::{
 use abi::memmap::MAX_TASKS;
 use abi::policy::PolicyServices;
 use bpf_vm::{Call, CallCx, CallFault, Env, Fault, Memory, Range, STACK_WORDS, TaskArea, Vm};
+use core::cell::UnsafeCell;
 use core::fmt::Write;
 
 /// Bytes of an error message (and of `scx_exit_info.msg`).
@@ -84,17 +85,62 @@ pub struct Timer {
     pub pin: Option<u32>,
 }
 
-/// Everything but the interpreter stack (so a program can run with this
-/// as its [`Env`] while the stack is lent to the interpreter).
+/// What programs touch directly (the interpreter reads and writes it
+/// through raw pointers while they run): the task views, the read-only
+/// area, the cpumask pool. Kept out of [`Rt`], which is lent to the
+/// interpreter as `&mut` while it runs, so no Rust reference covers this
+/// memory then; the runtime takes short-lived ones between accesses.
+pub struct Shared {
+    pub views: [ScxTask; MAX_TASKS],
+    pub ro: RoArea,
+    pub pool: [Cpumask; MAX_CPUMASKS],
+}
+
+struct SharedCell(UnsafeCell<Shared>);
+
+// SAFETY: callbacks are serialised by the core (one at a time), as for
+// the rest of the runtime's state.
+unsafe impl Sync for SharedCell {}
+
+static SHARED: SharedCell = SharedCell(UnsafeCell::new(Shared {
+    views: [VIEW0; MAX_TASKS],
+    ro: RoArea {
+        exit_info: ScxExitInfo {
+            kind: 0,
+            pad: 0,
+            exit_code: 0,
+            reason: 0,
+            bt: 0,
+            bt_len: 0,
+            pad2: 0,
+            msg: 0,
+            dump: 0,
+        },
+        task_args: ScxInitTaskArgs {
+            fork: 0,
+            pad: [0; 7],
+            cgroup: 0,
+        },
+        idle: Cpumask { bits: [0] },
+        smt: Cpumask { bits: [0] },
+        online: Cpumask { bits: [0] },
+        possible: Cpumask { bits: [0] },
+        key: [0; KEY_MAX as usize],
+        reason: [0; 64],
+        msg: [0; MSG_LEN],
+    },
+    pool: [Cpumask { bits: [0] }; MAX_CPUMASKS],
+}));
+
+/// Everything but the interpreter stack and [`Shared`] (so a program can
+/// run with this as its [`Env`] while the stack is lent to the
+/// interpreter).
 pub struct Rt {
     pub img: Option<Image>,
     pub svc: *const PolicyServices,
     pub nr_cpus: u32,
-    pub views: [ScxTask; MAX_TASKS],
     /// Slots whose views were handed out this callback.
     pub synced: [u64; MAX_TASKS / 64],
-    pub ro: RoArea,
-    pub pool: [Cpumask; MAX_CPUMASKS],
     pub pool_refs: [u32; MAX_CPUMASKS],
     pub timers: [Timer; MAX_TIMERS],
     /// Entries in each hash map.
@@ -172,34 +218,7 @@ impl Runtime {
                 img: None,
                 svc: core::ptr::null(),
                 nr_cpus: 0,
-                views: [VIEW0; MAX_TASKS],
                 synced: [0; MAX_TASKS / 64],
-                ro: RoArea {
-                    exit_info: ScxExitInfo {
-                        kind: 0,
-                        pad: 0,
-                        exit_code: 0,
-                        reason: 0,
-                        bt: 0,
-                        bt_len: 0,
-                        pad2: 0,
-                        msg: 0,
-                        dump: 0,
-                    },
-                    task_args: ScxInitTaskArgs {
-                        fork: 0,
-                        pad: [0; 7],
-                        cgroup: 0,
-                    },
-                    idle: Cpumask { bits: [0] },
-                    smt: Cpumask { bits: [0] },
-                    online: Cpumask { bits: [0] },
-                    possible: Cpumask { bits: [0] },
-                    key: [0; KEY_MAX as usize],
-                    reason: [0; 64],
-                    msg: [0; MSG_LEN],
-                },
-                pool: [Cpumask { bits: [0] }; MAX_CPUMASKS],
                 pool_refs: [0; MAX_CPUMASKS],
                 timers: [TIMER0; MAX_TIMERS],
                 counts: [0; MAX_MAPS],
@@ -228,14 +247,14 @@ impl Runtime {
         r.img = None;
         r.svc = core::ptr::null();
         r.nr_cpus = 0;
-        r.views.iter_mut().for_each(|v| *v = VIEW0);
+        r.sh().views.iter_mut().for_each(|v| *v = VIEW0);
         r.synced = [0; MAX_TASKS / 64];
-        r.ro.exit_info = ScxExitInfo::default();
-        r.ro.task_args = ScxInitTaskArgs::default();
-        r.ro.key = [0; KEY_MAX as usize];
-        r.ro.reason = [0; 64];
-        r.ro.msg = [0; MSG_LEN];
-        r.pool = [Cpumask::default(); MAX_CPUMASKS];
+        r.sh().ro.exit_info = ScxExitInfo::default();
+        r.sh().ro.task_args = ScxInitTaskArgs::default();
+        r.sh().ro.key = [0; KEY_MAX as usize];
+        r.sh().ro.reason = [0; 64];
+        r.sh().ro.msg = [0; MSG_LEN];
+        r.sh().pool = [Cpumask::default(); MAX_CPUMASKS];
         r.pool_refs = [0; MAX_CPUMASKS];
         r.timers = [TIMER0; MAX_TIMERS];
         r.counts = [0; MAX_MAPS];
@@ -256,6 +275,16 @@ impl Default for Runtime {
 }
 
 impl Rt {
+    /// The memory programs touch. Callers keep the reference short: never
+    /// across a program run.
+    #[allow(clippy::mut_from_ref)]
+    pub fn sh(&self) -> &mut Shared {
+        // SAFETY: one callback at a time; while a program runs the
+        // runtime only touches this inside an `Env` call, with no
+        // reference kept past it (see `Shared`).
+        unsafe { &mut *SHARED.0.get() }
+    }
+
     pub fn svc(&self) -> &PolicyServices {
         // SAFETY: set in `init` from the core's table, which outlives the
         // run; no program runs before it is set.
@@ -298,13 +327,13 @@ impl Rt {
         let mut m = Memory::default();
         m.ro[0] = img.ro;
         m.ro[1] = range(
-            &self.ro as *const RoArea as u64,
+            &self.sh().ro as *const RoArea as u64,
             core::mem::size_of::<RoArea>(),
         );
         m.rw[0] = img.rw;
         m.rw[1] = range(
-            self.pool.as_ptr() as u64,
-            core::mem::size_of_val(&self.pool),
+            self.sh().pool.as_ptr() as u64,
+            core::mem::size_of_val(&self.sh().pool),
         );
         m.tasks = TaskArea {
             base: self.views_base(),
@@ -393,7 +422,10 @@ impl Runtime {
     pub fn exec(&mut self, prog: u32, entry: u32, args: &[u64], budget: u64) -> Result<u64, Stop> {
         let img = *self.rt.img();
         self.rt.prog = prog;
-        let mut vm = Vm::new(img.insns, img.funcs, self.rt.memory());
+        // SAFETY: the ranges are the checked image's data areas (mapped
+        // for the run) and `Shared`'s fields (a static); no reference to
+        // either is held while the program runs (see `Shared`).
+        let mut vm = unsafe { Vm::new(img.insns, img.funcs, self.rt.memory()) };
         let r = vm.run(&mut self.rt, &mut self.stack, entry, args, budget);
         let st = self.rt.status();
         st.insns_run = st.insns_run.wrapping_add(vm.executed);
@@ -486,7 +518,7 @@ impl Runtime {
         self.rt.exited = true;
         let idx = self.rt.img().callback(abi::policy::CB_EXIT as usize - 1);
         let Some(prog) = idx else { return };
-        let ro = &mut self.rt.ro;
+        let ro = &mut self.rt.sh().ro;
         ro.reason = [0; 64];
         ro.msg = [0; MSG_LEN];
         for (d, s) in ro.reason[..63].iter_mut().zip(reason.as_bytes()) {

@@ -17,11 +17,11 @@ pub const STRIDE: u64 = size_of::<ScxTask>() as u64;
 impl Rt {
     /// Address of slot `slot`'s view.
     pub fn view_addr(&self, slot: usize) -> u64 {
-        &self.views[slot] as *const ScxTask as u64
+        &self.sh().views[slot] as *const ScxTask as u64
     }
 
     pub fn views_base(&self) -> u64 {
-        self.views.as_ptr() as u64
+        self.sh().views.as_ptr() as u64
     }
 
     /// The core's task in `slot`, null if the slot is free.
@@ -45,7 +45,7 @@ impl Rt {
         let t = unsafe { *p };
         // SAFETY: as above.
         let dsq = unsafe { (self.svc().dsq_of)(p) };
-        let v = &mut self.views[slot];
+        let v = &mut self.sh().views[slot];
         v.pid = t.pid as i32;
         v.tgid = t.pid as i32;
         v.flags = 0;
@@ -66,7 +66,7 @@ impl Rt {
     /// Copy what a program may have written in slot `slot`'s view back to
     /// the core's task.
     pub fn sync_out(&mut self, slot: usize, p: *mut PolicyTask) {
-        let v = &self.views[slot];
+        let v = &self.sh().views[slot];
         // SAFETY: `p` is the live core task of `slot`.
         unsafe {
             (*p).slice_ns = v.scx.slice;
@@ -80,7 +80,7 @@ impl Rt {
         // live table.
         let (slice, vtime, dsq) =
             unsafe { ((*p).slice_ns, (*p).dsq_vtime, (self.svc().dsq_of)(p)) };
-        let v = &mut self.views[slot];
+        let v = &mut self.sh().views[slot];
         v.scx.slice = slice;
         v.scx.dsq_vtime = vtime;
         v.scx.dsq_id = dsq;

@@ -128,16 +128,16 @@ impl Rt {
         let m: M = self.map_arg(h, 1).ok()?;
         let i = (t.addr.checked_sub(m.values)? / m.l.stride) / m.copies;
         let value = m.value(i, 0);
-        self.ro.key = [0; crate::image::KEY_MAX as usize];
+        self.sh().ro.key = [0; crate::image::KEY_MAX as usize];
         if m.map.kind == MAP_ARRAY {
-            self.ro.key[..4].copy_from_slice(&(i as u32).to_ne_bytes());
+            self.sh().ro.key[..4].copy_from_slice(&(i as u32).to_ne_bytes());
         } else {
             let ks = m.map.key_size as usize;
             // SAFETY: the key lies in slot `i`'s checked metadata.
             let k = unsafe { core::slice::from_raw_parts((m.slot(i) + 8) as *const u8, ks) };
-            self.ro.key[..ks].copy_from_slice(k);
+            self.sh().ro.key[..ks].copy_from_slice(k);
         }
-        Some([h, self.ro.key.as_ptr() as u64, value])
+        Some([h, self.sh().ro.key.as_ptr() as u64, value])
     }
 }
 
