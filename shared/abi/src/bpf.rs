@@ -706,8 +706,8 @@ const _: () = {
     assert!(size_of::<BpfProg>() == 8 + NAME_LEN);
     assert!(size_of::<BpfMap>() == 40 + NAME_LEN);
     assert!(offset_of!(BpfHeader, callbacks) == 72);
-    assert!(size_of::<BpfHeader>() % 8 == 0);
-    assert!(size_of::<ScxTask>() % 8 == 0);
+    assert!(size_of::<BpfHeader>().is_multiple_of(8));
+    assert!(size_of::<ScxTask>().is_multiple_of(8));
     assert!(size_of::<ScxExitInfo>() == 56);
     assert!(KFUNCS.len() < i32::MAX as usize);
     assert!(MAX_CPUMASKS > 0 && MAX_TIMERS > 0);

@@ -173,8 +173,6 @@ mod tests {
 
     #[test]
     fn conversions_as_printf() {
-        let s = b"hello\0".as_ptr() as u64;
-        let _ = s;
         assert_eq!(
             f("%d %i %u", &[(-5i64) as u64, 7, u64::MAX]),
             "-5 7 4294967295"

@@ -36,7 +36,7 @@ fn area(base: u64, lo: u64, size: u64, off: u32, len: u64) -> Result<Range, &'st
     if off < lo || end > size {
         return Err("an area lies outside the image (or over its header)");
     }
-    if off % 8 != 0 {
+    if !off.is_multiple_of(8) {
         return Err("an area is not 8-aligned");
     }
     Ok(Range {
@@ -181,7 +181,7 @@ fn check_map(
     if l.meta_len > 0 && !inside(meta, md) {
         return Err("a map's metadata lies outside the metadata area");
     }
-    if m.values_off % 8 != 0 || m.meta_off % 8 != 0 {
+    if !m.values_off.is_multiple_of(8) || !m.meta_off.is_multiple_of(8) {
         return Err("a map's values or metadata are not 8-aligned");
     }
     match m.kind {

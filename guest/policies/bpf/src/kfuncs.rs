@@ -353,7 +353,7 @@ impl Rt {
     /// the message, then end the run.
     fn bstr(&mut self, cx: &CallCx<'_>, fmt: u64, data: u64, len: u64, code: Option<i64>) -> R {
         let base = if code.is_some() { 1 } else { 0 };
-        if len % 8 != 0
+        if !len.is_multiple_of(8)
             || len > (BSTR_WORDS * 8) as u64
             || (len > 0 && !cx.allows(data, len, false))
         {
@@ -385,7 +385,7 @@ impl Rt {
         let base = self.sh().pool.as_ptr() as u64;
         let off = addr.wrapping_sub(base);
         let i = (off / 8) as usize;
-        if addr < base || off % 8 != 0 || i >= MAX_CPUMASKS || self.pool_refs[i] == 0 {
+        if addr < base || !off.is_multiple_of(8) || i >= MAX_CPUMASKS || self.pool_refs[i] == 0 {
             return Err(Fail::Bad(arg));
         }
         Ok(i)

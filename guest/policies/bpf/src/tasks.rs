@@ -94,7 +94,7 @@ impl Rt {
     pub fn task_arg(&mut self, addr: u64, arg: u8) -> Result<(usize, *mut PolicyTask), Fail> {
         let base = self.views_base();
         let off = addr.wrapping_sub(base);
-        if addr < base || off >= STRIDE * MAX_TASKS as u64 || off % STRIDE != 0 {
+        if addr < base || off >= STRIDE * MAX_TASKS as u64 || !off.is_multiple_of(STRIDE) {
             return Err(Fail::Bad(arg));
         }
         let slot = (off / STRIDE) as usize;

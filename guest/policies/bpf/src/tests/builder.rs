@@ -174,6 +174,7 @@ impl Image {
         base
     }
 
+    #[allow(clippy::mut_from_ref)]
     pub fn header(&self) -> &mut BpfHeader {
         // SAFETY: the header lies at the start of the leaked buffer.
         unsafe { &mut *(self.base() as *mut BpfHeader) }
