@@ -14,7 +14,6 @@ use abi::policy::{
     DSQ_INVALID, DSQ_LOCAL_ON, PolicyServices, PolicyTask,
 };
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicU64, Ordering};
 
 /// The runtime's state, in `.bss`.
 struct Global(UnsafeCell<Runtime>);
@@ -25,13 +24,27 @@ unsafe impl Sync for Global {}
 
 static RT: Global = Global(UnsafeCell::new(Runtime::new()));
 
-/// Where the program image is: `BPF_PROGRAM_ADDR` in the guest; a test
-/// points it at its own buffer.
-static IMAGE_BASE: AtomicU64 = AtomicU64::new(BPF_PROGRAM_ADDR);
+/// Where the program image is: `BPF_PROGRAM_ADDR` in the guest.
+#[cfg(not(test))]
+fn image_base() -> u64 {
+    BPF_PROGRAM_ADDR
+}
+
+#[cfg(test)]
+std::thread_local! {
+    /// A test's own image buffer (per thread: tests build their images
+    /// in parallel, then run one harness at a time).
+    static IMAGE_BASE: core::cell::Cell<u64> = const { core::cell::Cell::new(BPF_PROGRAM_ADDR) };
+}
+
+#[cfg(test)]
+fn image_base() -> u64 {
+    IMAGE_BASE.with(|b| b.get())
+}
 
 #[cfg(test)]
 pub fn set_image_base(addr: u64) {
-    IMAGE_BASE.store(addr, Ordering::Relaxed);
+    IMAGE_BASE.with(|b| b.set(addr));
 }
 
 /// The runtime. Callbacks are serialised by the core, and each takes
@@ -99,7 +112,7 @@ impl Runtime {
         // SAFETY: the VMM maps BPF_PROGRAM_SIZE bytes at BPF_PROGRAM_ADDR
         // for a BPF policy (a test maps its own buffer); `validate` reads
         // only inside the size the header claims after bounding it.
-        let img = match unsafe { image::validate(IMAGE_BASE.load(Ordering::Relaxed)) } {
+        let img = match unsafe { image::validate(image_base()) } {
             Ok(i) => i,
             Err(why) => {
                 self.rt.log(b"bpf runtime: bad program image: ");
