@@ -286,6 +286,12 @@ pub const fn hash_meta_stride(key_size: u32) -> u64 {
 
 /// A map's layout, None for a type this ABI does not know or sizes that
 /// overflow.
+///
+/// Per-CPU maps keep a slot's copies together: slot `i`'s copy for CPU
+/// `c` is value `i * nr_cpus + c`. A hash-of-maps metadata slot is the
+/// state word, the key (8-aligned), then the inner map's handle; the
+/// runtime finds those entries by scanning, so a loader may place them in
+/// any slot (plain hash tables start empty: the runtime alone fills them).
 pub const fn map_layout(
     kind: u32,
     key_size: u32,
