@@ -100,11 +100,19 @@ pub const POLICY_DESC_LEN: usize = 160;
 /// misbehaves on purpose); `schedlab policies` does not offer it.
 pub const POLICY_FLAG_TEST_ONLY: u32 = 1;
 /// Every flag this ABI version knows; a table with others is refused.
-pub const POLICY_FLAGS_KNOWN: u32 = POLICY_FLAG_TEST_ONLY | POLICY_FLAG_BPF_RUNTIME;
+pub const POLICY_FLAGS_KNOWN: u32 =
+    POLICY_FLAG_TEST_ONLY | POLICY_FLAG_BPF_RUNTIME | POLICY_FLAG_CUSTODY;
 /// `PolicyOps::flags`: the BPF runtime, which runs the sched_ext object
 /// the host loaded at `BPF_PROGRAM_ADDR` (`abi::bpf`); chosen by giving
 /// `--policy` a `.bpf.o`, never by name.
 pub const POLICY_FLAG_BPF_RUNTIME: u32 = 2;
+/// `PolicyOps::flags`: after `enqueue` the policy may keep a runnable task
+/// in its own custody, in no dispatch queue, and queue it later (from
+/// `dispatch`), as a sched_ext BPF scheduler may (scx_central keeps them
+/// in a BPF queue map). Without it the core calls such a task lost and
+/// ends the run; with it, only the bounded-wait check (the run's starvation
+/// alarm) notices a task the policy forgets.
+pub const POLICY_FLAG_CUSTODY: u32 = 4;
 
 pub const SHARES_NONE: u32 = 0;
 pub const SHARES_EQUAL: u32 = 1;

@@ -597,7 +597,8 @@ impl super::policy::Policy for ImagePolicy {
                 None => insert(v, DSQ_GLOBAL, SLICE_DFL, None, flags),
             }
         });
-        if c.dsqs.queued_in(t.slot).is_none() {
+        if c.dsqs.queued_in(t.slot).is_none() && ops().flags & abi::policy::POLICY_FLAG_CUSTODY == 0
+        {
             callback::fail(
                 ops().name_str(),
                 CB_ENQUEUE,
@@ -688,7 +689,9 @@ impl ImagePolicy {
         // SAFETY: v is this slot's view.
         let v = unsafe { &mut *v };
         v.runtime_ns = self.turn_runtime[slot as usize].saturating_add(ran);
-        if v.slice_ns != SLICE_INF {
+        // An ended slice stays ended: a kick or `ENQ_PREEMPT` zeroed it
+        // (even a `SLICE_INF` one) and the task must stop at this tick.
+        if v.slice_ns != SLICE_INF && v.slice_ns != 0 {
             v.slice_ns = self.turn_slice[slot as usize].saturating_sub(ran);
         }
     }

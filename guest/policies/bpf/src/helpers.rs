@@ -11,6 +11,23 @@ const EFAULT: i64 = 14;
 /// Longest `bpf_trace_printk` format.
 const PRINTK_MAX: u64 = 256;
 
+/// `bpf_kptr_xchg(dst, ptr)`: swap the pointer stored at `dst` (a
+/// `__kptr` field in a global or a map value) for `ptr`, return the old
+/// one. The kernel's verifier types the pointers; here they are words,
+/// and every kfunc that takes one checks it (a cpumask must be one of the
+/// pool's).
+fn kptr_xchg(cx: &CallCx<'_>, dst: u64, ptr: u64) -> R {
+    if !dst.is_multiple_of(8) || !cx.allows(dst, 8, true) {
+        return Err(Fail::Bad(1));
+    }
+    // SAFETY: checked writable, 8 bytes, aligned; callbacks run one at a
+    // time under the core's lock.
+    let old = unsafe { rd::<u64>(dst) };
+    // SAFETY: as above.
+    unsafe { wr::<u64>(dst, ptr) };
+    Ok(old)
+}
+
 impl Rt {
     /// Helper `id` (one of `HELPERS`, checked by the caller).
     pub fn helper(&mut self, cx: &CallCx<'_>, id: u32, a: [u64; 5]) -> R {
@@ -35,6 +52,7 @@ impl Rt {
             170 => self.timer_set_callback(cx, a[0], a[1]),
             171 => self.timer_start(cx, a[0], a[1], a[2]),
             172 => self.timer_cancel(cx, a[0]),
+            194 => kptr_xchg(cx, a[0], a[1]),
             _ => Err(Fail::Bad(0)),
         }
     }

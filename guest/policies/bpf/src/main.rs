@@ -27,7 +27,7 @@ mod timers;
 #[cfg(test)]
 mod tests;
 
-use abi::policy::{POLICY_FLAG_BPF_RUNTIME, PolicyOps, SHARES_NONE};
+use abi::policy::{POLICY_FLAG_BPF_RUNTIME, POLICY_FLAG_CUSTODY, PolicyOps, SHARES_NONE};
 
 #[unsafe(link_section = ".policy_ops")]
 #[unsafe(no_mangle)]
@@ -36,7 +36,7 @@ pub static POLICY_OPS: PolicyOps = PolicyOps {
     shares: SHARES_NONE,
     bounded_wait: 0,
     deadlines: 0,
-    flags: POLICY_FLAG_BPF_RUNTIME,
+    flags: POLICY_FLAG_BPF_RUNTIME | POLICY_FLAG_CUSTODY,
     select_cpu: Some(ops::select_cpu),
     enqueue: Some(ops::enqueue),
     dequeue: Some(ops::dequeue),

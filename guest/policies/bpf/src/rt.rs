@@ -68,6 +68,10 @@ pub struct RoArea {
     pub key: [u8; KEY_MAX as usize],
     pub reason: [u8; 64],
     pub msg: [u8; MSG_LEN],
+    /// A `struct_ops` program's context: its arguments as `u64`s, which
+    /// `BPF_PROG` reads through r1 (the kernel's trampoline stores them
+    /// the same way).
+    pub ctx: [u64; 6],
 }
 
 /// One `bpf_timer` slot.
@@ -128,6 +132,7 @@ static SHARED: SharedCell = SharedCell(UnsafeCell::new(Shared {
         key: [0; KEY_MAX as usize],
         reason: [0; 64],
         msg: [0; MSG_LEN],
+        ctx: [0; 6],
     },
     pool: [Cpumask { bits: [0] }; MAX_CPUMASKS],
 }));
@@ -440,7 +445,11 @@ impl Runtime {
     /// budget.
     pub fn run_prog(&mut self, prog: u32, args: &[u64]) -> Result<u64, Stop> {
         let entry = self.rt.img().progs[prog as usize].entry;
-        self.exec(prog, entry, args, INSN_BUDGET)
+        let ctx = &mut self.rt.sh().ro.ctx;
+        let n = args.len().min(ctx.len());
+        ctx[..n].copy_from_slice(&args[..n]);
+        let at = ctx.as_ptr() as u64;
+        self.exec(prog, entry, &[at], INSN_BUDGET)
     }
 
     /// A program stopped: say why, in the status and the text, and run
