@@ -104,14 +104,34 @@ impl Image {
 
     /// A program (and a function entry); bound to callback index `cb`
     /// if given. Its index in the program table and its entry.
+    /// A callback program (`cb`: its index in the header's table) starts
+    /// as `BPF_PROG` does: its arguments loaded from the context array r1
+    /// points at into r1..r5 ([`PROLOGUE`] instructions); a plain function
+    /// (a timer callback) takes them in registers.
     pub fn prog(&mut self, name: &str, cb: Option<usize>, code: &[Insn]) -> (u32, u32) {
         let entry = self.insns.len() as u32;
+        if cb.is_some() {
+            self.insns.extend_from_slice(&[
+                Insn {
+                    code: 0xbf, // mov64 r0, r1
+                    regs: 0x10,
+                    off: 0,
+                    imm: 0,
+                },
+                asm::ldxdw(1, 0, 0),
+                asm::ldxdw(2, 0, 8),
+                asm::ldxdw(3, 0, 16),
+                asm::ldxdw(4, 0, 24),
+                asm::ldxdw(5, 0, 32),
+            ]);
+        }
+        let code_len = code.len() as u32 + self.insns.len() as u32 - entry;
         self.insns.extend_from_slice(code);
         let mut n = [0u8; NAME_LEN];
         n[..name.len()].copy_from_slice(name.as_bytes());
         self.progs.push(BpfProg {
             entry,
-            len: code.len() as u32,
+            len: code_len,
             name: n,
         });
         let idx = self.progs.len() as u32 - 1;
@@ -120,6 +140,9 @@ impl Image {
         }
         (idx, entry)
     }
+
+    /// Instructions a callback program's prologue adds before its code.
+    pub const PROLOGUE: u32 = 6;
 
     /// Write the header and tables; the image's address.
     pub fn finish(&mut self) -> u64 {

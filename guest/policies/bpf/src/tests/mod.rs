@@ -303,7 +303,7 @@ fn scx_bpf_error_formats_runs_exit_and_stops() {
     assert_eq!(rt().rt.text.as_str(), "42-abc");
     let st = img.header().status;
     assert_eq!((st.state, st.prog), (STATUS_ERROR, 1));
-    assert_eq!(st.insn, entry + 9, "the call instruction");
+    assert_eq!(st.insn, entry + Image::PROLOGUE + 9, "the call instruction");
     // SAFETY: inside the leaked image buffer.
     let (kind, msg) = unsafe {
         (
@@ -329,13 +329,14 @@ fn a_fault_names_the_program_and_instruction() {
     let st = img.header().status;
     assert_eq!(
         (st.state, st.fault, st.prog, st.insn, st.addr, st.size),
-        (STATUS_FAULT, FAULT_LOAD, idx, entry + 2, 16, 8)
+        (STATUS_FAULT, FAULT_LOAD, idx, entry + Image::PROLOGUE + 2, 16, 8)
     );
     let t = rt().rt.text.as_str();
-    assert!(
-        t.starts_with("bpf program faulty: load outside the program's memory at instruction 4"),
-        "{t}"
+    let want = std::format!(
+        "bpf program faulty: load outside the program's memory at instruction {}",
+        entry + Image::PROLOGUE + 2
     );
+    assert!(t.starts_with(&want), "{t}");
     assert!(t.ends_with("(address 0x10, 8 bytes)"), "{t}");
 }
 
