@@ -254,16 +254,17 @@ fn load_inner(object: &[u8], opts: &LoadOptions, who: &mut String) -> Res<Loaded
         });
     }
     let maps_sec = elf.section(".maps");
-    if let Some(m) = maps_sec.filter(|m| !m.relocs.is_empty()) {
-        let first = &elf.symbols[m.relocs[0].symbol].name;
-        bail!("initial values of a map of maps ({first}) are not supported");
-    }
     let mut map_offsets = Vec::new();
+    // (row, offset in .maps, values_off, kind) of each map of maps.
+    let mut outers = Vec::new();
     for def in maps::btf_maps(&btf)? {
         let off = maps_sec.and_then(|s| elf.symbols_in(s.index).find(|y| y.name == def.name));
         let Some(off) = off.map(|y| y.value) else {
             bail!("map {} has no symbol in .maps", def.name);
         };
+        if def.inner.is_some() {
+            outers.push((rows.len(), off, u64::from(def.values_off), def.kind));
+        }
         map_offsets.push((off, rows.len() as u32));
         let inner = def.inner.clone();
         rows.push(map_row(&def, opts.nr_cpus)?);
@@ -345,6 +346,50 @@ fn load_inner(object: &[u8], opts: &LoadOptions, who: &mut String) -> Res<Loaded
         );
     }
 
+    // A map of maps' initial inner maps (`.values = { &inner }`): one
+    // `.maps` relocation per slot, written as the inner map's handle.
+    let mut inits: Vec<(u64, u64)> = Vec::new();
+    for r in maps_sec.map(|m| m.relocs.as_slice()).unwrap_or(&[]) {
+        let sym = &elf.symbols[r.symbol];
+        let Some(&(row, base, values_off, kind)) = outers.iter().rev().find(|o| o.1 <= r.offset)
+        else {
+            bail!(
+                "a .maps relocation at {:#x} ({}) is in no map of maps",
+                r.offset,
+                sym.name
+            );
+        };
+        if kind != abi::bpf::MAP_ARRAY_OF_MAPS {
+            bail!(
+                "initial values of map {} (a HASH_OF_MAPS) are not supported",
+                rows[row].name
+            );
+        }
+        let Some(slot) = r.offset.checked_sub(base + values_off).map(|d| d / 8) else {
+            bail!(
+                "map {}: an initial value outside its values",
+                rows[row].name
+            );
+        };
+        if slot >= u64::from(rows[row].max_entries) {
+            bail!(
+                "map {}: initial value {slot} past max_entries",
+                rows[row].name
+            );
+        }
+        let Some(&(_, inner_row)) = map_offsets.iter().find(|m| m.0 == sym.value) else {
+            bail!(
+                "map {}: initial value {} is not a map of .maps",
+                rows[row].name,
+                sym.name
+            );
+        };
+        inits.push((
+            rows[row].meta_off + slot * 8,
+            abi::bpf::map_handle(inner_row),
+        ));
+    }
+
     // Relocations, then the structural checks.
     let targets = link::Targets {
         data: &secs,
@@ -394,6 +439,10 @@ fn load_inner(object: &[u8], opts: &LoadOptions, who: &mut String) -> Res<Loaded
     for s in &secs {
         let o = s.image_off as usize;
         img[o..o + s.bytes.len()].copy_from_slice(&s.bytes);
+    }
+    for (at, handle) in inits {
+        let o = at as usize;
+        img[o..o + 8].copy_from_slice(&handle.to_le_bytes());
     }
 
     // What the host reports with.

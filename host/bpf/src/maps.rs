@@ -15,6 +15,9 @@ pub struct MapDef {
     pub flags: u32,
     /// The inner-map template of a map of maps.
     pub inner: Option<Box<MapDef>>,
+    /// Byte offset of a map of maps' `values` member in its definition:
+    /// where `.maps` relocations put its initial inner maps.
+    pub values_off: u32,
 }
 
 /// Kernel map type names, for messages about types schedlab lacks.
@@ -81,6 +84,7 @@ pub fn parse_def(btf: &Btf, name: &str, ty: u32, depth: u32) -> Res<MapDef> {
         max_entries: 0,
         flags: 0,
         inner: None,
+        values_off: 0,
     };
     let sid = btf.skip_mods(ty)?;
     if !matches!(btf.get(sid)?.kind, Kind::Struct { .. }) {
@@ -106,6 +110,7 @@ pub fn parse_def(btf: &Btf, name: &str, ty: u32, depth: u32) -> Res<MapDef> {
                 };
                 let inner = parse_def(btf, &format!("{name}.inner"), to, depth + 1)?;
                 d.inner = Some(Box::new(inner));
+                d.values_off = m.bit_offset / 8;
             }
             "pinning" | "numa_node" | "map_extra" => {}
             other => bail!("map {name}: definition member {other} is not supported"),

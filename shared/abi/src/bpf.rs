@@ -418,7 +418,7 @@ pub fn kfunc_index(name: &str) -> Option<u32> {
 }
 
 /// The BPF helpers the runtime implements: (number, name).
-pub const HELPERS: [(u32, &str); 20] = [
+pub const HELPERS: [(u32, &str); 21] = [
     (1, "bpf_map_lookup_elem"),
     (2, "bpf_map_update_elem"),
     (3, "bpf_map_delete_elem"),
@@ -438,6 +438,7 @@ pub const HELPERS: [(u32, &str); 20] = [
     (170, "bpf_timer_set_callback"),
     (171, "bpf_timer_start"),
     (172, "bpf_timer_cancel"),
+    (177, "bpf_trace_vprintk"),
     (194, "bpf_kptr_xchg"),
 ];
 

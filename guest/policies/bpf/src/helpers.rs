@@ -10,6 +10,9 @@ use bpf_vm::CallCx;
 const EFAULT: i64 = 14;
 /// Longest `bpf_trace_printk` format.
 const PRINTK_MAX: u64 = 256;
+/// Most arguments `bpf_trace_vprintk` takes (the kernel's
+/// MAX_BPRINTF_VARARGS).
+const VPRINTK_ARGS: usize = 12;
 
 /// `bpf_kptr_xchg(dst, ptr)`: swap the pointer stored at `dst` (a
 /// `__kptr` field in a global or a map value) for `ptr`, return the old
@@ -52,6 +55,7 @@ impl Rt {
             170 => self.timer_set_callback(cx, a[0], a[1]),
             171 => self.timer_start(cx, a[0], a[1], a[2]),
             172 => self.timer_cancel(cx, a[0]),
+            177 => self.trace_vprintk(cx, a),
             194 => kptr_xchg(cx, a[0], a[1]),
             _ => Err(Fail::Bad(0)),
         }
@@ -73,7 +77,28 @@ impl Rt {
 
     /// `bpf_trace_printk(fmt, fmt_size, a1, a2, a3)`: an info line in the
     /// run's log; its length.
+    /// `bpf_trace_vprintk(fmt, fmt_size, data, data_len)`: `bpf_printk`
+    /// with more than three arguments, which arrive as a `u64` array.
+    fn trace_vprintk(&mut self, cx: &CallCx<'_>, a: [u64; 5]) -> R {
+        let n = (a[3] / 8).min(VPRINTK_ARGS as u64);
+        if a[3] % 8 != 0 || (n > 0 && !cx.allows(a[2], n * 8, false)) {
+            return Err(Fail::Bad(3));
+        }
+        let mut args = [0u64; VPRINTK_ARGS];
+        for (i, v) in args.iter_mut().enumerate().take(n as usize) {
+            // SAFETY: the sandbox allowed `n` words at `a[2]`.
+            *v = unsafe { rd::<u64>(a[2] + 8 * i as u64) };
+        }
+        self.printk(cx, a[0], a[1], &args[..n as usize])
+    }
+
     fn trace_printk(&mut self, cx: &CallCx<'_>, a: [u64; 5]) -> R {
+        self.printk(cx, a[0], a[1], &a[2..5])
+    }
+
+    /// Format `fmt` (`fmt_size` bytes) with `args` into a log line.
+    fn printk(&mut self, cx: &CallCx<'_>, fmt: u64, fmt_size: u64, args: &[u64]) -> R {
+        let a = [fmt, fmt_size];
         let size = a[1].min(PRINTK_MAX);
         if size == 0 || !cx.allows(a[0], size, false) {
             return Err(Fail::Bad(1));
@@ -86,7 +111,7 @@ impl Rt {
             .position(|&b| b == 0)
             .unwrap_or(size as usize);
         let mut t: Text<512> = Text::new();
-        format(&mut t, &f[..end], &a[2..5], &|p, n| cx.allows(p, n, false));
+        format(&mut t, &f[..end], args, &|p, n| cx.allows(p, n, false));
         let line = t.bytes();
         let line = line.strip_suffix(b"\n").unwrap_or(line);
         self.log(line);

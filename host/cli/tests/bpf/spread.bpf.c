@@ -13,7 +13,7 @@ char _license[] SEC("license") = "GPL";
 const volatile u64 exit_after;	/* --bpf-set exit_after=N: scx_bpf_exit after N enqueues */
 UEI_DEFINE(uei);
 
-u64 nr_enqueued, nr_local_on, nr_global, nr_kicks, nr_picked_idle;
+u64 nr_enqueued, nr_local_on, nr_head, nr_kicks, nr_picked_idle;
 struct bpf_cpumask __kptr *seen;
 
 struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, u32); __type(value, struct bpf_timer); } tm SEC(".maps");
@@ -52,14 +52,17 @@ void BPF_STRUCT_OPS(spread_enqueue, struct task_struct *p, u64 enq_flags)
 		scx_bpf_exit(7, "spread: exit after %llu enqueues", n);
 		return;
 	}
-	if (n % 4 == 3 || p->nr_cpus_allowed < 1) {
-		__sync_fetch_and_add(&nr_global, 1);
-		scx_bpf_dsq_insert(p, SCX_DSQ_GLOBAL, SCX_SLICE_DFL, enq_flags | SCX_ENQ_HEAD);
-		return;
-	}
 	if (!bpf_cpumask_test_cpu(cpu, p->cpus_ptr))
 		cpu = scx_bpf_pick_any_cpu(p->cpus_ptr, 0);
 	__sync_fetch_and_add(&nr_local_on, 1);
+	/*
+	 * Every 4th at the head of the queue (a global queue would starve
+	 * here: a CPU takes from it only when its local queue is empty).
+	 */
+	if (n % 4 == 3) {
+		__sync_fetch_and_add(&nr_head, 1);
+		enq_flags |= SCX_ENQ_HEAD;
+	}
 	scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | cpu, SCX_SLICE_DFL, enq_flags);
 	__sync_fetch_and_add(&nr_kicks, 1);
 	scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
@@ -115,8 +118,8 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(spread_init)
 
 void BPF_STRUCT_OPS(spread_exit, struct scx_exit_info *ei)
 {
-	bpf_printk("spread: %llu enqueued, %llu local_on, %llu global, %llu idle picks",
-		   nr_enqueued, nr_local_on, nr_global, nr_picked_idle);
+	bpf_printk("spread: %llu enqueued, %llu local_on, %llu at the head, %llu idle picks",
+		   nr_enqueued, nr_local_on, nr_head, nr_picked_idle);
 	UEI_RECORD(uei, ei);
 }
 

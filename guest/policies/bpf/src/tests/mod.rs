@@ -329,7 +329,14 @@ fn a_fault_names_the_program_and_instruction() {
     let st = img.header().status;
     assert_eq!(
         (st.state, st.fault, st.prog, st.insn, st.addr, st.size),
-        (STATUS_FAULT, FAULT_LOAD, idx, entry + Image::PROLOGUE + 2, 16, 8)
+        (
+            STATUS_FAULT,
+            FAULT_LOAD,
+            idx,
+            entry + Image::PROLOGUE + 2,
+            16,
+            8
+        )
     );
     let t = rt().rt.text.as_str();
     let want = std::format!(
