@@ -3,7 +3,7 @@
 
 GUEST_TARGET := x86_64-unknown-none
 POLICY_PKGS := $(foreach p,$(shell ./build.sh policies),-p policy-$(p))
-GUEST_PKGS := -p schedlab-kernel $(foreach op,$(shell ./build.sh operations),-p op-$(op)) $(foreach p,$(shell ./build.sh policies),-p policy-$(p)) -p schedlab-policy-sdk
+GUEST_PKGS := -p schedlab-kernel $(foreach op,$(shell ./build.sh operations),-p op-$(op)) $(foreach p,$(shell ./build.sh policies),-p policy-$(p)) -p schedlab-policy-sdk -p schedlab-bpf-vm
 
 .PHONY: all guests host check-sizes run test unit lint layout fmt bench soak fuzz fuzz-cmin clean
 

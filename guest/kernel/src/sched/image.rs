@@ -51,6 +51,10 @@ static CPU_TICK: Global<Option<unsafe extern "C" fn(u32, u64)>> = Global::new(No
 /// Set while `select_cpu` queued its task in `DSQ_LOCAL`: sched_ext means
 /// the local queue of the CPU `select_cpu` returns, known only after it.
 static SELECT_LOCAL: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+/// CPUs whose running task's slice a kick or `ENQ_PREEMPT` ended: its
+/// next tick switches whatever the slice's accounting says (a `SLICE_INF`
+/// or metered slice would otherwise be recomputed from the run time).
+static ENDED: AtomicU64 = AtomicU64::new(0);
 /// One view per task-table slot, handed to callbacks.
 static VIEWS: Global<[PolicyTask; MAX_TASKS]> = Global::new(
     [PolicyTask {
@@ -395,6 +399,7 @@ unsafe extern "C" fn pick_idle_cpu(mask: u64, _flags: u64) -> i32 {
 fn preempt(cpu: u32) {
     if let Some(Some(s)) = ctx().running.get(cpu as usize) {
         views()[*s as usize].slice_ns = 0;
+        ENDED.fetch_or(1u64 << cpu, Ordering::Relaxed);
     }
     percpu::cpu(cpu).need_resched.store(1, Ordering::Relaxed);
 }
@@ -625,6 +630,8 @@ impl super::policy::Policy for ImagePolicy {
 
     fn running(&mut self, c: &mut Ctx<'_>, t: &TaskInfo, cpu: Cpu) {
         CLAIMED.fetch_and(!(1u64 << cpu), Ordering::Relaxed);
+        // A kick ends the slice of the task it found running, not the next.
+        ENDED.fetch_and(!(1u64 << cpu), Ordering::Relaxed);
         let v = sync(t, TASK_RUNNING);
         // SAFETY: v is this slot's view.
         let vr = unsafe { &mut *v };
@@ -661,9 +668,14 @@ impl super::policy::Policy for ImagePolicy {
         })
     }
 
-    fn tick(&mut self, c: &mut Ctx<'_>, t: &TaskInfo, _cpu: Cpu, ran: u64) -> bool {
+    fn tick(&mut self, c: &mut Ctx<'_>, t: &TaskInfo, cpu: Cpu, ran: u64) -> bool {
         let v = sync(t, TASK_RUNNING);
         self.consume(v, t.slot, ran);
+        if ENDED.fetch_and(!(1u64 << cpu), Ordering::Relaxed) & (1u64 << cpu) != 0 {
+            // SAFETY: v is this slot's view.
+            unsafe { (*v).slice_ns = 0 };
+            return true;
+        }
         with(c, || {
             if let Some(f) = ops().tick {
                 // SAFETY: a checked callback; v is a live view.
@@ -689,9 +701,7 @@ impl ImagePolicy {
         // SAFETY: v is this slot's view.
         let v = unsafe { &mut *v };
         v.runtime_ns = self.turn_runtime[slot as usize].saturating_add(ran);
-        // An ended slice stays ended: a kick or `ENQ_PREEMPT` zeroed it
-        // (even a `SLICE_INF` one) and the task must stop at this tick.
-        if v.slice_ns != SLICE_INF && v.slice_ns != 0 {
+        if v.slice_ns != SLICE_INF {
             v.slice_ns = self.turn_slice[slot as usize].saturating_sub(ran);
         }
     }

@@ -81,7 +81,7 @@ impl Rt {
     /// with more than three arguments, which arrive as a `u64` array.
     fn trace_vprintk(&mut self, cx: &CallCx<'_>, a: [u64; 5]) -> R {
         let n = (a[3] / 8).min(VPRINTK_ARGS as u64);
-        if a[3] % 8 != 0 || (n > 0 && !cx.allows(a[2], n * 8, false)) {
+        if !a[3].is_multiple_of(8) || (n > 0 && !cx.allows(a[2], n * 8, false)) {
             return Err(Fail::Bad(3));
         }
         let mut args = [0u64; VPRINTK_ARGS];

@@ -394,7 +394,7 @@ mod tests {
         let e = ExitInfo::parse(&b).unwrap();
         assert_eq!((e.kind, e.exit_code), (1025, -3));
         assert_eq!((e.reason.as_str(), e.msg.as_str()), ("boom", "hi"));
-        assert_eq!(ExitInfo::parse(&vec![0u8; UEI_MSG + 16]), None);
+        assert_eq!(ExitInfo::parse(&[0u8; UEI_MSG + 16]), None);
         // Short or garbled bytes never panic.
         assert_eq!(ExitInfo::parse(&b[..6]), None);
     }
