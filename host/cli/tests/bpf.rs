@@ -82,6 +82,14 @@ fn shares(v: &serde_json::Value) -> Vec<f64> {
     rt.iter().map(|r| r / total).collect()
 }
 
+/// Task `i`'s mean wait for a CPU per turn, in ms.
+fn mean_wait_ms(v: &serde_json::Value, i: usize) -> f64 {
+    let t = &v["metrics"]["tasks"][i];
+    let wait = t["total_wait_ns"].as_f64().expect("total_wait_ns");
+    let slices = t["slices"].as_f64().expect("slices").max(1.0);
+    wait / slices / 1e6
+}
+
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -150,13 +158,19 @@ fn scx_simple_with_fifo_sched_shares_equally_whatever_the_weights() {
         a.extend_from_slice(extra);
         run(&a)
     };
-    // Weighted vtime (the default): about 1/9 and 8/9.
+    // Weighted vtime (the default): about 1/9 and 8/9, and the light
+    // task waits out several of the heavy one's slices each time.
     let (r, v) = go(&[]);
     assert!(passed_or_host_explained(&r, &v), "{}", r.stdout);
     let s = shares(&v);
     assert!(s[0] < 0.2 && s[1] > 0.8, "vtime mode shares {s:?}");
-    // FIFO: the weights mean nothing, each slice goes to the queue's
-    // head in turn, so each task waits about one slice.
+    let vtime_wait = mean_wait_ms(&v, 0);
+    assert!(
+        vtime_wait > 4.0,
+        "vtime mode: light task waits {vtime_wait} ms"
+    );
+    // FIFO: the weights mean nothing, each slice (1 ms) goes to the
+    // queue's head in turn, so each task waits about one slice.
     let (r, v) = go(&["--bpf-set", "fifo_sched=1"]);
     assert!(passed_or_host_explained(&r, &v), "{}", r.stdout);
     let s = shares(&v);
@@ -164,6 +178,10 @@ fn scx_simple_with_fifo_sched_shares_equally_whatever_the_weights() {
         (s[0] - 0.5).abs() < 0.05,
         "FIFO mode shares {s:?}, expected equal"
     );
+    for t in 0..2 {
+        let w = mean_wait_ms(&v, t);
+        assert!(w < 2.0, "FIFO mode: task {t} waits {w} ms per turn");
+    }
     assert_eq!(v["bpf"]["sets"][0], "fifo_sched=1");
 }
 
@@ -429,4 +447,50 @@ fn scx_bpf_error_s_message_comes_first_and_the_exit_record_keeps_it() {
             .contains("gives up"),
         "{v}"
     );
+}
+
+#[test]
+fn a_hostile_object_is_stopped_by_the_sandbox_and_named() {
+    let obj = ours("hostile");
+    let _g = lock();
+    for (mode, want) in [
+        ("1", "instruction budget of one callback used up"),
+        ("2", "store outside the program's writable memory (4 bytes"),
+        ("3", "argument 1 of scx_bpf_dsq_insert"),
+        (
+            "4",
+            "load outside the program's memory (8 bytes at 0x200000)",
+        ),
+        ("5", "sub-program calls nested too deeply"),
+        // Not a fault: the kernel's answer to an unreadable address.
+        (
+            "6",
+            "probe_read_kernel of kernel memory returned -14, read 0",
+        ),
+    ] {
+        let set = format!("mode={mode}");
+        let (r, v) = run(&[
+            "spin",
+            "--tasks",
+            "2",
+            "--policy",
+            path(&obj),
+            "--bpf-set",
+            &set,
+            "--json",
+        ]);
+        assert_eq!(r.code, 70, "mode {mode}: {}", r.stdout);
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(
+            msg.starts_with("policy hostile: in enqueue: ") && msg.contains(want),
+            "mode {mode}: {msg}"
+        );
+        // The guest kernel ended the run itself: the policy's error, not
+        // a crash of the core or a hung vCPU.
+        assert_eq!(v["error"]["kind"], "guest_panic", "mode {mode}: {v}");
+        if mode != "6" {
+            assert!(msg.contains("hostile.bpf.c:"), "mode {mode}: {msg}");
+            assert_eq!(v["bpf"]["state"], "sandbox fault", "mode {mode}");
+        }
+    }
 }

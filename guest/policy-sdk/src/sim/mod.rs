@@ -91,10 +91,22 @@ struct Core {
     /// CPUs told to reschedule (`KICK_PREEMPT`, `ENQ_PREEMPT`): the
     /// simulation runs their tick at the next step.
     resched: u64,
+    /// CPUs whose running task's slice a kick or `ENQ_PREEMPT` ended: its
+    /// next tick preempts it, as in the core.
+    ended: u64,
     cpu_data: Vec<u8>,
 }
 
 impl Core {
+    /// A kick or `ENQ_PREEMPT` ends the slice of what runs on `cpu` (even
+    /// `SLICE_INF`, as sched_ext), and its tick runs at the next step.
+    fn end_slice(&mut self, cpu: u32) {
+        self.resched |= 1u64 << cpu;
+        if self.running.get(cpu as usize).is_some_and(|r| r.is_some()) {
+            self.ended |= 1u64 << cpu;
+        }
+    }
+
     fn idle(&self) -> u64 {
         let mut m = 0;
         for (c, r) in self.running.iter().enumerate() {
@@ -180,6 +192,7 @@ impl Harness {
             dispatch_cpu: None,
             kicked: 0,
             resched: 0,
+            ended: 0,
             cpu_data: vec![0; MAX_CPUS * abi::policy::POLICY_CPU_DATA_SIZE as usize],
         }));
         services::set_core(core);
@@ -380,6 +393,8 @@ impl Harness {
     pub fn pick(&mut self, cpu: u32) -> Option<Slot> {
         let c = self.c();
         assert!(c.running[cpu as usize].is_none(), "pick on a busy CPU");
+        // A kick ends the slice of the task it found running, not the next.
+        c.ended &= !(1u64 << cpu);
         let mut s = c.dsqs.pop_first(DsqId::Local(cpu));
         if s.is_none() {
             c.claimed &= !(1u64 << cpu);
@@ -426,6 +441,17 @@ impl Harness {
         Some(s)
     }
 
+    /// The policy's `cpu_tick` on `cpu` (every tick of every CPU, busy or
+    /// idle, as the core calls it), if it has one.
+    pub fn cpu_tick(&mut self, cpu: u32) {
+        let now = self.c().now;
+        if let Some(f) = self.ops.cpu_tick {
+            // SAFETY: the policy's callback; it takes no pointer.
+            unsafe { f(cpu, now) }
+        }
+        self.check();
+    }
+
     /// A tick on busy `cpu` whose task has run `ran_ns` this turn: true if
     /// the task is to be preempted (its slice is 0).
     pub fn tick(&mut self, cpu: u32, ran_ns: u64) -> bool {
@@ -433,6 +459,11 @@ impl Harness {
         let s = c.running[cpu as usize].expect("tick on an idle CPU");
         let v = c.sync(s, TASK_RUNNING);
         c.consume(s, ran_ns);
+        if c.ended & (1u64 << cpu) != 0 {
+            c.ended &= !(1u64 << cpu);
+            c.views[s as usize].slice_ns = 0;
+            return true;
+        }
         if let Some(f) = self.ops.tick {
             // SAFETY: the policy's callback; v is a live view.
             unsafe { f(v) }

@@ -165,6 +165,12 @@ impl Sim {
                 _ => {}
             }
         }
+        // The policy's own timers, on every CPU at each tick.
+        if now.is_multiple_of(self.tick_ns) {
+            for c in 0..nr {
+                self.h.cpu_tick(c);
+            }
+        }
         // The tick, on every busy CPU (and on CPUs told to reschedule).
         let resched = self.h.take_resched();
         for c in 0..nr {

@@ -95,7 +95,7 @@ pub(super) fn insert(p: *mut Task, id: u64, slice: u64, vtime: Option<u64>, flag
     if let DsqId::Local(cpu) = d
         && flags & ENQ_PREEMPT != 0
     {
-        c.resched |= 1u64 << cpu;
+        c.end_slice(cpu);
     }
 }
 
@@ -191,7 +191,7 @@ unsafe extern "C" fn kick_cpu(cpu: u32, flags: u64) {
         policy_error("kick_cpu: no such CPU");
     }
     if flags & KICK_PREEMPT != 0 {
-        c.resched |= 1u64 << cpu;
+        c.end_slice(cpu);
     }
     c.kicked |= 1u64 << cpu;
 }

@@ -229,6 +229,14 @@ impl BpfObject {
                 s.size,
                 s.addr
             ),
+            abi::bpf::FAULT_BAD_ARG => format!(
+                "{}: argument {} of {}",
+                fault_text(s.fault),
+                s.size,
+                self.loaded
+                    .call_at(s.insn)
+                    .unwrap_or_else(|| "(unknown)".into())
+            ),
             abi::bpf::FAULT_MISSING_KFUNC => format!(
                 "{}: {}",
                 fault_text(s.fault),
