@@ -98,11 +98,14 @@ fn path(p: &Path) -> &str {
 fn scx_simple_gives_weighted_shares_on_1_2_and_4_cpus() {
     let obj = shared("scx_simple");
     let _g = lock();
-    // Longer windows with more vCPUs: each task gets fewer slices per
-    // second, and the verdict will not pass what slicing noise can make.
-    for (cpus, duration) in [("1", "1s"), ("2", "2s"), ("4", "3s")] {
+    // Short slices and long windows: the verdict will not pass an error
+    // that the window's slicing alone could make (a 1 ms slice needs ~12 s
+    // to decide a 10 % limit for the lightest of 8 tasks).
+    for (cpus, duration) in [("1", "2s"), ("2", "2s"), ("4", "3s")] {
         let (r, v) = run(&[
             "spin",
+            "--slice",
+            "200us",
             "--cpus",
             cpus,
             "--tasks",
@@ -117,24 +120,37 @@ fn scx_simple_gives_weighted_shares_on_1_2_and_4_cpus() {
             "shares",
             "--json",
         ]);
-        assert!(
-            passed_or_host_explained(&r, &v),
-            "{cpus} CPUs: exit {}: {}",
-            r.code,
-            r.stdout
-        );
         assert_eq!(v["bpf"]["state"], "ok", "{v}");
         assert_eq!(v["bpf"]["ops_name"], "simple");
         assert!(v["bpf"]["instructions"].as_u64().unwrap() > 1000, "{v}");
         let checks = v["verdict"]["checks"].as_array().expect("checks");
-        let fairness = checks
-            .iter()
-            .find(|c| c["name"] == "max_fairness_error")
-            .unwrap_or_else(|| panic!("shares were not judged: {v}"));
         assert!(
-            fairness["passed"] == true || common::host_explained(&v),
-            "{cpus} CPUs: unfair shares: {fairness}"
+            checks.iter().any(|c| c["name"] == "max_fairness_error"),
+            "shares were not judged: {v}"
         );
+        // One vCPU has a host core to itself: the verdict must pass, every
+        // share within 10 % of its entitlement. With more vCPUs than this
+        // machine's 2 cores the host runs them at speeds up to ~60 % apart
+        // (per-CPU queues pass that on), so the verdict may call an error
+        // the host's doing (exit 2), never unfair (exit 1), and shares are
+        // only checked to follow the weights, within 35 % (ignoring them
+        // would put the lightest tasks at +275 %).
+        let tolerance = if cpus == "1" {
+            assert_eq!(r.code, 0, "{}", r.stdout);
+            0.1
+        } else {
+            assert!([0, 2].contains(&r.code), "{cpus} CPUs: {}", r.stdout);
+            0.35
+        };
+        for t in v["tasks"].as_array().expect("tasks") {
+            let got = t["share"].as_f64().unwrap();
+            let due = t["entitled_share"].as_f64().unwrap();
+            assert!(
+                (got - due).abs() <= tolerance * due,
+                "{cpus} CPUs: task {} got {got:.3}, entitled to {due:.3}",
+                t["pid"]
+            );
+        }
     }
 }
 

@@ -459,11 +459,6 @@ pub fn load(info: &abi::boot::BootInfo) -> Result<(), &'static str> {
     PolicyOps::check_header(magic, version, size)
         .map_err(|_| "policy image: bad PolicyOps header")?;
     OPS.store(p, Ordering::Relaxed);
-    if version >= 2 {
-        // SAFETY: boot, CPU 0, before any other CPU or callback runs; a
-        // version-2 table is long enough to hold the field.
-        unsafe { *CPU_TICK.get() = ops().cpu_tick };
-    }
     // SAFETY: boot, CPU 0, before any other CPU or callback runs.
     let svc = unsafe { SERVICES.get() };
     svc.nr_cpus = info.cpu_count;
@@ -477,6 +472,13 @@ pub fn load(info: &abi::boot::BootInfo) -> Result<(), &'static str> {
         if call(CB_INIT, || unsafe { init(svc) }) != 0 {
             policy_error(b"init refused to start");
         }
+    }
+    // Read after `init`, which may leave callbacks out of its table (the
+    // table is read at every other call).
+    if version >= 2 {
+        // SAFETY: boot, CPU 0, before any other CPU or callback runs; a
+        // version-2 table is long enough to hold the field.
+        unsafe { *CPU_TICK.get() = ops().cpu_tick };
     }
     if let Some(online) = ops().cpu_online {
         for cpu in 0..info.cpu_count {

@@ -29,10 +29,13 @@ mod tests;
 
 use abi::policy::{POLICY_FLAG_BPF_RUNTIME, POLICY_FLAG_CUSTODY, PolicyOps, SHARES_NONE};
 
+/// Mutable: `init` leaves in it only the callbacks the object binds (see
+/// `ops::Runtime::bind_table`), so the core makes sched_ext's default
+/// decisions itself, without a call, for the rest.
 #[unsafe(link_section = ".policy_ops")]
 #[unsafe(no_mangle)]
 #[used]
-pub static POLICY_OPS: PolicyOps = PolicyOps {
+pub static mut POLICY_OPS: PolicyOps = PolicyOps {
     shares: SHARES_NONE,
     bounded_wait: 0,
     deadlines: 0,

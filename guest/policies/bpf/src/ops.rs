@@ -136,6 +136,7 @@ impl Runtime {
         self.rt.sh().ro.possible.bits = [all];
         *self.rt.status() = abi::bpf::BpfStatus::default();
         self.rt.count_entries();
+        self.bind_table();
         self.enter();
         match self.callback(cb(CB_INIT), &[])? {
             Some(v) if v as i32 != 0 => {
@@ -144,6 +145,44 @@ impl Runtime {
                 Ok(v as i32)
             }
             _ => Ok(0),
+        }
+    }
+
+    /// Leave in the ops table only what the object binds: an unbound
+    /// callback's sched_ext default is what the core does itself when the
+    /// table has none, so the call (the view copies around it) is saved.
+    /// `init`, `exit`, `init_task` and `exit_task` stay (the runtime's own
+    /// bookkeeping, and `disable`), and `select_cpu` (sched_ext's default
+    /// queues the task straight to the idle CPU it found; the core's does
+    /// not); `cpu_tick` stays only for an object that starts timers. The core reads the table at each call, and
+    /// `cpu_tick` only after `init`.
+    fn bind_table(&mut self) {
+        let img = *self.rt.img();
+        let bound = |id: u32| img.callback(cb(id)).is_some();
+        let timers = img
+            .insns
+            .iter()
+            .any(|i| i.code == 0x85 && i.src() == 0 && i.imm == 171);
+        let t = &raw mut crate::POLICY_OPS;
+        // SAFETY: `init` runs at boot on one CPU, before the core calls
+        // any other callback; every pointer written is this image's own.
+        unsafe {
+            (*t).enqueue = bound(CB_ENQUEUE).then_some(enqueue as _);
+            (*t).dequeue = bound(abi::policy::CB_DEQUEUE).then_some(dequeue as _);
+            (*t).dispatch = bound(CB_DISPATCH).then_some(dispatch as _);
+            (*t).tick = bound(abi::policy::CB_TICK).then_some(tick as _);
+            (*t).runnable = bound(abi::policy::CB_RUNNABLE).then_some(runnable as _);
+            (*t).running = bound(abi::policy::CB_RUNNING).then_some(running as _);
+            (*t).stopping = bound(abi::policy::CB_STOPPING).then_some(stopping as _);
+            (*t).quiescent = bound(abi::policy::CB_QUIESCENT).then_some(quiescent as _);
+            (*t).yield_ = bound(CB_YIELD_I as u32 + 1).then_some(yield_ as _);
+            (*t).set_weight = bound(CB_SET_WEIGHT_I as u32 + 1).then_some(set_weight as _);
+            (*t).set_cpumask = bound(CB_SET_CPUMASK_I as u32 + 1).then_some(set_cpumask as _);
+            (*t).update_idle = bound(CB_UPDATE_IDLE_I as u32 + 1).then_some(update_idle as _);
+            (*t).enable = bound(abi::policy::CB_ENABLE).then_some(enable as _);
+            (*t).cpu_online = bound(abi::policy::CB_CPU_ONLINE).then_some(cpu_online as _);
+            (*t).cpu_offline = bound(CB_CPU_OFFLINE_I as u32 + 1).then_some(cpu_offline as _);
+            (*t).cpu_tick = timers.then_some(cpu_tick as _);
         }
     }
 

@@ -95,7 +95,7 @@ pub struct Timer {
 /// interpreter as `&mut` while it runs, so no Rust reference covers this
 /// memory then; the runtime takes short-lived ones between accesses.
 pub struct Shared {
-    pub views: [ScxTask; MAX_TASKS],
+    pub views: [View; MAX_TASKS],
     pub ro: RoArea,
     pub pool: [Cpumask; MAX_CPUMASKS],
 }
@@ -107,7 +107,7 @@ struct SharedCell(UnsafeCell<Shared>);
 unsafe impl Sync for SharedCell {}
 
 static SHARED: SharedCell = SharedCell(UnsafeCell::new(Shared {
-    views: [VIEW0; MAX_TASKS],
+    views: [View(VIEW0); MAX_TASKS],
     ro: RoArea {
         exit_info: ScxExitInfo {
             kind: 0,
@@ -186,6 +186,28 @@ pub struct Runtime {
     pub stack: [u64; STACK_WORDS],
 }
 
+/// A task view in its own 128 bytes: a power-of-two stride turns the
+/// sandbox's "which view, which field" into a shift and a mask instead of
+/// a division on every task access.
+#[repr(C, align(128))]
+#[derive(Clone, Copy, Debug)]
+pub struct View(pub ScxTask);
+
+impl core::ops::Deref for View {
+    type Target = ScxTask;
+    fn deref(&self) -> &ScxTask {
+        &self.0
+    }
+}
+
+impl core::ops::DerefMut for View {
+    fn deref_mut(&mut self) -> &mut ScxTask {
+        &mut self.0
+    }
+}
+
+const _: () = assert!(core::mem::size_of::<View>().is_power_of_two());
+
 const VIEW0: ScxTask = ScxTask {
     pid: 0,
     tgid: 0,
@@ -252,7 +274,7 @@ impl Runtime {
         r.img = None;
         r.svc = core::ptr::null();
         r.nr_cpus = 0;
-        r.sh().views.iter_mut().for_each(|v| *v = VIEW0);
+        r.sh().views.iter_mut().for_each(|v| v.0 = VIEW0);
         r.synced = [0; MAX_TASKS / 64];
         r.sh().ro.exit_info = ScxExitInfo::default();
         r.sh().ro.task_args = ScxInitTaskArgs::default();

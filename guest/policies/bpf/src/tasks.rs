@@ -12,12 +12,12 @@ use abi::policy::PolicyTask;
 use core::mem::size_of;
 
 /// Bytes between two views.
-pub const STRIDE: u64 = size_of::<ScxTask>() as u64;
+pub const STRIDE: u64 = size_of::<crate::rt::View>() as u64;
 
 impl Rt {
     /// Address of slot `slot`'s view.
     pub fn view_addr(&self, slot: usize) -> u64 {
-        &self.sh().views[slot] as *const ScxTask as u64
+        &self.sh().views[slot].0 as *const ScxTask as u64
     }
 
     pub fn views_base(&self) -> u64 {

@@ -206,6 +206,11 @@ impl Harness {
             check: None,
             _lock: lock,
         };
+        // The core's own defaults for callbacks a table leaves null run on
+        // the SDK's helpers, whatever wrote the table (an SDK policy's
+        // `init` sets this too).
+        // SAFETY: the harness's services table lives as long as it does.
+        unsafe { crate::init_services(&*h._svc) };
         if let Some(init) = h.ops.init {
             // SAFETY: the policy's own callback; the table lives as long as
             // the harness.
@@ -370,13 +375,20 @@ impl Harness {
             // SAFETY: the policy's callback; v is a live view.
             unsafe { f(v, flags) }
         }
-        match self.ops.enqueue {
-            // SAFETY: as above.
-            Some(f) => unsafe { f(v, flags) },
-            None => insert(v, DSQ_GLOBAL, SLICE_DFL, None, flags),
+        // Queued by `select_cpu` already (sched_ext's direct dispatch):
+        // `enqueue` is skipped, as in the core.
+        if c.dsqs.queued_in(s).is_none() {
+            match self.ops.enqueue {
+                // SAFETY: as above.
+                Some(f) => unsafe { f(v, flags) },
+                None => insert(v, DSQ_GLOBAL, SLICE_DFL, None, flags),
+            }
         }
         let dsq = c.dsqs.queued_in(s);
-        assert!(dsq.is_some(), "task {s} in no queue after enqueue");
+        assert!(
+            dsq.is_some() || self.ops.flags & abi::policy::POLICY_FLAG_CUSTODY != 0,
+            "task {s} in no queue after enqueue"
+        );
         if let Some(DsqId::Local(l)) = dsq {
             c.infos[s as usize].cpu = l;
             c.kicked |= 1u64 << l;
