@@ -17,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ALL_TARGETS=(tlv protocol kstate scenario compare)
+ALL_TARGETS=(tlv protocol kstate scenario compare bpf_object)
 SECONDS_EACH=${FUZZ_SECONDS:-60}
 # A run over this is a hang: the targets take microseconds to a few
 # milliseconds per input even in the instrumented build.

@@ -89,9 +89,17 @@ fn compare() {
     replay("compare");
 }
 
+#[test]
+fn bpf_object() {
+    replay("bpf_object");
+}
+
 /// A target added to the list gets a test here too.
 #[test]
 fn every_target_is_replayed() {
     let names: Vec<&str> = TARGETS.iter().map(|(n, _)| *n).collect();
-    assert_eq!(names, ["tlv", "protocol", "kstate", "scenario", "compare"]);
+    assert_eq!(
+        names,
+        ["tlv", "protocol", "kstate", "scenario", "compare", "bpf_object"]
+    );
 }

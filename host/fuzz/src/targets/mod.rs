@@ -5,12 +5,14 @@
 //! round trip). Bad input by itself is never a failure: rejecting it is
 //! the code's job.
 
+mod bpf_object;
 mod compare;
 mod kstate;
 mod protocol;
 mod scenario;
 mod tlv;
 
+pub use bpf_object::bpf_object;
 pub use compare::compare;
 pub use kstate::kstate;
 pub use protocol::protocol;
@@ -28,4 +30,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("kstate", kstate),
     ("scenario", scenario),
     ("compare", compare),
+    ("bpf_object", bpf_object),
 ];

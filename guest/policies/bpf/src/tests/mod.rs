@@ -35,7 +35,7 @@ pub fn harness(img: &mut Image, cpus: u32) -> Harness {
     let policy = Policy {
         // SAFETY: tests run one at a time (the harness's lock); the table
         // changes only in the runtime's `init`.
-        ops: unsafe { &*(&raw const crate::POLICY_OPS) },
+        ops: unsafe { (&raw const crate::POLICY_OPS).as_ref() }.expect("the table"),
         reset: noop,
     };
     Harness::new(policy, 0, cpus, MS)
