@@ -100,6 +100,13 @@ fn every_target_is_replayed() {
     let names: Vec<&str> = TARGETS.iter().map(|(n, _)| *n).collect();
     assert_eq!(
         names,
-        ["tlv", "protocol", "kstate", "scenario", "compare", "bpf_object"]
+        [
+            "tlv",
+            "protocol",
+            "kstate",
+            "scenario",
+            "compare",
+            "bpf_object"
+        ]
     );
 }

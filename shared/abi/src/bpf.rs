@@ -342,7 +342,7 @@ pub const fn map_layout(
 /// The kfuncs the runtime implements, by name; a kfunc call's `imm` is
 /// its index here. Names are matched as libbpf does: `name___suffix`
 /// (a `___compat` variant) resolves to `name`.
-pub const KFUNCS: [&str; 55] = [
+pub const KFUNCS: [&str; 53] = [
     // Dispatch queues.
     "scx_bpf_create_dsq",
     "scx_bpf_destroy_dsq",
@@ -351,8 +351,6 @@ pub const KFUNCS: [&str; 55] = [
     "scx_bpf_dsq_move_to_local",
     "scx_bpf_dsq_nr_queued",
     "scx_bpf_dispatch_nr_slots",
-    "scx_bpf_dispatch_cancel",
-    "scx_bpf_reenqueue_local",
     // Pre-6.13 names of the same calls (the `___compat` fallbacks).
     "scx_bpf_dispatch",
     "scx_bpf_dispatch_vtime",

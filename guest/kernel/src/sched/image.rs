@@ -450,7 +450,9 @@ unsafe extern "C" fn cpu_id() -> u32 {
 }
 
 /// Check the table the VMM loaded and give the policy its services.
-pub fn load(info: &abi::boot::BootInfo) -> Result<(), &'static str> {
+/// `c` is the scheduler's context: `init` and `cpu_online` may use every
+/// service (read the idle mask, queue nothing yet: there are no tasks).
+pub fn load(info: &abi::boot::BootInfo, c: &mut Ctx<'_>) -> Result<(), &'static str> {
     let p = POLICY_LOAD_ADDR as *mut PolicyOps;
     // SAFETY: the VMM loaded a policy image at POLICY_LOAD_ADDR (it set
     // POLICY_IMAGE_ID only then); the header words are read before the
@@ -469,7 +471,7 @@ pub fn load(info: &abi::boot::BootInfo) -> Result<(), &'static str> {
     if let Some(init) = ops().init {
         // SAFETY: a callback of the checked table (the host checked it
         // points into the image); services outlive the run.
-        if call(CB_INIT, || unsafe { init(svc) }) != 0 {
+        if with(c, || call(CB_INIT, || unsafe { init(svc) })) != 0 {
             policy_error(b"init refused to start");
         }
     }
@@ -483,7 +485,7 @@ pub fn load(info: &abi::boot::BootInfo) -> Result<(), &'static str> {
     if let Some(online) = ops().cpu_online {
         for cpu in 0..info.cpu_count {
             // SAFETY: as above.
-            call(CB_CPU_ONLINE, || unsafe { online(cpu) })
+            with(c, || call(CB_CPU_ONLINE, || unsafe { online(cpu) }))
         }
     }
     Ok(())

@@ -392,8 +392,7 @@ pub fn init(info: &abi::boot::BootInfo) -> Result<(), &'static str> {
         info.idle == abi::boot::IDLE_HALT,
         core::sync::atomic::Ordering::Relaxed,
     );
-    super::image::load(info)?;
-    Ok(())
+    super::with_policy(s, |_, c| super::image::load(info, c))
 }
 
 /// Runtime limit check for the running task (tick path).

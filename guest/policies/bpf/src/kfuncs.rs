@@ -49,8 +49,6 @@ pub const K_DSQ_INSERT_VTIME: u32 = k("scx_bpf_dsq_insert_vtime");
 pub const K_DSQ_MOVE_TO_LOCAL: u32 = k("scx_bpf_dsq_move_to_local");
 pub const K_DSQ_NR_QUEUED: u32 = k("scx_bpf_dsq_nr_queued");
 pub const K_DISPATCH_NR_SLOTS: u32 = k("scx_bpf_dispatch_nr_slots");
-pub const K_DISPATCH_CANCEL: u32 = k("scx_bpf_dispatch_cancel");
-pub const K_REENQUEUE_LOCAL: u32 = k("scx_bpf_reenqueue_local");
 pub const K_DISPATCH: u32 = k("scx_bpf_dispatch");
 pub const K_DISPATCH_VTIME: u32 = k("scx_bpf_dispatch_vtime");
 pub const K_CONSUME: u32 = k("scx_bpf_consume");
@@ -127,14 +125,6 @@ impl Rt {
                 unsafe { (self.svc().dsq_nr_queued)(a[0]) },
             )),
             K_DISPATCH_NR_SLOTS => Ok(u64::from(self.slots_left)),
-            K_DISPATCH_CANCEL => {
-                if self.dispatch_cpu.is_some() && self.slots_used > 0 {
-                    self.slots_used -= 1;
-                    self.slots_left += 1;
-                }
-                Ok(0)
-            }
-            K_REENQUEUE_LOCAL => Ok(0),
             K_SELECT_CPU_DFL => self.select_cpu_dfl(cx, a[0], a[1] as u32, a[3]),
             K_TEST_AND_CLEAR_CPU_IDLE => {
                 let cpu = self.cpu_arg(a[0], "scx_bpf_test_and_clear_cpu_idle")?;
@@ -516,8 +506,6 @@ mod tests {
             K_DSQ_MOVE_TO_LOCAL,
             K_DSQ_NR_QUEUED,
             K_DISPATCH_NR_SLOTS,
-            K_DISPATCH_CANCEL,
-            K_REENQUEUE_LOCAL,
             K_DISPATCH,
             K_DISPATCH_VTIME,
             K_CONSUME,

@@ -37,7 +37,14 @@ struct { __uint(type, BPF_MAP_TYPE_TASK_STORAGE); __uint(map_flags, BPF_F_NO_PRE
 struct inner { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, u32); __type(value, u64); } inner0 SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS); __uint(max_entries, 2); __type(key, u32); __array(values, struct inner); } outer SEC(".maps") = { .values = { &inner0 } };
 struct tmr { struct bpf_timer t; };
-struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, u32); __type(value, struct tmr); } timers SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 2); __type(key, u32); __type(value, struct tmr); } timers SEC(".maps");
+u64 nr_cancelled_fired;
+
+static int never_cb(void *map, u32 *key, struct bpf_timer *t)
+{
+	__sync_fetch_and_add(&nr_cancelled_fired, 1);
+	return 0;
+}
 
 static int timer_cb(void *map, u32 *key, struct bpf_timer *t)
 {
@@ -111,7 +118,14 @@ static int check_cpumasks(void)
 	scx_bpf_put_cpumask(online);
 	bpf_cpumask_clear(m);
 	CHECK(!bpf_cpumask_test_and_set_cpu(1, m) && bpf_cpumask_test_cpu(1, cast_mask(m)), "cpumask test_and_set");
+	/* A second reference: the mask lives until both are released. */
+	CHECK(bpf_cpumask_acquire(m) == m, "cpumask acquire");
 	bpf_cpumask_release(m);
+	CHECK(bpf_cpumask_test_cpu(1, cast_mask(m)), "cpumask alive after one release");
+	bpf_cpumask_release(m);
+	online = scx_bpf_get_idle_smtmask();
+	CHECK(bpf_cpumask_weight(online) <= n, "idle smt mask");
+	scx_bpf_put_idle_cpumask(online);
 	return 1;
 }
 
@@ -122,7 +136,7 @@ static int check_misc(void)
 	static const char word[] = "schedlab";
 	int i, cpu = bpf_get_smp_processor_id();
 
-	CHECK(a > 0 && b > 0, "clocks");
+	CHECK(a > 0 && b > 0 && bpf_ktime_get_boot_ns() >= b, "clocks");
 	CHECK(cpu >= 0 && cpu < scx_bpf_nr_cpu_ids(), "smp processor id");
 	bpf_for(i, 0, 10) sum += i;
 	CHECK(sum == 45, "bpf_for sum");
@@ -130,6 +144,10 @@ static int check_misc(void)
 	CHECK(scx_bpf_cpuperf_cap(0) > 0, "cpuperf cap");
 	CHECK(knob == 3 || knob == 9, "rodata knob");
 	bpf_get_prandom_u32();
+	/* A queue made and destroyed (the runtime leaves it, unused). */
+	CHECK(scx_bpf_create_dsq(MY_DSQ + 1, -1) == 0, "create a second dsq");
+	scx_bpf_destroy_dsq(MY_DSQ + 1);
+	scx_bpf_dump("selftest: a dump line goes nowhere outside a dump");
 	return 1;
 }
 
@@ -159,6 +177,14 @@ void BPF_STRUCT_OPS(selftest_enqueue, struct task_struct *p, u64 enq_flags)
 	q = bpf_task_from_pid(p->pid);
 	if (!q || q->pid != p->pid) {
 		scx_bpf_error("selftest: bpf_task_from_pid(%d) failed", p->pid);
+		if (q)
+			bpf_task_release(q);
+		return;
+	}
+	bpf_task_release(q);
+	q = bpf_task_acquire(p);
+	if (q != p) {
+		scx_bpf_error("selftest: bpf_task_acquire");
 		if (q)
 			bpf_task_release(q);
 		return;
@@ -229,6 +255,17 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(selftest_init)
 	bpf_timer_init(&t->t, &timers, CLOCK_MONOTONIC);
 	bpf_timer_set_callback(&t->t, timer_cb);
 	ret = bpf_timer_start(&t->t, 2 * 1000 * 1000, 0);
+	key = 1;
+	t = bpf_map_lookup_elem(&timers, &key);
+	if (!t)
+		return -2;
+	bpf_timer_init(&t->t, &timers, CLOCK_MONOTONIC);
+	bpf_timer_set_callback(&t->t, never_cb);
+	bpf_timer_start(&t->t, 1000 * 1000, 0);
+	if (bpf_timer_cancel(&t->t) != 1) {
+		scx_bpf_error("selftest: bpf_timer_cancel of an armed timer");
+		return -22;
+	}
 	nr_checked = 1;
 	bpf_printk("selftest: init checks passed on %d CPUs, knob %u", scx_bpf_nr_cpu_ids(), knob);
 	return ret;
@@ -236,8 +273,8 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(selftest_init)
 
 void BPF_STRUCT_OPS(selftest_exit, struct scx_exit_info *ei)
 {
-	bpf_printk("selftest: exit: %llu enqueued, %llu dispatched, %llu direct, timer fired %llu",
-		   nr_enqueued, nr_dispatched, nr_direct, nr_timer_fired);
+	bpf_printk("selftest: exit: %llu enqueued, %llu dispatched, %llu direct, cancelled fired %llu, timer fired %llu",
+		   nr_enqueued, nr_dispatched, nr_direct, nr_cancelled_fired, nr_timer_fired);
 	UEI_RECORD(uei, ei);
 }
 
