@@ -22,8 +22,9 @@ pub struct SchedArgs {
     )]
     pub cpus: i64,
     /// Scheduling policy run by the guest kernel: a built-in (`schedlab
-    /// policies` lists them), or a policy image: its ELF, or its crate's
-    /// directory (built with `cargo build --release`).
+    /// policies` lists them), a policy image (its ELF, or its crate's
+    /// directory, built with `cargo build --release`), or a sched_ext
+    /// BPF object as clang built it (`x.bpf.o`; see `--bpf-set`).
     #[arg(long, value_name = "NAME|PATH", default_value = DEFAULT_POLICY)]
     pub policy: String,
     /// Set a sched_ext object's `const volatile` knob (or another global)
