@@ -99,8 +99,12 @@ fn a_callback_that_spins_forever_is_stopped_as_hung() {
         msg.starts_with("policy hostile: in dispatch: hung on CPU "),
         "{msg}"
     );
+    // Where the vCPU stopped: in the looping callback, or (about one
+    // time in 40 on this host, where a tick costs ~25 us of each 1 ms) in
+    // the core's tick interrupt that the loop keeps taking.
     assert!(
-        msg.contains("dispatch+0x") && msg.contains("10 ms budget"),
+        (msg.contains("dispatch+0x") || msg.contains("in tick_trampoline (core)"))
+            && msg.contains("10 ms budget"),
         "{msg}"
     );
     assert_eq!(v["verdict"]["status"], "fail", "{v}");
