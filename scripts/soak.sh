@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `make soak N=300`: run the defaults of every operation, the SMP spin the
-# issue tracker names, and every examples/ scenario N times each, one VM at
+# issue tracker names, the two real sched_ext schedulers (compiled from
+# $SCHEDLAB_SCX_DIR, default ../shared/scx) and every examples/ scenario N
+# times each, one VM at
 # a time, and count the outcomes per command. A default run is expected to
 # pass: every `fail` (exit 1) or `error` (exit 70 and the rest) is a false
 # failure unless the run really is broken, and the script exits 1 when it
@@ -12,10 +14,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${SCHEDLAB:-target/release/schedlab}
 N=${1:-20}
-exec python3 - "$BIN" "$N" <<'PY'
+SCX_DIR=${SCHEDLAB_SCX_DIR:-../shared/scx}
+BPF_DIR=${CARGO_TARGET_DIR:-target}/soak/bpf
+mkdir -p "$BPF_DIR"
+if [ ! -x "$SCX_DIR/build-bpf.sh" ]; then
+    echo "soak: the sched_ext material is missing at $SCX_DIR: set SCHEDLAB_SCX_DIR" >&2
+    exit 1
+fi
+for s in scx_simple scx_central; do
+    "$SCX_DIR/build-bpf.sh" "$SCX_DIR/schedulers/$s.bpf.c" "$BPF_DIR/$s.bpf.o"
+done
+exec python3 - "$BIN" "$N" "$BPF_DIR" <<'PY'
 import glob, subprocess, sys, time
 
-bin_, n = sys.argv[1], int(sys.argv[2])
+bin_, n, bpf_dir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 # One line per command: the operations with their defaults (the list comes
 # from the binary's own --help, so a new operation is soaked too), one SMP
 # case, and every example file.
@@ -34,6 +46,8 @@ for line in help_.splitlines():
         if name not in ("run", "policies", "policy", "compare", "gauntlet", "help"):
             ops.append([name])
 cmds = ops + [["spin", "--cpus", "2", "--tasks", "3", "--policy", "vtime"]]
+cmds += [["spin", "--tasks", "4", "--policy", f"{bpf_dir}/scx_simple.bpf.o"],
+         ["spin", "--cpus", "2", "--tasks", "4", "--policy", f"{bpf_dir}/scx_central.bpf.o"]]
 cmds += [["run", f] for f in sorted(glob.glob("examples/*.toml"))]
 outcome = {0: "pass", 1: "fail", 2: "inconclusive"}
 rows, false = [], 0
