@@ -53,6 +53,20 @@ pub struct Resolved {
     /// For a field offset: the local and target sizes of the field (the
     /// load or store size is adjusted when they differ).
     pub sizes: Option<(u64, u64)>,
+    /// What schedlab's target lacks for this relocation: the instruction
+    /// is poisoned (it faults when reached), as libbpf does, so code that
+    /// tests `bpf_core_field_exists` first still loads.
+    pub missing: Option<String>,
+}
+
+impl Resolved {
+    fn missing(why: String) -> Resolved {
+        Resolved {
+            value: 0,
+            sizes: None,
+            missing: Some(why),
+        }
+    }
 }
 
 /// "task_struct::scx.slice" for messages.
@@ -165,12 +179,13 @@ pub fn resolve(local: &Btf, target: &Btf, r: &CoreRelo) -> Res<Resolved> {
                     return Ok(Resolved {
                         value: 0,
                         sizes: None,
+                        missing: None,
                     });
                 }
-                bail!(
+                return Ok(Resolved::missing(format!(
                     "CO-RE relocation {what}: schedlab has no type {}",
                     root_t.name
-                );
+                )));
             };
             let mut off = root_idx
                 .checked_mul(target.size_of(cur)?)
@@ -208,33 +223,38 @@ pub fn resolve(local: &Btf, target: &Btf, r: &CoreRelo) -> Res<Resolved> {
                 return Ok(Resolved {
                     value: missing.is_none() as u64,
                     sizes: None,
+                    missing: None,
                 });
             }
             if let Some(why) = missing {
-                bail!(
+                return Ok(Resolved::missing(format!(
                     "CO-RE relocation {what} ({}): schedlab's {why}",
                     kind_name(r.kind)
-                );
+                )));
             }
             let tsize = target.size_of(cur)?;
             Ok(match r.kind {
                 FIELD_BYTE_OFFSET => Resolved {
                     value: off,
                     sizes: Some((local.size_of(local_last)?, tsize)),
+                    missing: None,
                 },
                 FIELD_BYTE_SIZE => Resolved {
                     value: tsize,
                     sizes: None,
+                    missing: None,
                 },
                 _ => Resolved {
                     value: is_signed(target, cur)? as u64,
                     sizes: None,
+                    missing: None,
                 },
             })
         }
         TYPE_ID_LOCAL => Ok(Resolved {
             value: r.type_id as u64,
             sizes: None,
+            missing: None,
         }),
         TYPE_EXISTS | TYPE_SIZE => {
             let found = match root_t.kind {
@@ -245,20 +265,24 @@ pub fn resolve(local: &Btf, target: &Btf, r: &CoreRelo) -> Res<Resolved> {
                 value: match (r.kind, found) {
                     (TYPE_EXISTS, f) => f.is_some() as u64,
                     (_, Some(id)) => target.size_of(id)?,
-                    (_, None) => bail!(
-                        "CO-RE relocation {what} (type_size): schedlab has no type {}",
-                        root_t.name
-                    ),
+                    (_, None) => {
+                        return Ok(Resolved::missing(format!(
+                            "CO-RE relocation {what} (type_size): schedlab has no type {}",
+                            root_t.name
+                        )));
+                    }
                 },
                 sizes: None,
+                missing: None,
             })
         }
         // The target has no enums: every value is missing. Programs test
         // existence first (`bpf_core_enum_value_exists`); reading one's
-        // value is refused by name.
+        // value poisons the instruction.
         ENUMVAL_EXISTS => Ok(Resolved {
             value: 0,
             sizes: None,
+            missing: None,
         }),
         ENUMVAL_VALUE => {
             let idx = parse_access(&r.access)?[0] as usize;
@@ -266,11 +290,11 @@ pub fn resolve(local: &Btf, target: &Btf, r: &CoreRelo) -> Res<Resolved> {
                 Kind::Enum { values, .. } => values.get(idx).map(|v| v.0.clone()),
                 _ => None,
             };
-            bail!(
+            Ok(Resolved::missing(format!(
                 "CO-RE relocation enum {}::{} (enumval_value): schedlab provides no kernel enums",
                 root_t.name,
                 name.unwrap_or_else(|| r.access.clone())
-            )
+            )))
         }
         k => bail!(
             "CO-RE relocation {what}: kind {k} ({}) is not supported by schedlab",
@@ -450,8 +474,10 @@ mod tests {
                 .value,
             0
         );
+        // Not refused: the instruction is poisoned (it faults if reached).
         let e = resolve(&l, &tg, &relo(4, "0:1:2", FIELD_BYTE_OFFSET))
-            .err()
+            .unwrap()
+            .missing
             .unwrap();
         assert!(e.contains("gone"), "{e}");
     }
@@ -478,7 +504,8 @@ mod tests {
             0
         );
         let e = resolve(&l, &tg, &relo(5, "0", ENUMVAL_VALUE))
-            .err()
+            .unwrap()
+            .missing
             .unwrap();
         assert!(e.contains("scx_frob::A"), "{e}");
         let e = resolve(&l, &tg, &relo(4, "0:1", 4)).err().unwrap();
@@ -492,6 +519,7 @@ mod tests {
         let r = Resolved {
             value: 24,
             sizes: Some((8, 4)),
+            missing: None,
         };
         patch(&mut ldx, None, FIELD_BYTE_OFFSET, &r).unwrap();
         assert_eq!(ldx, [0x61, 0x21, 24, 0, 0, 0, 0, 0]);
@@ -503,6 +531,7 @@ mod tests {
             &Resolved {
                 value: 40,
                 sizes: None,
+                missing: None,
             },
         )
         .unwrap();

@@ -180,7 +180,7 @@ fn load_inner(object: &[u8], opts: &LoadOptions, who: &mut String) -> Res<Loaded
 
     // Code and CO-RE.
     let mut code = link::assemble(&elf)?;
-    link::apply_core(&mut code, &btf, &ext, &btf::target_btf())?;
+    link::apply_core(&mut code, &btf, &ext, &btf::target_btf(), &mut notes)?;
 
     // sched_ext_ops.
     let ops = structops::read(&elf, &btf)?;

@@ -149,8 +149,33 @@ impl Code {
     }
 }
 
-/// Applies the `.BTF.ext` CO-RE relocations against `target`.
-pub fn apply_core(code: &mut Code, btf: &Btf, ext: &BtfExt, target: &Btf) -> Res<()> {
+/// Turns instruction `idx` (a CO-RE relocation schedlab's target cannot
+/// satisfy) into a call of a missing kfunc, which the runtime faults on
+/// when it is reached; the host names `why` then (`Loaded::call_at`). The
+/// second half of an `ld_imm64` becomes a no-op jump.
+fn poison(code: &mut Code, idx: u32, end: u32, why: &str) {
+    let i = idx as usize;
+    let wide = code.insns[i][0] == 0x18;
+    let mut call = [0u8; 8];
+    call[0] = 0x85;
+    call[1] = abi::bpf::PSEUDO_KFUNC_CALL << 4;
+    call[4..8].copy_from_slice(&abi::bpf::KFUNC_MISSING.to_le_bytes());
+    code.insns[i] = call;
+    if wide && idx + 1 < end {
+        code.insns[i + 1] = [0x05, 0, 0, 0, 0, 0, 0, 0];
+    }
+    code.calls.insert(idx, why.to_string());
+}
+
+/// Applies the `.BTF.ext` CO-RE relocations against `target`; a relocation
+/// the target lacks poisons its instruction (see [`poison`]) with a note.
+pub fn apply_core(
+    code: &mut Code,
+    btf: &Btf,
+    ext: &BtfExt,
+    target: &Btf,
+    notes: &mut Vec<String>,
+) -> Res<()> {
     for (sec, relos) in &ext.core {
         let Some(b) = code.block_named(sec).cloned() else {
             bail!("CO-RE relocations for section {sec}, which holds no program");
@@ -162,6 +187,14 @@ pub fn apply_core(code: &mut Code, btf: &Btf, ext: &BtfExt, target: &Btf) -> Res
             let idx = b.base + r.insn_off / 8;
             let who = code.who(idx);
             let res = co_re::resolve(btf, target, r).map_err(|e| format!("program {who}: {e}"))?;
+            if let Some(why) = res.missing {
+                poison(code, idx, b.base + b.len, &why);
+                notes.push(format!(
+                    "program {who}: {why}; the instruction faults if the program reaches it \
+                     (libbpf poisons it the same way)"
+                ));
+                continue;
+            }
             let (a, rest) = code.insns.split_at_mut(idx as usize + 1);
             let insn = &mut a[idx as usize];
             let next = if idx + 1 < b.base + b.len {
@@ -416,6 +449,10 @@ pub fn relocate(code: &mut Code, elf: &Elf, t: &Targets, notes: &mut Vec<String>
                 }
                 // A call inside one section: already relative.
                 1 => {}
+                // A poisoned CO-RE relocation (see `poison`).
+                s if s == abi::bpf::PSEUDO_KFUNC_CALL
+                    && imm(insn) == abi::bpf::KFUNC_MISSING
+                    && code.calls.contains_key(&(idx as u32)) => {}
                 s => bail!("call with src_reg {s} and no relocation at instruction {idx}"),
             }
         } else if insn[0] == 0x18 && src != 0 {

@@ -511,3 +511,32 @@ fn a_hostile_object_is_stopped_by_the_sandbox_and_named() {
         }
     }
 }
+
+#[test]
+fn a_field_schedlab_lacks_loads_poisoned_and_faults_only_when_reached() {
+    let obj = ours("missing_field");
+    let _g = lock();
+    // Guarded by bpf_core_field_exists: loads, runs, passes.
+    let (r, v) = run(&["spin", "--tasks", "2", "--policy", path(&obj), "--json"]);
+    assert!(passed_or_host_explained(&r, &v), "{}", r.stdout);
+    let notes = v["bpf"]["notes"].to_string();
+    assert!(notes.contains("task_struct has no field se"), "{notes}");
+    // Reached: the poisoned instruction stops the program, naming it.
+    let (r, v) = run(&[
+        "spin",
+        "--tasks",
+        "2",
+        "--policy",
+        path(&obj),
+        "--bpf-set",
+        "reach=1",
+        "--json",
+    ]);
+    assert_eq!(r.code, 70, "{}", r.stdout);
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("task_struct has no field static_prio")
+            && msg.contains("missing_field.bpf.c:"),
+        "{msg}"
+    );
+}

@@ -169,7 +169,9 @@ pub const FAULT_BUDGET: u32 = 3;
 pub const FAULT_BAD_INSN: u32 = 4;
 pub const FAULT_DIV_ZERO: u32 = 5;
 pub const FAULT_CALL_DEPTH: u32 = 6;
-/// A call of a weak kfunc that did not resolve.
+/// A call of a weak kfunc that did not resolve, or an instruction whose
+/// CO-RE relocation schedlab's target could not satisfy (the loader
+/// poisons it into such a call, as libbpf does).
 pub const FAULT_MISSING_KFUNC: u32 = 7;
 /// A helper or kfunc given a bad argument (map handle, pointer, CPU).
 pub const FAULT_BAD_ARG: u32 = 8;
@@ -182,7 +184,9 @@ pub fn fault_text(fault: u32) -> &'static str {
         FAULT_BAD_INSN => "invalid instruction",
         FAULT_DIV_ZERO => "division by zero",
         FAULT_CALL_DEPTH => "sub-program calls nested too deeply",
-        FAULT_MISSING_KFUNC => "call of a weak kfunc schedlab does not provide",
+        FAULT_MISSING_KFUNC => {
+            "reached a weak kfunc or a CO-RE field that schedlab does not provide"
+        }
         FAULT_BAD_ARG => "bad argument to a helper or kfunc",
         _ => "unknown fault",
     }
