@@ -1,6 +1,7 @@
 //! The interpreter loop: one `match` on the opcode byte per instruction,
 //! registers in a local array, every memory access checked first against
 //! the interpreter's own stack and then against [`Memory::allows`].
+//! Register numbers were checked once, by [`crate::Program::check`].
 //!
 //! Semantics follow the kernel's interpreter (`kernel/bpf/core.c`), which
 //! is what clang's output is written against: `x / 0 == 0`, `x % 0 == x`,
@@ -14,7 +15,7 @@ use abi::bpf::{KFUNC_MISSING, KFUNCS, PSEUDO_CALL, PSEUDO_KFUNC_CALL};
 
 use crate::{
     Call, CallCx, Env, FAULT_BAD_INSN, FAULT_BUDGET, FAULT_CALL_DEPTH, FAULT_LOAD,
-    FAULT_MISSING_KFUNC, FAULT_STORE, Fault, MAX_CALL_DEPTH, Memory, Range, STACK_SIZE,
+    FAULT_MISSING_KFUNC, FAULT_STORE, Fault, Insn, MAX_CALL_DEPTH, Memory, Range, STACK_SIZE,
     STACK_WORDS, Vm,
 };
 
@@ -34,7 +35,7 @@ const ATOMIC_CMPXCHG: i32 = 0xf0 | ATOMIC_FETCH;
 /// and its callee-saved registers. Its frame pointer is implied by the
 /// depth (frames are laid out top-down in the stack buffer).
 #[derive(Clone, Copy, Default)]
-struct Frame {
+pub(crate) struct Frame {
     ret: usize,
     saved: [u64; 4],
 }
@@ -235,6 +236,16 @@ fn mod32(a: u32, b: u32, signed: bool) -> u64 {
     }) as u64
 }
 
+/// Whether `i` names registers the interpreter has (r0..r10) and, if it
+/// writes its dst register, not r10. Writers are the ALU classes, loads
+/// and `ld_imm64`; jumps, stores and calls only read their registers
+/// (an atomic fetch writes src: rare, checked where it runs).
+pub(crate) fn valid_regs(i: &Insn) -> bool {
+    let (d, s) = (i.dst(), i.src());
+    let writes = matches!(i.code & 7, 0x01 | 0x04 | 0x07) || i.code == 0x18;
+    d <= 10 && s <= 10 && !(writes && d == 10)
+}
+
 /// The body of [`Vm::run`].
 pub(crate) fn run<E: Env>(
     vm: &mut Vm<'_>,
@@ -244,12 +255,13 @@ pub(crate) fn run<E: Env>(
     args: &[u64],
     budget: u64,
 ) -> Result<u64, Fault> {
-    let insns = vm.insns;
-    let funcs = vm.funcs;
+    let insns = vm.prog.insns;
+    let funcs = vm.prog.funcs;
     let sptr = stack.as_mut_ptr().cast::<u8>();
     let sbase = sptr.expose_provenance() as u64;
     let acc = Access {
         mem: &vm.mem,
+
         sptr,
         sbase,
     };
@@ -267,7 +279,7 @@ pub(crate) fn run<E: Env>(
         *r = *a;
     }
     regs[10] = top;
-    let mut frames = [Frame::default(); MAX_CALL_DEPTH];
+    let frames = &mut vm.frames;
     let mut depth = 0usize;
     let mut pc = entry as usize;
     let mut left = budget;
@@ -304,16 +316,11 @@ pub(crate) fn run<E: Env>(
         pc += 1;
         let d = insn.dst();
         let s = insn.src();
-        if d > 10 || s > 10 {
-            bad!();
-        }
+
         // A register write; r10 is read-only.
         macro_rules! set {
             ($v:expr) => {{
                 let v = $v;
-                if d == 10 {
-                    bad!();
-                }
                 regs[d] = v;
             }};
         }

@@ -11,7 +11,7 @@ use abi::bpf::{ScxEntity, ScxTask};
 
 use super::asm::*;
 use super::{Buf, MockEnv};
-use crate::{Call, CallCx, CallFault, Env, Insn, Memory, STACK_WORDS, TaskArea, Vm};
+use crate::{Call, CallCx, CallFault, Env, Insn, Memory, Program, STACK_WORDS, TaskArea, Vm};
 
 /// Sums `n` words of a map value with a branch per element and a stack
 /// spill, like a policy scanning per-CPU state: 14 instructions a turn.
@@ -43,12 +43,12 @@ fn scan_loop(n: i32) -> [Insn; 17] {
 fn bench_interpreter() {
     const N: i32 = 64;
     let data = Buf::new(N as usize * 8);
-    let p = scan_loop(N);
+    let mut p = scan_loop(N);
     let mut mem = Memory::default();
     mem.rw[0] = data.range();
     // One Vm and stack for every run, as the runtime keeps them.
     // SAFETY: `data` outlives the Vm and is not borrowed while it runs.
-    let mut vm = unsafe { Vm::new(&p, &[], mem) };
+    let mut vm = unsafe { Vm::new(Program::check(&mut p, &[]), mem) };
     let mut stack = Box::new([0u64; STACK_WORDS]);
     let mut env = MockEnv::new(0);
     let args = [data.addr()];
@@ -235,7 +235,7 @@ fn bench_callbacks_round_robin() {
     let map = Buf::new(64);
     let ctx = Buf::new(48);
     let views = Buf::new(4 * 128);
-    let (p, entries) = callbacks(map.addr());
+    let (mut p, entries) = callbacks(map.addr());
     let mut mem = Memory::default();
     mem.ro[0] = ctx.range();
     mem.rw[0] = map.range();
@@ -251,7 +251,7 @@ fn bench_callbacks_round_robin() {
     // SAFETY: the weight field of that view, in the test's buffer.
     unsafe { *((views.addr() + 128 + WEIGHT as u64) as *mut u32) = 100 };
     // SAFETY: the buffers outlive the Vm and are not borrowed while it runs.
-    let mut vm = unsafe { Vm::new(&p, &entries, mem) };
+    let mut vm = unsafe { Vm::new(Program::check(&mut p, &entries), mem) };
     let mut stack = Box::new([0u64; STACK_WORDS]);
     let mut env = QuickEnv {
         value: map.addr() + 8,
