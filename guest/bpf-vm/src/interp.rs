@@ -11,6 +11,7 @@
 use core::ptr;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use crate::memory::Sandbox;
 use abi::bpf::{KFUNC_MISSING, KFUNCS, PSEUDO_CALL, PSEUDO_KFUNC_CALL};
 
 use crate::{
@@ -61,6 +62,7 @@ impl Word for u64 {
 /// Checked access to everything a program may touch.
 struct Access<'m> {
     mem: &'m Memory,
+    sandbox: &'m Sandbox,
     /// The stack buffer (derived from the `&mut` the caller lent `run`,
     /// so stack accesses keep its provenance) and its address.
     sptr: *mut u8,
@@ -77,7 +79,7 @@ impl Access<'_> {
             // the stack buffer `sptr` points to.
             return Some(unsafe { self.sptr.add(off as usize) });
         }
-        if self.mem.allows(addr, len, write) {
+        if self.sandbox.allows(addr, len, write) {
             return Some(ptr::with_exposed_provenance_mut(addr as usize));
         }
         None
@@ -261,7 +263,7 @@ pub(crate) fn run<E: Env>(
     let sbase = sptr.expose_provenance() as u64;
     let acc = Access {
         mem: &vm.mem,
-
+        sandbox: &vm.sandbox,
         sptr,
         sbase,
     };

@@ -191,6 +191,8 @@ pub struct Vm<'a> {
     /// Private: the interpreter dereferences whatever it says, so only
     /// `unsafe` code may set it ([`Vm::new`], [`Vm::set_mem`]).
     mem: Memory,
+    /// `mem` arranged for the interpreter's check.
+    sandbox: memory::Sandbox,
     /// Instructions executed over the Vm's life.
     pub executed: u64,
     /// Caller frames of sub-program calls: kept here, not cleared per
@@ -209,6 +211,7 @@ impl<'a> Vm<'a> {
         Vm {
             prog,
             mem,
+            sandbox: memory::Sandbox::new(&mem),
             executed: 0,
             frames: [interp::Frame::default(); MAX_CALL_DEPTH],
         }
@@ -230,6 +233,7 @@ impl<'a> Vm<'a> {
     /// As for [`Vm::new`].
     pub unsafe fn set_mem(&mut self, mem: Memory) {
         self.mem = mem;
+        self.sandbox = memory::Sandbox::new(&mem);
     }
 
     /// Run the function starting at instruction `entry` with `args` in
