@@ -1,6 +1,7 @@
 //! The interpreter loop: one `match` on the opcode byte per instruction,
 //! registers in a local array, every memory access checked first against
 //! the interpreter's own stack and then against [`Memory::allows`].
+//! Register numbers were checked once, by [`crate::Program::check`].
 //!
 //! Semantics follow the kernel's interpreter (`kernel/bpf/core.c`), which
 //! is what clang's output is written against: `x / 0 == 0`, `x % 0 == x`,
@@ -10,11 +11,12 @@
 use core::ptr;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use crate::memory::Sandbox;
 use abi::bpf::{KFUNC_MISSING, KFUNCS, PSEUDO_CALL, PSEUDO_KFUNC_CALL};
 
 use crate::{
     Call, CallCx, Env, FAULT_BAD_INSN, FAULT_BUDGET, FAULT_CALL_DEPTH, FAULT_LOAD,
-    FAULT_MISSING_KFUNC, FAULT_STORE, Fault, MAX_CALL_DEPTH, Memory, Range, STACK_SIZE,
+    FAULT_MISSING_KFUNC, FAULT_STORE, Fault, Insn, MAX_CALL_DEPTH, Memory, Range, STACK_SIZE,
     STACK_WORDS, Vm,
 };
 
@@ -34,7 +36,7 @@ const ATOMIC_CMPXCHG: i32 = 0xf0 | ATOMIC_FETCH;
 /// and its callee-saved registers. Its frame pointer is implied by the
 /// depth (frames are laid out top-down in the stack buffer).
 #[derive(Clone, Copy, Default)]
-struct Frame {
+pub(crate) struct Frame {
     ret: usize,
     saved: [u64; 4],
 }
@@ -60,6 +62,7 @@ impl Word for u64 {
 /// Checked access to everything a program may touch.
 struct Access<'m> {
     mem: &'m Memory,
+    sandbox: &'m Sandbox,
     /// The stack buffer (derived from the `&mut` the caller lent `run`,
     /// so stack accesses keep its provenance) and its address.
     sptr: *mut u8,
@@ -76,7 +79,7 @@ impl Access<'_> {
             // the stack buffer `sptr` points to.
             return Some(unsafe { self.sptr.add(off as usize) });
         }
-        if self.mem.allows(addr, len, write) {
+        if self.sandbox.allows(addr, len, write) {
             return Some(ptr::with_exposed_provenance_mut(addr as usize));
         }
         None
@@ -235,6 +238,16 @@ fn mod32(a: u32, b: u32, signed: bool) -> u64 {
     }) as u64
 }
 
+/// Whether `i` names registers the interpreter has (r0..r10) and, if it
+/// writes its dst register, not r10. Writers are the ALU classes, loads
+/// and `ld_imm64`; jumps, stores and calls only read their registers
+/// (an atomic fetch writes src: rare, checked where it runs).
+pub(crate) fn valid_regs(i: &Insn) -> bool {
+    let (d, s) = (i.dst(), i.src());
+    let writes = matches!(i.code & 7, 0x01 | 0x04 | 0x07) || i.code == 0x18;
+    d <= 10 && s <= 10 && !(writes && d == 10)
+}
+
 /// The body of [`Vm::run`].
 pub(crate) fn run<E: Env>(
     vm: &mut Vm<'_>,
@@ -244,12 +257,13 @@ pub(crate) fn run<E: Env>(
     args: &[u64],
     budget: u64,
 ) -> Result<u64, Fault> {
-    let insns = vm.insns;
-    let funcs = vm.funcs;
+    let insns = vm.prog.insns;
+    let funcs = vm.prog.funcs;
     let sptr = stack.as_mut_ptr().cast::<u8>();
     let sbase = sptr.expose_provenance() as u64;
     let acc = Access {
         mem: &vm.mem,
+        sandbox: &vm.sandbox,
         sptr,
         sbase,
     };
@@ -267,7 +281,7 @@ pub(crate) fn run<E: Env>(
         *r = *a;
     }
     regs[10] = top;
-    let mut frames = [Frame::default(); MAX_CALL_DEPTH];
+    let frames = &mut vm.frames;
     let mut depth = 0usize;
     let mut pc = entry as usize;
     let mut left = budget;
@@ -304,16 +318,11 @@ pub(crate) fn run<E: Env>(
         pc += 1;
         let d = insn.dst();
         let s = insn.src();
-        if d > 10 || s > 10 {
-            bad!();
-        }
+
         // A register write; r10 is read-only.
         macro_rules! set {
             ($v:expr) => {{
                 let v = $v;
-                if d == 10 {
-                    bad!();
-                }
                 regs[d] = v;
             }};
         }

@@ -141,17 +141,63 @@ pub trait Env {
 /// Words of interpreter stack: every frame of the deepest call chain.
 pub const STACK_WORDS: usize = MAX_CALL_DEPTH * STACK_SIZE / 8;
 
-/// The interpreter over one instruction array.
+/// An instruction array checked once, before any run: every instruction
+/// names registers r0..r10 only and none writes r10 (the frame pointer).
+/// The interpreter then skips those checks on each instruction it runs,
+/// which is most of what it did besides the operation itself.
+///
+/// [`Program::check`] turns an instruction failing them into one with
+/// opcode [`TRAP`] (its other fields kept), which the interpreter refuses
+/// as a bad instruction when, and only when, the program reaches it, as
+/// it did before the check existed. A checked array is its own check
+/// (the check is idempotent), so a runtime may check the same image twice.
+#[derive(Clone, Copy, Debug)]
+pub struct Program<'a> {
+    insns: &'a [Insn],
+    funcs: &'a [u32],
+}
+
+/// The opcode [`Program::check`] gives an instruction the interpreter
+/// must refuse (no BPF instruction uses it).
+pub const TRAP: u8 = 0xff;
+
+impl<'a> Program<'a> {
+    /// Check `insns` in place (see [`Program`]). `funcs`: sorted
+    /// instruction indices where functions start (the valid targets of
+    /// sub-program calls and callback pointers).
+    pub fn check(insns: &'a mut [Insn], funcs: &'a [u32]) -> Program<'a> {
+        for i in insns.iter_mut() {
+            if !interp::valid_regs(i) {
+                i.code = TRAP;
+            }
+        }
+        Program { insns, funcs }
+    }
+
+    pub fn insns(&self) -> &'a [Insn] {
+        self.insns
+    }
+
+    pub fn funcs(&self) -> &'a [u32] {
+        self.funcs
+    }
+}
+
+/// The interpreter over one checked instruction array. A runtime keeps
+/// one for all its runs: building it is not free (the memory description
+/// and the call frames are copied or cleared).
 pub struct Vm<'a> {
-    pub insns: &'a [Insn],
-    /// Sorted instruction indices where functions start (valid targets
-    /// of sub-program calls and callback pointers).
-    pub funcs: &'a [u32],
+    prog: Program<'a>,
     /// Private: the interpreter dereferences whatever it says, so only
     /// `unsafe` code may set it ([`Vm::new`], [`Vm::set_mem`]).
     mem: Memory,
+    /// `mem` arranged for the interpreter's check.
+    sandbox: memory::Sandbox,
     /// Instructions executed over the Vm's life.
     pub executed: u64,
+    /// Caller frames of sub-program calls: kept here, not cleared per
+    /// run (a frame is read only after a call wrote it).
+    frames: [interp::Frame; MAX_CALL_DEPTH],
 }
 
 impl<'a> Vm<'a> {
@@ -161,13 +207,18 @@ impl<'a> Vm<'a> {
     /// as the Vm runs programs, and nothing may hold a Rust reference to
     /// it while [`Vm::run`] (or an `Env` call it makes) runs: the
     /// interpreter reads and writes it through raw pointers.
-    pub unsafe fn new(insns: &'a [Insn], funcs: &'a [u32], mem: Memory) -> Vm<'a> {
+    pub unsafe fn new(prog: Program<'a>, mem: Memory) -> Vm<'a> {
         Vm {
-            insns,
-            funcs,
+            prog,
             mem,
+            sandbox: memory::Sandbox::new(&mem),
             executed: 0,
+            frames: [interp::Frame::default(); MAX_CALL_DEPTH],
         }
+    }
+
+    pub fn program(&self) -> Program<'a> {
+        self.prog
     }
 
     /// The memory programs may touch besides their stack.
@@ -182,6 +233,7 @@ impl<'a> Vm<'a> {
     /// As for [`Vm::new`].
     pub unsafe fn set_mem(&mut self, mem: Memory) {
         self.mem = mem;
+        self.sandbox = memory::Sandbox::new(&mem);
     }
 
     /// Run the function starting at instruction `entry` with `args` in

@@ -111,7 +111,7 @@ impl Memory {
     }
 
     #[inline]
-    fn task_allows(&self, addr: u64, len: u64, write: bool) -> bool {
+    pub(crate) fn task_allows(&self, addr: u64, len: u64, write: bool) -> bool {
         let t = self.tasks;
         // Views narrower than the struct would overlap: refuse them all.
         if addr < t.base || t.stride < TASK_VIEW_SIZE as u64 {
@@ -134,6 +134,58 @@ impl Memory {
         let first = TASK_FIELDS[within as usize];
         let last = TASK_FIELDS[(within + len - 1) as usize];
         first != 0 && first == last && (!write || first & 1 != 0)
+    }
+}
+
+/// [`Memory`] arranged for the interpreter's check, computed once per
+/// [`crate::Vm`]: only the non-empty ranges, and the task views' whole
+/// span, so a typical access is one or two compares past the stack.
+/// Allows exactly what [`Memory::allows`] allows.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Sandbox {
+    mem: Memory,
+    n_rw: usize,
+    n_ro: usize,
+    /// Bytes from `tasks.base` that may hold a view (0: none can).
+    task_span: u64,
+}
+
+impl Sandbox {
+    pub(crate) fn new(mem: &Memory) -> Sandbox {
+        let mut sb = Sandbox {
+            mem: *mem,
+            ..Sandbox::default()
+        };
+        sb.mem.rw = [Range::EMPTY; crate::MAX_RANGES];
+        sb.mem.ro = [Range::EMPTY; crate::MAX_RANGES];
+        for r in mem.rw.iter().filter(|r| r.start < r.end) {
+            sb.mem.rw[sb.n_rw] = *r;
+            sb.n_rw += 1;
+        }
+        for r in mem.ro.iter().filter(|r| r.start < r.end) {
+            sb.mem.ro[sb.n_ro] = *r;
+            sb.n_ro += 1;
+        }
+        let t = mem.tasks;
+        if t.stride >= TASK_VIEW_SIZE as u64 {
+            sb.task_span = t.stride.saturating_mul(t.count);
+        }
+        sb
+    }
+
+    #[inline(always)]
+    pub(crate) fn allows(&self, addr: u64, len: u64, write: bool) -> bool {
+        // Task views first: a program's most common target past its stack
+        // and its context, and the one that is costliest to reach last.
+        if addr.wrapping_sub(self.mem.tasks.base) < self.task_span
+            && self.mem.task_allows(addr, len, write)
+        {
+            return true;
+        }
+        if self.mem.rw[..self.n_rw].iter().any(|r| r.holds(addr, len)) {
+            return true;
+        }
+        !write && self.mem.ro[..self.n_ro].iter().any(|r| r.holds(addr, len))
     }
 }
 

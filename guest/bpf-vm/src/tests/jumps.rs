@@ -148,7 +148,7 @@ fn an_endless_loop_runs_out_of_budget() {
 
 #[test]
 fn budget_is_exact_and_executed_accumulates() {
-    let p = [mov64_imm(R0, 1), alu64_imm(ADD, R0, 1), exit()];
+    let mut p = [mov64_imm(R0, 1), alu64_imm(ADD, R0, 1), exit()];
     let mut run = Run::new(&p);
     run.budget = 3;
     assert_eq!(run.go(&mut super::MockEnv::new(0)), (Ok(2), 3));
@@ -157,8 +157,9 @@ fn budget_is_exact_and_executed_accumulates() {
     assert_eq!(fault_of(&run).insn, 2);
 
     let mut stack = std::boxed::Box::new([0u64; crate::STACK_WORDS]);
+    let prog = crate::Program::check(&mut p, &[]);
     // SAFETY: no memory besides the stack.
-    let mut vm = unsafe { crate::Vm::new(&p, &[], crate::Memory::default()) };
+    let mut vm = unsafe { crate::Vm::new(prog, crate::Memory::default()) };
     let mut env = super::MockEnv::new(0);
     for _ in 0..4 {
         assert_eq!(vm.run(&mut env, &mut stack, 0, &[], 100), Ok(2));
@@ -200,4 +201,51 @@ fn bad_instructions_fault_where_they_are() {
         eval(&[mov64_imm(R0, 1), jmp_imm(JEQ, R0, 0, 100), exit()]),
         1
     );
+}
+
+#[test]
+fn check_traps_bad_registers_and_r10_writes_only() {
+    let [lo, hi] = ld_imm64(R1, 0x1234_5678_9abc_def0);
+    let mut p = [
+        mov64_imm(11, 0),
+        mov64_reg(R0, 12),
+        mov64_imm(R10, 0),
+        ldx(DW, R10, R1, 0),
+        lo,
+        hi,
+        // Reading r10, storing through it, comparing it: all fine.
+        stx(DW, R10, R1, -8),
+        jmp_reg(JEQ, R10, R10, 0),
+        mov64_reg(R0, R10),
+        exit(),
+    ];
+    let want = p;
+    let prog = crate::Program::check(&mut p, &[]);
+    let trapped: std::vec::Vec<usize> = (0..want.len())
+        .filter(|&i| prog.insns()[i].code == crate::TRAP)
+        .collect();
+    assert_eq!(trapped, [0, 1, 2, 3]);
+    // A trapped instruction keeps its other fields; the rest are as given.
+    for (i, (got, was)) in prog.insns().iter().zip(&want).enumerate() {
+        assert_eq!((got.regs, got.off, got.imm), (was.regs, was.off, was.imm));
+        if i >= 4 {
+            assert_eq!(got, was);
+        }
+    }
+    // Checking twice changes nothing more.
+    let once = p;
+    crate::Program::check(&mut p, &[]);
+    assert_eq!(p, once);
+}
+
+#[test]
+fn a_trapped_instruction_faults_only_when_reached() {
+    // Skipped over: no fault.
+    assert_eq!(
+        eval(&[mov64_imm(R0, 4), ja(1), mov64_imm(R10, 0), exit()]),
+        4
+    );
+    // Reached: a bad instruction at its index, as before the check.
+    let f = fault_of(&Run::new(&[mov64_imm(R0, 4), mov64_imm(R10, 0), exit()]));
+    assert_eq!((f.kind, f.insn, f.addr), (FAULT_BAD_INSN, 1, 0));
 }

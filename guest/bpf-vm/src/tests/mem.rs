@@ -423,3 +423,27 @@ fn an_unknown_atomic_operation_is_a_bad_instruction() {
     ]));
     assert_eq!((f.kind, f.insn), (crate::FAULT_BAD_INSN, 1));
 }
+
+#[test]
+fn the_interpreters_arrangement_allows_exactly_what_memory_allows() {
+    // Ranges with empty slots between them, views overlapping a range.
+    let mut m = task_mem(0x4000, 128, 3);
+    m.rw[1] = Range::new(0x1000, 0x100);
+    m.rw[3] = Range::new(0x4080, 0x10);
+    m.ro[2] = Range::new(0x2000, 0x40);
+    m.ro[0] = Range::new(0x1100, 0x8);
+    for mem in [m, Memory::default(), task_mem(0x4000, 64, 3)] {
+        let sb = crate::memory::Sandbox::new(&mem);
+        for addr in (0x0ff0..0x1120).chain(0x1ff0..0x2050).chain(0x3ff0..0x4200) {
+            for len in [0, 1, 2, 4, 8, 16] {
+                for write in [false, true] {
+                    assert_eq!(
+                        sb.allows(addr, len, write),
+                        mem.allows(addr, len, write),
+                        "{addr:#x} {len} {write}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -12,7 +12,7 @@ use std::boxed::Box;
 use std::vec;
 use std::vec::Vec;
 
-use crate::{Call, CallCx, CallFault, Env, Fault, Insn, Memory, Range, STACK_WORDS, Vm};
+use crate::{Call, CallCx, CallFault, Env, Fault, Insn, Memory, Program, Range, STACK_WORDS, Vm};
 
 /// Records every call; answers with `answer`. With `check_ptr`, first
 /// checks that r1 points at 8 bytes the program could write (as a
@@ -92,9 +92,11 @@ impl<'a> Run<'a> {
     /// Runs from instruction 0; the result and the instructions executed.
     pub fn go(&self, env: &mut MockEnv) -> (Result<u64, Fault>, u64) {
         let mut stack = Box::new([0u64; STACK_WORDS]);
+        let mut insns = self.insns.to_vec();
+        let prog = Program::check(&mut insns, self.funcs);
         // SAFETY: the tests' memory ranges are live `Buf`s the test keeps
         // and does not borrow during the run.
-        let mut vm = unsafe { Vm::new(self.insns, self.funcs, self.mem) };
+        let mut vm = unsafe { Vm::new(prog, self.mem) };
         let r = vm.run(env, &mut stack, 0, self.args, self.budget);
         (r, vm.executed)
     }

@@ -9,7 +9,7 @@ use abi::bpf::{
     MAX_INSNS, MAX_MAPS, MAX_PROGS, MapLayout, NR_CALLBACKS, map_layout,
 };
 use abi::memmap::{BPF_PROGRAM_SIZE, MAX_CPUS};
-use bpf_vm::{Insn, Range};
+use bpf_vm::{Insn, Program, Range};
 use core::mem::size_of;
 
 /// Longest hash key the runtime handles (timer callbacks get the key in a
@@ -24,6 +24,9 @@ pub struct Image {
     pub maps: &'static [BpfMap],
     pub funcs: &'static [u32],
     pub insns: &'static [Insn],
+    /// `insns` checked for the interpreter (in place: see
+    /// `bpf_vm::Program::check`).
+    pub prog: Program<'static>,
     pub ro: Range,
     pub rw: Range,
     pub nr_cpus: u32,
@@ -109,13 +112,15 @@ pub unsafe fn validate(base: u64) -> Result<Image, &'static str> {
     let meta = area(base, hsize, size, h.meta_off, u64::from(h.meta_len))?;
     // SAFETY: each table lies inside the image (checked above), is
     // 8-aligned (more than its element needs) and holds plain data for
-    // which any bytes are valid; the image lives for the program.
+    // which any bytes are valid; the image lives for the program and is
+    // writable (the caller's promise); nothing else references the
+    // instructions, which only the interpreter reads from here on.
     let (progs, maps, funcs, insns) = unsafe {
         (
             core::slice::from_raw_parts(progs.start as *const BpfProg, h.nr_progs as usize),
             core::slice::from_raw_parts(maps.start as *const BpfMap, h.nr_maps as usize),
             core::slice::from_raw_parts(funcs.start as *const u32, h.nr_funcs as usize),
-            core::slice::from_raw_parts(insns.start as *const Insn, h.nr_insns as usize),
+            core::slice::from_raw_parts_mut(insns.start as *mut Insn, h.nr_insns as usize),
         )
     };
     if funcs.windows(2).any(|w| w[0] >= w[1]) || funcs.iter().any(|&f| f >= h.nr_insns) {
@@ -135,12 +140,15 @@ pub unsafe fn validate(base: u64) -> Result<Image, &'static str> {
     for m in maps {
         check_map(m, base, ro, rw, meta, h.nr_cpus, h.nr_maps)?;
     }
+    // Last, once nothing can refuse the image: it is rewritten in place.
+    let prog = Program::check(insns, funcs);
     Ok(Image {
         hdr,
         progs,
         maps,
         funcs,
-        insns,
+        insns: prog.insns(),
+        prog,
         ro,
         rw,
         nr_cpus: h.nr_cpus,

@@ -184,6 +184,9 @@ pub struct Direct {
 pub struct Runtime {
     pub rt: Rt,
     pub stack: [u64; STACK_WORDS],
+    /// The interpreter over the image, with the sandbox [`Rt::memory`]
+    /// (which never changes after `init`): built once, not per run.
+    pub vm: Option<Vm<'static>>,
 }
 
 /// A task view in its own 128 bytes: a power-of-two stride turns the
@@ -264,12 +267,14 @@ impl Runtime {
                 text: Text::new(),
             },
             stack: [0; STACK_WORDS],
+            vm: None,
         }
     }
 
     /// Back to the state of [`Runtime::new`], field by field (no large
     /// temporary on a small guest stack).
     pub fn reset(&mut self) {
+        self.vm = None;
         let r = &mut self.rt;
         r.img = None;
         r.svc = core::ptr::null();
@@ -447,15 +452,24 @@ impl Runtime {
     /// instructions. A stop (fault, error, exit) has been handled when
     /// this returns `Err`: status written, `exit` run, [`Rt::text`] set.
     pub fn exec(&mut self, prog: u32, entry: u32, args: &[u64], budget: u64) -> Result<u64, Stop> {
-        let img = *self.rt.img();
         self.rt.prog = prog;
-        // SAFETY: the ranges are the checked image's data areas (mapped
-        // for the run) and `Shared`'s fields (a static); no reference to
-        // either is held while the program runs (see `Shared`).
-        let mut vm = unsafe { Vm::new(img.insns, img.funcs, self.rt.memory()) };
+        let vm = match &mut self.vm {
+            Some(vm) => vm,
+            None => {
+                let img = *self.rt.img();
+                // SAFETY: the ranges are the checked image's data areas
+                // (mapped for the whole run) and `Shared`'s fields (a
+                // static); no reference to either is held while a program
+                // runs (see `Shared`).
+                self.vm
+                    .insert(unsafe { Vm::new(img.prog, self.rt.memory()) })
+            }
+        };
+        let before = vm.executed;
         let r = vm.run(&mut self.rt, &mut self.stack, entry, args, budget);
+        let ran = vm.executed - before;
         let st = self.rt.status();
-        st.insns_run = st.insns_run.wrapping_add(vm.executed);
+        st.insns_run = st.insns_run.wrapping_add(ran);
         st.calls = st.calls.wrapping_add(1);
         match r {
             Ok(v) => Ok(v),
