@@ -143,6 +143,11 @@ for _ in range(5):
     one.append(u1)
     for policy in ("vtime", simple):
         r = spin("--policy", policy, "--tasks", "8", "--slice", "1us", "--duration", "500ms")
+        # A run a live check stopped has no throughput: say so, skip it.
+        if r["elapsed_ns"] is None or not r["totals"] or r["totals"]["units_per_sec"] is None:
+            print(f"  ({policy}: a run ended {r['status']}: "
+                  f"{(r.get('ended_early') or r.get('error') or {}).get('message')}; skipped)")
+            continue
         per_s = sum(t["switches"] for t in r["tasks"]) / (r["elapsed_ns"] / 1e9)
         lost[policy].append((1 - r["totals"]["units_per_sec"] / u1) / per_s * 1e9)
 v_ns, b_ns = med(lost["vtime"]), med(lost[simple])

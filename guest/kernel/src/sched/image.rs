@@ -634,8 +634,11 @@ impl super::policy::Policy for ImagePolicy {
 
     fn running(&mut self, c: &mut Ctx<'_>, t: &TaskInfo, cpu: Cpu) {
         CLAIMED.fetch_and(!(1u64 << cpu), Ordering::Relaxed);
-        // A kick ends the slice of the task it found running, not the next.
-        ENDED.fetch_and(!(1u64 << cpu), Ordering::Relaxed);
+        // A kick ends the slice of the task it found running, not the next
+        // (a plain load first: the locked clear is rarely needed).
+        if ENDED.load(Ordering::Relaxed) & (1u64 << cpu) != 0 {
+            ENDED.fetch_and(!(1u64 << cpu), Ordering::Relaxed);
+        }
         let v = sync(t, TASK_RUNNING);
         // SAFETY: v is this slot's view.
         let vr = unsafe { &mut *v };
@@ -675,7 +678,9 @@ impl super::policy::Policy for ImagePolicy {
     fn tick(&mut self, c: &mut Ctx<'_>, t: &TaskInfo, cpu: Cpu, ran: u64) -> bool {
         let v = sync(t, TASK_RUNNING);
         self.consume(v, t.slot, ran);
-        if ENDED.fetch_and(!(1u64 << cpu), Ordering::Relaxed) & (1u64 << cpu) != 0 {
+        if ENDED.load(Ordering::Relaxed) & (1u64 << cpu) != 0
+            && ENDED.fetch_and(!(1u64 << cpu), Ordering::Relaxed) & (1u64 << cpu) != 0
+        {
             // SAFETY: v is this slot's view.
             unsafe { (*v).slice_ns = 0 };
             return true;
