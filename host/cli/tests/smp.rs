@@ -135,6 +135,75 @@ fn per_cpu_queues_hold_two_tasks_each() {
     }
 }
 
+/// Tasks that do not divide evenly over the CPUs: per-CPU queues alone
+/// give 3 tasks on 2 CPUs 50 / 25 / 25 %; the balancing rotates them to a
+/// third each, with the migrations that takes counted.
+fn three_tasks_on_two_cpus(policy: &str) {
+    let _vm = lock();
+    let (r, v) = spin_json(&[
+        "--cpus",
+        "2",
+        "--tasks",
+        "3",
+        "--policy",
+        policy,
+        "--duration",
+        "1s",
+    ]);
+    assert!(
+        passed_or_host_explained(&r, &v),
+        "{policy}: stderr: {}\n{}",
+        r.stderr,
+        v["verdict"]
+    );
+    assert_shares(&v, &[1.0 / 3.0; 3]);
+    let migrations: u64 = v["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["migrations"].as_u64().unwrap())
+        .sum();
+    assert!(migrations > 0, "{policy}: no task moved: {v}");
+}
+
+#[test]
+fn three_tasks_on_two_cpus_under_rr() {
+    three_tasks_on_two_cpus("rr");
+}
+
+#[test]
+fn three_tasks_on_two_cpus_under_eevdf() {
+    three_tasks_on_two_cpus("eevdf");
+}
+
+/// Weights 1, 1, 10 on 2 CPUs under eevdf: the heavy task can use one CPU
+/// at most, so the water-filled entitlement is 50 % for it and 25 % for
+/// each light one (a per-CPU EEVDF that leaves it sharing a CPU gives the
+/// light task there 4.5 %).
+#[test]
+fn a_heavy_task_gets_a_cpu_of_its_own_under_eevdf() {
+    let _vm = lock();
+    let (r, v) = spin_json(&[
+        "--cpus",
+        "2",
+        "--tasks",
+        "3",
+        "--weights",
+        "1,1,10",
+        "--policy",
+        "eevdf",
+        "--duration",
+        "1s",
+    ]);
+    assert!(
+        passed_or_host_explained(&r, &v),
+        "stderr: {}\n{}",
+        r.stderr,
+        v["verdict"]
+    );
+    assert_shares(&v, &[0.25, 0.25, 0.5]);
+}
+
 fn weighted_on_one_cpu(policy: &str) {
     let _vm = lock();
     let (r, v) = spin_json(&[

@@ -28,6 +28,18 @@
 //! is in the average. A new task starts at lag 0; a stolen task is moved
 //! with its lag. Integer math only: sums are u128 (`w < 2^32`, `v < 2^64`,
 //! at most 256 tasks).
+//!
+//! Load balancing, at the tick of a task that has used its slice (Linux
+//! balances weighted load between run queues; a per-CPU EEVDF alone gives
+//! `--weights 1,1,10` on 2 CPUs 4.5 / 4.5 / 91 % when the heavy task
+//! shares a CPU):
+//! - if moving the task to another allowed CPU makes the two CPUs'
+//!   weighted loads (the weights of their running and queued tasks)
+//!   strictly closer, it moves there (with its lag);
+//! - else, if it runs alone while a task waiting on another CPU is more
+//!   than a slice of weighted CPU time behind it (runtime / weight), it
+//!   makes way there, and its idle CPU steals from that busier one: tasks
+//!   that cannot divide evenly (3 on 2 CPUs) rotate to equal shares.
 #![cfg_attr(not(test), no_std)]
 #![cfg_attr(not(test), no_main)]
 
@@ -96,7 +108,16 @@ impl Scheduler for Eevdf {
         let Some(from) = place::steal_from(cpu) else {
             return;
         };
-        let Some(p) = dsq::iter(dsq::local_on(from)).find(|p| place::may_run(p, cpu)) else {
+        // The task most behind in CPU time for its weight (runtime /
+        // weight, compared without division): the one balancing is for.
+        let Some(p) = dsq::iter(dsq::local_on(from))
+            .filter(|p| place::may_run(p, cpu))
+            .min_by(|a, b| {
+                let ka = u128::from(a.runtime_ns) * u128::from(b.weight.max(1));
+                let kb = u128::from(b.runtime_ns) * u128::from(a.weight.max(1));
+                ka.cmp(&kb)
+            })
+        else {
             return;
         };
         dsq::remove(p);
@@ -135,11 +156,63 @@ impl Scheduler for Eevdf {
     }
 
     fn tick(&mut self, p: &mut Task) {
-        if self.preempt_at_tick(p) {
+        let local = self.preempt_at_tick(p);
+        if policy_sdk::ran_ns(p) >= policy_sdk::slice_dfl_ns()
+            && let Some(to) = balance_to(p)
+        {
+            self.target.set(p.slot as usize, to);
+            p.slice_ns = 0;
+        } else if local {
             p.slice_ns = 0;
         }
         p.dsq_vtime = self.vruntime.get(p.slot as usize).copied().unwrap_or(0);
     }
+}
+
+/// The weights of the tasks assigned to `cpu`: running and queued.
+fn weighted_load(cpu: u32) -> u64 {
+    let queued: u64 = dsq::iter(dsq::local_on(cpu))
+        .map(|q| u64::from(q.weight.max(1)))
+        .sum();
+    queued + policy_sdk::cpu_curr(cpu).map_or(0, |q| u64::from(q.weight.max(1)))
+}
+
+/// Where the running task `p`, which has used its slice, should go to
+/// balance the CPUs (see the module docs), if anywhere.
+fn balance_to(p: &Task) -> Option<u32> {
+    let (c, w) = (p.cpu, u64::from(p.weight.max(1)));
+    let others = place::allowed(p) & !(1u64 << c);
+    let wc = weighted_load(c);
+    let mut best: Option<(u64, u32)> = None;
+    for d in place::cpus(others) {
+        let wd = weighted_load(d);
+        let after = wc.saturating_sub(w).abs_diff(wd + w);
+        if after < wc.abs_diff(wd) && best.is_none_or(|(b, _)| after < b) {
+            best = Some((after, d));
+        }
+    }
+    if let Some((_, d)) = best {
+        return Some(d);
+    }
+    if dsq::nr_queued(dsq::local_on(c)) != 0 {
+        return None;
+    }
+    // Alone: make way for a task waiting elsewhere that is behind,
+    // comparing runtime / weight without division.
+    let slice = u128::from(policy_sdk::slice_dfl_ns());
+    let mut busiest: Option<(usize, u32)> = None;
+    for d in place::cpus(others) {
+        let behind = dsq::iter(dsq::local_on(d)).any(|q| {
+            place::may_run(q, c)
+                && (u128::from(q.runtime_ns) + slice) * u128::from(w)
+                    < u128::from(p.runtime_ns) * u128::from(q.weight.max(1))
+        });
+        let l = place::load(d);
+        if behind && busiest.is_none_or(|(bl, _)| l > bl) {
+            busiest = Some((l, d));
+        }
+    }
+    busiest.map(|(_, d)| d)
 }
 
 impl Eevdf {

@@ -204,3 +204,23 @@ fn mixed_workload() {
         assert!(sim.runtime(s) > 0, "task {s} never ran");
     }
 }
+
+/// Three equal tasks on two CPUs rotate to a third each.
+#[test]
+fn three_tasks_on_two_cpus_get_a_third_each() {
+    let mut sim = Sim::new(crate::sim_policy(), 0, 2, MS);
+    let slots: Vec<Slot> = (0..3).map(|_| sim.spin(1)).collect();
+    sim.run_until(600 * MS);
+    sim.assert_shares(&slots, &[1.0 / 3.0; 3], 2 * 600 * MS, 0.05);
+}
+
+/// Weights 1, 1, 10 on two CPUs: the heavy task gets a CPU of its own
+/// (half the machine, all it can use) and the light ones share the other
+/// (a quarter each): the water-filled entitlement.
+#[test]
+fn a_heavy_task_gets_a_cpu_of_its_own() {
+    let mut sim = Sim::new(crate::sim_policy(), 0, 2, MS);
+    let slots: Vec<Slot> = [1, 1, 10].iter().map(|&w| sim.spin(w)).collect();
+    sim.run_until(600 * MS);
+    sim.assert_shares(&slots, &[0.25, 0.25, 0.5], 2 * 600 * MS, 0.05);
+}

@@ -11,6 +11,14 @@
 //! is preempted once it has run a full slice and someone is waiting behind
 //! it, and a CPU that runs dry steals from the busiest CPU. No global
 //! queue: the core's global fallback never fires.
+//!
+//! Load balancing, for equal shares when tasks do not divide evenly over
+//! the CPUs (3 tasks on 2 CPUs: per-CPU queues alone give 50/25/25): a
+//! task that has run a full slice alone on its CPU while a task waiting on
+//! another CPU is more than a slice of CPU time behind it is preempted and
+//! queued on that busier CPU, and its own CPU, now idle, steals the task
+//! at the head of the busier queue. The tasks rotate; each swap is two
+//! migrations, counted in the report.
 #![cfg_attr(not(test), no_std)]
 #![cfg_attr(not(test), no_main)]
 
@@ -19,6 +27,26 @@ use policy_sdk::{Scheduler, Shares, Task, dsq, place};
 /// `data[OVERRUN]`: how far past its slices the task ran (ns, at most one
 /// slice), taken off its next slice.
 const OVERRUN: usize = 0;
+/// `data[MOVE_TO]`: CPU + 1 the task was preempted to make room on (0:
+/// none): its next `enqueue` queues it there.
+const MOVE_TO: usize = 1;
+
+/// A CPU other than `p`'s where a task waits that is more than a slice of
+/// CPU time behind `p`, may run on `p`'s CPU and whose CPU `p` may run
+/// on: the busiest such CPU (first of equals).
+fn behind_elsewhere(p: &Task) -> Option<u32> {
+    let slice = policy_sdk::slice_dfl_ns();
+    let mut best: Option<(usize, u32)> = None;
+    for c in place::cpus(place::allowed(p) & !(1u64 << p.cpu)) {
+        let behind = dsq::iter(dsq::local_on(c))
+            .any(|q| place::may_run(q, p.cpu) && q.runtime_ns.saturating_add(slice) < p.runtime_ns);
+        let l = place::load(c);
+        if behind && best.is_none_or(|(bl, _)| l > bl) {
+            best = Some((l, c));
+        }
+    }
+    best.map(|(_, c)| c)
+}
 
 struct Rr;
 
@@ -36,7 +64,10 @@ impl Scheduler for Rr {
     /// On the CPU the core put it on (what `select_cpu` chose, or where it
     /// was preempted), at the tail. The slice is metered: `tick` decides.
     fn enqueue(&mut self, p: &mut Task, _flags: u64) {
-        let cpu = place::target_cpu(p);
+        let cpu = match core::mem::take(&mut p.data[MOVE_TO]) {
+            0 => place::target_cpu(p),
+            to => (to - 1) as u32,
+        };
         dsq::insert(p, dsq::local_on(cpu), policy_sdk::SLICE_METERED, 0);
     }
 
@@ -57,18 +88,26 @@ impl Scheduler for Rr {
             let used = policy_sdk::ran_ns(p).saturating_add(p.data[OVERRUN]);
             p.data[OVERRUN] = used.saturating_sub(slice).min(slice);
         } else {
-            // Blocked: a new slice when it wakes (no credit banked).
+            // Blocked: a new slice when it wakes (no credit banked), on the
+            // CPU `select_cpu` picks.
             p.data[OVERRUN] = 0;
+            p.data[MOVE_TO] = 0;
         }
     }
 
     /// Preempt after a full slice (less what the task overran its last
     /// one), but only if someone is waiting here: preempting a lone task
     /// would just run it again.
+    /// A lone task that has run its slice makes way, on a busier CPU, for
+    /// a task waiting there that is behind it (see the module docs).
     fn tick(&mut self, p: &mut Task) {
-        if policy_sdk::ran_ns(p).saturating_add(p.data[OVERRUN]) >= policy_sdk::slice_dfl_ns()
-            && dsq::nr_queued(dsq::local_on(p.cpu)) != 0
-        {
+        if policy_sdk::ran_ns(p).saturating_add(p.data[OVERRUN]) < policy_sdk::slice_dfl_ns() {
+            return;
+        }
+        if dsq::nr_queued(dsq::local_on(p.cpu)) != 0 {
+            p.slice_ns = 0;
+        } else if let Some(to) = behind_elsewhere(p) {
+            p.data[MOVE_TO] = u64::from(to) + 1;
             p.slice_ns = 0;
         }
     }
