@@ -45,7 +45,7 @@ for line in help_.splitlines():
         # the tools.
         if name not in ("run", "policies", "policy", "compare", "gauntlet", "help"):
             ops.append([name])
-cmds = ops + [["spin", "--cpus", "2", "--tasks", "3", "--policy", "vtime"]]
+cmds = ops + [["spin", "--cpus", "2", "--tasks", "3", "--policy", p] for p in ("vtime", "rr", "eevdf")]
 cmds += [["spin", "--tasks", "4", "--policy", f"{bpf_dir}/scx_simple.bpf.o"],
          ["spin", "--cpus", "2", "--tasks", "4", "--policy", f"{bpf_dir}/scx_central.bpf.o"]]
 cmds += [["run", f] for f in sorted(glob.glob("examples/*.toml"))]
