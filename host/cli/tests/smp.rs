@@ -204,6 +204,76 @@ fn a_heavy_task_gets_a_cpu_of_its_own_under_eevdf() {
     assert_shares(&v, &[0.25, 0.25, 0.5]);
 }
 
+/// `--nice 0,5,-5` on 1 CPU: shares in the ratio of Linux's weights for
+/// those nice values, 1024 : 335 : 3121 (computed here from the numbers
+/// Linux's `sched_prio_to_weight` gives), within 5 %; the report shows
+/// each task's nice and weight.
+fn nice_on_one_cpu(policy: &str) {
+    let _vm = lock();
+    let (r, v) = spin_json(&[
+        "--tasks",
+        "3",
+        "--nice",
+        "0,5,-5",
+        "--policy",
+        policy,
+        "--duration",
+        "1s",
+    ]);
+    assert!(
+        passed_or_host_explained(&r, &v),
+        "{policy}: stderr: {}\n{}",
+        r.stderr,
+        v["verdict"]
+    );
+    let total = 1024.0 + 335.0 + 3121.0;
+    let want = [1024.0 / total, 335.0 / total, 3121.0 / total];
+    let got = shares(&v);
+    for (g, w) in got.iter().zip(want) {
+        assert!(
+            (g / w - 1.0).abs() <= 0.05,
+            "{policy}: shares {got:?}, want {want:?}"
+        );
+    }
+    let tasks = v["tasks"].as_array().unwrap();
+    let nice: Vec<i64> = tasks.iter().map(|t| t["nice"].as_i64().unwrap()).collect();
+    let weight: Vec<u64> = tasks
+        .iter()
+        .map(|t| t["weight"].as_u64().unwrap())
+        .collect();
+    assert_eq!((nice, weight), (vec![0, 5, -5], vec![1024, 335, 3121]));
+}
+
+#[test]
+fn nice_values_weigh_as_in_linux_under_eevdf() {
+    nice_on_one_cpu("eevdf");
+}
+
+#[test]
+fn nice_values_weigh_as_in_linux_under_vtime() {
+    nice_on_one_cpu("vtime");
+}
+
+#[test]
+fn a_bad_nice_is_refused_before_any_vm() {
+    let no_kvm = [("SCHEDLAB_KVM_PATH", Path::new(NO_KVM))];
+    let r = schedlab(&["spin", "--nice", "20"], &no_kvm);
+    assert_eq!(r.code, 64, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("--nice: each nice value must be between -20 and 19, got 20"),
+        "{}",
+        r.stderr
+    );
+    let r = schedlab(&["spin", "--nice", "1", "--weights", "2"], &no_kvm);
+    assert_eq!(r.code, 64, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--nice") && r.stderr.contains("--weights"),
+        "{}",
+        r.stderr
+    );
+}
+
 fn weighted_on_one_cpu(policy: &str) {
     let _vm = lock();
     let (r, v) = spin_json(&[

@@ -88,9 +88,44 @@ pub const WAIT_FOREVER: u64 = u64::MAX;
 /// a spawn with more fails with ERR_INVALID). One definition for both
 /// sides: the host refuses a larger `--weights` or scenario `weight`
 /// before any VM starts (it used to allow 100,000 while the core refused
-/// over 10,000, so such a run ended in a guest panic). 10,000:1 is already
-/// beyond any share a run of a few seconds can measure.
-pub const MAX_WEIGHT: u32 = 10_000;
+/// over 10,000, so such a run ended in a guest panic). Linux's weight of
+/// nice -20, so every `--nice` maps to a weight.
+pub const MAX_WEIGHT: u32 = NICE_TO_WEIGHT[0];
+
+/// Nice values, as Linux's (`--nice`, scenario `nice`).
+pub const MIN_NICE: i32 = -20;
+pub const MAX_NICE: i32 = 19;
+
+/// Linux's `sched_prio_to_weight`: the weight of nice `MIN_NICE + i`
+/// (nice 0 is 1024; each step is about 1.25x, so a nice-0 task gets ~10 %
+/// more CPU than a nice-1 one beside it).
+pub const NICE_TO_WEIGHT: [u32; 40] = [
+    88761, 71755, 56483, 46273, 36291, 29154, 23254, 18705, 14949, 11916, 9548, 7620, 6100, 4904,
+    3906, 3121, 2501, 1991, 1586, 1277, 1024, 820, 655, 526, 423, 335, 272, 215, 172, 137, 110, 87,
+    70, 56, 45, 36, 29, 23, 18, 15,
+];
+
+/// The weight of `nice` (None outside `MIN_NICE..=MAX_NICE`).
+pub const fn nice_to_weight(nice: i32) -> Option<u32> {
+    if nice < MIN_NICE || nice > MAX_NICE {
+        None
+    } else {
+        Some(NICE_TO_WEIGHT[(nice - MIN_NICE) as usize])
+    }
+}
+
+/// The nice value whose weight is exactly `weight`, if there is one.
+pub fn weight_to_nice(weight: u32) -> Option<i32> {
+    NICE_TO_WEIGHT
+        .iter()
+        .position(|&w| w == weight)
+        .map(|i| i as i32 + MIN_NICE)
+}
+
+const _: () = {
+    assert!(NICE_TO_WEIGHT[(0 - MIN_NICE) as usize] == 1024);
+    assert!(NICE_TO_WEIGHT.len() == (MAX_NICE - MIN_NICE + 1) as usize);
+};
 
 /// Options for `spawn_ex`.
 #[repr(C)]

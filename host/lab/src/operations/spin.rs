@@ -33,6 +33,17 @@ pub struct SpinArgs {
     /// to the guest for weighted policies; round-robin ignores them.
     #[arg(long, value_name = "W[,W...]", allow_hyphen_values = true)]
     pub weights: Option<String>,
+    /// Task nice values, -20..19: one for all tasks or one per task, e.g.
+    /// 0,5,-5. Each becomes Linux's weight for it (`sched_prio_to_weight`:
+    /// nice 0 is 1024, each step about 1.25x), which weighted policies
+    /// (eevdf, vtime) share the CPU by.
+    #[arg(
+        long,
+        value_name = "N[,N...]",
+        allow_hyphen_values = true,
+        conflicts_with = "weights"
+    )]
+    pub nice: Option<String>,
     /// CPUs the tasks may run on: one list for all tasks (e.g. 0-3,6) or
     /// one per task separated by '/' (e.g. 0/1/2-3) [default: any CPU].
     #[arg(long, value_name = "CPUS[/CPUS...]", allow_hyphen_values = true)]
@@ -108,9 +119,10 @@ impl SpinArgs {
             )));
         }
         let tasks = self.tasks as u32;
-        let weights = match &self.weights {
-            None => vec![1; tasks as usize],
-            Some(text) => parse_weights(text, tasks)?,
+        let weights = match (&self.weights, &self.nice) {
+            (Some(text), _) => parse_weights(text, tasks)?,
+            (None, Some(text)) => parse_nice(text, tasks)?,
+            (None, None) => vec![1; tasks as usize],
         };
         let affinity = match &self.affinity {
             None => vec![0; tasks as usize],
@@ -145,6 +157,32 @@ fn parse_weights(text: &str, tasks: u32) -> Result<Vec<u32>> {
         n if n == tasks as usize => Ok(w),
         n => Err(Failure::usage(format!(
             "--weights: give one weight for all tasks or one per task ({tasks}), got {n}"
+        ))),
+    }
+}
+
+/// `--nice` as weights, through Linux's table.
+fn parse_nice(text: &str, tasks: u32) -> Result<Vec<u32>> {
+    use abi::ipc::{MAX_NICE, MIN_NICE, nice_to_weight};
+    let mut w = Vec::new();
+    for part in text.split(',') {
+        let n: i32 = part.trim().parse().map_err(|_| {
+            Failure::usage(format!(
+                "--nice: '{part}' is not a whole number (write e.g. --nice 0,5,-5)"
+            ))
+        })?;
+        let weight = nice_to_weight(n).ok_or_else(|| {
+            Failure::usage(format!(
+                "--nice: each nice value must be between {MIN_NICE} and {MAX_NICE}, got {n}"
+            ))
+        })?;
+        w.push(weight);
+    }
+    match w.len() {
+        1 => Ok(vec![w[0]; tasks as usize]),
+        n if n == tasks as usize => Ok(w),
+        n => Err(Failure::usage(format!(
+            "--nice: give one value for all tasks or one per task ({tasks}), got {n}"
         ))),
     }
 }
@@ -300,6 +338,7 @@ fn rows(r: &SpinResult) -> Vec<TaskRow> {
                 t.runtime_ns as f64 / total as f64
             },
             weight: t.weight,
+            nice: abi::ipc::weight_to_nice(t.weight),
             switches: t.switches,
             cpu: t.cpu,
             entitled_share: None,

@@ -42,9 +42,10 @@ fn tasks(r: &Report, s: &mut String) {
     }
     let _ = writeln!(
         s,
-        "{:>5} {:>6} {:>3} {:>12} {:>10} {:>6} {:>8} {:>9} {:>9} {:>8} {:>5}",
+        "{:>5} {:>6} {:>4} {:>3} {:>12} {:>10} {:>6} {:>8} {:>9} {:>9} {:>8} {:>5}",
         "pid",
         "weight",
+        "nice",
         "cpu",
         "units",
         "runtime ms",
@@ -58,9 +59,10 @@ fn tasks(r: &Report, s: &mut String) {
     for t in &r.tasks {
         let _ = writeln!(
             s,
-            "{:>5} {:>6} {:>3} {:>12} {:>10.3} {:>5.1}% {:>8} {:>10} {:>9} {:>8} {:>5}",
+            "{:>5} {:>6} {:>4} {:>3} {:>12} {:>10.3} {:>5.1}% {:>8} {:>10} {:>9} {:>8} {:>5}",
             t.pid,
             t.weight,
+            t.nice.map_or("-".to_string(), |n| n.to_string()),
             t.cpu,
             t.units,
             ms(t.runtime_ns),

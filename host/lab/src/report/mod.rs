@@ -54,6 +54,9 @@ pub struct TaskRow {
     /// from the guest's runtimes.
     pub share: f64,
     pub weight: u32,
+    /// The nice value whose Linux weight this is (None for a weight not
+    /// in `sched_prio_to_weight`, such as the default 1).
+    pub nice: Option<i32>,
     pub switches: u64,
     /// The CPU it ended on.
     pub cpu: u32,
@@ -547,6 +550,7 @@ pub(crate) mod tests {
             runtime_ns: 100_000_000,
             share: 0.5,
             weight: 1,
+            nice: None,
             switches: 100,
             cpu: 0,
             entitled_share: None,

@@ -214,15 +214,29 @@ fn kind(t: &Task, cpus: u32, cx: &mut Ctx<'_>) -> Kind {
     let count = t.count.as_ref().map_or(Ok(1), |c| {
         ranged(c, &format!("task '{name}': count"), 1, max_instances, "")
     });
-    let weight = t.weight.as_ref().map_or(Ok(1), |w| {
-        ranged(
-            w,
-            &format!("task '{name}': weight"),
-            1,
-            MAX_WEIGHT.into(),
+    let weight = match (&t.weight, &t.nice) {
+        (Some(_), Some(n)) => Err(Problem::at(
+            n.span(),
+            format!("task '{name}': give weight or nice, not both"),
+        )),
+        (None, Some(n)) => ranged(
+            n,
+            &format!("task '{name}': nice"),
+            abi::ipc::MIN_NICE.into(),
+            abi::ipc::MAX_NICE.into(),
             "",
         )
-    });
+        .map(|_| abi::ipc::nice_to_weight(*n.get_ref() as i32).unwrap_or(1)),
+        (w, None) => w.as_ref().map_or(Ok(1), |w| {
+            ranged(
+                w,
+                &format!("task '{name}': weight"),
+                1,
+                MAX_WEIGHT.into(),
+                "",
+            )
+        }),
+    };
     let repeat = t.repeat.as_ref().map_or(Ok(0), |r| {
         ranged(
             r,
@@ -419,6 +433,24 @@ phases = [{ recv = "10ms" }, { send = "ping" }, { publish = "news" }, "yield"]
     }
 
     #[test]
+    fn nice_is_linux_s_weight_and_excludes_weight() {
+        let task = |extra: &str| {
+            format!("[[task]]\nname = \"a\"\n{extra}\nphases = [{{ run = \"1ms\" }}]\n")
+        };
+        let c = compiled(&task("nice = 5"), 1).unwrap();
+        assert_eq!(c.config.task[0].weight, 335);
+        let c = compiled(&task("nice = -20"), 1).unwrap();
+        assert_eq!(c.config.task[0].weight, abi::ipc::MAX_WEIGHT);
+        let e = compiled(&task("nice = 20"), 1).unwrap_err();
+        assert!(
+            e.contains("task 'a': nice must be between -20 and 19, got 20"),
+            "{e}"
+        );
+        let e = compiled(&task("nice = 0\nweight = 2"), 1).unwrap_err();
+        assert!(e.contains("give weight or nice, not both"), "{e}");
+    }
+
+    #[test]
     fn tasks_compile_into_the_guest_layout() {
         let c = compiled(PINGPONG, 2).unwrap();
         let cfg = &c.config;
@@ -491,7 +523,7 @@ phases = [{ recv = "10ms" }, { send = "ping" }, { publish = "news" }, "yield"]
 [[task]]
 name = "a"
 count = 0
-weight = 10001
+weight = 88762
 affinity = "2"
 loop = -1
 phases = [{ sleep = "-5ms" }, { run = "0ms" }, { timer = "10" }, { recv = "0s" }]
@@ -500,7 +532,7 @@ phases = [{ sleep = "-5ms" }, { run = "0ms" }, { timer = "10" }, { recv = "0s" }
         let lines: Vec<&str> = e.lines().collect();
         assert_eq!(lines.len(), 8, "{e}");
         assert!(lines[0].starts_with("t.toml:4:9: task 'a': count must be between 1 and 64"));
-        assert!(lines[1].starts_with("t.toml:5:10: task 'a': weight must be between 1 and 10000,"));
+        assert!(lines[1].starts_with("t.toml:5:10: task 'a': weight must be between 1 and 88761,"));
         assert_eq!(
             lines[2],
             "t.toml:6:12: task 'a': affinity: '2' names CPU 2, but the VM has 2 (cpus 2: CPUs 0-1)"

@@ -55,7 +55,8 @@ line overrides the file's value:
   [[task]]               # up to @KINDS@ tasks, @INSTANCES@ instances in all
   name = "ping"          # unique: letters, digits, '-', '_', '.'
   count = 1              # instances of this task (default 1)
-  weight = 1             # 1..@MAX_WEIGHT@ (default 1)
+  weight = 1             # 1..@MAX_WEIGHT@ (default 1); or instead
+  # nice = 0             # -20..19: Linux's weight for that nice value
   affinity = "0"         # CPU list, e.g. "0-3,6", or one CPU number (default: any)
   loop = 0               # passes through the phases; 0 = until the duration (default)
   subscribe = ["news"]   # topics whose published messages this task receives

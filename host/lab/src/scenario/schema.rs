@@ -31,6 +31,9 @@ pub struct Task {
     pub name: Spanned<String>,
     pub count: Option<Spanned<i64>>,
     pub weight: Option<Spanned<i64>>,
+    /// Linux's nice value (-20..19), as a weight through its table;
+    /// exclusive with `weight`.
+    pub nice: Option<Spanned<i64>>,
     pub affinity: Option<Spanned<CpuList>>,
     #[serde(rename = "loop")]
     pub repeat: Option<Spanned<i64>>,
