@@ -134,8 +134,11 @@ impl ImagePolicy {
 
 fn ops() -> &'static PolicyOps {
     // SAFETY: set once at boot to POLICY_LOAD_ADDR after its header was
-    // checked, never changed; the VMM loaded the image there and nothing
-    // else writes that region.
+    // checked, never changed; the VMM loaded the image there, and only the
+    // policy itself writes its table, in `init` (the BPF runtime leaves
+    // out the callbacks its object does not bind) before any other
+    // callback reads it; `load` reads the words `init` may change with
+    // volatile reads.
     unsafe { &*OPS.load(Ordering::Relaxed) }
 }
 
@@ -477,12 +480,16 @@ pub fn load(info: &abi::boot::BootInfo, c: &mut Ctx<'_>) -> Result<(), &'static 
     }
     // Read after `init`, which may leave callbacks out of its table (the
     // table is read at every other call).
+    // Volatile reads: `init` ran code the compiler cannot see that may have
+    // written these words.
     if version >= 2 {
         // SAFETY: boot, CPU 0, before any other CPU or callback runs; a
-        // version-2 table is long enough to hold the field.
-        unsafe { *CPU_TICK.get() = ops().cpu_tick };
+        // version-2 table is long enough to hold the field, an aligned
+        // `Option<fn>` word inside the checked table.
+        unsafe { *CPU_TICK.get() = core::ptr::read_volatile(&raw const (*p).cpu_tick) };
     }
-    if let Some(online) = ops().cpu_online {
+    // SAFETY: as above; every table version has `cpu_online`.
+    if let Some(online) = unsafe { core::ptr::read_volatile(&raw const (*p).cpu_online) } {
         for cpu in 0..info.cpu_count {
             // SAFETY: as above.
             with(c, || call(CB_CPU_ONLINE, || unsafe { online(cpu) }))
