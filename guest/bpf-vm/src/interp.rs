@@ -106,100 +106,64 @@ impl Access<'_> {
     }
 }
 
-/// `op` of a `BPF_ATOMIC` on a 64-bit word: the old value, or None for an
-/// unknown operation. Aligned words use real atomics; a misaligned one
-/// (the kernel's verifier would refuse it) falls back to a plain
-/// read-modify-write, which is enough since the runtime runs programs
-/// under one scheduler lock.
-///
-/// # Safety
-/// `p` must point to 8 bytes the program may read and write.
-#[inline]
-unsafe fn atomic64(p: *mut u8, op: i32, val: u64, expect: u64) -> Option<u64> {
-    let p = p.cast::<u64>();
-    if p.is_aligned() {
-        // SAFETY: the caller vouches for the bytes; they are aligned, and
-        // all accesses to them during the run are through this VM.
-        let a = unsafe { AtomicU64::from_ptr(p) };
-        let o = Ordering::SeqCst;
-        return Some(match op & !ATOMIC_FETCH {
-            _ if op == ATOMIC_XCHG => a.swap(val, o),
-            _ if op == ATOMIC_CMPXCHG => match a.compare_exchange(expect, val, o, o) {
-                Ok(v) | Err(v) => v,
-            },
-            ATOMIC_ADD => a.fetch_add(val, o),
-            ATOMIC_OR => a.fetch_or(val, o),
-            ATOMIC_AND => a.fetch_and(val, o),
-            ATOMIC_XOR => a.fetch_xor(val, o),
-            _ => return None,
-        });
-    }
-    // SAFETY: the caller vouches for the 8 bytes; unaligned access.
-    let old = unsafe { ptr::read_unaligned(p) };
-    let new = match op & !ATOMIC_FETCH {
-        _ if op == ATOMIC_XCHG => val,
-        _ if op == ATOMIC_CMPXCHG => {
-            if old == expect {
-                val
-            } else {
-                old
+/// `atomic64` and `atomic32`: `op` of a `BPF_ATOMIC` on one word, the old
+/// value, or None for an unknown operation. Aligned words use real
+/// atomics; a misaligned one (the kernel's verifier would refuse it) falls
+/// back to a plain read-modify-write, which is enough since the runtime
+/// runs programs under one scheduler lock.
+macro_rules! atomic_op {
+    ($name:ident, $t:ty, $atomic:ty, $bytes:literal) => {
+        #[doc = concat!("`atomic_op!` on a ", stringify!($t), ".")]
+        ///
+        /// # Safety
+        #[doc = concat!("`p` must point to ", $bytes, " bytes the program may read and write.")]
+        #[inline]
+        unsafe fn $name(p: *mut u8, op: i32, val: $t, expect: $t) -> Option<$t> {
+            let p = p.cast::<$t>();
+            if p.is_aligned() {
+                // SAFETY: the caller vouches for the bytes; they are
+                // aligned, and all accesses to them during the run are
+                // through this VM.
+                let a = unsafe { <$atomic>::from_ptr(p) };
+                let o = Ordering::SeqCst;
+                return Some(match op & !ATOMIC_FETCH {
+                    _ if op == ATOMIC_XCHG => a.swap(val, o),
+                    _ if op == ATOMIC_CMPXCHG => match a.compare_exchange(expect, val, o, o) {
+                        Ok(v) | Err(v) => v,
+                    },
+                    ATOMIC_ADD => a.fetch_add(val, o),
+                    ATOMIC_OR => a.fetch_or(val, o),
+                    ATOMIC_AND => a.fetch_and(val, o),
+                    ATOMIC_XOR => a.fetch_xor(val, o),
+                    _ => return None,
+                });
             }
+            // SAFETY: the caller vouches for the bytes; unaligned access.
+            let old = unsafe { ptr::read_unaligned(p) };
+            let new = match op & !ATOMIC_FETCH {
+                _ if op == ATOMIC_XCHG => val,
+                _ if op == ATOMIC_CMPXCHG => {
+                    if old == expect {
+                        val
+                    } else {
+                        old
+                    }
+                }
+                ATOMIC_ADD => old.wrapping_add(val),
+                ATOMIC_OR => old | val,
+                ATOMIC_AND => old & val,
+                ATOMIC_XOR => old ^ val,
+                _ => return None,
+            };
+            // SAFETY: as above.
+            unsafe { ptr::write_unaligned(p, new) };
+            Some(old)
         }
-        ATOMIC_ADD => old.wrapping_add(val),
-        ATOMIC_OR => old | val,
-        ATOMIC_AND => old & val,
-        ATOMIC_XOR => old ^ val,
-        _ => return None,
     };
-    // SAFETY: as above.
-    unsafe { ptr::write_unaligned(p, new) };
-    Some(old)
 }
 
-/// [`atomic64`] on a 32-bit word.
-///
-/// # Safety
-/// `p` must point to 4 bytes the program may read and write.
-#[inline]
-unsafe fn atomic32(p: *mut u8, op: i32, val: u32, expect: u32) -> Option<u32> {
-    let p = p.cast::<u32>();
-    if p.is_aligned() {
-        // SAFETY: as in `atomic64`.
-        let a = unsafe { AtomicU32::from_ptr(p) };
-        let o = Ordering::SeqCst;
-        return Some(match op & !ATOMIC_FETCH {
-            _ if op == ATOMIC_XCHG => a.swap(val, o),
-            _ if op == ATOMIC_CMPXCHG => match a.compare_exchange(expect, val, o, o) {
-                Ok(v) | Err(v) => v,
-            },
-            ATOMIC_ADD => a.fetch_add(val, o),
-            ATOMIC_OR => a.fetch_or(val, o),
-            ATOMIC_AND => a.fetch_and(val, o),
-            ATOMIC_XOR => a.fetch_xor(val, o),
-            _ => return None,
-        });
-    }
-    // SAFETY: the caller vouches for the 4 bytes; unaligned access.
-    let old = unsafe { ptr::read_unaligned(p) };
-    let new = match op & !ATOMIC_FETCH {
-        _ if op == ATOMIC_XCHG => val,
-        _ if op == ATOMIC_CMPXCHG => {
-            if old == expect {
-                val
-            } else {
-                old
-            }
-        }
-        ATOMIC_ADD => old.wrapping_add(val),
-        ATOMIC_OR => old | val,
-        ATOMIC_AND => old & val,
-        ATOMIC_XOR => old ^ val,
-        _ => return None,
-    };
-    // SAFETY: as above.
-    unsafe { ptr::write_unaligned(p, new) };
-    Some(old)
-}
+atomic_op!(atomic64, u64, AtomicU64, "8");
+atomic_op!(atomic32, u32, AtomicU32, "4");
 
 #[inline(always)]
 fn div64(a: u64, b: u64, signed: bool) -> u64 {
