@@ -287,32 +287,36 @@ fn load_inner(object: &[u8], opts: &LoadOptions, who: &mut String) -> Res<Loaded
     // Layout.
     let nr_funcs = code.funcs.len();
     let mut l = Layout::tables(progs.len(), rows.len(), nr_funcs, code.insns.len());
+    // Each map's layout, once: global sections are one-entry arrays.
+    let lays = rows
+        .iter()
+        .map(|r| {
+            map_layout(
+                r.kind,
+                r.key_size,
+                r.value_size,
+                r.max_entries,
+                opts.nr_cpus,
+            )
+            .ok_or("map layout overflows")
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let mut cur = l.ro_off;
     for (i, s) in secs.iter_mut().enumerate() {
         if !s.read_only && l.rw_off == 0 {
             l.ro_len = cur - l.ro_off;
             l.rw_off = cur;
         }
-        let lay = map_layout(MAP_ARRAY, 4, s.bytes.len() as u32, 1, opts.nr_cpus)
-            .ok_or("section too large")?;
         s.image_off = cur;
         rows[i].values_off = cur;
-        rows[i].values_len = lay.values_len;
-        cur += lay.values_len;
+        rows[i].values_len = lays[i].values_len;
+        cur += lays[i].values_len;
     }
     if l.rw_off == 0 {
         l.ro_len = cur - l.ro_off;
         l.rw_off = cur;
     }
-    for r in rows.iter_mut().skip(secs.len()) {
-        let lay = map_layout(
-            r.kind,
-            r.key_size,
-            r.value_size,
-            r.max_entries,
-            opts.nr_cpus,
-        )
-        .ok_or("map layout overflows")?;
+    for (r, lay) in rows.iter_mut().zip(&lays).skip(secs.len()) {
         r.values_off = cur;
         r.values_len = lay.values_len;
         cur = cur
@@ -321,15 +325,7 @@ fn load_inner(object: &[u8], opts: &LoadOptions, who: &mut String) -> Res<Loaded
     }
     l.rw_len = cur - l.rw_off;
     l.meta_off = cur;
-    for r in rows.iter_mut() {
-        let lay = map_layout(
-            r.kind,
-            r.key_size,
-            r.value_size,
-            r.max_entries,
-            opts.nr_cpus,
-        )
-        .ok_or("map layout overflows")?;
+    for (r, lay) in rows.iter_mut().zip(&lays) {
         r.meta_off = cur;
         r.meta_len = lay.meta_len;
         cur = cur
