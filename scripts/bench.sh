@@ -34,16 +34,8 @@ RUNS=${RUNS:-20}
 PIPE_PINGPONG=${CARGO_TARGET_DIR:-target}/bench/pipe-pingpong
 mkdir -p "$(dirname "$PIPE_PINGPONG")"
 ${CC:-cc} -O2 -Wall -pthread -o "$PIPE_PINGPONG" scripts/pipe-pingpong.c
-SCX_DIR=${SCHEDLAB_SCX_DIR:-../shared/scx}
 BPF_DIR=${CARGO_TARGET_DIR:-target}/bench/bpf
-mkdir -p "$BPF_DIR"
-if [ ! -x "$SCX_DIR/build-bpf.sh" ]; then
-    echo "bench: the sched_ext material is missing at $SCX_DIR: set SCHEDLAB_SCX_DIR" >&2
-    exit 1
-fi
-for s in scx_simple scx_central; do
-    "$SCX_DIR/build-bpf.sh" "$SCX_DIR/schedulers/$s.bpf.c" "$BPF_DIR/$s.bpf.o"
-done
+scripts/build-scx.sh bench "$BPF_DIR"
 exec python3 - "$BIN" "$RUNS" "$PIPE_PINGPONG" "$BPF_DIR" <<'PY'
 import json, statistics, subprocess, sys, time
 

@@ -14,16 +14,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${SCHEDLAB:-target/release/schedlab}
 N=${1:-20}
-SCX_DIR=${SCHEDLAB_SCX_DIR:-../shared/scx}
 BPF_DIR=${CARGO_TARGET_DIR:-target}/soak/bpf
-mkdir -p "$BPF_DIR"
-if [ ! -x "$SCX_DIR/build-bpf.sh" ]; then
-    echo "soak: the sched_ext material is missing at $SCX_DIR: set SCHEDLAB_SCX_DIR" >&2
-    exit 1
-fi
-for s in scx_simple scx_central; do
-    "$SCX_DIR/build-bpf.sh" "$SCX_DIR/schedulers/$s.bpf.c" "$BPF_DIR/$s.bpf.o"
-done
+scripts/build-scx.sh soak "$BPF_DIR"
 exec python3 - "$BIN" "$N" "$BPF_DIR" <<'PY'
 import glob, subprocess, sys, time
 
