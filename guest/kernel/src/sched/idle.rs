@@ -3,7 +3,6 @@
 //! CPL0 with interrupts on (`--idle halt`, woken by a tick or a wake-up
 //! IPI) or spinning at CPL3 on its wake flag (`--idle poll`).
 
-use super::policy::Policy;
 use super::{LOCK, Prev, expire_timers, pick_next, publish_cpu, state, switch_to};
 use crate::kstate;
 use crate::percpu;
@@ -17,7 +16,7 @@ pub fn idle_loop(cpu: u32, tick_ticks: u64) -> ! {
         // SAFETY: LOCK held; switch_to returns with it held.
         let s = unsafe { state() };
         expire_timers(s, rdtsc());
-        super::with_policy(s, |p, c| p.cpu_tick(c, cpu));
+        super::policy_cpu_tick(s, cpu);
         if let Some(next) = pick_next(s, cpu) {
             switch_to(s, cpu, Prev::Idle, Some(next));
             LOCK.unlock_no_resched();

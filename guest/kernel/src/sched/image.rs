@@ -55,6 +55,13 @@ static SELECT_LOCAL: core::sync::atomic::AtomicBool = core::sync::atomic::Atomic
 /// next tick switches whatever the slice's accounting says (a `SLICE_INF`
 /// or metered slice would otherwise be recomputed from the run time).
 static ENDED: AtomicU64 = AtomicU64::new(0);
+/// Whether the policy has a `cpu_tick`: the ticks of a policy without one
+/// build no callback context at all.
+pub fn has_cpu_tick() -> bool {
+    // SAFETY: written once at boot; read-only afterwards.
+    unsafe { CPU_TICK.get().is_some() }
+}
+
 /// One view per task-table slot, handed to callbacks.
 static VIEWS: Global<[PolicyTask; MAX_TASKS]> = Global::new(
     [PolicyTask {

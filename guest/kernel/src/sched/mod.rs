@@ -28,7 +28,7 @@ use crate::task::{self, Task};
 use crate::time::{rdtsc, ticks_to_ns};
 use abi::kstate::{EV_MIGRATE, EV_SWITCH, EV_WAKEUP, TASK_RUNNABLE, TASK_RUNNING};
 use abi::memmap::{MAX_CPUS, MAX_TASKS};
-use policies::{CpuSet, DsqId, Slot};
+use policies::{Cpu, CpuSet, DsqId, Slot};
 use policy::{Ctx, Policy, TaskInfo};
 
 /// Whether idle CPUs halt (`--idle halt`, set once at boot): the idle
@@ -189,6 +189,13 @@ pub fn wake(s: &mut Sched, slot: usize, flags: u32, waker: u32) {
                 kick(idle.trailing_zeros());
             }
         }
+    }
+}
+
+/// The policy's `cpu_tick` on `cpu`, if it has one (lock held).
+pub fn policy_cpu_tick(s: &mut Sched, cpu: Cpu) {
+    if image::has_cpu_tick() {
+        with_policy(s, |p, c| p.cpu_tick(c, cpu));
     }
 }
 

@@ -56,7 +56,7 @@ fn tick(real: bool) {
     }
     expire_timers(s, now);
     if real {
-        with_policy(s, |p, c| p.cpu_tick(c, cpu));
+        super::policy_cpu_tick(s, cpu);
     }
     if let Some(cur) = s.running[cpu as usize].map(|x| x as usize) {
         account(s, cur, now);
