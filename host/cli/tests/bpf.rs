@@ -1,5 +1,5 @@
 //! sched_ext BPF objects as the policy, end to end: objects compiled here
-//! with clang from `$SCHEDLAB_SCX_DIR` (default `../shared/scx`, two real
+//! with clang from the sched_ext material (`material::scx_dir`: two real
 //! schedulers) and from `tests/bpf/` (schedlab's own, which check every
 //! kfunc and helper the runtime provides), run in real VMs. One VM at a
 //! time (the lock). The material missing is a failure, never a pass.
@@ -11,20 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-/// The sched_ext material: `build-bpf.sh`, `include/`, `schedulers/`.
-fn scx_dir() -> PathBuf {
-    let dir = std::env::var_os("SCHEDLAB_SCX_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/scx"));
-    assert!(
-        dir.join("build-bpf.sh").is_file() && dir.join("schedulers").is_dir(),
-        "the sched_ext material is missing: {} has no build-bpf.sh and schedulers/. Set \
-         SCHEDLAB_SCX_DIR to the folder with build-bpf.sh, include/, vmlinux/ and schedulers/ \
-         (README: \"Run a sched_ext scheduler\")",
-        dir.display()
-    );
-    dir
-}
+// The one rule for finding the sched_ext material, shared with the
+// loader's tests.
+#[path = "../../bpf/tests/common/material.rs"]
+mod material;
+use material::scx_dir;
 
 /// `src` compiled with the material's exact flags, once per test process.
 fn object(src: &Path) -> PathBuf {

@@ -7,20 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// `SCHEDLAB_SCX_DIR`, else `<workspace>/../shared/scx`. A missing
-/// folder fails the test: these tests never pass by skipping.
-pub fn scx_dir() -> PathBuf {
-    let dir = match std::env::var_os("SCHEDLAB_SCX_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/scx"),
-    };
-    assert!(
-        dir.join("build-bpf.sh").is_file(),
-        "sched_ext material not found at {} (set SCHEDLAB_SCX_DIR to the folder holding build-bpf.sh)",
-        dir.display()
-    );
-    dir
-}
+#[path = "material.rs"]
+mod material;
+pub use material::scx_dir;
 
 /// `BPF_CLANG`, else `clang-19`.
 pub fn clang() -> String {
