@@ -10,7 +10,7 @@ use abi::kstate::{
     cpu_record_addr, task_record_addr,
 };
 use abi::memmap::KERNEL_STATE_ADDR;
-use core::sync::atomic::{AtomicU32, Ordering, fence};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
 fn header() -> *mut KernelStateHeader {
     KERNEL_STATE_ADDR as *mut KernelStateHeader
@@ -91,8 +91,19 @@ pub fn cpu_record(cpu: u32, f: impl FnOnce(&mut CpuRecord)) {
     seq_write(rec, seq, f);
 }
 
+/// The tick period in TSC ticks (0 until set): `note_timer` counts a gap
+/// between two timer stamps as proven run time only up to twice this.
+static TICK_PERIOD: AtomicU64 = AtomicU64::new(0);
+
+/// Set the tick period (every CPU sets the same value before its timer
+/// starts).
+pub fn set_tick_period(ticks: u64) {
+    TICK_PERIOD.store(ticks, Ordering::Relaxed);
+}
+
 /// This CPU heard its timer at `tsc` (a tick, or the end of an idle wait):
-/// stamp `CpuRecord::irq_tsc` and grow `max_irq_gap`. Single aligned u64
+/// stamp `CpuRecord::irq_tsc`, grow `max_irq_gap`, and add a gap of at
+/// most two tick periods to `live_tsc` (see there). Single aligned u64
 /// accesses outside the seqlock, so it is safe from the tick interrupt
 /// even when that lands inside a `cpu_record` write on this CPU; a tick
 /// landing between this function's read and writes only makes the next
@@ -101,6 +112,8 @@ pub fn note_timer(cpu: u32, tsc: u64) {
     let base = cpu_record_addr(cpu);
     let last = (base + abi::kstate::CPU_RECORD_IRQ_TSC_OFFSET) as *mut u64;
     let gap = (base + abi::kstate::CPU_RECORD_MAX_IRQ_GAP_OFFSET) as *mut u64;
+    let live = (base + abi::kstate::CPU_RECORD_LIVE_TSC_OFFSET) as *mut u64;
+    let period = TICK_PERIOD.load(Ordering::Relaxed);
     // SAFETY: 8-aligned u64s inside this CPU's record (offsets asserted in
     // the ABI); only this CPU writes them and no `cpu_record` closure
     // touches them after boot, so no other Rust write races these.
@@ -110,6 +123,9 @@ pub fn note_timer(cpu: u32, tsc: u64) {
             let g = tsc - prev;
             if g > core::ptr::read_volatile(gap) {
                 core::ptr::write_volatile(gap, g);
+            }
+            if g <= 2 * period {
+                core::ptr::write_volatile(live, core::ptr::read_volatile(live) + g);
             }
         }
         core::ptr::write_volatile(last, tsc);

@@ -79,6 +79,7 @@ extern "C" fn kmain(cpu: u32) -> ! {
         r.irq_tsc = r.clock_tsc;
     });
     kstate::cpu_online();
+    kstate::set_tick_period(time::ns_to_ticks(1_000_000_000 / info.tick_hz as u64));
     // The LAPIC timer counts at 1 GHz with divide-by-1 here.
     entry::start_timer(1_000_000_000 / info.tick_hz);
     if cpu == 0 {

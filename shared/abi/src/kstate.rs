@@ -21,7 +21,7 @@ use crate::tag;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 pub const KSTATE_MAGIC: u32 = tag(b"KSTA");
-pub const KSTATE_VERSION: u32 = 5;
+pub const KSTATE_VERSION: u32 = 6;
 
 /// `run_state` values.
 pub const RUN_BOOTING: u32 = 0;
@@ -118,7 +118,15 @@ pub struct CpuRecord {
     /// outside `seq`, as `policy_call_seq`.
     pub policy_inserts: u64,
     pub policy_remote_inserts: u64,
-    pub reserved: [u64; 2],
+    /// Guest time this CPU has proven it was running, in TSC ticks: the
+    /// sum of the gaps between consecutive `irq_tsc` stamps no longer
+    /// than two tick periods. A vCPU the host is not running (or whose
+    /// thread burns host CPU time without running guest code) hears no
+    /// tick, and its gap is left out: the host's policy budget counts a
+    /// callback's run time in this, so the host's own stalls never look
+    /// like a hung policy.
+    pub live_tsc: u64,
+    pub reserved: u64,
 }
 
 pub const CPU_RECORD_SIZE: u64 = 128;
@@ -136,6 +144,8 @@ pub const CPU_RECORD_POLICY_CALLBACK_OFFSET: u64 = 80;
 pub const CPU_RECORD_POLICY_CALL_SEQ_OFFSET: u64 = 88;
 pub const CPU_RECORD_POLICY_INSERTS_OFFSET: u64 = 96;
 pub const CPU_RECORD_POLICY_REMOTE_INSERTS_OFFSET: u64 = 104;
+/// `live_tsc`: a single aligned store outside `seq`, as `irq_tsc`.
+pub const CPU_RECORD_LIVE_TSC_OFFSET: u64 = 112;
 const _: () = {
     assert!(core::mem::size_of::<CpuRecord>() as u64 == CPU_RECORD_SIZE);
     assert!(core::mem::offset_of!(CpuRecord, clock_tsc) == 32);
@@ -156,6 +166,7 @@ const _: () = {
         core::mem::offset_of!(CpuRecord, policy_remote_inserts) as u64
             == CPU_RECORD_POLICY_REMOTE_INSERTS_OFFSET
     );
+    assert!(core::mem::offset_of!(CpuRecord, live_tsc) as u64 == CPU_RECORD_LIVE_TSC_OFFSET);
     assert!(CPU_RECORD_IRQ_TSC_OFFSET.is_multiple_of(8));
     assert!(CPU_RECORD_MAX_IRQ_GAP_OFFSET.is_multiple_of(8));
 };

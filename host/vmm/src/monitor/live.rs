@@ -61,8 +61,9 @@ pub enum Alarm {
         allowance_ns: u64,
     },
     /// A policy-image callback ran past its budget on `cpu` (see
-    /// `monitor::budget`): `cpu_ns` of the vCPU's CPU time since it was
-    /// first seen, `elapsed_ns` of guest time since it began.
+    /// `monitor::budget`): `cpu_ns` of run time proven since it was
+    /// watched (vCPU thread CPU time and guest live time, the lesser),
+    /// `elapsed_ns` of guest time since it began.
     PolicyHung {
         cpu: u32,
         pid: u32,
@@ -165,8 +166,8 @@ impl Alarm {
                     format!("pid {pid} was running")
                 };
                 format!(
-                    "in {callback}: hung on CPU {cpu}{at}: the callback ran at least {} ({} of its \
-                     vCPU's CPU time) without returning, over the {} budget of a policy \
+                    "in {callback}: hung on CPU {cpu}{at}: the callback ran at least {} ({} of it \
+                     proven running on its vCPU) without returning, over the {} budget of a policy \
                      callback ({running})",
                     ms(elapsed_ns),
                     ms(cpu_ns),

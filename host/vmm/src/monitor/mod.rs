@@ -75,7 +75,7 @@ pub struct MonitorConfig {
     pub stall_threshold_ns: u64,
     /// None = no starvation check.
     pub max_wait_ns: Option<u64>,
-    /// How long a policy-image callback may run (vCPU CPU time) before the
+    /// How long a policy-image callback may run (proven run time, see `budget`) before the
     /// run ends as hung; None = not watched (no policy image).
     pub policy_budget_ns: Option<u64>,
 }
