@@ -24,6 +24,9 @@ pub fn validate() -> Result<BootInfo, &'static str> {
     if b.cpu_count == 0 || b.cpu_count as usize > MAX_CPUS {
         return Err("boot info: cpu_count out of range (1..=64)");
     }
+    if !b.topology.is_valid() || b.topology.cpus() != b.cpu_count {
+        return Err("boot info: the topology does not have cpu_count CPUs");
+    }
     if b.tick_hz == 0 || b.tick_hz > MAX_TICK_HZ {
         return Err("boot info: tick_hz out of range (1..=5000)");
     }

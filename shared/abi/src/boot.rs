@@ -6,7 +6,7 @@ use crate::tag;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 pub const BOOT_MAGIC: u32 = tag(b"BOOT");
-pub const BOOT_VERSION: u32 = 2;
+pub const BOOT_VERSION: u32 = 3;
 
 /// Written by the VMM at [`crate::memmap::BOOT_INFO_ADDR`] as its
 /// [`IntoBytes::as_bytes`].
@@ -40,6 +40,8 @@ pub struct BootInfo {
     pub tick_hz: u32,
     /// What an idle CPU does: IDLE_HALT or IDLE_POLL.
     pub idle: u32,
+    /// Version 3. The machine's shape; `topology.cpus() == cpu_count`.
+    pub topology: crate::topology::Topology,
 }
 
 /// Idle CPUs halt at CPL0 with interrupts on; a wake-up sends an IPI.
@@ -55,7 +57,8 @@ pub const MIN_SLICE_NS: u64 = 1_000;
 pub const MAX_SLICE_NS: u64 = 1_000_000_000;
 
 const _: () = {
-    assert!(core::mem::size_of::<BootInfo>() == 72);
+    assert!(core::mem::size_of::<BootInfo>() == 88);
+    assert!(core::mem::offset_of!(BootInfo, topology) == 72);
     assert!(core::mem::offset_of!(BootInfo, tick_hz) == 64);
     assert!(core::mem::offset_of!(BootInfo, tsc_khz) == 24);
     assert!(core::mem::offset_of!(BootInfo, epoch_tsc) == 48);

@@ -18,6 +18,7 @@ pub mod kstate;
 pub mod memmap;
 pub mod policy;
 pub mod tlv;
+pub mod topology;
 pub mod x86;
 
 /// A 4-byte ASCII tag read as a little-endian `u32`, so `tag(b"SPIN")`

@@ -21,7 +21,7 @@ use crate::tag;
 pub const POLICY_OPS_MAGIC: u32 = tag(b"POPS");
 pub const POLICY_SERVICES_MAGIC: u32 = tag(b"PSVC");
 /// The version this build defines; see the module docs for the rule.
-pub const POLICY_ABI_VERSION: u32 = 2;
+pub const POLICY_ABI_VERSION: u32 = 3;
 
 /// `BootInfo::policy` when the policy is an image the VMM loaded at
 /// `POLICY_LOAD_ADDR` rather than one built into the core.
@@ -326,6 +326,10 @@ pub struct PolicyServices {
     /// Version 2. The CPU the current callback runs on (sched_ext's
     /// `bpf_get_smp_processor_id`; `enqueue` runs on the waker's CPU).
     pub cpu_id: unsafe extern "C" fn() -> u32,
+    /// Version 3. The machine's shape (`topology.cpus() == nr_cpus`):
+    /// each CPU's core, LLC and node and its sibling masks come from its
+    /// methods (`smt_mask`, `llc_mask`, `node_mask`).
+    pub topology: crate::topology::Topology,
 }
 
 /// Why a core refuses a policy's ops table (or a policy the services).
@@ -347,8 +351,11 @@ pub enum PolicyAbiError {
 
 /// Size of [`PolicyOps`] for each ABI version, indexed by version - 1:
 /// append-only, so an older policy's table is a prefix of today's.
-pub const POLICY_OPS_SIZES: [u32; POLICY_ABI_VERSION as usize] =
-    [224 + 20 * 8, core::mem::size_of::<PolicyOps>() as u32];
+pub const POLICY_OPS_SIZES: [u32; POLICY_ABI_VERSION as usize] = [
+    224 + 20 * 8,
+    224 + 21 * 8,
+    core::mem::size_of::<PolicyOps>() as u32,
+];
 
 impl PolicyOps {
     /// A table at this ABI version with every callback null (sched_ext's
@@ -478,7 +485,8 @@ const _: () = {
     assert!(offset_of!(PolicyServices, dsq_create) == 40);
     assert!(offset_of!(PolicyServices, error) == 40 + 17 * 8);
     assert!(offset_of!(PolicyServices, cpu_id) == 40 + 18 * 8);
-    assert!(size_of::<PolicyServices>() == 40 + 19 * 8);
+    assert!(offset_of!(PolicyServices, topology) == 40 + 19 * 8);
+    assert!(size_of::<PolicyServices>() == 40 + 19 * 8 + 16);
     assert!(DSQ_LOCAL_ON & DSQ_LOCAL_CPU_MASK == 0);
     // One name per callback pointer, ids in table order.
     assert!(POLICY_CALLBACKS.len() == 21);
@@ -513,6 +521,9 @@ mod tests {
                 know: POLICY_ABI_VERSION
             })
         );
+        // Version 2 added `cpu_tick`; version 3 only services and task
+        // fields, so its table is version 2's size.
+        assert_eq!(PolicyOps::check_header(POLICY_OPS_MAGIC, 2, size), Ok(()));
         assert_eq!(
             PolicyOps::check_header(POLICY_OPS_MAGIC, 2, size - 8),
             Err(PolicyAbiError::BadSize {

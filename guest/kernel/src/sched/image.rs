@@ -39,6 +39,7 @@ use abi::policy::{
     POLICY_CPU_DATA_SIZE, POLICY_SERVICES_MAGIC, PolicyOps, PolicyServices, PolicyTask, SLICE_DFL,
     SLICE_INF,
 };
+use abi::topology::Topology;
 use callback::call;
 use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use policies::{Cpu, DsqId, DsqIds, Slot};
@@ -119,6 +120,7 @@ static SERVICES: Global<PolicyServices> = Global::new(PolicyServices {
     log,
     error,
     cpu_id,
+    topology: Topology::flat(1),
 });
 
 /// The core's side of an image policy: the slice each task started its
@@ -474,6 +476,7 @@ pub fn load(info: &abi::boot::BootInfo, c: &mut Ctx<'_>) -> Result<(), &'static 
     // SAFETY: boot, CPU 0, before any other CPU or callback runs.
     let svc = unsafe { SERVICES.get() };
     svc.nr_cpus = info.cpu_count;
+    svc.topology = info.topology;
     svc.slice_dfl_ns = info.slice_ns;
     svc.arg = u64::from(info.policy_arg);
     // SAFETY: as above.

@@ -7,6 +7,7 @@ use crate::{ENQ_HEAD, ENQ_PREEMPT, KICK_PREEMPT, PolicyServices, SLICE_DFL, Task
 use abi::kstate::TASK_RUNNABLE;
 use abi::memmap::MAX_TASKS;
 use abi::policy::{DSQ_INVALID, POLICY_ABI_VERSION, POLICY_SERVICES_MAGIC};
+use abi::topology::Topology;
 use core::sync::atomic::{AtomicPtr, Ordering};
 use policies::{DsqId, Slot};
 
@@ -265,5 +266,6 @@ pub(super) fn table(nr_cpus: u32, slice_ns: u64, arg: u64, c: *mut Core) -> Poli
         log,
         error,
         cpu_id,
+        topology: Topology::flat(nr_cpus),
     }
 }

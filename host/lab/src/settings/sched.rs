@@ -6,6 +6,7 @@ pub use super::policy::DEFAULT_POLICY;
 use super::policy::{self as policy_path, Policy};
 use abi::boot::{IDLE_HALT, IDLE_POLL, MAX_TICK_HZ};
 use abi::memmap::MAX_CPUS;
+use abi::topology::Topology;
 use clap::{Args, ValueEnum};
 use std::path::Path;
 use vmm::exit::{Failure, Result};
@@ -84,6 +85,8 @@ pub struct SchedSettings {
     pub policy_arg: u32,
     pub tick_hz: u32,
     pub idle: IdleMode,
+    /// The machine's shape; `topology.cpus() == cpus`.
+    pub topology: Topology,
 }
 
 impl SchedSettings {
@@ -92,6 +95,7 @@ impl SchedSettings {
             policy_arg: self.policy_arg,
             tick_hz: self.tick_hz,
             idle: self.idle.code(),
+            topology: self.topology,
         }
     }
 }
@@ -159,6 +163,7 @@ impl SchedArgs {
             policy_arg,
             tick_hz: self.tick_hz as u32,
             idle: self.idle,
+            topology: Topology::flat(self.cpus as u32),
         })
     }
 }

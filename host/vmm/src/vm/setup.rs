@@ -183,6 +183,8 @@ pub struct SchedBoot {
     pub tick_hz: u32,
     /// IDLE_HALT or IDLE_POLL.
     pub idle: u32,
+    /// The machine's shape (`--topology`); its CPU count is the run's.
+    pub topology: abi::topology::Topology,
 }
 
 pub fn boot_info(p: &BootParams) -> BootInfo {
@@ -201,6 +203,7 @@ pub fn boot_info(p: &BootParams) -> BootInfo {
         policy_arg: p.sched.policy_arg,
         tick_hz: p.sched.tick_hz,
         idle: p.sched.idle,
+        topology: p.sched.topology,
     }
 }
 
@@ -307,6 +310,7 @@ mod tests {
                 policy_arg: 5,
                 tick_hz: 4000,
                 idle: abi::boot::IDLE_POLL,
+                topology: abi::topology::Topology::flat(1),
             },
         });
         let bytes = b.as_bytes();
@@ -328,6 +332,8 @@ mod tests {
         assert_eq!(word(offset_of!(BootInfo, policy_arg)), 5);
         assert_eq!(word(64), 4000, "tick_hz is pinned at offset 64");
         assert_eq!(word(offset_of!(BootInfo, idle)), 1);
-        assert_eq!(bytes.len(), 72);
+        // The topology, from offset 72: sockets, LLCs, cores, threads.
+        assert_eq!([word(72), word(76), word(80), word(84)], [1, 1, 1, 1]);
+        assert_eq!(bytes.len(), 88);
     }
 }
