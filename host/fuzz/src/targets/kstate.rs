@@ -56,6 +56,7 @@ pub fn kstate(data: &[u8]) {
         tsc_khz: u64::from(input.u32()),
         stall_threshold_ns: u64::from(input.u32()),
         max_wait_ns: (flags & 4 != 0).then(|| u64::from(input.u32())),
+        tick_hz: input.u32(),
         // Always watched: the input writes the callback words as it likes.
         policy_budget_ns: Some(abi::policy::POLICY_CALLBACK_BUDGET_NS),
     };

@@ -138,7 +138,7 @@ impl Alarm {
             } => {
                 let beyond = if allowance_ns > 0 {
                     format!(
-                        ", plus the {} a CPU went without its timer: the host's doing",
+                        ", plus the {} the host took from a CPU meanwhile",
                         ms(allowance_ns)
                     )
                 } else {
@@ -278,7 +278,7 @@ mod tests {
         };
         assert!(
             w.message(None)
-                .contains("--max-wait 100 ms, plus the 107 ms a CPU went without its timer"),
+                .contains("--max-wait 100 ms, plus the 107 ms the host took from a CPU meanwhile"),
             "{}",
             w.message(None)
         );

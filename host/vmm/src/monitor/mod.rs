@@ -13,6 +13,7 @@
 pub mod budget;
 pub mod events;
 pub mod live;
+pub mod lost;
 pub mod samples;
 pub mod seqlock;
 pub mod view;
@@ -75,6 +76,9 @@ pub struct MonitorConfig {
     pub stall_threshold_ns: u64,
     /// None = no starvation check.
     pub max_wait_ns: Option<u64>,
+    /// The guest's tick rate (`--tick-hz`): a CPU that has not heard its
+    /// timer for two periods is stalled now (see `lost`).
+    pub tick_hz: u32,
     /// How long a policy-image callback may run (proven run time, see `budget`) before the
     /// run ends as hung; None = not watched (no policy image).
     pub policy_budget_ns: Option<u64>,
@@ -297,6 +301,9 @@ struct Sampler {
     /// The longest any CPU went without its timer so far: time the host
     /// took, which a wait is allowed beyond its limit (see `scan_tasks`).
     lag: analysis::ClockLag,
+    /// All the time the host took from each CPU, to allow a wait exactly
+    /// what was taken while it lasted (see `lost`).
+    lost: lost::LostTime,
     budget: Option<BudgetWatch>,
     /// See [`Monitor::set_vcpu_clocks`].
     vcpu_clocks: Arc<OnceLock<Vec<libc::clockid_t>>>,
@@ -314,6 +321,10 @@ impl Sampler {
             drain: EventDrain::new(cfg.cpus, MAX_EVENTS),
             samples: SampleStore::new(cfg.cpus, MAX_SAMPLES),
             stalls: StallDetector::new(cfg.cpus, cfg.stall_threshold_ns, cfg.tsc_khz),
+            lost: lost::LostTime::new(
+                cfg.cpus,
+                analysis::ns_to_ticks(1_000_000_000 / u64::from(cfg.tick_hz.max(1)), cfg.tsc_khz),
+            ),
             budget: cfg
                 .policy_budget_ns
                 .map(|b| BudgetWatch::new(cfg.cpus, b, cfg.tsc_khz)),
@@ -419,6 +430,7 @@ impl Sampler {
                 continue;
             }
             self.clock.observe(host_tsc, r.clock_tsc);
+            self.lost.observe(cpu, r.irq_tsc, r.live_tsc);
             // Host TSC for now (the detector only compares samples with
             // each other); converted to guest TSC at the end, once the
             // offset estimate is at its best.
@@ -481,8 +493,9 @@ impl Sampler {
         };
         // A host that froze a vCPU (or delivered its timer late) made
         // every task queued there wait as long, through no fault of the
-        // policy: the alarm allows that much beyond the limit.
-        let allowance = live::ticks_to_ns(self.lag.ticks(), self.cfg.tsc_khz);
+        // policy: the alarm allows that much beyond the limit -- the
+        // longest lag, or all a CPU lost while the task waited if more.
+        let lag = self.lag.ticks();
         for slot in 0..MAX_TASKS as u32 {
             // One load per slot first: only a runnable task can be starved,
             // and most slots are free or running or blocked.
@@ -495,6 +508,8 @@ impl Sampler {
             }
             match seqlock::task_record(&self.view, slot) {
                 Ok(t) => {
+                    let lost = self.lost.since(t.runnable_since_tsc, now);
+                    let allowance = live::ticks_to_ns(lag.max(lost), self.cfg.tsc_khz);
                     if let Some(a) = live::starved(&t, now, limit, allowance, self.cfg.tsc_khz) {
                         self.raise(a);
                         return;
@@ -586,6 +601,7 @@ mod tests {
             tsc_khz: crate::vm::machine::measure_tsc_khz(),
             stall_threshold_ns: 30_000_000,
             max_wait_ns: Some(20_000_000),
+            tick_hz: 1000,
             policy_budget_ns: None,
         }
     }
@@ -711,6 +727,7 @@ mod tests {
                 tsc_khz: khz,
                 stall_threshold_ns: 10_000,
                 max_wait_ns: None,
+                tick_hz: 1000,
                 policy_budget_ns: None,
             },
         );

@@ -414,6 +414,7 @@ fn start_monitor(machine: &Machine, s: &RunSpec) -> Result<Monitor, Failure> {
         tsc_khz: machine.tsc_khz,
         stall_threshold_ns: s.stall_threshold_ns,
         max_wait_ns: s.max_wait_ns,
+        tick_hz: s.sched.tick_hz,
         // Every run runs a policy image, whose callbacks have a budget.
         policy_budget_ns: Some(abi::policy::POLICY_CALLBACK_BUDGET_NS),
     };
