@@ -300,6 +300,10 @@ pub fn conclude(p: Prepared, imgs: Option<&images::Images>, mut outcome: RunOutc
         ..
     } = p;
     let mut report = Report::new(name, config_json);
+    report.topology = Some(crate::report::topology::TopologyInfo::new(
+        settings.sched.topology,
+        settings.sched.topology_preset,
+    ));
     report.bpf = settings.sched.policy.bpf.clone().map(|b| {
         let o = b.outcome(&outcome.read_back);
         explain_bpf_failure(&settings.sched.policy.name, &o, &mut outcome);

@@ -360,6 +360,10 @@ mod tests {
             policy_inserts: None,
             policy_remote_inserts: None,
             host: None,
+            core: None,
+            llc: None,
+            node: None,
+            cpuid: None,
         }];
         r.verdict = Some(analysis::Verdict {
             status: analysis::Status::Fail,
