@@ -108,6 +108,39 @@ fn a_topology_alone_sets_the_vcpu_count() {
         );
     }
 
+    // Migrations are split by what they crossed: one socket, so none
+    // crossed a node; the split adds up per task and in total.
+    let m = &v["metrics"];
+    let total = m["migrations"].as_u64().unwrap();
+    let llc = m["migrations_cross_llc"].as_u64().unwrap();
+    assert!(llc <= total, "{m}");
+    assert_eq!(m["migrations_cross_node"], 0, "{m}");
+    let per_task: u64 = v["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["migrations_cross_llc"].as_u64().unwrap())
+        .sum();
+    assert!(per_task <= llc, "{per_task} > {llc}");
+    let r = schedlab(
+        &[
+            "spin",
+            "--topology",
+            "1s,2l,2c,2t",
+            "--tasks",
+            "8",
+            "--duration",
+            "100ms",
+        ],
+        &[],
+    );
+    assert!(
+        r.stdout.contains("  LLC 1 (node 0): CPUs 4,5,6,7"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains(" xLLC xnode"), "{}", r.stdout);
+
     // From a scenario file too.
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("t.toml");

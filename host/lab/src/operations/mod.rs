@@ -332,6 +332,7 @@ pub fn conclude(p: Prepared, imgs: Option<&images::Images>, mut outcome: RunOutc
             r,
             &JudgeInput {
                 cpus: settings.sched.cpus,
+                topology: Some(settings.sched.topology),
                 quantum_ns: settings.slice_ns
                     + 1_000_000_000 / u64::from(settings.sched.tick_hz.max(1)),
                 tsc_khz: outcome.tsc_khz,

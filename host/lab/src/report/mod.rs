@@ -66,6 +66,9 @@ pub struct TaskRow {
     pub max_wait_ns: Option<u64>,
     pub wake_p99_ns: Option<u64>,
     pub migrations: Option<u64>,
+    /// Of `migrations`, how many left the task's LLC, and its node.
+    pub migrations_cross_llc: Option<u64>,
+    pub migrations_cross_node: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -375,6 +378,8 @@ impl Report {
                 row.max_wait_ns = Some(t.max_wait_ns);
                 row.wake_p99_ns = Some(t.wake_latency.p99_ns);
                 row.migrations = Some(t.migrations);
+                row.migrations_cross_llc = Some(t.migrations_cross_llc);
+                row.migrations_cross_node = Some(t.migrations_cross_node);
             }
         }
         self.cpus = m
@@ -579,6 +584,8 @@ pub(crate) mod tests {
             max_wait_ns: None,
             wake_p99_ns: None,
             migrations: None,
+            migrations_cross_llc: None,
+            migrations_cross_node: None,
         };
         r.tasks = vec![row(2), row(3)];
         r.totals = Some(Totals {
