@@ -220,3 +220,68 @@ fn wake_up_ipis_reach_cpus_with_gapped_apic_ids() {
     // Measured: about 1500 in 200 ms; a lost IPI per trip allows 2.
     assert!(loops >= 50, "{loops} round trips: {}", v["result"]);
 }
+
+/// `--out` keeps the shape: result.json's topology and the timeline's rows
+/// grouped under one label per LLC, in CPU order.
+#[test]
+fn the_timeline_groups_cpus_by_llc() {
+    let _vm = lock();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let r = schedlab(
+        &[
+            "spin",
+            "--topology",
+            "2s,2l,1c,2t",
+            "--tasks",
+            "8",
+            "--duration",
+            "100ms",
+            "--json",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let v = json(&r);
+    assert_eq!(v["status"], "ok", "{}", r.stderr);
+    let kept: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("result.json")).unwrap()).unwrap();
+    assert_eq!(
+        kept["topology"]["shape"], "2s,2l,1c,2t",
+        "{}",
+        kept["topology"]
+    );
+    let svg = std::fs::read_to_string(out.join("timeline.svg")).unwrap();
+    let at = |label: &str| {
+        svg.find(label)
+            .unwrap_or_else(|| panic!("no '{label}' in the timeline"))
+    };
+    let llcs = [
+        at("LLC 0 (node 0)"),
+        at("LLC 1 (node 0)"),
+        at("LLC 2 (node 1)"),
+        at("LLC 3 (node 1)"),
+    ];
+    assert!(llcs.windows(2).all(|w| w[0] < w[1]), "{llcs:?}");
+    assert!(!svg.contains("LLC 4"));
+
+    // A flat run's timeline has no groups.
+    let flat = dir.path().join("flat");
+    let r = schedlab(
+        &[
+            "spin",
+            "--cpus",
+            "2",
+            "--duration",
+            "50ms",
+            "--json",
+            "--out",
+            flat.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(json(&r)["status"], "ok", "{}", r.stderr);
+    let svg = std::fs::read_to_string(flat.join("timeline.svg")).unwrap();
+    assert!(svg.contains("CPU 1") && !svg.contains("LLC "));
+}
