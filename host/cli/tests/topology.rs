@@ -285,3 +285,60 @@ fn the_timeline_groups_cpus_by_llc() {
     let svg = std::fs::read_to_string(flat.join("timeline.svg")).unwrap();
     assert!(svg.contains("CPU 1") && !svg.contains("LLC "));
 }
+
+/// `gauntlet --topologies`: one row per shape, each run on its shape.
+#[test]
+fn the_gauntlet_runs_one_row_per_topology() {
+    let _vm = lock();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("g");
+    let r = schedlab(
+        &[
+            "gauntlet",
+            "--policies",
+            "rr",
+            "--topologies",
+            "1s,1l,1c,2t;2s,1l,1c,1t",
+            "--duration",
+            "100ms",
+            "--jobs",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(matches!(r.code, 0..=2), "{}\n{}", r.stdout, r.stderr);
+    let rows: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("spin "))
+        .collect();
+    assert_eq!(rows.len(), 2, "{}", r.stdout);
+    assert!(rows[0].contains("1s,1l,1c,2t") && rows[1].contains("2s,1l,1c,1t"));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("gauntlet.json")).unwrap()).unwrap();
+    let runs = summary["runs"].as_array().unwrap();
+    let got: Vec<(&str, &str)> = runs
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap(), r["topology"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("spin-rr-1s1l1c2t", "1s,1l,1c,2t"),
+            ("spin-rr-2s1l1c1t", "2s,1l,1c,1t")
+        ]
+    );
+    for run in runs {
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(run["result"].as_str().unwrap()).unwrap())
+                .unwrap();
+        assert_eq!(v["topology"]["shape"], run["topology"], "{run}");
+        assert_eq!(v["config"]["cpus"], 2, "{run}");
+        assert_eq!(run["cpus"], 2, "{run}");
+    }
+    // Shapes and counts do not mix.
+    let r = refused(&["gauntlet", "--topologies", "laptop", "--cpus", "1"]);
+    assert!(r.stderr.contains("--topologies and --cpus"), "{}", r.stderr);
+}
