@@ -1,5 +1,6 @@
-//! `schedlab gauntlet`: run a matrix of workloads x policies x CPU counts
-//! and print one table of verdicts and key metrics.
+//! `schedlab gauntlet`: run a matrix of workloads x policies x machines
+//! (CPU counts, or topologies) and print one table of verdicts and key
+//! metrics.
 //!
 //! Each run is a child process of this same binary (`schedlab WORKLOAD
 //! --policy P --cpus N --json --out DIR/WORKLOAD-P-Ncpu`), several at once
@@ -16,6 +17,7 @@ mod row;
 mod runner;
 
 use crate::settings::sched::resolve_policy;
+use crate::settings::topology;
 use crate::settings::{default_timeout, fmt_ns, parse_duration};
 use clap::Args;
 use row::RunRow;
@@ -46,15 +48,21 @@ pub struct GauntletArgs {
     /// policies` lists].
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub policies: Vec<String>,
-    /// vCPU counts to run, comma-separated.
+    /// vCPU counts to run, comma-separated [default: 1,2 unless
+    /// --topologies is given].
     #[arg(
         long,
         value_name = "LIST",
         value_delimiter = ',',
-        default_value = "1,2",
         allow_hyphen_values = true
     )]
     pub cpus: Vec<String>,
+    /// Machine shapes to run instead of --cpus, separated by ';' (a shape
+    /// has commas): each as --topology takes it, Ns,Nl,Nc,Nt or a preset,
+    /// e.g. --topologies 'laptop;1s,2l,2c,2t'. Each implies its CPU count,
+    /// so it cannot be combined with --cpus.
+    #[arg(long, value_name = "LIST", value_delimiter = ';')]
+    pub topologies: Vec<String>,
     /// Operations to run (any operation subcommand), comma-separated.
     #[arg(
         long,
@@ -106,6 +114,8 @@ pub struct Job {
     pub workload: String,
     pub policy: String,
     pub cpus: u32,
+    /// Its `--topology`, as given, when the matrix is of topologies.
+    pub topology: Option<String>,
     /// Its directory under `--out`.
     pub name: String,
     /// The arguments after `schedlab`.
@@ -114,6 +124,13 @@ pub struct Job {
     pub deadline_ms: u64,
     /// Where the deadline comes from, for the row that reaches it.
     pub deadline_why: String,
+}
+
+/// One machine of the matrix: a CPU count, or a shape and its count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Machine {
+    cpus: u32,
+    topology: Option<String>,
 }
 
 /// The validated matrix.
@@ -175,18 +192,8 @@ impl GauntletArgs {
             }
             policies.push((resolved.name, arg));
         }
-        let mut cpus = Vec::new();
-        for c in list("--cpus", &self.cpus)? {
-            match c.parse::<u32>() {
-                Ok(n) if n >= 1 && n as usize <= abi::memmap::MAX_CPUS => cpus.push(n),
-                _ => {
-                    return Err(Failure::usage(format!(
-                        "--cpus: '{c}' is not a vCPU count between 1 and {}",
-                        abi::memmap::MAX_CPUS
-                    )));
-                }
-            }
-        }
+        let machines = self.machines()?;
+        let cpus: Vec<u32> = machines.iter().map(|m| m.cpus).collect();
         let workloads = list("--workloads", &self.workloads)?;
         // The registry's operations that can run without more input (the
         // scenario operation needs a file).
@@ -237,8 +244,8 @@ impl GauntletArgs {
         let mut jobs = Vec::new();
         for w in &workloads {
             for (name, arg) in &policies {
-                for &n in &cpus {
-                    jobs.push(self.job(w, name, arg, n, timeout));
+                for m in &machines {
+                    jobs.push(self.job(w, name, arg, m, timeout));
                 }
             }
         }
@@ -249,14 +256,59 @@ impl GauntletArgs {
         })
     }
 
+    /// The machine dimension: `--cpus` counts (1,2 if neither is given) or
+    /// `--topologies` shapes, never both.
+    fn machines(&self) -> Result<Vec<Machine>> {
+        if !self.topologies.is_empty() {
+            if !self.cpus.is_empty() {
+                return Err(Failure::usage(
+                    "--topologies and --cpus cannot be combined: each topology implies its CPU \
+                     count (give the shapes alone)",
+                ));
+            }
+            return list("--topologies", &self.topologies)?
+                .into_iter()
+                .map(|text| {
+                    let p = topology::parse(text).map_err(|why| {
+                        Failure::usage(format!("--topologies: {why}; {}", topology::grammar()))
+                    })?;
+                    Ok(Machine {
+                        cpus: p.topology.cpus(),
+                        topology: Some(text.to_string()),
+                    })
+                })
+                .collect();
+        }
+        let default = ["1".to_string(), "2".to_string()];
+        let given = if self.cpus.is_empty() {
+            &default[..]
+        } else {
+            &self.cpus
+        };
+        list("--cpus", given)?
+            .into_iter()
+            .map(|c| match c.parse::<u32>() {
+                Ok(n) if n >= 1 && n as usize <= abi::memmap::MAX_CPUS => Ok(Machine {
+                    cpus: n,
+                    topology: None,
+                }),
+                _ => Err(Failure::usage(format!(
+                    "--cpus: '{c}' is not a vCPU count between 1 and {}",
+                    abi::memmap::MAX_CPUS
+                ))),
+            })
+            .collect()
+    }
+
     fn job(
         &self,
         workload: &str,
         policy: &str,
         policy_arg: &str,
-        cpus: u32,
+        machine: &Machine,
         timeout: Option<Duration>,
     ) -> Job {
+        let cpus = machine.cpus;
         // An image's own name may hold any character; the directory's
         // may not.
         let policy: String = policy
@@ -269,13 +321,20 @@ impl GauntletArgs {
                 }
             })
             .collect();
-        let name = format!("{workload}-{policy}-{cpus}cpu");
+        // A shape's directory: `1s2l2c2t` (no commas), or the preset.
+        let name = match &machine.topology {
+            Some(t) => format!("{workload}-{policy}-{}", t.replace(',', "")),
+            None => format!("{workload}-{policy}-{cpus}cpu"),
+        };
         let dir = self.out.join(&name);
-        let mut args: Vec<String> = [workload, "--policy", policy_arg, "--cpus"]
+        let mut args: Vec<String> = [workload, "--policy", policy_arg]
             .iter()
             .map(|s| s.to_string())
             .collect();
-        args.push(cpus.to_string());
+        match &machine.topology {
+            Some(t) => args.extend(["--topology".to_string(), t.clone()]),
+            None => args.extend(["--cpus".to_string(), cpus.to_string()]),
+        }
         args.push("--json".into());
         args.push("--out".into());
         args.push(dir.display().to_string());
@@ -313,6 +372,7 @@ impl GauntletArgs {
             workload: workload.to_string(),
             policy: policy.to_string(),
             cpus,
+            topology: machine.topology.clone(),
             name,
             args,
             deadline_ms: d.as_millis() as u64,
@@ -516,6 +576,48 @@ mod tests {
             "{a}"
         );
         assert!(p.jobs.iter().any(|j| j.policy == "rr"));
+    }
+
+    #[test]
+    fn topologies_are_the_machine_dimension_instead_of_cpus() {
+        let p = args(&[
+            "--policies",
+            "rr",
+            "--topologies",
+            "laptop;1s,2l,2c,2t",
+            "--duration",
+            "50ms",
+        ])
+        .plan()
+        .unwrap();
+        let rows: Vec<(&str, u32, Option<&str>)> = p
+            .jobs
+            .iter()
+            .map(|j| (j.name.as_str(), j.cpus, j.topology.as_deref()))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("spin-rr-laptop", 8, Some("laptop")),
+                ("spin-rr-1s2l2c2t", 8, Some("1s,2l,2c,2t"))
+            ]
+        );
+        let a = p.jobs[1].args.join(" ");
+        assert!(
+            a.starts_with("spin --policy rr --topology 1s,2l,2c,2t --json"),
+            "{a}"
+        );
+        assert!(!a.contains("--cpus"), "{a}");
+        assert!(
+            err(&["--topologies", "laptop", "--cpus", "2"])
+                .starts_with("--topologies and --cpus cannot be combined")
+        );
+        let m = err(&["--topologies", "laptop;2s,2s"]);
+        assert!(
+            m.starts_with("--topologies: '2s,2s' gives sockets twice; give Ns,Nl"),
+            "{m}"
+        );
+        assert!(err(&["--topologies", "laptop;laptop"]).contains("listed twice"));
     }
 
     #[test]

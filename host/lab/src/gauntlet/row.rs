@@ -13,6 +13,9 @@ pub struct RunRow {
     pub workload: String,
     pub policy: String,
     pub cpus: u32,
+    /// The run's `--topology`, when the matrix is of topologies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topology: Option<String>,
     /// "pass", "fail", "inconclusive", "error" or "interrupted" (a
     /// signal stopped it; its numbers cover the part that ran).
     pub verdict: String,
@@ -89,6 +92,7 @@ impl RunRow {
             workload: job.workload.clone(),
             policy: job.policy.clone(),
             cpus: job.cpus,
+            topology: job.topology.clone(),
             verdict: "error".into(),
             exit_code,
             throughput: None,
@@ -158,6 +162,7 @@ impl RunRow {
             workload: "spin".into(),
             policy: "rr".into(),
             cpus: 1,
+            topology: None,
             verdict: verdict.into(),
             exit_code: 0,
             throughput: None,
@@ -181,11 +186,21 @@ pub fn table(r: &GauntletReport) -> String {
     let w = |f: fn(&RunRow) -> usize, min: usize| r.runs.iter().map(f).max().unwrap_or(0).max(min);
     let ww = w(|x| x.workload.len(), "workload".len());
     let pw = w(|x| x.policy.len(), "policy".len());
+    // A topology column only when the matrix has shapes.
+    let tw = r
+        .runs
+        .iter()
+        .filter_map(|x| x.topology.as_ref().map(String::len))
+        .max()
+        .map(|n| n.max("topology".len()));
+    let topo =
+        |t: Option<&str>| tw.map_or(String::new(), |tw| format!("{:<tw$}  ", t.unwrap_or("-")));
     let _ = writeln!(
         out,
-        "{:<ww$}  {:<pw$}  {:>4}  {:<12}  {:>4}  {:>10}  {:>8}  {:>9}  {:>9}  {:<26}  {:>6}  note",
+        "{:<ww$}  {:<pw$}  {}{:>4}  {:<12}  {:>4}  {:>10}  {:>8}  {:>9}  {:>9}  {:<26}  {:>6}  note",
         "workload",
         "policy",
+        topo(Some("topology")),
         "cpus",
         "verdict",
         "exit",
@@ -203,9 +218,10 @@ pub fn table(r: &GauntletReport) -> String {
             note = note.chars().take(NOTE_MAX - 3).collect::<String>() + "...";
         }
         let line = format!(
-            "{:<ww$}  {:<pw$}  {:>4}  {:<12}  {:>4}  {:>10}  {:>8}  {:>9}  {:>9}  {:<26}  {:>5.1}s  {}",
+            "{:<ww$}  {:<pw$}  {}{:>4}  {:<12}  {:>4}  {:>10}  {:>8}  {:>9}  {:>9}  {:<26}  {:>5.1}s  {}",
             x.workload,
             x.policy,
+            topo(x.topology.as_deref()),
             x.cpus,
             x.verdict,
             x.exit_code,
@@ -257,6 +273,7 @@ mod tests {
             workload: "spin".into(),
             policy: "rr".into(),
             cpus: 2,
+            topology: None,
             name: "spin-rr-2cpu".into(),
             args: vec![],
             deadline_ms: 10_000,

@@ -77,7 +77,12 @@ pub fn prepare(settings: &RunSettings) -> Result<()> {
 /// replay), when the run keeps its outputs.
 pub fn trace(settings: &RunSettings, replay: Option<&Replay>, tsc_khz: u64) -> Option<Trace> {
     settings.out.as_ref()?;
-    replay.map(|r| Trace::from_replay(r, tsc_khz))
+    let t = settings.sched.topology;
+    let shaped = t != abi::topology::Topology::flat(t.cpus());
+    replay.map(|r| Trace {
+        topology: shaped.then_some(t),
+        ..Trace::from_replay(r, tsc_khz)
+    })
 }
 
 /// Write the run's files into its `--out` directory, if it has one, and

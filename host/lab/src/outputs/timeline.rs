@@ -1,6 +1,9 @@
 //! `timeline.svg`: one row per CPU, a coloured bar wherever a task ran,
 //! one colour per pid, a legend. Each row is labelled "CPU n" (a `<text>`
-//! element), so a reader -- or a test -- can find the rows.
+//! element), so a reader -- or a test -- can find the rows. On a machine
+//! with a shape the rows come in groups, one per LLC (CPU numbering keeps
+//! an LLC's CPUs contiguous and SMT siblings adjacent), split by a rule
+//! and labelled "LLC n (node m)" on the right.
 //!
 //! The picture is drawn at its own resolution: the run is cut into as many
 //! time columns as the plot is pixels wide and each column shows the task
@@ -20,6 +23,8 @@ const LEGEND_COLS: u32 = 8;
 const LEGEND_CELL: (u32, u32) = (140, 20);
 /// Pids named in the legend; more are summarised in one entry.
 const LEGEND_MAX: usize = 48;
+/// Room right of the plot for the LLC labels of a shaped machine.
+const LLC_LABEL_PX: u32 = 110;
 
 /// A bar as drawn: `pid` on `cpu` over `[start_ns, end_ns)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,9 +132,12 @@ pub fn render(trace: &Trace, title: &str) -> Result<String, String> {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
         root.fill(&WHITE).map_err(render_error)?;
         let (top, legend) = root.split_vertically(chart_h);
+        let groups = llc_groups(trace);
+        let right = if groups.is_empty() { 10 } else { LLC_LABEL_PX };
         let mut chart = ChartBuilder::on(&top)
             .caption(title, ("sans-serif", 18))
             .margin(10)
+            .margin_right(right)
             .x_label_area_size(35)
             .y_label_area_size(70)
             .build_cartesian_2d(0f64..span, 0f64..f64::from(cpus))
@@ -177,6 +185,24 @@ pub fn render(trace: &Trace, title: &str) -> Result<String, String> {
             ))
             .map_err(render_error)?;
         }
+        for g in &groups {
+            let (y_top, y_bottom) = (y_of(g.first) + 1.0, y_of(g.last));
+            if g.first > 0 {
+                chart
+                    .draw_series(std::iter::once(PathElement::new(
+                        vec![(0.0, y_top), (span, y_top)],
+                        BLACK.stroke_width(2),
+                    )))
+                    .map_err(render_error)?;
+            }
+            let (px, py) = chart.backend_coord(&(span, (y_top + y_bottom) / 2.0));
+            top.draw(&Text::new(
+                format!("LLC {} (node {})", g.llc, g.node),
+                (px + 8, py - 7),
+                label.clone(),
+            ))
+            .map_err(render_error)?;
+        }
         if trace.segments.is_empty() {
             let (px, py) = chart.backend_coord(&(span / 2.0, f64::from(cpus) / 2.0));
             top.draw(&Text::new(
@@ -190,6 +216,36 @@ pub fn render(trace: &Trace, title: &str) -> Result<String, String> {
         root.present().map_err(render_error)?;
     }
     Ok(svg)
+}
+
+/// One LLC's rows: CPUs `first..=last`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LlcGroup {
+    pub llc: u32,
+    pub node: u32,
+    pub first: u32,
+    pub last: u32,
+}
+
+/// The LLCs of a shaped trace, in row order; none for a flat machine or
+/// a shape whose CPU count is not the trace's.
+pub fn llc_groups(trace: &Trace) -> Vec<LlcGroup> {
+    let flat = |t: &abi::topology::Topology| *t == abi::topology::Topology::flat(t.cpus());
+    let Some(t) = trace
+        .topology
+        .filter(|t| t.cpus() == trace.cpus && !flat(t))
+    else {
+        return Vec::new();
+    };
+    let per = t.threads_per_core * t.cores_per_llc;
+    (0..t.llcs())
+        .map(|llc| LlcGroup {
+            llc,
+            node: t.node_of(llc * per),
+            first: llc * per,
+            last: llc * per + per - 1,
+        })
+        .collect()
 }
 
 fn draw_legend<DB: DrawingBackend>(
@@ -244,6 +300,7 @@ mod tests {
             span_ns,
             segments,
             wake_latencies_ns: Vec::new(),
+            topology: None,
         }
     }
 
@@ -321,6 +378,58 @@ mod tests {
             .filter(|s| s.trim().starts_with("pid "))
             .collect();
         assert_eq!(legend.len(), 2);
+    }
+
+    fn texts(svg: &str) -> Vec<String> {
+        let doc = roxmltree::Document::parse(svg).unwrap();
+        doc.descendants()
+            .filter(|n| n.has_tag_name("text"))
+            .filter_map(|n| n.text())
+            .map(|s| s.trim().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_shaped_machines_rows_are_grouped_and_labelled_by_llc() {
+        let mut t = trace(8, 5_000_000, vec![seg(5, 2, 0, 1_000_000)]);
+        t.topology = Some(abi::topology::Topology {
+            sockets: 2,
+            llcs_per_socket: 2,
+            cores_per_llc: 1,
+            threads_per_core: 2,
+        });
+        let g = llc_groups(&t);
+        assert_eq!(g.len(), 4);
+        assert_eq!(
+            g[2],
+            LlcGroup {
+                llc: 2,
+                node: 1,
+                first: 4,
+                last: 5
+            }
+        );
+        let text = texts(&render(&t, "shaped").unwrap());
+        let llcs: Vec<&String> = text.iter().filter(|s| s.starts_with("LLC ")).collect();
+        assert_eq!(
+            llcs,
+            [
+                "LLC 0 (node 0)",
+                "LLC 1 (node 0)",
+                "LLC 2 (node 1)",
+                "LLC 3 (node 1)"
+            ]
+        );
+        assert_eq!(text.iter().filter(|s| s.starts_with("CPU ")).count(), 8);
+        // A flat machine, or a shape that is not the trace's: no groups.
+        t.topology = Some(abi::topology::Topology::flat(8));
+        assert!(llc_groups(&t).is_empty());
+        t.topology = Some(abi::topology::Topology::flat(4));
+        assert!(llc_groups(&t).is_empty());
+        t.topology = None;
+        assert!(llc_groups(&t).is_empty());
+        let flat = texts(&render(&t, "flat").unwrap());
+        assert!(!flat.iter().any(|s| s.starts_with("LLC ")), "{flat:?}");
     }
 
     #[test]

@@ -22,6 +22,9 @@ pub struct Trace {
     pub segments: Vec<Segment>,
     /// Wake-up to switch-in, every task, in event order.
     pub wake_latencies_ns: Vec<u64>,
+    /// The machine's shape when it is not one flat LLC: the timeline
+    /// groups its rows by LLC.
+    pub topology: Option<abi::topology::Topology>,
 }
 
 impl Trace {
