@@ -11,6 +11,9 @@ command -v make >/dev/null 2>&1 || need_apt+=(make)
 # target (clang-19 is what Debian bookworm ships; 16 or newer works).
 command -v clang-19 >/dev/null 2>&1 || need_apt+=(clang-19)
 command -v llvm-objdump-19 >/dev/null 2>&1 || need_apt+=(llvm-19)   # the loader's tests read objects with it
+# The Perfetto test decodes traces with Python's protobuf against Perfetto's
+# published schema, as a Perfetto user's script would.
+/usr/bin/python3 -c 'import google.protobuf' >/dev/null 2>&1 || need_apt+=(python3-protobuf)   # Debian's python3
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "setup: installing ${need_apt[*]}"
     SUDO=""

@@ -22,7 +22,7 @@ pkgs = {p["name"]: p for p in meta["packages"]}
 def folder(p):
     return os.path.relpath(os.path.dirname(p["manifest_path"]), root)
 # Host crates in import order: each may use only those after it.
-HOST = ["host/cli", "host/lab", "host/bpf", "host/vmm", "host/analysis"]
+HOST = ["host/cli", "host/lab", "host/perfetto", "host/bpf", "host/vmm", "host/analysis"]
 # Top-level host crates beside host/cli: they may use every library in
 # HOST but the binary, and nothing may use them.
 BESIDE_CLI = ["host/fuzz"]

@@ -48,10 +48,22 @@ pub struct CommonArgs {
     pub json: bool,
     /// Keep the run in DIR (created if missing): result.json (the report,
     /// the host and the versions, written even when the run fails or a
-    /// signal stops it), and timeline.svg and latency.svg drawn from the
-    /// scheduling events.
+    /// signal stops it), timeline.svg and latency.svg drawn from the
+    /// scheduling events, the events themselves as trace.perfetto-trace
+    /// (open it in ui.perfetto.dev or trace_processor) and events.jsonl
+    /// (one JSON object per event, for scripts).
     #[arg(long, value_name = "DIR")]
     pub out: Option<std::path::PathBuf>,
+    /// Write the run's scheduling events as a Perfetto trace to FILE
+    /// (also without --out): every switch, wake-up, spawn, migration and
+    /// exit, per CPU, tasks named by their operation or scenario.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<std::path::PathBuf>,
+    /// Draw timeline.svg over this stretch of the run only, in time since
+    /// its first event, e.g. 100ms..120ms: individual slices become
+    /// readable where a whole run is a barcode (needs --out).
+    #[arg(long, value_name = "START..END")]
+    pub timeline_window: Option<String>,
     /// Also print the guest's info and debug log lines to stderr.
     #[arg(short, long)]
     pub verbose: bool,
@@ -72,6 +84,10 @@ pub struct RunSettings {
     pub json: bool,
     /// `--out` (checked here, created when the run starts).
     pub out: Option<std::path::PathBuf>,
+    /// `--trace` (checked here).
+    pub trace: Option<std::path::PathBuf>,
+    /// `--timeline-window`, ns since the first event.
+    pub timeline_window: Option<(u64, u64)>,
     pub verbose: bool,
     pub sched: SchedSettings,
     pub judge: JudgeSettings,
@@ -117,11 +133,57 @@ impl CommonArgs {
                 Some(dir) => Some(crate::outputs::check_dir(dir)?),
                 None => None,
             },
+            trace: match &self.trace {
+                Some(f) => Some(crate::outputs::check_file("--trace", f)?),
+                None => None,
+            },
+            timeline_window: match &self.timeline_window {
+                Some(_) if self.out.is_none() => {
+                    return Err(Failure::usage(
+                        "--timeline-window applies to timeline.svg, which only --out DIR writes",
+                    ));
+                }
+                Some(w) => Some(parse_window(w)?),
+                None => None,
+            },
             verbose: self.verbose,
             sched,
             judge,
         })
     }
+}
+
+/// `--timeline-window START..END` in ns, START < END.
+pub fn parse_window(text: &str) -> Result<(u64, u64)> {
+    const FLAG: &str = "--timeline-window";
+    let Some((a, b)) = text.split_once("..") else {
+        return Err(Failure::usage(format!(
+            "{FLAG}: '{text}' is not START..END (e.g. 100ms..120ms, times since the run's first \
+             event)"
+        )));
+    };
+    let max = 24 * 3600 * NS_PER_SEC;
+    // The run's very start is a fine START ("0", "0ms"); durations
+    // elsewhere must be positive.
+    let zero = {
+        let t = a.trim();
+        t.starts_with('0')
+            && t.trim_start_matches(['0', '.'])
+                .chars()
+                .all(char::is_alphabetic)
+    };
+    let start = if zero {
+        0
+    } else {
+        parse_duration(FLAG, a, 1, max)?
+    };
+    let end = parse_duration(FLAG, b, 1, max)?;
+    if start >= end {
+        return Err(Failure::usage(format!(
+            "{FLAG}: '{text}' ends before it starts: give START..END with START < END"
+        )));
+    }
+    Ok((start, end))
 }
 
 /// max(5 s, 2 x duration + 5 s): room for boot and reporting on a slow,
@@ -205,6 +267,17 @@ mod tests {
 
     fn d(text: &str) -> std::result::Result<u64, String> {
         parse_duration("--duration", text, 1, HOUR_NS).map_err(|e| e.message)
+    }
+
+    #[test]
+    fn a_timeline_window_is_start_before_end() {
+        let w = |t: &str| parse_window(t).map_err(|e| e.message);
+        assert_eq!(w("100ms..120ms"), Ok((100_000_000, 120_000_000)));
+        assert_eq!(w("0ns..1us"), Ok((0, 1_000)));
+        for bad in ["100ms", "120ms..100ms", "5ms..5ms", "a..b", "-1ms..2ms"] {
+            let e = w(bad).unwrap_err();
+            assert!(e.starts_with("--timeline-window: "), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -326,6 +326,16 @@ pub fn conclude(p: Prepared, imgs: Option<&images::Images>, mut outcome: RunOutc
     let seen = monitor
         .as_mut()
         .map(|m| (m.stats.clone(), std::mem::take(&mut m.final_cpus)));
+    // Exported before the judge takes the events.
+    let exported = monitor.as_ref().and_then(|m| {
+        outputs::export(
+            &settings,
+            &m.events,
+            outcome.tsc_khz,
+            &report.operation,
+            &summary.names,
+        )
+    });
     let judgement = monitor.zip(replay.as_ref()).map(|(m, r)| {
         judge::judge(
             m,
@@ -347,7 +357,13 @@ pub fn conclude(p: Prepared, imgs: Option<&images::Images>, mut outcome: RunOutc
     });
     let trace = outputs::trace(&settings, replay.as_ref(), outcome.tsc_khz);
     report.fill(outcome, summary, seen, judgement);
-    report.kept = outputs::keep(&settings, &mut report, trace.as_ref(), &headline);
+    report.kept = outputs::keep(
+        &settings,
+        &mut report,
+        trace.as_ref(),
+        exported.as_ref(),
+        &headline,
+    );
     report.headline = headline;
     report
 }

@@ -7,11 +7,14 @@
 //!   run's partial metrics are exactly what someone will want to look at.
 //! - `timeline.svg`: which task ran on which CPU when.
 //! - `latency.svg`: a histogram of wake-up latencies.
+//! - `trace.perfetto-trace` and `events.jsonl`: the events themselves
+//!   (see [`events`]); `--trace FILE` writes the Perfetto trace alone.
 //!
 //! The pictures come from the monitor's events, replayed once for them and
 //! the verdict (see [`trace`]); a run whose VM never started has none, and
 //! `result.json` says so.
 
+pub mod events;
 pub mod host;
 mod latency;
 mod timeline;
@@ -22,6 +25,7 @@ use crate::settings::RunSettings;
 use analysis::Replay;
 use host::HostInfo;
 use serde_json::{Value, json};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use trace::Trace;
 use vmm::exit::{Failure, Result};
@@ -47,6 +51,48 @@ pub fn check_dir(path: &Path) -> Result<PathBuf> {
         )));
     }
     Ok(path.to_path_buf())
+}
+
+/// Check a file flag (`--trace FILE`) while validating flags: a name, not
+/// a directory, in a directory that exists.
+pub fn check_file(flag: &str, path: &Path) -> Result<PathBuf> {
+    if path.as_os_str().is_empty() {
+        return Err(Failure::usage(format!("{flag}: the file name is empty")));
+    }
+    if path.is_dir() {
+        return Err(Failure::usage(format!(
+            "{flag}: '{}' is a directory: name a file",
+            path.display()
+        )));
+    }
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(p) = parent.filter(|p| !p.is_dir()) {
+        return Err(Failure::usage(format!(
+            "{flag}: the directory '{}' does not exist: create it first",
+            p.display()
+        )));
+    }
+    Ok(path.to_path_buf())
+}
+
+/// The run's events exported, when it keeps them (`--out`, `--trace`).
+pub fn export(
+    settings: &RunSettings,
+    events: &[abi::kstate::Event],
+    tsc_khz: u64,
+    process: &str,
+    names: &std::collections::BTreeMap<u32, String>,
+) -> Option<events::Exported> {
+    if settings.out.is_none() && settings.trace.is_none() {
+        return None;
+    }
+    Some(events::export(
+        events,
+        settings.sched.cpus,
+        tsc_khz,
+        process,
+        names,
+    ))
 }
 
 /// Create the `--out` directory and prove it writable, after every flag
@@ -77,11 +123,15 @@ pub fn prepare(settings: &RunSettings) -> Result<()> {
 /// replay), when the run keeps its outputs.
 pub fn trace(settings: &RunSettings, replay: Option<&Replay>, tsc_khz: u64) -> Option<Trace> {
     settings.out.as_ref()?;
-    let t = settings.sched.topology;
-    let shaped = t != abi::topology::Topology::flat(t.cpus());
-    replay.map(|r| Trace {
-        topology: shaped.then_some(t),
+    let topo = settings.sched.topology;
+    let shaped = topo != abi::topology::Topology::flat(topo.cpus());
+    let t = replay.map(|r| Trace {
+        topology: shaped.then_some(topo),
         ..Trace::from_replay(r, tsc_khz)
+    })?;
+    Some(match settings.timeline_window {
+        Some((start, end)) => t.window(start, end),
+        None => t,
     })
 }
 
@@ -93,10 +143,22 @@ pub fn keep(
     settings: &RunSettings,
     report: &mut Report,
     trace: Option<&Trace>,
+    exported: Option<&events::Exported>,
     headline: &str,
 ) -> Option<PathBuf> {
+    if let (Some(file), Some(x)) = (&settings.trace, exported) {
+        let written = std::fs::write(file, &x.perfetto)
+            .map_err(|e| Failure::host(format!("--trace: cannot write {}: {e}", file.display())));
+        if let Err(f) = written {
+            if report.error.is_none() {
+                report.set_failure(f);
+            } else {
+                vmm::errln!("schedlab {}: {f}", report.operation);
+            }
+        }
+    }
     let dir = settings.out.as_ref()?;
-    match write(dir, report, trace, headline) {
+    match write(dir, report, trace, exported, headline) {
         Ok(()) => Some(dir.clone()),
         Err(f) => {
             if report.error.is_none() {
@@ -113,10 +175,16 @@ pub fn keep(
 /// under `--json`, whose stderr stays quiet).
 pub fn announce(dir: Option<&Path>, json: bool) {
     if let Some(d) = dir.filter(|_| !json) {
-        let names: Vec<&str> = [RESULT_FILE, TIMELINE_FILE, LATENCY_FILE]
-            .into_iter()
-            .filter(|f| d.join(f).is_file())
-            .collect();
+        let names: Vec<&str> = [
+            RESULT_FILE,
+            TIMELINE_FILE,
+            LATENCY_FILE,
+            events::PERFETTO_FILE,
+            events::EVENTS_FILE,
+        ]
+        .into_iter()
+        .filter(|f| d.join(f).is_file())
+        .collect();
         vmm::errln!("kept in {}: {}", d.display(), names.join(", "));
     }
 }
@@ -124,9 +192,23 @@ pub fn announce(dir: Option<&Path>, json: bool) {
 /// Write `text` to `dir/name` through a temporary file and a rename, so a
 /// reader never sees half a file and an old result is replaced whole.
 fn write_file(dir: &Path, name: &str, text: &str) -> Result<()> {
+    write_with(dir, name, |f| f.write_all(text.as_bytes()))
+}
+
+/// [`write_file`] with the bytes from `fill` (streamed, buffered).
+fn write_with(
+    dir: &Path,
+    name: &str,
+    fill: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<()> {
     let tmp = dir.join(format!(".{name}.tmp"));
     let dest = dir.join(name);
-    std::fs::write(&tmp, text)
+    std::fs::File::create(&tmp)
+        .and_then(|f| {
+            let mut w = std::io::BufWriter::new(f);
+            fill(&mut w)?;
+            w.flush()
+        })
         .and_then(|_| std::fs::rename(&tmp, &dest))
         .map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
@@ -157,7 +239,13 @@ pub fn result_json(report: &Report, host: &HostInfo, files: &Value) -> Value {
 /// Draw the pictures (if there is a trace) and write `result.json`. A
 /// picture that cannot be drawn is noted in `result.json` and does not
 /// fail the run; `result.json` itself failing to be written does.
-pub fn write(dir: &Path, report: &Report, trace: Option<&Trace>, headline: &str) -> Result<()> {
+pub fn write(
+    dir: &Path,
+    report: &Report,
+    trace: Option<&Trace>,
+    exported: Option<&events::Exported>,
+    headline: &str,
+) -> Result<()> {
     let mut files = serde_json::Map::new();
     let mut note = |name: &str, outcome: std::result::Result<(), String>| {
         let v = match outcome {
@@ -189,6 +277,22 @@ pub fn write(dir: &Path, report: &Report, trace: Option<&Trace>, headline: &str)
                 note(
                     name,
                     Err("not drawn: the VM never ran, so there are no events".into()),
+                );
+            }
+        }
+    }
+    match exported.filter(|_| trace.is_some()) {
+        Some(x) => {
+            let perfetto = write_with(dir, events::PERFETTO_FILE, |w| w.write_all(&x.perfetto));
+            note(events::PERFETTO_FILE, perfetto.map_err(|f| f.message));
+            let jsonl = write_with(dir, events::EVENTS_FILE, |w| events::write_jsonl(x, w));
+            note(events::EVENTS_FILE, jsonl.map_err(|f| f.message));
+        }
+        None => {
+            for name in [events::PERFETTO_FILE, events::EVENTS_FILE] {
+                note(
+                    name,
+                    Err("not written: the VM never ran, so there are no events".into()),
                 );
             }
         }
@@ -229,7 +333,7 @@ mod tests {
         let mut r = crate::report::tests::sample();
         r.set_failure(Failure::new(vmm::exit::ErrorKind::GuestPanic, "boom"));
         std::fs::write(tmp.path().join(TIMELINE_FILE), "an older run's").unwrap();
-        write(tmp.path(), &r, None, "").unwrap();
+        write(tmp.path(), &r, None, None, "").unwrap();
         let text = std::fs::read_to_string(tmp.path().join(RESULT_FILE)).unwrap();
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["kind"], RESULT_KIND);
@@ -257,7 +361,7 @@ mod tests {
         ];
         let t = Trace::from_events(&events, 2, KHZ);
         let r = crate::report::tests::sample();
-        write(tmp.path(), &r, Some(&t), "spin: test").unwrap();
+        write(tmp.path(), &r, Some(&t), None, "spin: test").unwrap();
         for f in [TIMELINE_FILE, LATENCY_FILE] {
             let svg = std::fs::read_to_string(tmp.path().join(f)).unwrap();
             roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("{f}: {e}"));

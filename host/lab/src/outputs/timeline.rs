@@ -148,6 +148,15 @@ pub fn render(trace: &Trace, title: &str) -> Result<String, String> {
             .y_labels(0)
             .label_style(("sans-serif", 13))
             .axis_desc_style(("sans-serif", 13))
+            .x_label_formatter(&|x| {
+                let at = x + trace.origin_ns as f64 / scale;
+                // Whole units unless the window is a few units wide.
+                if span < 10.0 {
+                    format!("{at:.2}")
+                } else {
+                    format!("{at:.0}")
+                }
+            })
             .x_desc(format!("time since the first event ({unit_name})"))
             .draw()
             .map_err(render_error)?;
@@ -298,6 +307,7 @@ mod tests {
         Trace {
             cpus,
             span_ns,
+            origin_ns: 0,
             segments,
             wake_latencies_ns: Vec::new(),
             topology: None,

@@ -17,8 +17,11 @@ pub struct Segment {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Trace {
     pub cpus: u32,
-    /// From the first event to the last.
+    /// From the first event to the last (or the window's length).
     pub span_ns: u64,
+    /// Where the drawn span starts, ns since the first event: 0, or the
+    /// start of `--timeline-window` (segments then count from it).
+    pub origin_ns: u64,
     pub segments: Vec<Segment>,
     /// Wake-up to switch-in, every task, in event order.
     pub wake_latencies_ns: Vec<u64>,
@@ -73,6 +76,33 @@ impl Trace {
         Trace::from_replay(&Replay::from_events(events, cpus), tsc_khz)
     }
 
+    /// The part of the trace in `[start_ns, end_ns)` (ns since the first
+    /// event; `--timeline-window`), segments clipped to it and counted
+    /// from its start, so a few slices fill the picture. The wake-up
+    /// latencies stay the whole run's (the histogram is not windowed).
+    /// A window past the run's end is empty.
+    pub fn window(&self, start_ns: u64, end_ns: u64) -> Trace {
+        let end = end_ns.min(self.span_ns);
+        let start = start_ns.min(end);
+        Trace {
+            cpus: self.cpus,
+            span_ns: end - start,
+            origin_ns: self.origin_ns + start,
+            segments: self
+                .segments
+                .iter()
+                .filter(|s| s.start_ns < end && s.end_ns > start)
+                .map(|s| Segment {
+                    start_ns: s.start_ns.max(start) - start,
+                    end_ns: s.end_ns.min(end) - start,
+                    ..*s
+                })
+                .collect(),
+            wake_latencies_ns: self.wake_latencies_ns.clone(),
+            topology: self.topology,
+        }
+    }
+
     /// Distinct pids that ran, ascending.
     pub fn pids(&self) -> Vec<u32> {
         let mut p: Vec<u32> = self.segments.iter().map(|s| s.pid).collect();
@@ -100,6 +130,30 @@ pub(crate) mod tests {
             arg2: why,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_window_clips_and_shifts_the_segments() {
+        let t = Trace::from_events(
+            &[
+                switch(0, 0, 2, 0, PREV_IDLE),
+                switch(100, 0, 3, 2, PREV_PREEMPTED),
+                switch(300, 0, 0, 3, PREV_BLOCKED),
+                switch(400, 1, 4, 0, PREV_IDLE),
+            ],
+            2,
+            KHZ,
+        );
+        let w = t.window(50, 350);
+        assert_eq!((w.span_ns, w.origin_ns), (300, 50));
+        let segs: Vec<(u32, u64, u64)> = w
+            .segments
+            .iter()
+            .map(|s| (s.pid, s.start_ns, s.end_ns))
+            .collect();
+        assert_eq!(segs, [(2, 0, 50), (3, 50, 250)]);
+        let past = t.window(1_000, 2_000);
+        assert_eq!((past.span_ns, past.segments.len()), (0, 0));
     }
 
     pub fn wake(tsc: u64, pid: u32, cpu: u32) -> Event {

@@ -42,6 +42,9 @@ pub struct Summary {
     /// The same numbers for people: lines the human report prints after
     /// the task table (for operations whose result is not per-task units).
     pub lines: Vec<String>,
+    /// Names of tasks by pid where the workload gives them (a scenario's
+    /// `ping#0`), for the Perfetto trace's threads.
+    pub names: std::collections::BTreeMap<u32, String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]

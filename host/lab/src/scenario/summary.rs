@@ -38,6 +38,7 @@ pub fn summarize(c: &Compiled, out: &RunOutcome) -> Summary {
         ));
     }
     s.elapsed_ns = Some(r.elapsed_ns);
+    s.names = r.tasks.iter().map(|t| (t.pid, label(c, t))).collect();
     s.lines = table(c, r);
     s.checks = checks(c, r);
     s.extra = Some(result_json(c, r));
