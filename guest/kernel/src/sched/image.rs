@@ -394,16 +394,23 @@ unsafe extern "C" fn test_and_clear_cpu_idle(cpu: u32) -> u32 {
     u32::from(cpu < ctx().nr_cpus && claim(cpu))
 }
 
-/// Claim the lowest idle, unclaimed CPU in `mask`.
-fn claim_idle_in(mask: u64) -> Option<u32> {
-    let free = ctx().idle.0 & mask & !CLAIMED.load(Ordering::Relaxed);
-    let cpu = (free != 0).then(|| free.trailing_zeros())?;
+/// The run's topology, as the policy was given it.
+fn topology() -> Topology {
+    // SAFETY: written once at boot (before any callback); read-only after.
+    unsafe { SERVICES.get().topology }
+}
+
+/// Claim the idle, unclaimed CPU in `mask` that sched_ext's
+/// `pick_idle_cpu(mask, flags)` picks (`abi::idle::pick_idle`).
+fn claim_idle_in(mask: u64, flags: u64) -> Option<u32> {
+    let free = ctx().idle.0 & !CLAIMED.load(Ordering::Relaxed);
+    let cpu = abi::idle::pick_idle(&topology(), free, mask, flags)?;
     claim(cpu);
     Some(cpu)
 }
 
-unsafe extern "C" fn pick_idle_cpu(mask: u64, _flags: u64) -> i32 {
-    claim_idle_in(mask).map_or(-1, |c| c as i32)
+unsafe extern "C" fn pick_idle_cpu(mask: u64, flags: u64) -> i32 {
+    claim_idle_in(mask, flags).map_or(-1, |c| c as i32)
 }
 
 /// Preempt what `cpu` runs, as sched_ext does: its slice ends now (even
@@ -733,19 +740,9 @@ impl ImagePolicy {
     }
 }
 
-/// sched_ext's default CPU choice: the previous CPU if it is idle, else
-/// any idle CPU the task may use, else the previous CPU.
+/// sched_ext's default CPU choice (`abi::idle::select_cpu_dfl`: a wholly
+/// idle core, prev's first, then an idle CPU, prev's LLC first, else
+/// prev), claiming the idle CPU it picks.
 fn select_cpu_dfl(t: &TaskInfo, prev: Cpu) -> Cpu {
-    let allowed = t.affinity.0;
-    if allowed & (1u64 << prev) != 0 && claim(prev) {
-        return prev;
-    }
-    if let Some(cpu) = claim_idle_in(allowed) {
-        return cpu;
-    }
-    if allowed & (1u64 << prev) != 0 {
-        prev
-    } else {
-        t.affinity.first().unwrap_or(0)
-    }
+    abi::idle::select_cpu_dfl(&topology(), t.affinity.0, prev, claim_idle_in).0
 }
