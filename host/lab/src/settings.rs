@@ -6,6 +6,7 @@ pub mod bpf_object;
 pub mod judge;
 pub mod policy;
 pub mod sched;
+pub mod topology;
 
 use abi::boot::{MAX_SLICE_NS, MIN_SLICE_NS};
 use clap::Args;

@@ -47,7 +47,8 @@ line overrides the file's value:
 
   description = "one line shown in the headline"
   duration = "500ms"     # --duration (default 200ms)
-  cpus = 2               # --cpus     (default 1)
+  cpus = 2               # --cpus     (default 1, or the topology's count)
+  topology = "1s,1l,1c,2t" # --topology: Ns,Nl,Nc,Nt or a preset (implies cpus)
   policy = "eevdf"       # --policy   (default rr)
   tick_hz = 1000         # --tick-hz  (default 1000)
   idle = "halt"          # --idle: halt or poll
@@ -419,6 +420,7 @@ mod tests {
             "\"yield\"",
             "duration =",
             "cpus =",
+            "topology =",
             "policy =",
             "tick_hz =",
             "idle =",

@@ -17,6 +17,8 @@ pub struct File {
     pub description: Option<Spanned<String>>,
     pub duration: Option<Spanned<String>>,
     pub cpus: Option<Spanned<i64>>,
+    /// The machine's shape, as `--topology` takes it; implies `cpus`.
+    pub topology: Option<Spanned<String>>,
     pub policy: Option<Spanned<String>>,
     pub tick_hz: Option<Spanned<i64>>,
     pub idle: Option<Spanned<String>>,

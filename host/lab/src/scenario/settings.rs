@@ -1,12 +1,16 @@
-//! Run-level settings a scenario file may carry (duration, cpus, policy,
-//! tick_hz, idle), merged under the command line: a flag given on the
-//! command line wins, else the file's value, else the flag's default.
+//! Run-level settings a scenario file may carry (duration, cpus,
+//! topology, policy, tick_hz, idle), merged under the command line: a flag
+//! given on the command line wins, else the file's value, else the flag's
+//! default. `cpus` and `topology` are one machine: a `--topology` on the
+//! command line replaces both of the file's, and a file's topology must
+//! agree with whichever CPU count wins.
 //! clap's derive hides whether a value came from the command line or from
 //! a default, so the `run` subcommand's matches are read for that.
 
 use super::diag::Problem;
 use super::schema::File;
 use crate::settings::sched::{IdleMode, policy_by_name};
+use crate::settings::topology;
 use crate::settings::{CommonArgs, HOUR_NS, parse_duration};
 use abi::boot::MAX_TICK_HZ;
 use abi::memmap::MAX_CPUS;
@@ -21,6 +25,7 @@ use std::path::{Path, PathBuf};
 pub struct Given {
     pub duration: bool,
     pub cpus: bool,
+    pub topology: bool,
     pub policy: bool,
     pub tick_hz: bool,
     pub idle: bool,
@@ -35,6 +40,7 @@ impl Given {
         Given {
             duration: given("duration"),
             cpus: given("cpus"),
+            topology: given("topology"),
             policy: given("policy"),
             tick_hz: given("tick_hz"),
             idle: given("idle"),
@@ -61,13 +67,38 @@ pub fn merge(
             Err(f) => problems.push(Problem::at(v.span(), f.message)),
         }
     }
-    if let (Some(v), false) = (&file.cpus, given.cpus) {
+    // The command line's --topology is the whole machine.
+    let cpus_given = given.cpus || given.topology;
+    if let (Some(v), false) = (&file.cpus, cpus_given) {
         match *v.get_ref() {
-            n if (1..=MAX_CPUS as i64).contains(&n) => c.sched.cpus = n,
+            n if (1..=MAX_CPUS as i64).contains(&n) => c.sched.cpus = Some(n),
             n => problems.push(Problem::at(
                 v.span(),
                 format!("cpus must be between 1 and {MAX_CPUS}, got {n}"),
             )),
+        }
+    }
+    if let (Some(v), false) = (&file.topology, given.topology) {
+        match topology::parse(v.get_ref()) {
+            Err(why) => problems.push(Problem::at(
+                v.span(),
+                format!("topology: {why}; {}", topology::grammar()),
+            )),
+            Ok(p) => match c.sched.cpus {
+                Some(n) if n != i64::from(p.topology.cpus()) => {
+                    let from = if given.cpus { "--cpus" } else { "cpus" };
+                    problems.push(Problem::at(
+                        v.span(),
+                        format!(
+                            "topology '{}' has {} CPUs but {from} is {n}: drop {from} (the \
+                             topology implies it) or make the two agree",
+                            v.get_ref().trim(),
+                            p.topology.cpus()
+                        ),
+                    ));
+                }
+                _ => c.sched.topology = Some(v.get_ref().clone()),
+            },
         }
     }
     if let (Some(v), false) = (&file.tick_hz, given.tick_hz) {
@@ -239,6 +270,56 @@ mod tests {
             "{msgs:?}"
         );
         assert_eq!(&text[p[1].span.clone().unwrap()], "0");
+    }
+
+    #[test]
+    fn a_file_topology_implies_cpus_and_must_agree_with_the_count_that_wins() {
+        let file = |t: &str| parse(t).unwrap();
+        let (common, given) = run_args(&[]);
+        let (c, p) = merge(&common, &file("topology = \"1s,2l,2c,2t\"\n"), given, None);
+        assert!(p.is_empty(), "{p:?}");
+        let s = c.validate().unwrap();
+        assert_eq!((s.sched.cpus, s.sched.topology.llcs()), (8, 2));
+        let (c, p) = merge(
+            &common,
+            &file("cpus = 8\ntopology = \"laptop\"\n"),
+            given,
+            None,
+        );
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(c.validate().unwrap().sched.topology_preset, Some("laptop"));
+
+        // The file's pair disagrees: located at the topology.
+        let text = "cpus = 4\ntopology = \"1s,2l,2c,2t\"\n";
+        let (_, p) = merge(&common, &file(text), given, None);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].message
+                .starts_with("topology '1s,2l,2c,2t' has 8 CPUs but cpus is 4"),
+            "{p:?}"
+        );
+        assert_eq!(&text[p[0].span.clone().unwrap()], "\"1s,2l,2c,2t\"");
+        // The command line's --cpus wins over the file's and must agree.
+        let (common, given) = run_args(&["--cpus", "2"]);
+        let (_, p) = merge(&common, &file("topology = \"laptop\"\n"), given, None);
+        assert!(p[0].message.contains("but --cpus is 2"), "{p:?}");
+        // The command line's --topology replaces the file's whole machine.
+        let (common, given) = run_args(&["--topology", "2s,1l,2c,2t"]);
+        assert!(given.topology && !given.cpus);
+        let (c, p) = merge(&common, &file(text), given, None);
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(c.validate().unwrap().sched.cpus, 8);
+        assert_eq!(c.sched.topology.as_deref(), Some("2s,1l,2c,2t"));
+
+        // Malformed: located, with the grammar.
+        let text = "topology = \"2s,2s\"\n";
+        let (common, given) = run_args(&[]);
+        let (_, p) = merge(&common, &file(text), given, None);
+        assert!(
+            p[0].message
+                .starts_with("topology: '2s,2s' gives sockets twice; give Ns,Nl")
+        );
+        assert!(p[0].message.contains("laptop (1s,1l,4c,2t)"), "{p:?}");
     }
 
     #[test]

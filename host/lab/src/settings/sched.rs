@@ -4,6 +4,7 @@
 
 pub use super::policy::DEFAULT_POLICY;
 use super::policy::{self as policy_path, Policy};
+use super::topology;
 use abi::boot::{IDLE_HALT, IDLE_POLL, MAX_TICK_HZ};
 use abi::memmap::MAX_CPUS;
 use abi::topology::Topology;
@@ -14,14 +15,16 @@ use vmm::vm::setup::SchedBoot;
 
 #[derive(Debug, Clone, Args)]
 pub struct SchedArgs {
-    /// Virtual CPUs, each a host thread (1..64).
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 1,
-        allow_negative_numbers = true
-    )]
-    pub cpus: i64,
+    /// Virtual CPUs, each a host thread (1..64) [default: the
+    /// `--topology`'s count, else 1].
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub cpus: Option<i64>,
+    /// The machine's shape: Ns,Nl,Nc,Nt (sockets, LLCs per socket, cores
+    /// per LLC, threads per core, e.g. 2s,2l,4c,2t = 32 CPUs) or a preset
+    /// (see --help); implies --cpus [default: flat, one LLC of --cpus
+    /// single-thread cores].
+    #[arg(long, value_name = "SHAPE", long_help = topology_help())]
+    pub topology: Option<String>,
     /// Scheduling policy run by the guest kernel: a built-in (`schedlab
     /// policies` lists them), a policy image (its ELF, or its crate's
     /// directory, built with `cargo build --release`), or a sched_ext
@@ -77,6 +80,28 @@ impl IdleMode {
     }
 }
 
+/// `--topology`'s long help: the grammar, then each preset and what it
+/// models.
+fn topology_help() -> String {
+    let mut h = String::from(
+        "The machine's shape, which implies --cpus: Ns,Nl,Nc,Nt = sockets (each a NUMA node), \
+         last-level caches per socket, cores per LLC, SMT threads per core, e.g. 2s,2l,4c,2t = \
+         32 CPUs. CPUs are numbered thread first (SMT siblings adjacent), then core, LLC, \
+         socket. Policies, the guest's CPUID and the report see this shape. [default: flat, one \
+         LLC of --cpus single-thread cores]\n\nPresets:",
+    );
+    for p in topology::PRESETS {
+        h.push_str(&format!(
+            "\n  {:<8} {} = {} CPUs: {}",
+            p.name,
+            topology::format(&p.topology),
+            p.topology.cpus(),
+            p.models
+        ));
+    }
+    h
+}
+
 /// Validated scheduling settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchedSettings {
@@ -87,6 +112,8 @@ pub struct SchedSettings {
     pub idle: IdleMode,
     /// The machine's shape; `topology.cpus() == cpus`.
     pub topology: Topology,
+    /// The `--topology` preset's name, if one was given.
+    pub topology_preset: Option<&'static str>,
 }
 
 impl SchedSettings {
@@ -103,13 +130,15 @@ impl SchedSettings {
 impl SchedArgs {
     /// `slice_ns` is the run's `--slice` (a BPF object's `SCX_SLICE_DFL`).
     pub fn validate(&self, slice_ns: u64) -> Result<SchedSettings> {
-        if self.cpus < 1 || self.cpus > MAX_CPUS as i64 {
+        if let Some(n) = self.cpus
+            && !(1..=MAX_CPUS as i64).contains(&n)
+        {
             return Err(Failure::usage(format!(
                 "--cpus must be between 1 and {MAX_CPUS} (the guest memory layout has room for \
-                 {MAX_CPUS} vCPUs), got {}",
-                self.cpus
+                 {MAX_CPUS} vCPUs), got {n}"
             )));
         }
+        let (cpus, topology, topology_preset) = self.shape()?;
         if self.tick_hz < 1 {
             return Err(Failure::usage(format!(
                 "--tick-hz must be at least 1, got {}",
@@ -128,7 +157,7 @@ impl SchedArgs {
         let sets = super::bpf_object::parse_sets(&self.bpf_set)?;
         match &policy.bpf {
             Some(obj) => {
-                let obj = obj.reload("--policy", self.cpus as u32, slice_ns, &sets)?;
+                let obj = obj.reload("--policy", cpus, slice_ns, &sets)?;
                 policy.bpf = Some(std::sync::Arc::new(obj));
             }
             None if !sets.is_empty() => {
@@ -158,13 +187,34 @@ impl SchedArgs {
             (false, None) => self.policy_arg.unwrap_or(0),
         };
         Ok(SchedSettings {
-            cpus: self.cpus as u32,
+            cpus,
             policy,
             policy_arg,
             tick_hz: self.tick_hz as u32,
             idle: self.idle,
-            topology: Topology::flat(self.cpus as u32),
+            topology,
+            topology_preset,
         })
+    }
+
+    /// The CPU count and shape from `--cpus` (already range-checked) and
+    /// `--topology`: either implies the other; both must agree.
+    fn shape(&self) -> Result<(u32, Topology, Option<&'static str>)> {
+        let Some(text) = &self.topology else {
+            let n = self.cpus.unwrap_or(1) as u32;
+            return Ok((n, Topology::flat(n), None));
+        };
+        let p = topology::parse(text)
+            .map_err(|why| Failure::usage(format!("--topology: {why}; {}", topology::grammar())))?;
+        let n = p.topology.cpus();
+        match self.cpus {
+            Some(c) if c != i64::from(n) => Err(Failure::usage(format!(
+                "--topology {} has {n} CPUs but --cpus is {c}: drop --cpus (the topology \
+                 implies it) or make the two agree",
+                text.trim()
+            ))),
+            _ => Ok((n, p.topology, p.preset)),
+        }
     }
 }
 
@@ -232,10 +282,59 @@ mod tests {
     #[test]
     fn cpu_count_is_bounded_and_names_the_flag() {
         assert_eq!(sched(&["--cpus", "64"]).unwrap().cpus, 64);
+        assert_eq!(sched(&[]).unwrap().topology, Topology::flat(1));
         for bad in ["0", "65", "-1"] {
             let m = err(&["--cpus", bad]);
             assert!(m.starts_with("--cpus must be between 1 and 64"), "{m}");
             assert!(m.ends_with(&format!("got {bad}")), "{m}");
+        }
+    }
+
+    #[test]
+    fn a_topology_implies_the_cpu_count_and_must_agree_with_cpus() {
+        let s = sched(&["--topology", "1s,2l,2c,2t"]).unwrap();
+        assert_eq!((s.cpus, s.topology.llcs(), s.topology_preset), (8, 2, None));
+        assert_eq!(s.boot().topology, s.topology);
+        let s = sched(&["--topology", "laptop", "--cpus", "8"]).unwrap();
+        assert_eq!((s.cpus, s.topology_preset), (8, Some("laptop")));
+        let s = sched(&["--cpus", "3"]).unwrap();
+        assert_eq!((s.topology, s.topology_preset), (Topology::flat(3), None));
+        let m = err(&["--topology", "1s,2l,2c,2t", "--cpus", "4"]);
+        assert!(
+            m.starts_with("--topology 1s,2l,2c,2t has 8 CPUs but --cpus is 4"),
+            "{m}"
+        );
+        // A bad --cpus is named first, as before.
+        assert!(err(&["--topology", "laptop", "--cpus", "0"]).starts_with("--cpus must be"));
+    }
+
+    #[test]
+    fn a_malformed_topology_names_the_flag_and_shows_the_grammar_and_presets() {
+        for bad in [
+            "",
+            "2s,2l",
+            "1s,1l,1c,1t,1t",
+            "0s,1l,1c,1t",
+            "xs,1l,1c,1t",
+            "huge",
+        ] {
+            let f = sched(&["--topology", bad]).unwrap_err();
+            assert_eq!(f.exit_code(), 64);
+            let m = f.message;
+            assert!(m.starts_with("--topology: "), "{m}");
+            assert!(m.contains("give Ns,Nl,Nc,Nt"), "{m}");
+            for p in topology::PRESETS {
+                assert!(m.contains(p.name), "{m}");
+            }
+        }
+        assert!(err(&["--topology", "3s,3l,3c,3t"]).contains("81 CPUs"));
+    }
+
+    #[test]
+    fn the_help_lists_every_preset_with_what_it_models() {
+        let h = topology_help();
+        for p in topology::PRESETS {
+            assert!(h.contains(p.name) && h.contains(p.models), "{h}");
         }
     }
 
