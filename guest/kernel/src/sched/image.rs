@@ -35,9 +35,9 @@ use abi::policy::{
     CB_INIT_TASK, CB_QUIESCENT, CB_RUNNABLE, CB_RUNNING, CB_SELECT_CPU, CB_STOPPING, CB_TICK,
 };
 use abi::policy::{
-    DSQ_GLOBAL, DSQ_INVALID, ENQ_HEAD, ENQ_NEW, ENQ_WAKEUP, KICK_PREEMPT, POLICY_ABI_VERSION,
-    POLICY_CPU_DATA_SIZE, POLICY_SERVICES_MAGIC, PolicyOps, PolicyServices, PolicyTask, SLICE_DFL,
-    SLICE_INF,
+    DSQ_GLOBAL, DSQ_INVALID, DSQ_LOCAL_ON, ENQ_HEAD, ENQ_NEW, ENQ_WAKEUP, KICK_PREEMPT,
+    POLICY_ABI_VERSION, POLICY_CPU_DATA_SIZE, POLICY_SERVICES_MAGIC, PolicyOps, PolicyServices,
+    PolicyTask, SLICE_DFL, SLICE_INF,
 };
 use abi::topology::Topology;
 use callback::call;
@@ -579,7 +579,7 @@ impl super::policy::Policy for ImagePolicy {
         let cpu = with(c, || match ops().select_cpu {
             // SAFETY: a checked callback; v is a live view.
             Some(f) => call(CB_SELECT_CPU, || unsafe { f(v, prev, 0) }),
-            None => select_cpu_dfl(t, prev),
+            None => select_cpu_dfl(v, t, prev),
         });
         if cpu >= nr {
             policy_error(b"select_cpu returned a CPU the run does not have");
@@ -740,9 +740,16 @@ impl ImagePolicy {
     }
 }
 
-/// sched_ext's default CPU choice (`abi::idle::select_cpu_dfl`: a wholly
-/// idle core, prev's first, then an idle CPU, prev's LLC first, else
-/// prev), claiming the idle CPU it picks.
-fn select_cpu_dfl(t: &TaskInfo, prev: Cpu) -> Cpu {
-    abi::idle::select_cpu_dfl(&topology(), t.affinity.0, prev, claim_idle_in).0
+/// sched_ext's default `select_cpu` (`select_task_rq_scx` without an
+/// `ops.select_cpu`): `abi::idle::select_cpu_dfl`'s choice (a wholly idle
+/// core, prev's first, then an idle CPU, prev's LLC first, else prev),
+/// and a task given an idle CPU goes straight to that CPU's local queue
+/// with the default slice (sched_ext's direct dispatch), so the CPU the
+/// selection claimed is the one that runs it.
+fn select_cpu_dfl(v: *mut PolicyTask, t: &TaskInfo, prev: Cpu) -> Cpu {
+    let (cpu, idle) = abi::idle::select_cpu_dfl(&topology(), t.affinity.0, prev, claim_idle_in);
+    if idle {
+        insert(v, DSQ_LOCAL_ON | u64::from(cpu), SLICE_DFL, None, 0);
+    }
+    cpu
 }

@@ -364,7 +364,25 @@ impl Harness {
         let cpu = match self.ops.select_cpu {
             // SAFETY: the policy's callback; v is a live view.
             Some(f) => unsafe { f(v, prev, 0) },
-            None => crate::select_cpu_dfl(&c.views[s as usize], prev),
+            // sched_ext's default: the idle CPU chosen gets the task in
+            // its local queue at once (direct dispatch), as in the core.
+            None => {
+                let topo = c.topology;
+                let (cpu, idle) =
+                    abi::idle::select_cpu_dfl(&topo, c.infos[s as usize].affinity, prev, |m, f| {
+                        crate::pick_idle_cpu_flags(m, f)
+                    });
+                if idle {
+                    insert(
+                        v,
+                        abi::policy::DSQ_LOCAL_ON | u64::from(cpu),
+                        SLICE_DFL,
+                        None,
+                        0,
+                    );
+                }
+                cpu
+            }
         };
         let aff = c.infos[s as usize].affinity;
         assert!(
