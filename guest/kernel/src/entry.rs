@@ -10,7 +10,8 @@
 //!   where the CPU pushes none) and report to the VMM with one port write;
 //!   the VMM reads `[vector, error, rip, cs, rflags, rsp, ss]` at rsp.
 //! - `exc_3`: the DPL-3 service gate (`int3` is the one way from CPL3 to
-//!   CPL0 that works here): exit, idle, send an IPI, start the timer.
+//!   CPL0 that works here): exit, idle, send an IPI, start the timer,
+//!   register steal time, read the CPUID topology leaf.
 //! - `timer_entry`: the LAPIC tick. EOI, and if it interrupted CPL3, push
 //!   the interrupted rip on the CPL3 stack and return to
 //!   `tick_trampoline` instead, which runs the tick at CPL3 natively.
@@ -21,10 +22,12 @@ use crate::percpu::{
 };
 use abi::boot::{EXIT_FAULT, PORT_EXIT};
 use abi::memmap::{
-    CPU_STACK_SIZE, IDT_ADDR, IDT_SIZE, LAPIC_ADDR, OPERATION_LOAD_ADDR, OPERATION_MAX_SIZE,
-    TSS_ADDR, TSS_STRIDE, cpu_stack_top,
+    CPU_STACK_SIZE, IDT_ADDR, IDT_SIZE, LAPIC_ADDR, MAX_CPUS, OPERATION_LOAD_ADDR,
+    OPERATION_MAX_SIZE, TSS_ADDR, TSS_STRIDE, cpu_stack_top,
 };
+use abi::topology::Topology;
 use abi::x86::{SEL_USER_CODE, SEL_USER_DATA, Tss};
+use core::sync::atomic::{AtomicU32, Ordering};
 
 /// Service numbers for the `int3` gate (rax); rdi is the argument.
 const SVC_EXIT: u64 = 1;
@@ -32,6 +35,7 @@ const SVC_IDLE: u64 = 2;
 const SVC_IPI: u64 = 3;
 const SVC_TIMER: u64 = 4;
 const SVC_STEAL: u64 = 5;
+const SVC_TOPO: u64 = 6;
 
 /// Interrupt vectors.
 pub const VEC_TIMER: u8 = 0x20;
@@ -154,6 +158,8 @@ core::arch::global_asm!(
     "    je svc_timer",
     "    cmp rax, {svc_steal}",
     "    je svc_steal",
+    "    cmp rax, {svc_topo}",
+    "    je svc_topo",
     "    cmp rax, {svc_exit}",
     "    jne svc_unknown",
     "    mov eax, edi",
@@ -214,6 +220,42 @@ core::arch::global_asm!(
     "steal_no:",
     "    xor eax, eax",
     "steal_done:",
+    "    pop rdx",
+    "    pop rcx",
+    "    pop rbx",
+    "    iretq",
+    // CPUID leaf 0xB as this CPU sees it, packed as abi::kstate::
+    // CpuidTopo (rax; 0 if the CPU has no leaf 0xB). cpuid at CPL0 is the
+    // VMM's answer, which the host then checks against the topology.
+    "svc_topo:",
+    "    push rbx",
+    "    push rcx",
+    "    push rdx",
+    "    push rsi",
+    "    xor eax, eax",
+    "    cpuid",
+    "    xor esi, esi",
+    "    cmp eax, 0xb",
+    "    jb topo_done",
+    "    mov eax, 0xb",
+    "    xor ecx, ecx",
+    "    cpuid",
+    "    mov esi, edx",
+    "    and eax, 0x1f",
+    "    shl rax, 32",
+    "    or rsi, rax",
+    "    movzx ebx, bx",
+    "    shl rbx, 48",
+    "    or rsi, rbx",
+    "    mov eax, 0xb",
+    "    mov ecx, 1",
+    "    cpuid",
+    "    and eax, 0x1f",
+    "    shl rax, 40",
+    "    or rsi, rax",
+    "topo_done:",
+    "    mov rax, rsi",
+    "    pop rsi",
     "    pop rdx",
     "    pop rcx",
     "    pop rbx",
@@ -327,6 +369,7 @@ core::arch::global_asm!(
     svc_ipi = const SVC_IPI,
     svc_timer = const SVC_TIMER,
     svc_steal = const SVC_STEAL,
+    svc_topo = const SVC_TOPO,
     kvm_sig = const KVM_CPUID_SIGNATURE_EBX,
     kvm_steal_bit = const KVM_FEATURE_STEAL_TIME,
     msr_steal = const MSR_KVM_STEAL_TIME,
@@ -378,8 +421,22 @@ pub fn idle_halt() {
     unsafe { core::arch::asm!("int3", in("rax") SVC_IDLE, in("rdi") 0u64) };
 }
 
-/// Send the wake-up IPI to the CPU with LAPIC id `apic_id`.
-pub fn send_wake_ipi(apic_id: u32) {
+/// Each CPU's LAPIC id (`Topology::apic_id`: the VMM created each vCPU
+/// with it), set by CPU 0 from the boot info before the others start.
+static APIC_IDS: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
+
+/// Record every CPU's LAPIC id from the (validated) topology.
+pub fn set_apic_ids(t: &Topology) {
+    for (cpu, id) in APIC_IDS.iter().enumerate().take(t.cpus() as usize) {
+        id.store(t.apic_id(cpu as u32), Ordering::Relaxed);
+    }
+}
+
+/// Send the wake-up IPI to CPU `cpu` (its index, not its APIC id).
+pub fn send_wake_ipi(cpu: u32) {
+    let apic_id = APIC_IDS
+        .get(cpu as usize)
+        .map_or(0, |a| a.load(Ordering::Relaxed));
     // SAFETY: SVC_IPI writes the two ICR registers; it clobbers rax, rdi.
     unsafe {
         core::arch::asm!("int3", inout("rax") SVC_IPI => _, inout("rdi") apic_id as u64 => _);
@@ -394,6 +451,15 @@ pub fn start_timer(initial_count: u32) {
     unsafe {
         core::arch::asm!("int3", inout("rax") SVC_TIMER => _, in("rdi") initial_count as u64);
     }
+}
+
+/// CPUID leaf 0xB as this CPU sees it, packed as `abi::kstate::CpuidTopo`.
+pub fn cpuid_topology() -> u64 {
+    let r: u64;
+    // SAFETY: SVC_TOPO only runs cpuid (leaves 0 and 0xB) and preserves
+    // every register but rax.
+    unsafe { core::arch::asm!("int3", inout("rax") SVC_TOPO => r, in("rdi") 0u64) };
+    r
 }
 
 /// Ask the hypervisor to keep this CPU's steal time at `record` (64-byte

@@ -71,8 +71,10 @@ extern "C" fn kmain(cpu: u32) -> ! {
     let info = boot::read();
     events::init(cpu);
     let stealing = steal::init(cpu);
+    let cpuid_topo = entry::cpuid_topology();
     kstate::cpu_record(cpu, |r| {
         r.cpu = cpu;
+        r.cpuid_topo = cpuid_topo;
         r.online = 1;
         r.clock_tsc = time::rdtsc();
         // The timer starts below: gaps are measured from here.
@@ -113,6 +115,7 @@ extern "C" fn kmain(cpu: u32) -> ! {
 fn boot_shared_state() {
     let info = boot::validate().unwrap_or_else(|why| boot::refuse(why));
     idt::install();
+    entry::set_apic_ids(&info.topology);
     time::init(&info);
     kstate::init(&info);
     calls::install_call_table();

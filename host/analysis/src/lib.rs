@@ -83,6 +83,7 @@ impl Timeline {
             tasks: &self.tasks,
             lost_events: self.lost_events,
             quantum_ns: 0,
+            topology: None,
         }
     }
 }
@@ -104,6 +105,9 @@ pub struct Scope<'a> {
     /// is computed from. 0: unknown, no allowance (errors are judged
     /// against the limit alone).
     pub quantum_ns: u64,
+    /// The machine's shape: which migrations crossed an LLC or a node.
+    /// None: none are counted as crossing.
+    pub topology: Option<abi::topology::Topology>,
 }
 
 /// One host-side sample of a CPU's record (see [`CpuRecord`]).
@@ -201,6 +205,10 @@ pub struct TaskMetrics {
     pub switches: u64,
     /// Migrations inside the window.
     pub migrations: u64,
+    /// Of those, how many left their last-level cache, and how many their
+    /// node (socket), by [`Scope::topology`] (0 without one).
+    pub migrations_cross_llc: u64,
+    pub migrations_cross_node: u64,
 }
 
 /// Per CPU.
@@ -239,6 +247,9 @@ pub struct Metrics {
     pub switches: u64,
     /// Migrate events inside the window.
     pub migrations: u64,
+    /// Of those, across an LLC and across a node (see [`TaskMetrics`]).
+    pub migrations_cross_llc: u64,
+    pub migrations_cross_node: u64,
     /// Events given (all of them, inside the window or not).
     pub events: u64,
     pub lost_events: u64,

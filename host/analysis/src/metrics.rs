@@ -125,6 +125,8 @@ struct TaskSums {
     latencies: Vec<u64>,
     switches: u64,
     migrations: u64,
+    migrations_cross_llc: u64,
+    migrations_cross_node: u64,
 }
 
 /// How many standard deviations of slice-length noise a fair run can show
@@ -265,10 +267,24 @@ pub fn analyze_replay(r: &Replay, scope: &Scope<'_>, samples: &[CpuSample]) -> M
         }
     }
     let mut migrations = 0;
+    let (mut cross_llc, mut cross_node) = (0, 0);
+    // A CPU outside the shape (the guest's word) crosses nothing.
+    let crosses = |m: &crate::replay::Migration| match scope.topology {
+        Some(t) if m.from < t.cpus() && m.to < t.cpus() => (
+            t.llc_of(m.from) != t.llc_of(m.to),
+            t.node_of(m.from) != t.node_of(m.to),
+        ),
+        _ => (false, false),
+    };
     for m in r.migrations.iter().filter(|m| in_window(m.tsc)) {
+        let (llc, node) = crosses(m);
         migrations += 1;
+        cross_llc += u64::from(llc);
+        cross_node += u64::from(node);
         if let Some(s) = sums.get_mut(&m.pid) {
             s.migrations += 1;
+            s.migrations_cross_llc += u64::from(llc);
+            s.migrations_cross_node += u64::from(node);
         }
     }
 
@@ -348,6 +364,8 @@ pub fn analyze_replay(r: &Replay, scope: &Scope<'_>, samples: &[CpuSample]) -> M
                 wake_latency: Latency::from_ns(&lat),
                 switches: s.switches,
                 migrations: s.migrations,
+                migrations_cross_llc: s.migrations_cross_llc,
+                migrations_cross_node: s.migrations_cross_node,
             }
         })
         .collect();
@@ -409,6 +427,8 @@ pub fn analyze_replay(r: &Replay, scope: &Scope<'_>, samples: &[CpuSample]) -> M
         rq_imbalance,
         switches,
         migrations,
+        migrations_cross_llc: cross_llc,
+        migrations_cross_node: cross_node,
         events: r.events,
         lost_events: scope.lost_events,
         samples: samples.len() as u64,

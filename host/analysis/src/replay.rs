@@ -89,6 +89,17 @@ pub struct Mark {
     pub tsc: u64,
 }
 
+/// Task `pid` was moved from CPU `from`'s queue to CPU `to`'s at `tsc`
+/// (an EV_MIGRATE event; CPUs as the guest wrote them, maybe out of
+/// range).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Migration {
+    pub pid: u32,
+    pub tsc: u64,
+    pub from: u32,
+    pub to: u32,
+}
+
 /// Task `pid` was woken, then switched in at `switched_in` (TSC).
 ///
 /// Two starts, because the two consumers have always read lost events
@@ -133,7 +144,7 @@ pub struct Replay {
     /// Every wake-up event (pid != 0).
     pub wakeups: Vec<Mark>,
     /// Every migrate event (pid != 0).
-    pub migrations: Vec<Mark>,
+    pub migrations: Vec<Migration>,
     /// In switch-in order.
     pub wake_latencies: Vec<WakeLatency>,
     /// Per CPU (index = CPU), in time order: how its queue of runnable
@@ -515,7 +526,12 @@ impl Walk {
         if e.arg as usize >= self.cpus.len() || to as usize >= self.cpus.len() {
             self.anomaly();
         }
-        self.out.migrations.push(Mark { pid, tsc: t });
+        self.out.migrations.push(Migration {
+            pid,
+            tsc: t,
+            from: e.arg,
+            to,
+        });
         if let Phase::Waiting { .. } = self.task(pid).phase {
             let q = self.queue_cpu(to);
             self.start_wait(pid, t, q);

@@ -14,6 +14,8 @@ use vmm::vm::run::EarlyEnd;
 
 pub struct JudgeInput<'a> {
     pub cpus: u32,
+    /// The machine's shape: which migrations crossed an LLC or a node.
+    pub topology: Option<abi::topology::Topology>,
     /// The longest slice a policy keeping to `--slice` gives on this tick
     /// (slice + one tick period), in ns; 0 if unknown. Sets how much
     /// unfairness the run's own granularity can show (see analysis).
@@ -182,6 +184,7 @@ pub fn judge(m: MonitorData, replay: &Replay, inp: &JudgeInput<'_>) -> Judgement
         tasks,
         lost_events: m.stats.lost_events,
         quantum_ns: inp.quantum_ns,
+        topology: inp.topology,
     };
     let mut metrics = analysis::analyze_replay(replay, &scope, &samples);
     let fairness = fairness_window(&m.events, inp.judged, end);
@@ -480,6 +483,7 @@ mod tests {
     fn input<'a>(s: &'a JudgeSettings, judged: &'a [TaskMeta]) -> JudgeInput<'a> {
         JudgeInput {
             cpus: 1,
+            topology: None,
             quantum_ns: 0,
             tsc_khz: KHZ,
             settings: s,

@@ -21,7 +21,7 @@ use crate::tag;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 pub const KSTATE_MAGIC: u32 = tag(b"KSTA");
-pub const KSTATE_VERSION: u32 = 6;
+pub const KSTATE_VERSION: u32 = 7;
 
 /// `run_state` values.
 pub const RUN_BOOTING: u32 = 0;
@@ -126,7 +126,44 @@ pub struct CpuRecord {
     /// callback's run time in this, so the host's own stalls never look
     /// like a hung policy.
     pub live_tsc: u64,
-    pub reserved: u64,
+    /// What this CPU's CPUID topology leaf (0xB) told the core at boot,
+    /// packed as [`CpuidTopo::pack`] (0: the leaf is missing). The
+    /// host checks it against the run's topology: the guest must see the
+    /// machine the report describes.
+    pub cpuid_topo: u64,
+}
+
+/// CPUID leaf 0xB as one CPU saw it: its x2APIC id (EDX), the SMT
+/// level's shift (sub-leaf 0 EAX[4:0]) and logical CPUs (EBX[15:0]), and
+/// the core level's shift (sub-leaf 1 EAX[4:0]: the package's bits).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuidTopo {
+    pub x2apic_id: u32,
+    pub smt_shift: u8,
+    pub core_shift: u8,
+    pub smt_cpus: u16,
+}
+
+impl CpuidTopo {
+    /// Bits 0..32 the x2APIC id, 32..40 the SMT shift, 40..48 the core
+    /// shift, 48..64 the SMT level's CPU count.
+    pub const fn pack(&self) -> u64 {
+        self.x2apic_id as u64
+            | (self.smt_shift as u64) << 32
+            | (self.core_shift as u64) << 40
+            | (self.smt_cpus as u64) << 48
+    }
+
+    /// The fields of a packed word (any u64 decodes: the host reads it
+    /// from guest memory).
+    pub const fn unpack(v: u64) -> CpuidTopo {
+        CpuidTopo {
+            x2apic_id: v as u32,
+            smt_shift: (v >> 32) as u8,
+            core_shift: (v >> 40) as u8,
+            smt_cpus: (v >> 48) as u16,
+        }
+    }
 }
 
 pub const CPU_RECORD_SIZE: u64 = 128;
@@ -167,6 +204,7 @@ const _: () = {
             == CPU_RECORD_POLICY_REMOTE_INSERTS_OFFSET
     );
     assert!(core::mem::offset_of!(CpuRecord, live_tsc) as u64 == CPU_RECORD_LIVE_TSC_OFFSET);
+    assert!(core::mem::offset_of!(CpuRecord, cpuid_topo) == 120);
     assert!(CPU_RECORD_IRQ_TSC_OFFSET.is_multiple_of(8));
     assert!(CPU_RECORD_MAX_IRQ_GAP_OFFSET.is_multiple_of(8));
 };
@@ -328,4 +366,23 @@ pub const fn task_record_addr(slot: u32) -> u64 {
 /// Guest address of CPU `cpu`'s event ring header; entries follow it.
 pub const fn event_ring_addr(cpu: u32) -> u64 {
     KERNEL_STATE_ADDR + KSTATE_EVENTS_OFFSET + cpu as u64 * EVENT_RING_STRIDE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CpuidTopo;
+
+    #[test]
+    fn cpuid_topo_round_trips_and_any_word_decodes() {
+        let t = CpuidTopo {
+            x2apic_id: 13,
+            smt_shift: 1,
+            core_shift: 4,
+            smt_cpus: 2,
+        };
+        assert_eq!(t.pack(), 0x0002_0401_0000_000d);
+        assert_eq!(CpuidTopo::unpack(t.pack()), t);
+        let all = CpuidTopo::unpack(u64::MAX);
+        assert_eq!((all.x2apic_id, all.smt_cpus), (u32::MAX, u16::MAX));
+    }
 }

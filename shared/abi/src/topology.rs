@@ -124,6 +124,62 @@ impl Topology {
     pub const fn all_mask(&self) -> u64 {
         Self::span(0, self.cpus())
     }
+
+    /// Bits a field needs to count `0..n`: ceil(log2(n)), 0 for n <= 1.
+    const fn width(n: u32) -> u32 {
+        if n <= 1 {
+            0
+        } else {
+            32 - (n - 1).leading_zeros()
+        }
+    }
+
+    /// Bits of the x2APIC id that number the thread within its core (the
+    /// SMT level's shift in CPUID leaf 0xB).
+    pub const fn smt_bits(&self) -> u32 {
+        Self::width(self.threads_per_core)
+    }
+
+    /// Bits that number the core within its LLC.
+    pub const fn core_bits(&self) -> u32 {
+        Self::width(self.cores_per_llc)
+    }
+
+    /// Bits that number the LLC within its socket.
+    pub const fn llc_bits(&self) -> u32 {
+        Self::width(self.llcs_per_socket)
+    }
+
+    /// How far an x2APIC id shifts right to leave the CPUs that share an
+    /// LLC (what CPUID leaf 4's sharing count rounds up to).
+    pub const fn llc_shift(&self) -> u32 {
+        self.smt_bits() + self.core_bits()
+    }
+
+    /// How far an x2APIC id shifts right to leave the socket (the core
+    /// level's shift in CPUID leaf 0xB: everything below the package).
+    pub const fn package_shift(&self) -> u32 {
+        self.llc_shift() + self.llc_bits()
+    }
+
+    /// `cpu`'s APIC id, as real x86 machines pack it: thread, core, LLC
+    /// and socket fields from the bottom, each as wide as its level's
+    /// count rounded up to a power of two, so `id >> shift` names a core,
+    /// an LLC or a socket. With a level that is not a power of two the ids
+    /// are not contiguous (`1s,1l,3c,1t`: 0, 1, 2; `1s,2l,3c,1t`: 0, 1, 2,
+    /// 4, 5, 6). The VMM creates each vCPU with this id, the guest's
+    /// CPUID reports it, and the core's IPIs go to it. At most 127 for
+    /// every valid shape (a test checks all of them), so it fits the
+    /// xAPIC's 8-bit destination.
+    pub const fn apic_id(&self, cpu: u32) -> u32 {
+        let thread = cpu % self.threads_per_core;
+        let core = self.core_of(cpu) % self.cores_per_llc;
+        let llc = self.llc_of(cpu) % self.llcs_per_socket;
+        let socket = self.node_of(cpu);
+        (((socket << self.llc_bits()) | llc) << self.llc_shift())
+            | (core << self.smt_bits())
+            | thread
+    }
 }
 
 #[cfg(test)]
@@ -160,6 +216,75 @@ mod tests {
         assert_eq!((f.cpus(), f.llc_mask(3), f.smt_mask(3)), (4, 0xf, 0b1000));
         let full = Topology::flat(64);
         assert_eq!((full.all_mask(), full.llc_mask(0)), (u64::MAX, u64::MAX));
+    }
+
+    #[test]
+    fn apic_ids_pack_power_of_two_fields() {
+        assert_eq!((T.smt_bits(), T.core_bits(), T.llc_bits()), (1, 2, 1));
+        assert_eq!((T.llc_shift(), T.package_shift()), (3, 4));
+        // Powers of two everywhere: the id is the CPU number.
+        for cpu in 0..32 {
+            assert_eq!(T.apic_id(cpu), cpu);
+        }
+        let odd = Topology {
+            sockets: 1,
+            llcs_per_socket: 2,
+            cores_per_llc: 3,
+            threads_per_core: 2,
+        };
+        assert_eq!(
+            (odd.smt_bits(), odd.core_bits(), odd.package_shift()),
+            (1, 2, 4)
+        );
+        let ids: [u32; 12] = core::array::from_fn(|c| odd.apic_id(c as u32));
+        assert_eq!(ids, [0, 1, 2, 3, 4, 5, 8, 9, 10, 11, 12, 13]);
+        let f3 = Topology::flat(3);
+        assert_eq!(
+            (f3.apic_id(2), f3.smt_bits(), f3.package_shift()),
+            (2, 0, 2)
+        );
+    }
+
+    /// Every valid shape: ids distinct, below 128, and each field of the
+    /// id names the CPU's own thread, core, LLC and socket.
+    #[test]
+    fn every_valid_shape_has_distinct_decodable_apic_ids() {
+        let mut shapes = 0;
+        for s in 1..=64u32 {
+            for l in 1..=64 / s {
+                for c in 1..=64 / (s * l) {
+                    for t in 1..=64 / (s * l * c) {
+                        let topo = Topology {
+                            sockets: s,
+                            llcs_per_socket: l,
+                            cores_per_llc: c,
+                            threads_per_core: t,
+                        };
+                        assert!(topo.is_valid());
+                        shapes += 1;
+                        let mut seen = 0u128;
+                        for cpu in 0..topo.cpus() {
+                            let id = topo.apic_id(cpu);
+                            assert!(id < 128, "{topo:?} cpu {cpu}: {id}");
+                            assert_eq!(seen & (1 << id), 0, "{topo:?}: {id} twice");
+                            seen |= 1 << id;
+                            let smt = 1 << topo.smt_bits();
+                            assert_eq!(id & (smt - 1), topo.thread_of(cpu));
+                            assert_eq!(id >> topo.package_shift(), topo.node_of(cpu));
+                            // Same LLC exactly when the same id >> llc_shift.
+                            let other = (cpu + 1) % topo.cpus();
+                            let same =
+                                topo.apic_id(other) >> topo.llc_shift() == id >> topo.llc_shift();
+                            assert_eq!(same, topo.llc_of(other) == topo.llc_of(cpu));
+                            let same_core =
+                                topo.apic_id(other) >> topo.smt_bits() == id >> topo.smt_bits();
+                            assert_eq!(same_core, topo.core_of(other) == topo.core_of(cpu));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(shapes > 500, "{shapes}");
     }
 
     #[test]

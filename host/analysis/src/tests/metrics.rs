@@ -1,5 +1,5 @@
 use super::*;
-use crate::{TaskMeta, analyze, entitled_shares, percentile};
+use crate::{Replay, TaskMeta, analyze, analyze_replay, entitled_shares, percentile};
 use abi::kstate::{PREV_BLOCKED, PREV_EXITED, PREV_IDLE, PREV_PREEMPTED, PREV_YIELDED};
 
 /// Two tasks share CPU 0 over [0, 1000]: 1 runs 0-300, 2 runs 300-400,
@@ -346,6 +346,45 @@ fn rq_imbalance_from_events_without_samples() {
     close(m.rq_imbalance, 0.4);
     assert_eq!(m.samples, 0);
     assert_eq!(m.anomalies, 0);
+}
+
+#[test]
+fn migrations_that_leave_an_llc_or_a_node_are_counted_by_the_topology() {
+    // 2s,2l,1c,2t: CPUs 0-1 LLC 0, 2-3 LLC 1 (node 0); 4-5, 6-7 node 1.
+    let topo = abi::topology::Topology {
+        sockets: 2,
+        llcs_per_socket: 2,
+        cores_per_llc: 1,
+        threads_per_core: 2,
+    };
+    let events = vec![
+        sw(0, 0, 1, 0, PREV_IDLE),
+        sw(0, 1, 2, 0, PREV_IDLE),
+        migrate(10, 0, 1, 0, 1),   // SMT sibling: stays in the LLC
+        migrate(20, 0, 1, 1, 2),   // another LLC, same node
+        migrate(30, 0, 1, 2, 5),   // another node
+        migrate(40, 0, 2, 1, 6),   // another node
+        migrate(50, 0, 2, 6, 99),  // outside the shape: crosses nothing
+        migrate(5000, 0, 2, 0, 7), // after the window
+    ];
+    let t = timeline(8, 0, 1000, events, vec![task(1, 1), task(2, 1)]);
+    let r = Replay::from_events(&t.events, 8);
+    let mut scope = t.scope();
+    let flat = analyze_replay(&r, &scope, &[]);
+    assert_eq!((flat.migrations, flat.migrations_cross_llc), (5, 0));
+    scope.topology = Some(topo);
+    let m = analyze_replay(&r, &scope, &[]);
+    assert_eq!(m.migrations, 5);
+    assert_eq!((m.migrations_cross_llc, m.migrations_cross_node), (3, 2));
+    let per = |i: usize| {
+        let t = &m.tasks[i];
+        (
+            t.migrations,
+            t.migrations_cross_llc,
+            t.migrations_cross_node,
+        )
+    };
+    assert_eq!((per(0), per(1)), ((3, 2, 1), (2, 1, 1)));
 }
 
 #[test]

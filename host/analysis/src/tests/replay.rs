@@ -2,7 +2,7 @@
 //! before any window or clock rate is applied.
 
 use super::*;
-use crate::replay::{Mark, Replay, RqChange, Run, Segment, Stamp, Wait, WakeLatency};
+use crate::replay::{Replay, RqChange, Run, Segment, Stamp, Wait, WakeLatency};
 use crate::{Scope, analyze_replay};
 use abi::kstate::{PREV_BLOCKED, PREV_EXITED, PREV_IDLE, PREV_PREEMPTED};
 
@@ -184,6 +184,7 @@ fn a_wake_up_of_a_running_task_starts_only_the_pictures_latency() {
             tasks: &[task(4, 1)],
             lost_events: 0,
             quantum_ns: 0,
+            topology: None,
         },
         &[],
     );
@@ -235,10 +236,12 @@ fn queue_changes_follow_spawns_migrations_and_switch_ins() {
     assert_eq!(r.rq_changes.len(), 2);
     assert_eq!(r.rq_changes[0], [ch(20, 1), ch(30, -1), ch(40, 1)]);
     assert_eq!(r.rq_changes[1], [ch(10, 1), ch(20, -1)]);
-    assert_eq!(
-        r.migrations,
-        [Mark { pid: 5, tsc: 20 }, Mark { pid: 9, tsc: 50 }]
-    );
+    let moves: Vec<_> = r
+        .migrations
+        .iter()
+        .map(|m| (m.pid, m.tsc, m.from, m.to))
+        .collect();
+    assert_eq!(moves, [(5, 20, 1, 0), (9, 50, 0, 7)]);
     assert_eq!(r.anomalies, 1);
 }
 
@@ -306,6 +309,7 @@ fn one_replay_measures_any_window() {
                 tasks: &tasks,
                 lost_events: 0,
                 quantum_ns: 0,
+                topology: None,
             },
             &[],
         );
@@ -367,6 +371,7 @@ fn a_hand_built_replay_is_measured_over_the_window() {
             tasks: &[task(1, 1), task(2, 1)],
             lost_events: 0,
             quantum_ns: 0,
+            topology: None,
         },
         &[],
     );

@@ -26,6 +26,8 @@ fn tm(pid: u32, share: f64, entitled: f64, max_wait_ns: u64, p99_ns: u64) -> Tas
         },
         switches: 10,
         migrations: 0,
+        migrations_cross_llc: 0,
+        migrations_cross_node: 0,
     }
 }
 
@@ -56,6 +58,8 @@ fn healthy() -> Metrics {
         rq_imbalance: 0.0,
         switches: 20,
         migrations: 0,
+        migrations_cross_llc: 0,
+        migrations_cross_node: 0,
         events: 60,
         lost_events: 0,
         samples: 0,

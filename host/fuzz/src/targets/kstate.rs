@@ -206,6 +206,7 @@ pub fn kstate(data: &[u8]) {
         &replay,
         &JudgeInput {
             cpus,
+            topology: None,
             // A 1 ms slice on a 1 kHz tick, so the noise allowance is
             // exercised too.
             quantum_ns: 2_000_000,

@@ -300,6 +300,10 @@ pub fn conclude(p: Prepared, imgs: Option<&images::Images>, mut outcome: RunOutc
         ..
     } = p;
     let mut report = Report::new(name, config_json);
+    report.topology = Some(crate::report::topology::TopologyInfo::new(
+        settings.sched.topology,
+        settings.sched.topology_preset,
+    ));
     report.bpf = settings.sched.policy.bpf.clone().map(|b| {
         let o = b.outcome(&outcome.read_back);
         explain_bpf_failure(&settings.sched.policy.name, &o, &mut outcome);
@@ -328,6 +332,7 @@ pub fn conclude(p: Prepared, imgs: Option<&images::Images>, mut outcome: RunOutc
             r,
             &JudgeInput {
                 cpus: settings.sched.cpus,
+                topology: Some(settings.sched.topology),
                 quantum_ns: settings.slice_ns
                     + 1_000_000_000 / u64::from(settings.sched.tick_hz.max(1)),
                 tsc_khz: outcome.tsc_khz,

@@ -345,6 +345,8 @@ fn rows(r: &SpinResult) -> Vec<TaskRow> {
             max_wait_ns: None,
             wake_p99_ns: None,
             migrations: None,
+            migrations_cross_llc: None,
+            migrations_cross_node: None,
         })
         .collect()
 }

@@ -21,6 +21,22 @@ fn opt_num(v: Option<u64>) -> String {
     v.map_or_else(|| "-".into(), |x| x.to_string())
 }
 
+/// A machine with a shape (not one flat LLC): the tables add where
+/// things ran and moved in it.
+fn shaped(r: &Report) -> bool {
+    r.topology.as_ref().is_some_and(|t| !t.is_flat())
+}
+
+/// The migration columns a shaped machine adds: of a task's migrations,
+/// how many left its LLC and its node. Empty on a flat machine.
+fn cross(shaped: bool, llc: Option<u64>, node: Option<u64>) -> String {
+    if shaped {
+        format!(" {:>5} {:>5}", opt_num(llc), opt_num(node))
+    } else {
+        String::new()
+    }
+}
+
 pub fn human(r: &Report, headline: &str, s: &mut String) {
     if !r.tasks.is_empty() || !r.result_lines.is_empty() || r.verdict.is_some() {
         let _ = writeln!(s, "{headline}");
@@ -40,9 +56,15 @@ fn tasks(r: &Report, s: &mut String) {
         measured(r, s);
         return;
     }
+    let shaped = shaped(r);
+    let head = if shaped {
+        format!(" {:>5} {:>5}", "xLLC", "xnode")
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         s,
-        "{:>5} {:>6} {:>4} {:>3} {:>12} {:>10} {:>6} {:>8} {:>9} {:>9} {:>8} {:>5}",
+        "{:>5} {:>6} {:>4} {:>3} {:>12} {:>10} {:>6} {:>8} {:>9} {:>9} {:>8} {:>5}{head}",
         "pid",
         "weight",
         "nice",
@@ -59,7 +81,7 @@ fn tasks(r: &Report, s: &mut String) {
     for t in &r.tasks {
         let _ = writeln!(
             s,
-            "{:>5} {:>6} {:>4} {:>3} {:>12} {:>10.3} {:>5.1}% {:>8} {:>10} {:>9} {:>8} {:>5}",
+            "{:>5} {:>6} {:>4} {:>3} {:>12} {:>10.3} {:>5.1}% {:>8} {:>10} {:>9} {:>8} {:>5}{}",
             t.pid,
             t.weight,
             t.nice.map_or("-".to_string(), |n| n.to_string()),
@@ -71,7 +93,8 @@ fn tasks(r: &Report, s: &mut String) {
             opt_ms(t.max_wait_ns),
             opt_ms(t.wake_p99_ns),
             t.switches,
-            opt_num(t.migrations)
+            opt_num(t.migrations),
+            cross(shaped, t.migrations_cross_llc, t.migrations_cross_node)
         );
     }
     if let Some(t) = &r.totals {
@@ -113,9 +136,15 @@ fn measured(r: &Report, s: &mut String) {
         ""
     };
     let _ = writeln!(s, "tasks as measured by the host{why}:");
+    let shaped = shaped(r);
+    let head = if shaped {
+        format!(" {:>5} {:>5}", "xLLC", "xnode")
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         s,
-        "{:>5} {:>6} {:>10} {:>6} {:>8} {:>10} {:>9} {:>8} {:>5}",
+        "{:>5} {:>6} {:>10} {:>6} {:>8} {:>10} {:>9} {:>8} {:>5}{head}",
         "pid",
         "weight",
         "runtime ms",
@@ -129,7 +158,7 @@ fn measured(r: &Report, s: &mut String) {
     for t in &r.measured {
         let _ = writeln!(
             s,
-            "{:>5} {:>6} {:>10.3} {:>5.1}% {:>7.1}% {:>10.3} {:>9.3} {:>8} {:>5}",
+            "{:>5} {:>6} {:>10.3} {:>5.1}% {:>7.1}% {:>10.3} {:>9.3} {:>8} {:>5}{}",
             t.pid,
             t.weight,
             ms(t.runtime_ns),
@@ -138,18 +167,52 @@ fn measured(r: &Report, s: &mut String) {
             ms(t.max_wait_ns),
             ms(t.wake_latency.p99_ns),
             t.switches,
-            t.migrations
+            t.migrations,
+            cross(
+                shaped,
+                Some(t.migrations_cross_llc),
+                Some(t.migrations_cross_node)
+            )
         );
     }
 }
 
+/// The CPU table. On a machine with a shape (not one flat LLC) the CPUs
+/// come LLC by LLC (thread-innermost numbering keeps each LLC contiguous
+/// and SMT siblings adjacent), each group under a heading naming the LLC,
+/// its node and its CPUs, and each row says its core.
 fn cpus(r: &Report, s: &mut String) {
     if r.cpus.is_empty() {
         return;
     }
+    let shaped = r.topology.as_ref().filter(|t| !t.is_flat());
+    if let Some(t) = shaped {
+        let moved = r.metrics.as_ref().and_then(|m| {
+            let n = |k: &str| m.get(k).and_then(serde_json::Value::as_u64);
+            Some(format!(
+                "; migrations: {} ({} within an LLC, {} across LLCs, {} of them across nodes)",
+                n("migrations")?,
+                n("migrations")?.saturating_sub(n("migrations_cross_llc")?),
+                n("migrations_cross_llc")?,
+                n("migrations_cross_node")?
+            ))
+        });
+        let _ = writeln!(
+            s,
+            "topology {}{}{}",
+            t.shape,
+            t.preset.map(|p| format!(" ({p})")).unwrap_or_default(),
+            moved.unwrap_or_default()
+        );
+    }
+    let core_col = if shaped.is_some() {
+        format!(" {:>4}", "core")
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         s,
-        "{:>5} {:>6} {:>11} {:>9} {:>7} {:>6} {:>10} {:>9} {:>8}",
+        "{:>5}{core_col} {:>6} {:>11} {:>9} {:>7} {:>6} {:>10} {:>9} {:>8}",
         "cpu",
         "util",
         "nr_running",
@@ -160,10 +223,40 @@ fn cpus(r: &Report, s: &mut String) {
         "decisions",
         "remote"
     );
-    for c in &r.cpus {
+    let mut rows: Vec<&super::CpuRow> = r.cpus.iter().collect();
+    if shaped.is_some() {
+        rows.sort_by_key(|c| (c.llc.unwrap_or(u32::MAX), c.cpu));
+    }
+    let mut llc = None;
+    for c in rows {
+        if let Some(t) = shaped
+            && c.llc != llc
+        {
+            llc = c.llc;
+            let members: Vec<String> = r
+                .cpus
+                .iter()
+                .filter(|o| o.llc == c.llc)
+                .map(|o| o.cpu.to_string())
+                .collect();
+            let _ = match c.llc {
+                Some(l) => writeln!(
+                    s,
+                    "  LLC {l} (node {}): CPUs {}",
+                    c.node.map_or("?".into(), |n| n.to_string()),
+                    members.join(",")
+                ),
+                None => writeln!(s, "  outside {}", t.shape),
+            };
+        }
+        let core = if shaped.is_some() {
+            format!(" {:>4}", c.core.map_or("-".into(), |n| n.to_string()))
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             s,
-            "{:>5} {:>5.1}% {:>11.2} {:>9} {:>7} {:>6} {:>10} {:>9} {:>8}",
+            "{:>5}{core} {:>5.1}% {:>11.2} {:>9} {:>7} {:>6} {:>10} {:>9} {:>8}",
             c.cpu,
             c.utilisation * 100.0,
             c.mean_nr_running,
@@ -317,6 +410,8 @@ mod tests {
     use super::*;
     use crate::report::CpuRow;
     use crate::report::tests::sample;
+    use crate::report::topology::TopologyInfo;
+    use abi::topology::Topology;
 
     #[test]
     fn human_report_has_table_totals_and_boot_line() {
@@ -342,6 +437,62 @@ mod tests {
         assert!(!s.contains("verdict"), "no verdict without one");
     }
 
+    fn cpu_row(cpu: u32, t: &Topology) -> CpuRow {
+        CpuRow {
+            cpu,
+            utilisation: 0.5,
+            busy_ns: 1,
+            mean_nr_running: 1.0,
+            max_nr_running: 1,
+            switches: 1,
+            ticks: None,
+            ipis_sent: None,
+            policy_calls: None,
+            policy_inserts: None,
+            policy_remote_inserts: None,
+            host: None,
+            core: Some(t.core_of(cpu)),
+            llc: Some(t.llc_of(cpu)),
+            node: Some(t.node_of(cpu)),
+            cpuid: None,
+        }
+    }
+
+    #[test]
+    fn a_shaped_machines_cpus_are_grouped_by_llc_and_a_flat_ones_are_not() {
+        let t = Topology {
+            sockets: 2,
+            llcs_per_socket: 1,
+            cores_per_llc: 1,
+            threads_per_core: 2,
+        };
+        let mut r = sample();
+        r.topology = Some(TopologyInfo::new(t, Some("tiny")));
+        // Rows in any order come out LLC by LLC.
+        r.cpus = [3, 0, 2, 1].iter().map(|&c| cpu_row(c, &t)).collect();
+        r.tasks[0].migrations = Some(5);
+        r.tasks[0].migrations_cross_llc = Some(2);
+        r.tasks[0].migrations_cross_node = Some(2);
+        let mut s = String::new();
+        human(&r, "head", &mut s);
+        assert!(s.contains("topology 2s,1l,1c,2t (tiny)"), "{s}");
+        assert!(s.contains(" xLLC xnode"), "{s}");
+        let l0 = s.find("  LLC 0 (node 0): CPUs 0,1").expect(&s);
+        let l1 = s.find("  LLC 1 (node 1): CPUs 3,2").expect(&s);
+        let row = |cpu: u32| s.find(&format!("\n{cpu:>5} {:>4} ", cpu / 2)).expect(&s);
+        assert!(l0 < row(0) && row(0) < row(1) && row(1) < l1 && l1 < row(2) && row(2) < row(3));
+
+        let f = Topology::flat(2);
+        r.topology = Some(TopologyInfo::new(f, None));
+        r.cpus = (0..2).map(|c| cpu_row(c, &f)).collect();
+        let mut s = String::new();
+        human(&r, "head", &mut s);
+        assert!(
+            !s.contains("LLC") && !s.contains("core") && !s.contains("topology"),
+            "{s}"
+        );
+    }
+
     #[test]
     fn human_report_shows_cpus_and_each_check() {
         let mut r = sample();
@@ -360,6 +511,10 @@ mod tests {
             policy_inserts: None,
             policy_remote_inserts: None,
             host: None,
+            core: None,
+            llc: None,
+            node: None,
+            cpuid: None,
         }];
         r.verdict = Some(analysis::Verdict {
             status: analysis::Status::Fail,
@@ -406,6 +561,8 @@ mod tests {
             wake_latency: analysis::Latency::default(),
             switches: 0,
             migrations: 0,
+            migrations_cross_llc: 0,
+            migrations_cross_node: 0,
         }];
         let mut s = String::new();
         human(&r, "spin", &mut s);

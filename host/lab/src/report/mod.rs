@@ -4,6 +4,7 @@
 
 mod host_waits;
 mod human;
+pub mod topology;
 
 use crate::judge::Judgement;
 use abi::kstate::CpuRecord;
@@ -65,6 +66,9 @@ pub struct TaskRow {
     pub max_wait_ns: Option<u64>,
     pub wake_p99_ns: Option<u64>,
     pub migrations: Option<u64>,
+    /// Of `migrations`, how many left the task's LLC, and its node.
+    pub migrations_cross_llc: Option<u64>,
+    pub migrations_cross_node: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -103,6 +107,13 @@ pub struct CpuRow {
     pub policy_remote_inserts: Option<u64>,
     /// Host CPU its vCPU thread got (None where unmeasured).
     pub host: Option<HostTime>,
+    /// Its core, LLC and node in the run's topology (numbered across the
+    /// machine).
+    pub core: Option<u32>,
+    pub llc: Option<u32>,
+    pub node: Option<u32>,
+    /// What the guest's CPUID topology leaf told it at boot.
+    pub cpuid: Option<topology::CpuidSeen>,
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
@@ -174,6 +185,8 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub interrupted: Option<Interrupted>,
     pub config: serde_json::Value,
+    /// The machine's shape (see `--topology`).
+    pub topology: Option<topology::TopologyInfo>,
     pub tasks: Vec<TaskRow>,
     pub totals: Option<Totals>,
     /// The operation's own result numbers (e.g. ipc's round-trip times).
@@ -221,6 +234,7 @@ impl Report {
             ended_early: None,
             interrupted: None,
             config,
+            topology: None,
             tasks: Vec::new(),
             totals: None,
             result: None,
@@ -330,6 +344,13 @@ impl Report {
                 row.policy_calls = Some(r.policy_call_seq);
                 row.policy_inserts = Some(r.policy_inserts);
                 row.policy_remote_inserts = Some(r.policy_remote_inserts);
+                if let Some(t) = &self.topology {
+                    row.cpuid =
+                        topology::CpuidSeen::from_record(r.cpuid_topo, &t.topology, row.cpu);
+                }
+            }
+            if let Some(p) = self.topology.as_ref().and_then(|t| t.place(row.cpu)) {
+                (row.core, row.llc, row.node) = (Some(p.core), Some(p.llc), Some(p.node));
             }
             row.host = out
                 .vcpu_host
@@ -357,6 +378,8 @@ impl Report {
                 row.max_wait_ns = Some(t.max_wait_ns);
                 row.wake_p99_ns = Some(t.wake_latency.p99_ns);
                 row.migrations = Some(t.migrations);
+                row.migrations_cross_llc = Some(t.migrations_cross_llc);
+                row.migrations_cross_node = Some(t.migrations_cross_node);
             }
         }
         self.cpus = m
@@ -375,6 +398,10 @@ impl Report {
                 policy_inserts: None,
                 policy_remote_inserts: None,
                 host: None,
+                core: None,
+                llc: None,
+                node: None,
+                cpuid: None,
             })
             .collect();
         let mut metrics = metrics_json(m);
@@ -557,6 +584,8 @@ pub(crate) mod tests {
             max_wait_ns: None,
             wake_p99_ns: None,
             migrations: None,
+            migrations_cross_llc: None,
+            migrations_cross_node: None,
         };
         r.tasks = vec![row(2), row(3)];
         r.totals = Some(Totals {
@@ -840,6 +869,10 @@ pub(crate) mod tests {
                 run_ns: 100 - wait_ns,
                 wait_ns,
             }),
+            core: None,
+            llc: None,
+            node: None,
+            cpuid: None,
         };
         r.cpus = vec![row(0, 5), row(1, 40)];
         r.note_host_waits();

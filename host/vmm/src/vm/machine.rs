@@ -12,9 +12,11 @@ use abi::memmap::{
     BOOT_INFO_ADDR, GDT_ADDR, KERNEL_LOAD_ADDR, KERNEL_MAX_SIZE, OPERATION_CONFIG_ADDR,
     OPERATION_CONFIG_MAX, OPERATION_LOAD_ADDR, PAGE_TABLES_ADDR, tss_base,
 };
+use abi::topology::Topology;
 use kvm_bindings::{
-    CpuId, KVM_API_VERSION, KVM_CAP_DISABLE_QUIRKS2, KVM_MAX_CPUID_ENTRIES, KVM_MP_STATE_RUNNABLE,
-    KVM_X86_QUIRK_FIX_HYPERCALL_INSN, kvm_enable_cap, kvm_mp_state, kvm_userspace_memory_region,
+    CpuId, KVM_API_VERSION, KVM_CAP_DISABLE_QUIRKS2, KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
+    KVM_MAX_CPUID_ENTRIES, KVM_MP_STATE_RUNNABLE, KVM_X86_QUIRK_FIX_HYPERCALL_INSN,
+    kvm_cpuid_entry2, kvm_enable_cap, kvm_mp_state, kvm_userspace_memory_region,
 };
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
 use linux_loader::loader::{Elf, KernelLoader};
@@ -125,10 +127,12 @@ impl Machine {
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
             .map_err(kvm_err("KVM_GET_SUPPORTED_CPUID"))?;
         for cpu in 0..spec.cpu_count {
+            // KVM's vCPU id is its LAPIC id: the topology's packed id, so
+            // the LAPIC, CPUID and the core's IPIs name the same CPU.
             let fd = vm
-                .create_vcpu(cpu as u64)
+                .create_vcpu(u64::from(spec.sched.topology.apic_id(cpu)))
                 .map_err(kvm_err("KVM_CREATE_VCPU"))?;
-            fd.set_cpuid2(&cpuid_for(&cpuid, cpu))
+            fd.set_cpuid2(&cpuid_for(&cpuid, &spec.sched.topology, cpu))
                 .map_err(kvm_err("KVM_SET_CPUID2"))?;
             if cpu > 0 {
                 // With the in-kernel irqchip an AP starts in "wait for
@@ -270,22 +274,111 @@ fn setup_interrupts(vm: &VmFd) -> Result<()> {
     vm.create_irq_chip().map_err(kvm_err("KVM_CREATE_IRQCHIP"))
 }
 
-/// Leaves whose EDX is the x2APIC id, one entry per sub-leaf.
-const X2APIC_TOPOLOGY_LEAVES: [u32; 2] = [0xb, 0x1f];
+/// CPUID leaf 0 EBX of AMD CPUs ("Auth" of "AuthenticAMD").
+const VENDOR_AMD_EBX: u32 = u32::from_le_bytes(*b"Auth");
+/// Leaf 1 EDX: more than one logical CPU per package.
+const CPUID_1_EDX_HTT: u32 = 1 << 28;
+/// Leaf 0xB/0x1F level types (ECX[15:8]).
+const LEVEL_SMT: u32 = 1;
+const LEVEL_CORE: u32 = 2;
 
-/// KVM's supported CPUID with this vCPU's APIC id filled in (leaf 1
-/// EBX[31:24], and the x2APIC id of the topology leaves), so CPL0 `cpuid`
-/// and the LAPIC agree on which CPU this is.
-pub fn cpuid_for(base: &CpuId, cpu: u32) -> CpuId {
-    let mut c = base.clone();
-    for e in c.as_mut_slice() {
-        if e.function == 1 {
-            e.ebx = (e.ebx & 0x00ff_ffff) | ((cpu & 0xff) << 24);
-        } else if X2APIC_TOPOLOGY_LEAVES.contains(&e.function) {
-            e.edx = cpu;
+/// KVM's supported CPUID told as this vCPU on this topology, so that the
+/// guest's `cpuid` (answered from KVM_SET_CPUID2 at CPL0) describes the
+/// machine the run's report does:
+/// - leaf 1: EBX[31:24] the APIC id, EBX[23:16] the package's addressable
+///   ids (`1 << package_shift`), HTT when that is more than one;
+/// - leaves 0xB and (if the CPU has it) 0x1F: an SMT level (shift
+///   `smt_bits`, `threads_per_core` CPUs), a core level (shift
+///   `package_shift`, the package's CPUs) and the terminating level, each
+///   with the x2APIC id in EDX. KVM's own entries are replaced: on this
+///   host they are all zero;
+/// - leaf 4 (and AMD's 0x8000001D): each cache's sharing, EAX[25:14] =
+///   CPUs sharing it - 1 (an SMT core's for L1/L2, an LLC's for the
+///   highest level), EAX[31:26] = cores per package - 1;
+/// - on AMD, 0x8000001E (extended APIC id, core, threads per core, node)
+///   and 0x80000008 ECX (CPUs per package - 1, APIC id size).
+pub fn cpuid_for(base: &CpuId, topo: &Topology, cpu: u32) -> CpuId {
+    let apic = topo.apic_id(cpu);
+    let per_package = topo.cpus() / topo.sockets;
+    let cores_per_package = topo.llcs_per_socket * topo.cores_per_llc;
+    let llc_cpus = topo.threads_per_core * topo.cores_per_llc;
+    let entries = base.as_slice();
+    let leaf0 = entries.iter().find(|e| e.function == 0);
+    let max_leaf = leaf0.map_or(0, |e| e.eax);
+    let amd = leaf0.is_some_and(|e| e.ebx == VENDOR_AMD_EBX);
+    let max_cache_level = |leaf: u32| {
+        entries
+            .iter()
+            .filter(|e| e.function == leaf && e.eax & 0x1f != 0)
+            .map(|e| (e.eax >> 5) & 7)
+            .max()
+            .unwrap_or(0)
+    };
+    let (llc4, llc_amd) = (max_cache_level(4), max_cache_level(0x8000_001d));
+    let sharing = |eax: u32, llc_level: u32| {
+        if eax & 0x1f == 0 {
+            return eax; // no cache: the list's end
         }
+        let shared = if (eax >> 5) & 7 == llc_level {
+            llc_cpus
+        } else {
+            topo.threads_per_core
+        };
+        (eax & 0x3fff) | ((shared - 1) & 0xfff) << 14 | ((cores_per_package - 1) & 0x3f) << 26
+    };
+    let mut out: Vec<kvm_cpuid_entry2> = Vec::with_capacity(entries.len() + 6);
+    for e in entries {
+        let mut e = *e;
+        match e.function {
+            0xb | 0x1f => continue, // replaced below
+            1 => {
+                let ids = (1u32 << topo.package_shift()).min(0xff);
+                e.ebx = (e.ebx & 0x0000_ffff) | (apic & 0xff) << 24 | ids << 16;
+                e.edx = if per_package > 1 {
+                    e.edx | CPUID_1_EDX_HTT
+                } else {
+                    e.edx & !CPUID_1_EDX_HTT
+                };
+            }
+            4 => e.eax = sharing(e.eax, llc4),
+            0x8000_001d if amd => e.eax = sharing(e.eax, llc_amd),
+            0x8000_001e if amd => {
+                e.eax = apic;
+                e.ebx = (e.ebx & !0xffff)
+                    | (topo.core_of(cpu) & 0xff)
+                    | ((topo.threads_per_core - 1) & 0xff) << 8;
+                e.ecx = (e.ecx & !0x7ff) | (topo.node_of(cpu) & 0xff);
+            }
+            0x8000_0008 if amd => {
+                e.ecx = (e.ecx & !0xf0ff)
+                    | ((per_package - 1) & 0xff)
+                    | (topo.package_shift() & 0xf) << 12;
+            }
+            _ => {}
+        }
+        out.push(e);
     }
-    c
+    for leaf in [0xb, 0x1f] {
+        if max_leaf < leaf {
+            continue;
+        }
+        let level = |index: u32, shift: u32, cpus: u32, kind: u32| kvm_cpuid_entry2 {
+            function: leaf,
+            index,
+            flags: KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
+            eax: shift,
+            ebx: cpus & 0xffff,
+            ecx: kind << 8 | index,
+            edx: apic,
+            ..Default::default()
+        };
+        out.push(level(0, topo.smt_bits(), topo.threads_per_core, LEVEL_SMT));
+        out.push(level(1, topo.package_shift(), per_package, LEVEL_CORE));
+        out.push(level(2, 0, 0, 0));
+    }
+    // At most KVM's list plus six entries; KVM_MAX_CPUID_ENTRIES is 256
+    // and this host's list has about 70.
+    CpuId::from_entries(&out).unwrap_or_else(|_| base.clone())
 }
 
 fn rdtsc() -> u64 {
@@ -307,32 +400,119 @@ pub fn measure_tsc_khz() -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use abi::topology::Topology;
     use kvm_bindings::{CpuId, kvm_cpuid_entry2};
 
-    #[test]
-    fn cpuid_carries_the_apic_id() {
-        let entry = |function, index, ebx, edx| kvm_cpuid_entry2 {
+    fn entry(function: u32, index: u32, eax: u32, ebx: u32, edx: u32) -> kvm_cpuid_entry2 {
+        kvm_cpuid_entry2 {
             function,
             index,
+            eax,
             ebx,
             edx,
             ..Default::default()
-        };
+        }
+    }
+
+    fn find(c: &CpuId, function: u32, index: u32) -> kvm_cpuid_entry2 {
+        *c.as_slice()
+            .iter()
+            .find(|e| e.function == function && e.index == index)
+            .unwrap_or_else(|| panic!("no leaf {function:#x}.{index}"))
+    }
+
+    /// An Intel CPU like this host's: max leaf 0x1c (no 0x1F), L1d, L1i,
+    /// L2 and L3 in leaf 4, an all-zero leaf 0xB.
+    fn intel() -> CpuId {
+        CpuId::from_entries(&[
+            entry(0, 0, 0x1c, u32::from_le_bytes(*b"Genu"), 0),
+            entry(1, 0, 0xc06f2, 0x0002_0800, 0x0f8b_fbff),
+            entry(4, 0, 0x0400_0121, 0, 0),
+            entry(4, 1, 0x0400_0122, 0, 0),
+            entry(4, 2, 0x0400_0143, 0, 0),
+            entry(4, 3, 0x0400_4163, 0, 0),
+            entry(4, 4, 0, 0, 0),
+            entry(0xb, 0, 0, 0, 0),
+            entry(7, 0, 0, 0xffff, 0xffff),
+        ])
+        .unwrap()
+    }
+
+    const ODD: Topology = Topology {
+        sockets: 1,
+        llcs_per_socket: 2,
+        cores_per_llc: 3,
+        threads_per_core: 2,
+    };
+
+    #[test]
+    fn cpuid_tells_the_topology_on_intel() {
+        // CPU 7: LLC 1, its core 0, thread 1; APIC id 0b1_00_1 = 9.
+        let c = super::cpuid_for(&intel(), &ODD, 7);
+        let l1 = find(&c, 1, 0);
+        assert_eq!(l1.ebx, 0x0910_0800, "APIC id 9, 16 addressable ids");
+        assert_ne!(l1.edx & super::CPUID_1_EDX_HTT, 0);
+        assert_eq!(
+            l1.edx & !super::CPUID_1_EDX_HTT,
+            0x0f8b_fbff & !super::CPUID_1_EDX_HTT
+        );
+        let (smt, core, end) = (find(&c, 0xb, 0), find(&c, 0xb, 1), find(&c, 0xb, 2));
+        assert_eq!((smt.eax, smt.ebx, smt.ecx, smt.edx), (1, 2, 0x100, 9));
+        assert_eq!((core.eax, core.ebx, core.ecx, core.edx), (4, 12, 0x201, 9));
+        assert_eq!((end.eax, end.ebx, end.ecx >> 8, end.edx), (0, 0, 0, 9));
+        assert!(
+            c.as_slice().iter().all(|e| e.function != 0x1f),
+            "max leaf 0x1c"
+        );
+        let sharing = |i| (find(&c, 4, i).eax >> 14) & 0xfff;
+        let cores = |i| find(&c, 4, i).eax >> 26;
+        // L1d, L1i, L2 per SMT core; L3 per LLC of 3 cores x 2 threads.
+        assert_eq!(
+            [sharing(0), sharing(1), sharing(2), sharing(3)],
+            [1, 1, 1, 5]
+        );
+        assert_eq!([cores(0), cores(3)], [5, 5], "6 cores per package");
+        assert_eq!(
+            find(&c, 4, 3).eax & 0x3fff,
+            0x0163,
+            "cache type and level kept"
+        );
+        assert_eq!(find(&c, 4, 4).eax, 0, "the list's end stays empty");
+        assert_eq!(find(&c, 7, 0).ebx, 0xffff, "other leaves untouched");
+
+        // One CPU per package: no HTT, and a flat shape's ids are indexes.
+        let one = super::cpuid_for(&intel(), &Topology::flat(1), 0);
+        assert_eq!(find(&one, 1, 0).edx & super::CPUID_1_EDX_HTT, 0);
+        assert_eq!(find(&one, 1, 0).ebx >> 16, 0x01);
+        let flat = super::cpuid_for(&intel(), &Topology::flat(4), 3);
+        assert_eq!((find(&flat, 0xb, 0).edx, find(&flat, 0xb, 1).eax), (3, 2));
+    }
+
+    #[test]
+    fn cpuid_fills_leaf_1f_and_amds_leaves_when_the_cpu_has_them() {
         let base = CpuId::from_entries(&[
-            entry(1, 0, 0x0001_0800, 0x1234),
-            entry(0xb, 0, 1, 0),
-            entry(0xb, 1, 4, 0),
-            entry(0x1f, 0, 1, 0),
-            entry(7, 0, 0xffff, 0xffff),
+            entry(0, 0, 0x1f, super::VENDOR_AMD_EBX, 0),
+            entry(1, 0, 0, 0, 0),
+            entry(0x1f, 0, 0, 0, 0),
+            entry(0x8000_0008, 0, 0x3030, 0, 0),
+            entry(0x8000_001d, 0, 0x0000_0163, 0, 0),
+            entry(0x8000_001e, 0, 0, 0, 0),
         ])
         .unwrap();
-        let c = super::cpuid_for(&base, 5);
-        let e = c.as_slice();
-        assert_eq!(e[0].ebx, 0x0501_0800, "leaf 1 EBX[31:24] = APIC id");
-        assert_eq!(e[0].edx, 0x1234, "leaf 1 EDX untouched");
-        assert_eq!((e[1].edx, e[2].edx, e[3].edx), (5, 5, 5));
-        assert_eq!((e[1].ebx, e[2].ebx), (1, 4), "level info kept");
-        assert_eq!((e[4].ebx, e[4].edx), (0xffff, 0xffff));
+        let two = Topology {
+            sockets: 2,
+            llcs_per_socket: 1,
+            cores_per_llc: 2,
+            threads_per_core: 2,
+        };
+        // CPU 6: socket 1, core 3 (1 of its socket), thread 0: id 0b1_1_0.
+        let c = super::cpuid_for(&base, &two, 6);
+        assert_eq!((find(&c, 0x1f, 0).edx, find(&c, 0x1f, 1).eax), (6, 2));
+        assert_eq!(find(&c, 0xb, 1).ebx, 4);
+        let e = find(&c, 0x8000_001e, 0);
+        assert_eq!((e.eax, e.ebx, e.ecx), (6, 0x103, 1));
+        assert_eq!(find(&c, 0x8000_0008, 0).ecx, 0x2003);
+        assert_eq!((find(&c, 0x8000_001d, 0).eax >> 14) & 0xfff, 3);
     }
 
     #[test]
