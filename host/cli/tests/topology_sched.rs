@@ -80,7 +80,8 @@ fn num(v: &Value, what: &str) -> f64 {
 /// `1s,2l,2c,2t`, 16 spinning tasks for 1 s: every CPU holds two tasks
 /// (per-CPU queues: mean run-queue length within 10 % of 2), the two
 /// LLCs' busy times agree within 10 %, tasks stay put once spread (at most
-/// one move each: their placement at spawn), and each task's share is
+/// one move each, their placement at spawn, and at most 8 across LLCs),
+/// and each task's share is
 /// within 10 % of 1/16 -- or, when the verdict is inconclusive (the host
 /// blamed, or errors within the window's noise), within
 /// 10 % of what its vCPU's speed allows: this host runs 8 vCPUs on 2
@@ -135,7 +136,7 @@ fn sixteen_tasks_on_two_llcs(policy: &str) {
     };
     let tasks = v["tasks"].as_array().expect("tasks[]");
     assert_eq!(tasks.len(), 16);
-    let mut moves = 0;
+    let (mut moves, mut cross) = (0, 0);
     for t in tasks {
         let rel = num(&t["share"], "share") * 16.0;
         assert!(
@@ -148,10 +149,19 @@ fn sixteen_tasks_on_two_llcs(policy: &str) {
             hi * 1.1
         );
         moves += t["migrations"].as_u64().expect("migrations");
+        cross += t["migrations_cross_llc"]
+            .as_u64()
+            .expect("migrations_cross_llc");
     }
     assert!(
         moves <= 16,
         "{policy}: {moves} migrations in a steady run of 16 tasks on 8 CPUs"
+    );
+    // Placing 16 tasks spawned in one LLC moves at most half of them to
+    // the other; balancing adds no crossings once they are spread.
+    assert!(
+        cross <= 8,
+        "{policy}: {cross} cross-LLC migrations (of {moves}) in a steady run"
     );
 }
 
