@@ -50,16 +50,22 @@ pub fn load(cpu: u32) -> usize {
 /// Placement for per-CPU queues: keep `prev` if it is allowed and no
 /// allowed CPU has fewer tasks assigned (cache warmth is worth as much as
 /// a tie), else the allowed CPU with the fewest tasks, idle ones first,
-/// lowest number on ties. Keeping `prev` only when it is among the least
-/// loaded is what makes N equal tasks settle evenly.
+/// then one sharing `prev`'s LLC (its cache may still hold the task's
+/// data, as Linux's `select_idle_sibling` looks there first), lowest
+/// number on ties. Keeping `prev` only when it is among the least loaded
+/// is what makes N equal tasks settle evenly.
 pub fn select_balanced(p: &Task, prev: u32) -> u32 {
     let allowed = allowed(p);
     let idle = idle_mask();
-    // (load, busy, cpu): the smallest wins.
+    let llc = if prev < 64 { topo().llc_mask(prev) } else { 0 };
+    // (load, busy, other LLC, cpu): the smallest wins.
     let best = cpus(allowed)
-        .map(|c| (load(c), idle & (1u64 << c) == 0, c))
+        .map(|c| {
+            let bit = 1u64 << c;
+            (load(c), idle & bit == 0, llc & bit == 0, c)
+        })
         .min();
-    let Some((min_load, _, best)) = best else {
+    let Some((min_load, _, _, best)) = best else {
         return prev;
     };
     if prev < 64 && allowed & (1u64 << prev) != 0 && load(prev) <= min_load {

@@ -209,3 +209,27 @@ fn cross_llc_pulls_need_a_larger_imbalance() {
     h.tick(0, MS);
     assert_eq!(h.assigned(0), 2, "LLC 0 pulled from the busier LLC");
 }
+
+/// Newly-idle pulls look at the SMT sibling before the rest of the LLC:
+/// CPU 0's sibling CPU 1 has one task waiting, CPU 2 (same LLC, other
+/// core) two, and CPU 0 takes CPU 1's.
+#[test]
+fn newly_idle_pull_tries_the_smt_sibling_first() {
+    let mut h = Harness::with_topology(crate::sim_policy(), 0, TWO_LLCS, MS);
+    let on1 = load_cpu(&mut h, 1, 2);
+    load_cpu(&mut h, 2, 3);
+    assert_eq!(h.pick(0), Some(on1[1]));
+}
+
+/// Among equally loaded idle CPUs a waking task stays in its LLC: its
+/// previous CPU 5 (LLC 1) is busy, CPUs 1-3 (LLC 0) and 6-7 (LLC 1) are
+/// idle, and it goes to 6, not to the lowest idle CPU, 1.
+#[test]
+fn a_tie_keeps_the_waking_task_in_its_llc() {
+    let mut h = Harness::with_topology(crate::sim_policy(), 0, TWO_LLCS, MS);
+    for c in [0, 4, 5] {
+        load_cpu(&mut h, c, 1);
+    }
+    let s = h.add(1, CpuSet::all(8), 5);
+    assert_eq!(h.wake(s, ENQ_NEW), 6);
+}
