@@ -39,7 +39,7 @@ pub use abi::memmap::{MAX_CPUS, MAX_TASKS};
 pub use abi::policy::PolicyTask as Task;
 pub use abi::policy::{
     ENQ_HEAD, ENQ_NEW, ENQ_PREEMPT, ENQ_PREEMPTED, ENQ_WAKEUP, ENQ_YIELD, KICK_IDLE, KICK_PREEMPT,
-    POLICY_ABI_VERSION, PolicyOps, PolicyServices, SLICE_DFL, SLICE_INF,
+    PICK_IDLE_CORE, POLICY_ABI_VERSION, PolicyOps, PolicyServices, SLICE_DFL, SLICE_INF,
 };
 
 use core::cell::UnsafeCell;
@@ -220,9 +220,20 @@ pub fn test_and_clear_cpu_idle(cpu: u32) -> bool {
 
 /// Claim an idle CPU in `mask`.
 pub fn pick_idle_cpu(mask: u64) -> Option<u32> {
+    pick_idle_cpu_flags(mask, 0)
+}
+
+/// Claim an idle CPU in `mask` with sched_ext's flags
+/// ([`PICK_IDLE_CORE`]: only one whose whole core is idle).
+pub fn pick_idle_cpu_flags(mask: u64, flags: u64) -> Option<u32> {
     // SAFETY: a service of the checked table.
-    let c = unsafe { (svc().pick_idle_cpu)(mask, 0) };
+    let c = unsafe { (svc().pick_idle_cpu)(mask, flags) };
     u32::try_from(c).ok()
+}
+
+/// The machine's shape: which CPUs share a core, an LLC, a node.
+pub fn topology() -> abi::topology::Topology {
+    svc().topology
 }
 
 /// Wake `cpu` if idle, or preempt what it runs (`KICK_PREEMPT`).
@@ -265,13 +276,11 @@ pub fn error(text: &str) -> ! {
     unsafe { (svc().error)(text.as_ptr(), text.len()) }
 }
 
-/// sched_ext's `scx_bpf_select_cpu_dfl`: `prev` if idle, else an idle CPU
-/// the task may use, else `prev`.
+/// sched_ext's `scx_bpf_select_cpu_dfl` (`abi::idle::select_cpu_dfl`): a
+/// wholly idle core (prev's, then in prev's LLC, node, anywhere), then an
+/// idle CPU in the same order, else `prev`; the idle CPU is claimed.
 pub fn select_cpu_dfl(p: &Task, prev: u32) -> u32 {
-    if p.cpus_allowed & (1u64 << (prev & 63)) != 0 && test_and_clear_cpu_idle(prev) {
-        return prev;
-    }
-    pick_idle_cpu(p.cpus_allowed).unwrap_or(prev)
+    abi::idle::select_cpu_dfl(&topology(), p.cpus_allowed, prev, pick_idle_cpu_flags).0
 }
 
 /// The policy's state, reachable from the exported callbacks. Sound

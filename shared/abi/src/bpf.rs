@@ -486,7 +486,7 @@ pub const SCX_ENUMS: [(&str, u64); 24] = [
     ("SCX_DEQ_CORE_SCHED_EXEC", 1 << 32),
     ("SCX_OPS_NAME_LEN", 128),
     ("SCX_TASK_QUEUED", 1),
-    ("SCX_PICK_IDLE_CORE", 1),
+    ("SCX_PICK_IDLE_CORE", crate::policy::PICK_IDLE_CORE),
     ("SCX_EXIT_NONE", 0),
 ];
 

@@ -13,6 +13,7 @@ pub mod boot;
 pub mod bpf;
 pub mod calltable;
 pub mod config;
+pub mod idle;
 pub mod ipc;
 pub mod kstate;
 pub mod memmap;

@@ -153,6 +153,10 @@ pub const ENQ_PREEMPT: u64 = 1 << 32;
 pub const KICK_IDLE: u64 = 1;
 pub const KICK_PREEMPT: u64 = 2;
 
+/// `pick_idle_cpu` flag (sched_ext's `SCX_PICK_IDLE_CORE`): only a CPU
+/// whose whole core (every SMT sibling) is idle (`abi::idle::pick_idle`).
+pub const PICK_IDLE_CORE: u64 = 1;
+
 /// Words of per-task storage a policy may use as it likes
 /// ([`PolicyTask::data`]).
 pub const POLICY_TASK_DATA_WORDS: usize = 4;
@@ -308,7 +312,9 @@ pub struct PolicyServices {
     pub idle_mask: unsafe extern "C" fn() -> u64,
     /// Claim idle `cpu` for a wake-up: 1 if it was idle and unclaimed.
     pub test_and_clear_cpu_idle: unsafe extern "C" fn(cpu: u32) -> u32,
-    /// Claim an idle CPU in `mask`: its number, or <0 if none.
+    /// Claim an idle CPU in `mask`: its number, or <0 if none. With
+    /// [`PICK_IDLE_CORE`] only a CPU whose whole core is idle; the choice is
+    /// `abi::idle::pick_idle`'s.
     pub pick_idle_cpu: unsafe extern "C" fn(mask: u64, flags: u64) -> i32,
     /// Make `cpu` reschedule: wake it if idle (`KICK_IDLE`), or preempt
     /// what it runs (`KICK_PREEMPT`).

@@ -35,9 +35,9 @@ use abi::policy::{
     CB_INIT_TASK, CB_QUIESCENT, CB_RUNNABLE, CB_RUNNING, CB_SELECT_CPU, CB_STOPPING, CB_TICK,
 };
 use abi::policy::{
-    DSQ_GLOBAL, DSQ_INVALID, ENQ_HEAD, ENQ_NEW, ENQ_WAKEUP, KICK_PREEMPT, POLICY_ABI_VERSION,
-    POLICY_CPU_DATA_SIZE, POLICY_SERVICES_MAGIC, PolicyOps, PolicyServices, PolicyTask, SLICE_DFL,
-    SLICE_INF,
+    DSQ_GLOBAL, DSQ_INVALID, DSQ_LOCAL_ON, ENQ_HEAD, ENQ_NEW, ENQ_WAKEUP, KICK_PREEMPT,
+    POLICY_ABI_VERSION, POLICY_CPU_DATA_SIZE, POLICY_SERVICES_MAGIC, PolicyOps, PolicyServices,
+    PolicyTask, SLICE_DFL, SLICE_INF,
 };
 use abi::topology::Topology;
 use callback::call;
@@ -394,16 +394,23 @@ unsafe extern "C" fn test_and_clear_cpu_idle(cpu: u32) -> u32 {
     u32::from(cpu < ctx().nr_cpus && claim(cpu))
 }
 
-/// Claim the lowest idle, unclaimed CPU in `mask`.
-fn claim_idle_in(mask: u64) -> Option<u32> {
-    let free = ctx().idle.0 & mask & !CLAIMED.load(Ordering::Relaxed);
-    let cpu = (free != 0).then(|| free.trailing_zeros())?;
+/// The run's topology, as the policy was given it.
+fn topology() -> Topology {
+    // SAFETY: written once at boot (before any callback); read-only after.
+    unsafe { SERVICES.get().topology }
+}
+
+/// Claim the idle, unclaimed CPU in `mask` that sched_ext's
+/// `pick_idle_cpu(mask, flags)` picks (`abi::idle::pick_idle`).
+fn claim_idle_in(mask: u64, flags: u64) -> Option<u32> {
+    let free = ctx().idle.0 & !CLAIMED.load(Ordering::Relaxed);
+    let cpu = abi::idle::pick_idle(&topology(), free, mask, flags)?;
     claim(cpu);
     Some(cpu)
 }
 
-unsafe extern "C" fn pick_idle_cpu(mask: u64, _flags: u64) -> i32 {
-    claim_idle_in(mask).map_or(-1, |c| c as i32)
+unsafe extern "C" fn pick_idle_cpu(mask: u64, flags: u64) -> i32 {
+    claim_idle_in(mask, flags).map_or(-1, |c| c as i32)
 }
 
 /// Preempt what `cpu` runs, as sched_ext does: its slice ends now (even
@@ -572,7 +579,7 @@ impl super::policy::Policy for ImagePolicy {
         let cpu = with(c, || match ops().select_cpu {
             // SAFETY: a checked callback; v is a live view.
             Some(f) => call(CB_SELECT_CPU, || unsafe { f(v, prev, 0) }),
-            None => select_cpu_dfl(t, prev),
+            None => select_cpu_dfl(v, t, prev),
         });
         if cpu >= nr {
             policy_error(b"select_cpu returned a CPU the run does not have");
@@ -733,19 +740,16 @@ impl ImagePolicy {
     }
 }
 
-/// sched_ext's default CPU choice: the previous CPU if it is idle, else
-/// any idle CPU the task may use, else the previous CPU.
-fn select_cpu_dfl(t: &TaskInfo, prev: Cpu) -> Cpu {
-    let allowed = t.affinity.0;
-    if allowed & (1u64 << prev) != 0 && claim(prev) {
-        return prev;
+/// sched_ext's default `select_cpu` (`select_task_rq_scx` without an
+/// `ops.select_cpu`): `abi::idle::select_cpu_dfl`'s choice (a wholly idle
+/// core, prev's first, then an idle CPU, prev's LLC first, else prev),
+/// and a task given an idle CPU goes straight to that CPU's local queue
+/// with the default slice (sched_ext's direct dispatch), so the CPU the
+/// selection claimed is the one that runs it.
+fn select_cpu_dfl(v: *mut PolicyTask, t: &TaskInfo, prev: Cpu) -> Cpu {
+    let (cpu, idle) = abi::idle::select_cpu_dfl(&topology(), t.affinity.0, prev, claim_idle_in);
+    if idle {
+        insert(v, DSQ_LOCAL_ON | u64::from(cpu), SLICE_DFL, None, 0);
     }
-    if let Some(cpu) = claim_idle_in(allowed) {
-        return cpu;
-    }
-    if allowed & (1u64 << prev) != 0 {
-        prev
-    } else {
-        t.affinity.first().unwrap_or(0)
-    }
+    cpu
 }

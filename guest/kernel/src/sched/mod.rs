@@ -130,9 +130,26 @@ fn idle_set(s: &Sched) -> CpuSet {
     CpuSet(m)
 }
 
+/// The idle CPUs a policy sees: those running no task. Linux counts a
+/// CPU idle while it runs its idle task, interrupts and all; `idle_set`
+/// (halted right now) drops a CPU at every tick its idle loop wakes for,
+/// which made a wholly idle core look busy to `select_cpu_dfl` whenever
+/// its CPU was checking timers -- often the very CPU waking the tasks.
+/// A CPU awake in its idle loop looks for work again before it halts, so
+/// a task queued for it is not left behind.
+fn policy_idle_set(s: &Sched) -> CpuSet {
+    let mut m = 0u64;
+    for (c, r) in s.running[..s.nr_cpus as usize].iter().enumerate() {
+        if r.is_none() {
+            m |= 1 << c;
+        }
+    }
+    CpuSet(m)
+}
+
 /// Call into the policy with a context built from the scheduler state.
 pub fn with_policy<R>(s: &mut Sched, f: impl FnOnce(&mut image::ImagePolicy, &mut Ctx) -> R) -> R {
-    let idle = idle_set(s);
+    let idle = policy_idle_set(s);
     let nr = s.nr_cpus as usize;
     let Sched {
         policy,

@@ -292,24 +292,24 @@ impl Rt {
         Ok(u64::from(cpu))
     }
 
-    /// sched_ext's default CPU choice: `prev` if allowed and idle, else an
-    /// idle allowed CPU, else `prev`; and whether it is idle.
+    /// sched_ext's default CPU choice (`abi::idle::select_cpu_dfl`, the
+    /// core's own order over its `pick_idle_cpu` service: a wholly idle
+    /// core, prev's first, then its LLC's, then an idle CPU in the same
+    /// order, else `prev`); and whether an idle CPU was claimed.
     pub fn dfl_cpu(&mut self, allowed: u64, prev: u32) -> (u32, bool) {
         let svc = *self.svc();
-        // SAFETY: services of the live table; `prev` is checked first.
-        unsafe {
-            if prev < self.nr_cpus
-                && allowed & (1u64 << prev) != 0
-                && (svc.test_and_clear_cpu_idle)(prev) != 0
-            {
-                return (prev, true);
-            }
-            let c = (svc.pick_idle_cpu)(allowed & self.online(), 0);
-            if c >= 0 {
-                return (c as u32, true);
-            }
+        let online = self.online();
+        let pick = |mask: u64, flags: u64| {
+            // SAFETY: a service of the live table.
+            u32::try_from(unsafe { (svc.pick_idle_cpu)(mask & online, flags) }).ok()
+        };
+        // A `prev` the run does not have is searched from nowhere and
+        // given back when nothing is idle (the core then refuses it).
+        let from = if prev < self.nr_cpus { prev } else { u32::MAX };
+        match abi::idle::select_cpu_dfl(&svc.topology, allowed & online, from, pick) {
+            (cpu, true) => (cpu, true),
+            (_, false) => (prev, false),
         }
-        (prev, false)
     }
 
     fn pick_idle(&mut self, mask: u64, flags: u64) -> u64 {
@@ -327,11 +327,13 @@ impl Rt {
         Ok(unsafe { rd::<u64>(addr) })
     }
 
+    /// The idle mask, or with `smt` the CPUs whose whole core is idle
+    /// (`abi::idle::idle_cores`, Linux's `idle_masks.smt`).
     fn idle_mask_addr(&mut self, smt: bool) -> u64 {
         // SAFETY: a service of the live table.
         let m = unsafe { (self.svc().idle_mask)() };
         if smt {
-            self.sh().ro.smt.bits = [m];
+            self.sh().ro.smt.bits = [abi::idle::idle_cores(&self.svc().topology, m)];
             &self.sh().ro.smt as *const _ as u64
         } else {
             self.sh().ro.idle.bits = [m];

@@ -87,3 +87,32 @@ fn fmt_count(buf: &mut [u8; 40], mut n: u64) -> &str {
 }
 
 policy_sdk::export_policy!(Defaults, Defaults { callbacks: 0 });
+
+#[cfg(test)]
+mod tests {
+    use policy_sdk::sim::{Sim, Slot, Topology};
+
+    /// sched_ext's default selection on SMT: four tasks woken from CPU 0
+    /// on `1s,1l,4c,2t` take a wholly idle core each (CPUs 0, 2, 4, 6),
+    /// where "prev if idle, else the lowest idle CPU" stacked them on two
+    /// cores (0, 1, 2, 3).
+    #[test]
+    fn select_cpu_dfl_spreads_over_idle_cores() {
+        let topo = Topology {
+            sockets: 1,
+            llcs_per_socket: 1,
+            cores_per_llc: 4,
+            threads_per_core: 2,
+        };
+        let mut sim = Sim::with_topology(crate::sim_policy(), 0, topo, 1_000_000);
+        let slots: Vec<Slot> = (0..4).map(|_| sim.spin(1)).collect();
+        sim.run_until(1_000_000);
+        let mut cores = 0u32;
+        for s in slots {
+            let ran = sim.tasks[s as usize].ran_on.0;
+            assert_eq!(ran.count_ones(), 1, "task {s} ran on {ran:#x}");
+            cores |= 1 << topo.core_of(ran.trailing_zeros());
+        }
+        assert_eq!(cores, 0b1111, "one task per core");
+    }
+}

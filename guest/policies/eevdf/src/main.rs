@@ -39,7 +39,19 @@
 //! - else, if it runs alone while a task waiting on another CPU is more
 //!   than a slice of weighted CPU time behind it (runtime / weight), it
 //!   makes way there, and its idle CPU steals from that busier one: tasks
-//!   that cannot divide evenly (3 on 2 CPUs) rotate to equal shares.
+//!   that cannot divide evenly (3 on 2 CPUs) rotate to equal shares;
+//! - else the CPU pulls a queued task from a busier group of its domains
+//!   (`place::pull_from`: periodic balance, weighted load per CPU beyond
+//!   the level's `imbalance_pct`, 110 % inside an LLC, 117 % between LLCs,
+//!   125 % between nodes).
+//!
+//! All of it follows the topology as Linux's domains do: candidates in
+//! the innermost domain (SMT siblings, then the LLC, node, machine) win,
+//! a move to another LLC needs the level's tolerance on top of the
+//! improvement (or a task two slices behind rather than one for the
+//! rotation), and an idle CPU steals from its LLC before others
+//! (`place::steal_from`), so tasks keep their caches and do not bounce
+//! between LLCs.
 #![cfg_attr(not(test), no_std)]
 #![cfg_attr(not(test), no_main)]
 
@@ -105,26 +117,9 @@ impl Scheduler for Eevdf {
         if !rq::in_range(0, cpu) || dsq::nr_queued(dsq::local_on(cpu)) != 0 {
             return;
         }
-        let Some(from) = place::steal_from(cpu) else {
-            return;
-        };
-        // The task most behind in CPU time for its weight (runtime /
-        // weight, compared without division): the one balancing is for.
-        let Some(p) = dsq::iter(dsq::local_on(from))
-            .filter(|p| place::may_run(p, cpu))
-            .min_by(|a, b| {
-                let ka = u128::from(a.runtime_ns) * u128::from(b.weight.max(1));
-                let kb = u128::from(b.runtime_ns) * u128::from(a.weight.max(1));
-                ka.cmp(&kb)
-            })
-        else {
-            return;
-        };
-        dsq::remove(p);
-        let s = p.slot as usize;
-        self.migrate(s, cpu);
-        dsq::insert(p, dsq::local_on(cpu), 0, 0);
-        self.repick(cpu);
+        if let Some(from) = place::steal_from(cpu) {
+            self.pull(from, cpu);
+        }
     }
 
     fn running(&mut self, p: &mut Task) {
@@ -156,17 +151,39 @@ impl Scheduler for Eevdf {
     }
 
     fn tick(&mut self, p: &mut Task) {
-        let local = self.preempt_at_tick(p);
-        if policy_sdk::ran_ns(p) >= policy_sdk::slice_dfl_ns()
-            && let Some(to) = balance_to(p)
-        {
+        let mut local = self.preempt_at_tick(p);
+        let used = policy_sdk::ran_ns(p) >= policy_sdk::slice_dfl_ns();
+        if used && let Some(to) = balance_to(p) {
             self.target.set(p.slot as usize, to);
             p.slice_ns = 0;
-        } else if local {
+            local = false;
+        } else if used {
+            // Periodic balance (see the module docs), weighing tasks.
+            let cpu = p.cpu;
+            let movable = |c: u32| most_behind(c, cpu).map(|q| u64::from(q.weight.max(1)));
+            if let Some((from, _)) = place::pull_from(cpu, weighted_load, movable) {
+                // Its request used, it makes way for the task pulled here.
+                local |= self.pull(from, cpu);
+            }
+        }
+        if local {
             p.slice_ns = 0;
         }
         p.dsq_vtime = self.vruntime.get(p.slot as usize).copied().unwrap_or(0);
     }
+}
+
+/// The task queued on `from` that `cpu` would take: the one most behind
+/// in CPU time for its weight (runtime / weight, compared without
+/// division), the one balancing is for.
+fn most_behind(from: u32, cpu: u32) -> Option<&'static mut Task> {
+    dsq::iter(dsq::local_on(from))
+        .filter(|p| place::may_run(p, cpu))
+        .min_by(|a, b| {
+            let ka = u128::from(a.runtime_ns) * u128::from(b.weight.max(1));
+            let kb = u128::from(b.runtime_ns) * u128::from(a.weight.max(1));
+            ka.cmp(&kb)
+        })
 }
 
 /// The weights of the tasks assigned to `cpu`: running and queued.
@@ -178,21 +195,30 @@ fn weighted_load(cpu: u32) -> u64 {
 }
 
 /// Where the running task `p`, which has used its slice, should go to
-/// balance the CPUs (see the module docs), if anywhere.
+/// balance the CPUs (see the module docs), if anywhere: the innermost
+/// domain with a candidate wins, and a move to another LLC needs the
+/// level's tolerance on top (this CPU still busier than the other would
+/// be after the move, by `Level::imbalance_pct`) or, for the rotation, a
+/// task two slices behind instead of one.
 fn balance_to(p: &Task) -> Option<u32> {
     let (c, w) = (p.cpu, u64::from(p.weight.max(1)));
     let others = place::allowed(p) & !(1u64 << c);
     let wc = weighted_load(c);
-    let mut best: Option<(u64, u32)> = None;
-    for d in place::cpus(others) {
-        let wd = weighted_load(d);
-        let after = wc.saturating_sub(w).abs_diff(wd + w);
-        if after < wc.abs_diff(wd) && best.is_none_or(|(b, _)| after < b) {
-            best = Some((after, d));
+    let mut seen = 0u64;
+    for (level, span) in place::domains(c) {
+        let mut best: Option<(u64, u32)> = None;
+        for d in place::cpus(others & span & !seen) {
+            let wd = weighted_load(d);
+            let after = wc.saturating_sub(w).abs_diff(wd + w);
+            let worth = !level.crosses_llc() || wc * 100 > (wd + w) * level.imbalance_pct();
+            if worth && after < wc.abs_diff(wd) && best.is_none_or(|(b, _)| after < b) {
+                best = Some((after, d));
+            }
         }
-    }
-    if let Some((_, d)) = best {
-        return Some(d);
+        if let Some((_, d)) = best {
+            return Some(d);
+        }
+        seen |= span;
     }
     if dsq::nr_queued(dsq::local_on(c)) != 0 {
         return None;
@@ -200,19 +226,31 @@ fn balance_to(p: &Task) -> Option<u32> {
     // Alone: make way for a task waiting elsewhere that is behind,
     // comparing runtime / weight without division.
     let slice = u128::from(policy_sdk::slice_dfl_ns());
-    let mut busiest: Option<(usize, u32)> = None;
-    for d in place::cpus(others) {
-        let behind = dsq::iter(dsq::local_on(d)).any(|q| {
-            place::may_run(q, c)
-                && (u128::from(q.runtime_ns) + slice) * u128::from(w)
-                    < u128::from(p.runtime_ns) * u128::from(q.weight.max(1))
-        });
-        let l = place::load(d);
-        if behind && busiest.is_none_or(|(bl, _)| l > bl) {
-            busiest = Some((l, d));
+    let mut seen = 0u64;
+    for (level, span) in place::domains(c) {
+        let margin = if level.crosses_llc() {
+            2 * slice
+        } else {
+            slice
+        };
+        let mut busiest: Option<(usize, u32)> = None;
+        for d in place::cpus(others & span & !seen) {
+            let behind = dsq::iter(dsq::local_on(d)).any(|q| {
+                place::may_run(q, c)
+                    && (u128::from(q.runtime_ns) + margin) * u128::from(w)
+                        < u128::from(p.runtime_ns) * u128::from(q.weight.max(1))
+            });
+            let l = place::load(d);
+            if behind && busiest.is_none_or(|(bl, _)| l > bl) {
+                busiest = Some((l, d));
+            }
         }
+        if let Some((_, d)) = busiest {
+            return Some(d);
+        }
+        seen |= span;
     }
-    busiest.map(|(_, d)| d)
+    None
 }
 
 impl Eevdf {
@@ -259,6 +297,20 @@ impl Eevdf {
             dsq::remove(p);
             dsq::insert(p, q, 0, ENQ_HEAD);
         }
+    }
+
+    /// Take [`most_behind`] from `from`'s queue onto `cpu`'s, with its
+    /// lag.
+    fn pull(&mut self, from: u32, cpu: u32) -> bool {
+        let Some(p) = most_behind(from, cpu) else {
+            return false;
+        };
+        dsq::remove(p);
+        let s = p.slot as usize;
+        self.migrate(s, cpu);
+        dsq::insert(p, dsq::local_on(cpu), 0, 0);
+        self.repick(cpu);
+        true
     }
 
     /// Move `s`'s accounting to `cpu`'s run queue, keeping its lag.

@@ -2,7 +2,7 @@
 //! image, with the run-queue sums checked after every step.
 
 use crate::Eevdf;
-use policy_sdk::sim::{CpuSet, Harness, Sim, Slot};
+use policy_sdk::sim::{CpuSet, Harness, Sim, Slot, Topology};
 use policy_sdk::{ENQ_NEW, ENQ_PREEMPTED, ENQ_WAKEUP, dsq};
 
 const MS: u64 = 1_000_000;
@@ -223,4 +223,97 @@ fn a_heavy_task_gets_a_cpu_of_its_own() {
     let slots: Vec<Slot> = [1, 1, 10].iter().map(|&w| sim.spin(w)).collect();
     sim.run_until(600 * MS);
     sim.assert_shares(&slots, &[0.25, 0.25, 0.5], 2 * 600 * MS, 0.05);
+}
+
+/// `1s,2l,2c,2t`: CPUs 0-3 share LLC 0, 4-7 LLC 1; SMT pairs {0,1}...
+const TWO_LLCS: Topology = Topology {
+    sockets: 1,
+    llcs_per_socket: 2,
+    cores_per_llc: 2,
+    threads_per_core: 2,
+};
+
+/// Sixteen equal tasks on `1s,2l,2c,2t` settle at two per CPU, eight per
+/// LLC, get a sixteenth of the machine each, and do not cross between the
+/// LLCs once settled.
+#[test]
+fn sixteen_tasks_spread_evenly_over_two_llcs() {
+    let mut sim = Sim::with_topology(crate::sim_policy(), 0, TWO_LLCS, MS);
+    sim.h.on_step(|h| state().check_sums(h.nr_cpus()));
+    let slots: Vec<Slot> = (0..16).map(|_| sim.spin(1)).collect();
+    sim.run_until(20 * MS);
+    let settled = sim.migrations();
+    for c in 0..8 {
+        assert_eq!(sim.h.assigned(c), 2, "CPU {c}");
+    }
+    sim.run_until(520 * MS);
+    sim.assert_shares(&slots, &[1.0 / 16.0; 16], 8 * 520 * MS, 0.05);
+    let (_, across) = sim.migrations();
+    assert_eq!(across, settled.1, "tasks crossed LLCs after settling");
+}
+
+/// Queue `n` spinners of weight `w` on `cpu` directly (as if they had
+/// woken there) and run the first of them if the CPU is idle.
+fn load_cpu(h: &mut Harness, cpu: u32, n: usize, w: u32) -> Vec<Slot> {
+    let all = CpuSet::all(h.nr_cpus());
+    let slots: Vec<Slot> = (0..n).map(|_| h.add(w, all, cpu)).collect();
+    for &s in &slots {
+        h.enqueue(s, ENQ_NEW);
+    }
+    if n > 0 && h.running(cpu).is_none() {
+        h.pick(cpu);
+    }
+    slots
+}
+
+/// A CPU that runs dry steals within its LLC first: CPU 0's LLC-mate CPU
+/// 2 has one task waiting, CPU 4 in the other LLC has two, and CPU 0
+/// takes CPU 2's (the flat machine's choice was the busiest CPU, 4).
+#[test]
+fn newly_idle_pull_prefers_the_llc() {
+    let mut h = checked(Harness::with_topology(crate::sim_policy(), 0, TWO_LLCS, MS));
+    let on2 = load_cpu(&mut h, 2, 2, 1);
+    load_cpu(&mut h, 4, 3, 1);
+    assert_eq!(h.pick(0), Some(on2[1]));
+    assert_eq!(h.steals.last(), Some(&(on2[1], 2, 0)));
+}
+
+/// Periodic balance by weight: CPU 0's tasks weigh 15, CPU 1's 17 (one
+/// task of weight 1 each side, the rest one heavy task): in one LLC the
+/// light task moves to CPU 0 at the end of CPU 0's slice (17 > 110 % of
+/// 15 and 16 against 16 after); with each CPU its own LLC the imbalance
+/// is within the 117 % tolerance for leaving a cache. A clear imbalance
+/// (three tasks per CPU in one LLC, one in the other) crosses.
+#[test]
+fn cross_llc_pulls_need_a_larger_imbalance() {
+    for (topo, pulled) in [
+        (Topology::flat(2), true),
+        (
+            Topology {
+                sockets: 1,
+                llcs_per_socket: 2,
+                cores_per_llc: 1,
+                threads_per_core: 1,
+            },
+            false,
+        ),
+    ] {
+        let mut h = checked(Harness::with_topology(crate::sim_policy(), 0, topo, MS));
+        load_cpu(&mut h, 0, 1, 14);
+        load_cpu(&mut h, 0, 1, 1);
+        load_cpu(&mut h, 1, 1, 16);
+        load_cpu(&mut h, 1, 1, 1);
+        h.tick(0, MS);
+        let want = if pulled { (3, 1) } else { (2, 2) };
+        assert_eq!((h.assigned(0), h.assigned(1)), want, "{topo:?}");
+    }
+    let mut h = checked(Harness::with_topology(crate::sim_policy(), 0, TWO_LLCS, MS));
+    for c in 0..4 {
+        load_cpu(&mut h, c, 1, 1);
+    }
+    for c in 4..8 {
+        load_cpu(&mut h, c, 3, 1);
+    }
+    h.tick(0, MS);
+    assert_eq!(h.assigned(0), 2, "LLC 0 pulled from the busier LLC");
 }

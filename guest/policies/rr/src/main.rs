@@ -19,6 +19,20 @@
 //! queued on that busier CPU, and its own CPU, now idle, steals the task
 //! at the head of the busier queue. The tasks rotate; each swap is two
 //! migrations, counted in the report.
+//!
+//! Balancing follows the topology (`policy_sdk::place`'s domains, as
+//! Linux's): a CPU that runs dry steals from the busiest CPU among its SMT
+//! siblings, then its LLC, then its node, then anywhere (newly-idle
+//! pull); at the end of each slice a CPU pulls a queued task from the
+//! busiest group of its domains, innermost first, when that group is
+//! busier per CPU beyond the level's tolerance (`Level::imbalance_pct`:
+//! 110 % inside an LLC, 117 % between LLCs, 125 % between nodes) and the
+//! move would not make its own group the busier one (periodic balance);
+//! and the rotation above makes way for a task on a CPU in the same LLC
+//! first and crosses an LLC only for a task more than two slices behind
+//! (the migration cost of a cold cache), so tasks do not bounce between
+//! LLCs. Evenly divisible loads (16 tasks on 8 CPUs) settle at two per CPU
+//! and stay there.
 #![cfg_attr(not(test), no_std)]
 #![cfg_attr(not(test), no_main)]
 
@@ -31,21 +45,59 @@ const OVERRUN: usize = 0;
 /// none): its next `enqueue` queues it there.
 const MOVE_TO: usize = 1;
 
-/// A CPU other than `p`'s where a task waits that is more than a slice of
-/// CPU time behind `p`, may run on `p`'s CPU and whose CPU `p` may run
-/// on: the busiest such CPU (first of equals).
+/// A CPU other than `p`'s where a task waits that is behind `p` in CPU
+/// time by more than a slice (two slices if the CPU is in another LLC: a
+/// move there costs the task its cache), may run on `p`'s CPU and whose
+/// CPU `p` may run on: the busiest such CPU (first of equals) of the
+/// innermost domain that has one.
 fn behind_elsewhere(p: &Task) -> Option<u32> {
     let slice = policy_sdk::slice_dfl_ns();
-    let mut best: Option<(usize, u32)> = None;
-    for c in place::cpus(place::allowed(p) & !(1u64 << p.cpu)) {
-        let behind = dsq::iter(dsq::local_on(c))
-            .any(|q| place::may_run(q, p.cpu) && q.runtime_ns.saturating_add(slice) < p.runtime_ns);
-        let l = place::load(c);
-        if behind && best.is_none_or(|(bl, _)| l > bl) {
-            best = Some((l, c));
+    let allowed = place::allowed(p);
+    let mut seen = 1u64 << p.cpu.min(63);
+    for (level, span) in place::domains(p.cpu) {
+        let margin = if level.crosses_llc() {
+            2 * slice
+        } else {
+            slice
+        };
+        let mut best: Option<(usize, u32)> = None;
+        for c in place::cpus(span & allowed & !seen) {
+            let behind = dsq::iter(dsq::local_on(c)).any(|q| {
+                place::may_run(q, p.cpu) && q.runtime_ns.saturating_add(margin) < p.runtime_ns
+            });
+            let l = place::load(c);
+            if behind && best.is_none_or(|(bl, _)| l > bl) {
+                best = Some((l, c));
+            }
         }
+        if let Some((_, c)) = best {
+            return Some(c);
+        }
+        seen |= span;
     }
-    best.map(|(_, c)| c)
+    None
+}
+
+/// The queued task on `from` that `cpu` would pull: the last one allowed
+/// on `cpu` (Linux detaches from the tail: the task that would wait
+/// longest here and whose cache is coldest).
+fn pullable(from: u32, cpu: u32) -> Option<&'static mut Task> {
+    dsq::iter(dsq::local_on(from))
+        .filter(|q| place::may_run(q, cpu))
+        .last()
+}
+
+/// Periodic balance at the end of a slice on `cpu` (see the module docs):
+/// pull a queued task from a busier group, counting tasks.
+fn periodic_pull(cpu: u32) {
+    let weigh = |c: u32| place::load(c) as u64;
+    let movable = |c: u32| pullable(c, cpu).map(|_| 1);
+    if let Some((from, _)) = place::pull_from(cpu, weigh, movable)
+        && let Some(q) = pullable(from, cpu)
+    {
+        dsq::remove(q);
+        dsq::insert(q, dsq::local_on(cpu), policy_sdk::SLICE_METERED, 0);
+    }
 }
 
 struct Rr;
@@ -97,13 +149,15 @@ impl Scheduler for Rr {
 
     /// Preempt after a full slice (less what the task overran its last
     /// one), but only if someone is waiting here: preempting a lone task
-    /// would just run it again.
-    /// A lone task that has run its slice makes way, on a busier CPU, for
-    /// a task waiting there that is behind it (see the module docs).
+    /// would just run it again. First, the periodic balance may pull a
+    /// task here. A lone task that has run its slice makes way, on a
+    /// busier CPU, for a task waiting there that is behind it (see the
+    /// module docs).
     fn tick(&mut self, p: &mut Task) {
         if policy_sdk::ran_ns(p).saturating_add(p.data[OVERRUN]) < policy_sdk::slice_dfl_ns() {
             return;
         }
+        periodic_pull(p.cpu);
         if dsq::nr_queued(dsq::local_on(p.cpu)) != 0 {
             p.slice_ns = 0;
         } else if let Some(to) = behind_elsewhere(p) {

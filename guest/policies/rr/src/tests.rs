@@ -1,6 +1,7 @@
 //! rr's behaviour in `policy_sdk::sim` (the built-in's tests, on the image).
 
-use policy_sdk::sim::{CpuSet, Pattern, Sim, Slot};
+use policy_sdk::ENQ_NEW;
+use policy_sdk::sim::{CpuSet, Harness, Pattern, Sim, Slot, Topology};
 
 const MS: u64 = 1_000_000;
 
@@ -118,4 +119,117 @@ fn even_loads_do_not_migrate() {
             sim.tasks[s as usize].ran_on
         );
     }
+}
+
+/// `1s,2l,2c,2t`: CPUs 0-3 share LLC 0, 4-7 LLC 1; SMT pairs {0,1}...
+const TWO_LLCS: Topology = Topology {
+    sockets: 1,
+    llcs_per_socket: 2,
+    cores_per_llc: 2,
+    threads_per_core: 2,
+};
+
+/// Sixteen equal tasks on `1s,2l,2c,2t` settle at two per CPU, eight per
+/// LLC, get a sixteenth of the machine each, and do not cross between the
+/// LLCs once settled.
+#[test]
+fn sixteen_tasks_spread_evenly_over_two_llcs() {
+    let mut sim = Sim::with_topology(crate::sim_policy(), 0, TWO_LLCS, MS);
+    let slots: Vec<Slot> = (0..16).map(|_| sim.spin(1)).collect();
+    sim.run_until(20 * MS);
+    let settled = sim.migrations();
+    for c in 0..8 {
+        assert_eq!(sim.h.assigned(c), 2, "CPU {c}");
+    }
+    sim.run_until(520 * MS);
+    sim.assert_shares(&slots, &[1.0 / 16.0; 16], 8 * 520 * MS, 0.05);
+    let (_, across) = sim.migrations();
+    assert_eq!(across, settled.1, "tasks crossed LLCs after settling");
+}
+
+/// Queue `n` spinners on `cpu` directly (as if they had woken there) and
+/// run the first of them.
+fn load_cpu(h: &mut Harness, cpu: u32, n: usize) -> Vec<Slot> {
+    let all = CpuSet::all(h.nr_cpus());
+    let slots: Vec<Slot> = (0..n).map(|_| h.add(1, all, cpu)).collect();
+    for &s in &slots {
+        h.enqueue(s, ENQ_NEW);
+    }
+    if n > 0 {
+        h.pick(cpu);
+    }
+    slots
+}
+
+/// A CPU that runs dry steals within its LLC first: CPU 0's LLC-mate CPU
+/// 2 has one task waiting, CPU 4 in the other LLC has two, and CPU 0
+/// takes CPU 2's (the flat machine's choice was the busiest CPU, 4).
+#[test]
+fn newly_idle_pull_prefers_the_llc() {
+    let mut h = Harness::with_topology(crate::sim_policy(), 0, TWO_LLCS, MS);
+    let on2 = load_cpu(&mut h, 2, 2);
+    load_cpu(&mut h, 4, 3);
+    assert_eq!(h.pick(0), Some(on2[1]));
+    assert_eq!(h.steals.last(), Some(&(on2[1], 2, 0)));
+}
+
+/// Periodic balance: CPU 0 runs 15 tasks, CPU 1 runs 17. In one LLC
+/// (flat) CPU 0 pulls one at the end of its slice (17 > 110 % of 15); with
+/// each CPU its own LLC (`1s,2l,1c,1t`) the same imbalance is within the
+/// 117 % tolerance for leaving a cache, and nothing moves.
+#[test]
+fn cross_llc_pulls_need_a_larger_imbalance() {
+    for (topo, pulled) in [
+        (Topology::flat(2), true),
+        (
+            Topology {
+                sockets: 1,
+                llcs_per_socket: 2,
+                cores_per_llc: 1,
+                threads_per_core: 1,
+            },
+            false,
+        ),
+    ] {
+        let mut h = Harness::with_topology(crate::sim_policy(), 0, topo, MS);
+        load_cpu(&mut h, 0, 15);
+        load_cpu(&mut h, 1, 17);
+        h.tick(0, MS);
+        let want = if pulled { (16, 16) } else { (15, 17) };
+        assert_eq!((h.assigned(0), h.assigned(1)), want, "{topo:?}");
+    }
+    // A clear imbalance crosses LLCs: 10 against 2.
+    let mut h = Harness::with_topology(crate::sim_policy(), 0, TWO_LLCS, MS);
+    for c in 0..4 {
+        load_cpu(&mut h, c, 1);
+    }
+    for c in 4..8 {
+        load_cpu(&mut h, c, 3);
+    }
+    h.tick(0, MS);
+    assert_eq!(h.assigned(0), 2, "LLC 0 pulled from the busier LLC");
+}
+
+/// Newly-idle pulls look at the SMT sibling before the rest of the LLC:
+/// CPU 0's sibling CPU 1 has one task waiting, CPU 2 (same LLC, other
+/// core) two, and CPU 0 takes CPU 1's.
+#[test]
+fn newly_idle_pull_tries_the_smt_sibling_first() {
+    let mut h = Harness::with_topology(crate::sim_policy(), 0, TWO_LLCS, MS);
+    let on1 = load_cpu(&mut h, 1, 2);
+    load_cpu(&mut h, 2, 3);
+    assert_eq!(h.pick(0), Some(on1[1]));
+}
+
+/// Among equally loaded idle CPUs a waking task stays in its LLC: its
+/// previous CPU 5 (LLC 1) is busy, CPUs 1-3 (LLC 0) and 6-7 (LLC 1) are
+/// idle, and it goes to 6, not to the lowest idle CPU, 1.
+#[test]
+fn a_tie_keeps_the_waking_task_in_its_llc() {
+    let mut h = Harness::with_topology(crate::sim_policy(), 0, TWO_LLCS, MS);
+    for c in [0, 4, 5] {
+        load_cpu(&mut h, c, 1);
+    }
+    let s = h.add(1, CpuSet::all(8), 5);
+    assert_eq!(h.wake(s, ENQ_NEW), 6);
 }

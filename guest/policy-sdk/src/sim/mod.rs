@@ -38,6 +38,7 @@ pub use run::{Pattern, Sim, SimTask};
 use crate::{ENQ_NEW, ENQ_WAKEUP, PolicyOps, PolicyServices, SLICE_DFL, SLICE_INF, Task};
 use abi::memmap::{MAX_CPUS, MAX_TASKS};
 use abi::policy::DSQ_GLOBAL;
+pub use abi::topology::Topology;
 use policies::{DsqIds, Dsqs};
 use services::{core, insert};
 use std::boxed::Box;
@@ -81,6 +82,8 @@ struct Core {
     running: Vec<Option<Slot>>,
     now: u64,
     nr_cpus: u32,
+    /// The machine's shape handed to the policy (`cpus() == nr_cpus`).
+    topology: Topology,
     slice_ns: u64,
     /// Idle CPUs claimed for a wake-up and not yet given work.
     claimed: u64,
@@ -173,6 +176,15 @@ impl Harness {
     /// `nr_cpus` CPUs and a `slice_ns` run slice; `init` and `cpu_online`
     /// are called.
     pub fn new(policy: Policy, arg: u64, nr_cpus: u32, slice_ns: u64) -> Self {
+        Self::with_topology(policy, arg, Topology::flat(nr_cpus), slice_ns)
+    }
+
+    /// As [`Harness::new`] on a machine of shape `topology` (its CPUs
+    /// numbered as `abi::topology` says), which the policy gets in its
+    /// services and the core's idle selection follows.
+    pub fn with_topology(policy: Policy, arg: u64, topology: Topology, slice_ns: u64) -> Self {
+        assert!(topology.is_valid(), "invalid topology {topology:?}");
+        let nr_cpus = topology.cpus();
         assert!(nr_cpus as usize <= MAX_CPUS);
         let lock = LOCK.lock().unwrap_or_else(|e| e.into_inner());
         (policy.reset)();
@@ -187,6 +199,7 @@ impl Harness {
             running: vec![None; nr_cpus as usize],
             now: 0,
             nr_cpus,
+            topology,
             slice_ns,
             claimed: 0,
             dispatch_cpu: None,
@@ -196,7 +209,7 @@ impl Harness {
             cpu_data: vec![0; MAX_CPUS * abi::policy::POLICY_CPU_DATA_SIZE as usize],
         }));
         services::set_core(core);
-        let svc = Box::new(services::table(nr_cpus, slice_ns, arg, core));
+        let svc = Box::new(services::table(topology, slice_ns, arg, core));
         let h = Harness {
             ops: policy.ops,
             core,
@@ -245,6 +258,11 @@ impl Harness {
 
     pub fn nr_cpus(&self) -> u32 {
         self.c().nr_cpus
+    }
+
+    /// The machine's shape.
+    pub fn topology(&self) -> Topology {
+        self.c().topology
     }
 
     /// The task running on `cpu`.
@@ -346,7 +364,25 @@ impl Harness {
         let cpu = match self.ops.select_cpu {
             // SAFETY: the policy's callback; v is a live view.
             Some(f) => unsafe { f(v, prev, 0) },
-            None => crate::select_cpu_dfl(&c.views[s as usize], prev),
+            // sched_ext's default: the idle CPU chosen gets the task in
+            // its local queue at once (direct dispatch), as in the core.
+            None => {
+                let topo = c.topology;
+                let (cpu, idle) =
+                    abi::idle::select_cpu_dfl(&topo, c.infos[s as usize].affinity, prev, |m, f| {
+                        crate::pick_idle_cpu_flags(m, f)
+                    });
+                if idle {
+                    insert(
+                        v,
+                        abi::policy::DSQ_LOCAL_ON | u64::from(cpu),
+                        SLICE_DFL,
+                        None,
+                        0,
+                    );
+                }
+                cpu
+            }
         };
         let aff = c.infos[s as usize].affinity;
         assert!(

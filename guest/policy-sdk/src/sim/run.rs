@@ -2,7 +2,7 @@
 //! CPUs, tasks that spin or follow run/sleep patterns, and a tick every
 //! `tick_ns` on each busy CPU, in the order the core handles them.
 
-use super::{CpuSet, Harness, Policy, Slot};
+use super::{CpuSet, Harness, Policy, Slot, Topology};
 use crate::{ENQ_NEW, ENQ_PREEMPTED, ENQ_WAKEUP};
 use std::vec;
 use std::vec::Vec;
@@ -61,8 +61,15 @@ impl Sim {
     /// `policy` on `nr_cpus` CPUs with a `slice_ns` slice and a 1 ms tick;
     /// `arg` is the policy argument.
     pub fn new(policy: Policy, arg: u64, nr_cpus: u32, slice_ns: u64) -> Self {
+        Self::with_topology(policy, arg, Topology::flat(nr_cpus), slice_ns)
+    }
+
+    /// As [`Sim::new`] on a machine of shape `topology`
+    /// ([`Harness::with_topology`]).
+    pub fn with_topology(policy: Policy, arg: u64, topology: Topology, slice_ns: u64) -> Self {
+        let nr_cpus = topology.cpus();
         Sim {
-            h: Harness::new(policy, arg, nr_cpus, slice_ns),
+            h: Harness::with_topology(policy, arg, topology, slice_ns),
             tasks: Vec::new(),
             tick_ns: 1_000_000,
             started: vec![0; nr_cpus as usize],
@@ -239,6 +246,29 @@ impl Sim {
             }
             self.h.set_now(next);
         }
+    }
+
+    /// Migrations so far, from the switch-in log: (within an LLC, across
+    /// LLCs) -- a task that ran on one CPU and next on another.
+    pub fn migrations(&self) -> (u64, u64) {
+        let t = self.h.topology();
+        let mut last: Vec<Option<u32>> = vec![None; self.tasks.len()];
+        let (mut within, mut across) = (0, 0);
+        for &(_, cpu, s) in &self.log {
+            if let Some(Some(prev)) = last.get(s as usize)
+                && *prev != cpu
+            {
+                if t.llc_of(*prev) == t.llc_of(cpu) {
+                    within += 1;
+                } else {
+                    across += 1;
+                }
+            }
+            if let Some(l) = last.get_mut(s as usize) {
+                *l = Some(cpu);
+            }
+        }
+        (within, across)
     }
 
     /// CPU time `s` has had.

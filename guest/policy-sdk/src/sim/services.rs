@@ -175,13 +175,12 @@ unsafe extern "C" fn test_and_clear_cpu_idle(cpu: u32) -> u32 {
     u32::from(cpu < core().nr_cpus && claim(cpu))
 }
 
-unsafe extern "C" fn pick_idle_cpu(mask: u64, _flags: u64) -> i32 {
+unsafe extern "C" fn pick_idle_cpu(mask: u64, flags: u64) -> i32 {
     let c = core();
-    let free = c.idle() & mask & !c.claimed;
-    if free == 0 {
+    let free = c.idle() & !c.claimed;
+    let Some(cpu) = abi::idle::pick_idle(&c.topology, free, mask, flags) else {
         return -1;
-    }
-    let cpu = free.trailing_zeros();
+    };
     claim(cpu);
     cpu as i32
 }
@@ -235,7 +234,7 @@ unsafe extern "C" fn cpu_id() -> u32 {
 }
 
 /// The table handed to the policy's `init`.
-pub(super) fn table(nr_cpus: u32, slice_ns: u64, arg: u64, c: *mut Core) -> PolicyServices {
+pub(super) fn table(topology: Topology, slice_ns: u64, arg: u64, c: *mut Core) -> PolicyServices {
     // SAFETY: c is the harness's live core; only its per-CPU area's
     // address is taken.
     let cpu_data = unsafe { (*c).cpu_data.as_mut_ptr() };
@@ -243,7 +242,7 @@ pub(super) fn table(nr_cpus: u32, slice_ns: u64, arg: u64, c: *mut Core) -> Poli
         magic: POLICY_SERVICES_MAGIC,
         version: POLICY_ABI_VERSION,
         size: core::mem::size_of::<PolicyServices>() as u32,
-        nr_cpus,
+        nr_cpus: topology.cpus(),
         slice_dfl_ns: slice_ns,
         arg,
         cpu_data,
@@ -266,6 +265,6 @@ pub(super) fn table(nr_cpus: u32, slice_ns: u64, arg: u64, c: *mut Core) -> Poli
         log,
         error,
         cpu_id,
-        topology: Topology::flat(nr_cpus),
+        topology,
     }
 }
