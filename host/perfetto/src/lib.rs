@@ -19,7 +19,6 @@
 use abi::kstate::{
     EV_EXIT, EV_MIGRATE, EV_SPAWN, EV_SWITCH, EV_WAKEUP, Event, PREV_BLOCKED, PREV_EXITED,
 };
-use prost::Message;
 use std::collections::BTreeMap;
 
 /// The generated types of `proto/perfetto_subset.proto`.
@@ -81,7 +80,12 @@ pub fn encode(events: &[Event], cpus: u32, tsc_khz: u64, names: &Names) -> (Vec<
             _ => skipped += 1,
         }
     }
-    let mut packets = vec![process_tree(events, names)];
+    // Packet by packet into the buffer (a `Trace` is its `packet` fields
+    // one after another), so only one bundle's messages exist at a time:
+    // an hour's million events would otherwise be built whole first.
+    let mut out = Vec::with_capacity(events.len() * 24);
+    let mut put = |p: &pb::TracePacket| prost::encoding::message::encode(1, p, &mut out);
+    put(&process_tree(events, names));
     for (cpu, evs) in per_cpu.iter_mut().enumerate() {
         // Stable: events of one instant keep the order the guest wrote.
         evs.sort_by_key(|e| e.tsc);
@@ -90,7 +94,7 @@ pub fn encode(events: &[Event], cpus: u32, tsc_khz: u64, names: &Names) -> (Vec<
                 .iter()
                 .map(|e| ftrace_event(e, ns(e.tsc), names))
                 .collect();
-            packets.push(pb::TracePacket {
+            put(&pb::TracePacket {
                 timestamp: chunk.first().map(|e| ns(e.tsc)),
                 data: Some(pb::trace_packet::Data::FtraceEvents(
                     pb::FtraceEventBundle {
@@ -102,7 +106,7 @@ pub fn encode(events: &[Event], cpus: u32, tsc_khz: u64, names: &Names) -> (Vec<
             });
         }
     }
-    (pb::Trace { packet: packets }.encode_to_vec(), skipped)
+    (out, skipped)
 }
 
 fn sequence() -> pb::trace_packet::OptionalTrustedPacketSequenceId {

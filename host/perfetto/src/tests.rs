@@ -1,5 +1,6 @@
 use super::*;
 use abi::kstate::{PREV_IDLE, PREV_PREEMPTED};
+use prost::Message;
 use prost_types::{DescriptorProto, FileDescriptorSet};
 use std::path::Path;
 use std::process::Command;
