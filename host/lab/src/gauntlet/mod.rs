@@ -13,6 +13,7 @@
 //! `runner`); the gauntlet then writes `gauntlet.json` with the finished
 //! and the interrupted runs, prints its table and exits 128 + the signal.
 
+mod merge;
 mod row;
 mod runner;
 
@@ -43,7 +44,10 @@ Exit codes:
       interrupted ones; a second signal exits at once";
 
 #[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct GauntletArgs {
+    #[command(subcommand)]
+    pub tool: Option<GauntletTool>,
     /// Policies to run, comma-separated [default: every policy `schedlab
     /// policies` lists].
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
@@ -92,6 +96,25 @@ pub struct GauntletArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Run only part K of N of the matrix (1 <= K <= N): every N-th run
+    /// from the K-th, in the matrix's order, the same split on every
+    /// machine. Run K = 1..N on N machines (a CI matrix), then `schedlab
+    /// gauntlet merge` their --out directories.
+    #[arg(long, value_name = "K/N", allow_hyphen_values = true)]
+    pub partition: Option<String>,
+    /// Print the runs (of the partition, if one is given) and their
+    /// commands instead of running them; with --json, for a CI system to
+    /// fan out. Nothing is started or written.
+    #[arg(long)]
+    pub list: bool,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum GauntletTool {
+    /// Join the --out directories of a partitioned gauntlet (`--partition
+    /// K/N` on several machines) into one table and one gauntlet.json,
+    /// rows in the matrix's order, as one machine would have printed.
+    Merge(merge::MergeArgs),
 }
 
 /// Runs at most this many VMs at once, whatever `--jobs` says.
@@ -136,9 +159,34 @@ struct Machine {
 /// The validated matrix.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
+    /// The runs to do: the whole matrix, or the partition's part of it.
     pub jobs: Vec<Job>,
     pub parallel: usize,
     pub out: PathBuf,
+    /// Every run of the whole matrix, by name, in order (what `merge`
+    /// orders the partitions' rows by).
+    pub matrix: Vec<String>,
+    /// `--partition`, as (K, N).
+    pub partition: Option<(u32, u32)>,
+}
+
+/// `--partition K/N`.
+pub fn parse_partition(text: &str) -> Result<(u32, u32)> {
+    let bad = || {
+        Failure::usage(format!(
+            "--partition: '{text}' is not K/N with 1 <= K <= N (e.g. 2/3: the second of three \
+             parts)"
+        ))
+    };
+    let (k, n) = text.split_once('/').ok_or_else(bad)?;
+    let (k, n): (u32, u32) = (
+        k.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if k == 0 || k > n {
+        return Err(bad());
+    }
+    Ok((k, n))
 }
 
 fn list<'a>(flag: &str, items: &'a [String]) -> Result<Vec<&'a str>> {
@@ -241,6 +289,10 @@ impl GauntletArgs {
         };
         crate::outputs::check_dir(&self.out)
             .map_err(|f| Failure::usage(f.message.replacen("--out", "gauntlet --out", 1)))?;
+        let partition = match &self.partition {
+            Some(p) => Some(parse_partition(p)?),
+            None => None,
+        };
         let mut jobs = Vec::new();
         for w in &workloads {
             for (name, arg) in &policies {
@@ -249,10 +301,23 @@ impl GauntletArgs {
                 }
             }
         }
+        let matrix = jobs.iter().map(|j| j.name.clone()).collect();
+        // Round robin, so each part gets a mix of the matrix's workloads,
+        // policies and machines (and so of its run times).
+        if let Some((k, n)) = partition {
+            jobs = jobs
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| *i as u32 % n == k - 1)
+                .map(|(_, j)| j)
+                .collect();
+        }
         Ok(Plan {
             jobs,
             parallel,
             out: self.out.clone(),
+            matrix,
+            partition,
         })
     }
 
@@ -404,8 +469,14 @@ pub struct GauntletReport {
     pub errors: usize,
     pub interrupted_runs: usize,
     /// Runs of the matrix that never started (the gauntlet was
-    /// interrupted first), by name.
+    /// interrupted first, or, merged, no directory had them), by name.
     pub not_started: Vec<String>,
+    /// `--partition`'s "K/N", when this gauntlet ran one part.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    /// Every run of the whole matrix, by name, in order: what `merge`
+    /// checks the parts against and orders their rows by.
+    pub matrix: Vec<String>,
 }
 
 impl GauntletReport {
@@ -415,6 +486,7 @@ impl GauntletReport {
         runs: Vec<RunRow>,
         not_started: Vec<String>,
         interrupted: Option<Signal>,
+        matrix: Vec<String>,
     ) -> Self {
         let count = |s: &str| runs.iter().filter(|r| r.verdict == s).count();
         let mut r = GauntletReport {
@@ -429,6 +501,8 @@ impl GauntletReport {
             interrupted_runs: count("interrupted"),
             not_started,
             runs,
+            partition: None,
+            matrix,
         };
         r.status = match r.exit_code() {
             code::OK => "pass",
@@ -461,20 +535,21 @@ impl GauntletReport {
 
 /// Entry point of the subcommand; returns the process exit code.
 pub fn main(args: &GauntletArgs) -> u8 {
+    if let Some(GauntletTool::Merge(m)) = &args.tool {
+        return merge::main(m);
+    }
+    if args.list {
+        return match args.plan() {
+            Ok(p) => list_runs(&p, args.json),
+            Err(f) => usage_error(&f, args.json),
+        };
+    }
     let plan = match args
         .plan()
         .and_then(|p| crate::outputs::prepare_dir(&p.out).map(|_| p))
     {
         Ok(p) => p,
-        Err(f) => {
-            if args.json {
-                let v = serde_json::json!({"status": "error", "error": f});
-                vmm::outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-            } else {
-                vmm::errln!("schedlab gauntlet: {f}");
-            }
-            return f.exit_code();
-        }
+        Err(f) => return usage_error(&f, args.json),
     };
     // Without handlers (said, and unlikely) a signal ends the gauntlet as
     // it always did; its children then end at their own --timeout.
@@ -508,13 +583,15 @@ pub fn main(args: &GauntletArgs) -> u8 {
             )),
         }
     }
-    let report = GauntletReport::new(
+    let mut report = GauntletReport::new(
         plan.out.display().to_string(),
         plan.parallel,
         rows,
         not_started,
         interrupted,
+        plan.matrix.clone(),
     );
+    report.partition = plan.partition.map(|(k, n)| format!("{k}/{n}"));
     let text = serde_json::to_string_pretty(&report).unwrap_or_default();
     let summary = plan.out.join("gauntlet.json");
     if let Err(e) = std::fs::write(&summary, format!("{text}\n")) {
@@ -535,6 +612,40 @@ pub fn main(args: &GauntletArgs) -> u8 {
         }
     }
     report.exit_code()
+}
+
+/// A gauntlet that cannot start: the error, as JSON or on stderr.
+fn usage_error(f: &Failure, json: bool) -> u8 {
+    if json {
+        let v = serde_json::json!({"status": "error", "error": f});
+        vmm::outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        vmm::errln!("schedlab gauntlet: {f}");
+    }
+    f.exit_code()
+}
+
+/// `--list`: the runs and their commands; nothing starts.
+fn list_runs(plan: &Plan, json: bool) -> u8 {
+    if json {
+        let v = serde_json::json!({
+            "partition": plan.partition.map(|(k, n)| format!("{k}/{n}")),
+            "total": plan.matrix.len(),
+            "matrix": plan.matrix,
+            "runs": plan.jobs,
+        });
+        vmm::outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        for j in &plan.jobs {
+            vmm::outln!("{:<32} schedlab {}", j.name, j.args.join(" "));
+        }
+        vmm::errln!(
+            "gauntlet: {} of the matrix's {} runs",
+            plan.jobs.len(),
+            plan.matrix.len()
+        );
+    }
+    code::OK
 }
 
 #[cfg(test)]
@@ -691,6 +802,7 @@ mod tests {
                 vs.iter().map(|v| RunRow::for_test(v)).collect(),
                 vec!["spin-fifo-1cpu".into()],
                 sig,
+                Vec::new(),
             )
         };
         for (vs, sig, status, code) in [
@@ -749,6 +861,51 @@ mod tests {
     }
 
     #[test]
+    fn partitions_are_disjoint_round_robin_parts_of_one_matrix() {
+        let base = [
+            "--policies",
+            "rr,fifo,eevdf",
+            "--cpus",
+            "1,2",
+            "--workloads",
+            "spin,ipc",
+        ];
+        let whole = args(&base).plan().unwrap();
+        assert_eq!(whole.jobs.len(), 12);
+        let mut seen: Vec<String> = Vec::new();
+        for k in 1..=5 {
+            let mut a = base.to_vec();
+            let part = format!("{k}/5");
+            a.extend(["--partition", &part]);
+            let p = args(&a).plan().unwrap();
+            assert_eq!(p.matrix, whole.matrix, "every part knows the whole matrix");
+            assert_eq!(p.partition, Some((k, 5)));
+            assert!(
+                p.jobs.len() == 2 || p.jobs.len() == 3,
+                "{k}/5 has {}",
+                p.jobs.len()
+            );
+            for j in p.jobs {
+                assert!(!seen.contains(&j.name), "{} in two parts", j.name);
+                assert_eq!(
+                    whole.matrix.iter().position(|n| *n == j.name).unwrap() % 5,
+                    k as usize - 1
+                );
+                seen.push(j.name);
+            }
+        }
+        seen.sort();
+        let mut all = whole.matrix.clone();
+        all.sort();
+        assert_eq!(seen, all);
+        for bad in ["0/3", "4/3", "3", "a/b", "1/0", "-1/2"] {
+            let mut a = base.to_vec();
+            a.extend(["--partition", bad]);
+            assert!(err(&a).starts_with("--partition: "), "{bad}");
+        }
+    }
+
+    #[test]
     fn exit_code_is_error_then_fail_then_inconclusive() {
         let row = |v: &str| RunRow::for_test(v);
         let code = |vs: &[&str]| {
@@ -758,6 +915,7 @@ mod tests {
                 vs.iter().map(|v| row(v)).collect(),
                 Vec::new(),
                 None,
+                Vec::new(),
             )
             .exit_code()
         };

@@ -3,11 +3,11 @@
 
 use super::{GauntletReport, Job};
 use crate::compare::value;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt::Write as _;
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RunRow {
     pub name: String,
     pub workload: String,
@@ -41,7 +41,7 @@ pub struct RunRow {
 
 /// One of the operation's result numbers, named as `schedlab compare`
 /// names it (e.g. `result.rtt_p99_ns`).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct KeyResult {
     pub metric: String,
     pub value: f64,
@@ -363,7 +363,7 @@ mod tests {
     #[test]
     fn the_table_has_a_header_and_one_line_per_run() {
         let runs = vec![RunRow::for_test("pass"), RunRow::for_test("fail")];
-        let rep = GauntletReport::new("out".into(), 2, runs, Vec::new(), None);
+        let rep = GauntletReport::new("out".into(), 2, runs, Vec::new(), None, Vec::new());
         let t = table(&rep);
         let lines: Vec<&str> = t.lines().collect();
         assert!(lines[0].starts_with("workload"));
