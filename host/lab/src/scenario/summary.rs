@@ -219,8 +219,12 @@ fn result_json(c: &Compiled, r: &ScenarioResult) -> Value {
         .enumerate()
         .map(|(k, kind)| {
             let mine = || r.tasks.iter().filter(move |t| t.kind as usize == k);
+            let rt = |v: u64| if kind.rt.period_ns == 0 { Value::Null } else { json!(v) };
             json!({
                 "task": kind.name,
+                "period_ns": rt(kind.rt.period_ns),
+                "runtime_ns": rt(kind.rt.runtime_ns),
+                "deadline_ns": rt(kind.rt.deadline_ns),
                 "instances": mine().count(),
                 "loops": mine().map(|t| t.loops).sum::<u64>(),
                 "sent": mine().map(|t| t.sent).sum::<u64>(),
