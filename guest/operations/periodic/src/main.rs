@@ -69,6 +69,7 @@ struct Slot {
     away_misses: AtomicU64,
     lost_ns: AtomicU64,
     waited_ns: AtomicU64,
+    ran_on: AtomicU64,
     latency: SharedStats,
     response: SharedStats,
 }
@@ -80,6 +81,7 @@ static SLOTS: [Slot; PERIODIC_MAX_TASKS] = [const {
         away_misses: AtomicU64::new(0),
         lost_ns: AtomicU64::new(0),
         waited_ns: AtomicU64::new(0),
+        ran_on: AtomicU64::new(0),
         latency: SharedStats::new(),
         response: SharedStats::new(),
     }
@@ -139,6 +141,7 @@ fn main(api: &Api) -> i32 {
             waited_ns: s.waited_ns.load(Ordering::Relaxed),
             priority: cfg.priority[i],
             affinity: cfg.affinity[i],
+            ran_on: s.ran_on.load(Ordering::Relaxed),
             ..PeriodicTask::default()
         };
         t.set_latency(s.latency.load());
@@ -170,6 +173,8 @@ extern "C" fn task(index: u64) -> i32 {
     let response = Histogram::new();
     let (mut activations, mut misses, mut away_misses) = (0u64, 0u64, 0u64);
     let (mut lost_all, mut waited_all) = (0u64, 0u64);
+    // CPUs its jobs started and ended on: shows a pinned task stayed put.
+    let mut ran_on = 0u64;
     // The previous job was late only by lost time: so is this one's start.
     let mut previous_excused = false;
     let mut act = start;
@@ -186,6 +191,7 @@ extern "C" fn task(index: u64) -> i32 {
             let late_start = running.saturating_sub(act);
             latency.record(late_start);
             let c = cpu_index(&api);
+            ran_on |= 1 << c;
             // Released onto a CPU with no job in progress, and started
             // within the timer's slack: a new busy stretch.
             if CPU_PENDING[c].fetch_add(1, Ordering::Relaxed) == 0 && late_start <= SLACK_NS {
@@ -201,6 +207,7 @@ extern "C" fn task(index: u64) -> i32 {
             let lost = busy.away_ns.saturating_sub(waited);
             // The job may have moved: charge and release where it ended.
             let c = cpu_index(&api);
+            ran_on |= 1 << c;
             let lost_now = CPU_LOST[c].fetch_add(lost, Ordering::Relaxed) + lost;
             let _ = CPU_PENDING[c].fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
                 Some(n.saturating_sub(1))
@@ -233,6 +240,7 @@ extern "C" fn task(index: u64) -> i32 {
     s.away_misses.store(away_misses, Ordering::Relaxed);
     s.lost_ns.store(lost_all, Ordering::Relaxed);
     s.waited_ns.store(waited_all, Ordering::Relaxed);
+    s.ran_on.store(ran_on, Ordering::Relaxed);
     s.latency.store(&latency.stats());
     s.response.store(&response.stats());
     0

@@ -386,6 +386,7 @@ pub fn summarize(plan: &PeriodicPlan, max_wake_p99_ns: Option<u64>, out: &RunOut
             "waited_ns": t.waited_ns,
             "priority": t.priority,
             "affinity": t.affinity,
+            "ran_on": t.ran_on,
             "latency": latency_json(&t.latency().copied().unwrap_or_default()),
             "response": latency_json(&t.response().copied().unwrap_or_default()),
         })).collect::<Vec<_>>(),
