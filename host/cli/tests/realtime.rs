@@ -84,7 +84,10 @@ fn edf_meets_every_deadline_at_utilisation_095() {
     ]);
     assert!((v["config"]["utilisation"].as_f64().unwrap() - 0.95).abs() < 1e-9);
     assert_eq!(tasks(&v).len(), 3);
-    for (t, period) in tasks(&v).iter().zip([20_000_000u64, 40_000_000, 80_000_000]) {
+    for (t, period) in tasks(&v)
+        .iter()
+        .zip([20_000_000u64, 40_000_000, 80_000_000])
+    {
         assert_eq!(u(&t["period_ns"]), period);
         assert_eq!(u(&t["deadline_ns"]), period);
     }
@@ -240,10 +243,18 @@ fn partitioned_edf_meets_deadlines_on_each_cpu() {
 fn bad_pins_and_priorities_are_usage_errors() {
     let r = schedlab(&["periodic", "--cpus", "2", "--pin", "0,2"], &[]);
     assert_eq!(r.code, 64, "{}", r.stderr);
-    assert!(r.stderr.contains("--pin: task 1 is pinned to CPU 2"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--pin: task 1 is pinned to CPU 2"),
+        "{}",
+        r.stderr
+    );
     let r = schedlab(&["periodic", "--priority", "0"], &[]);
     assert_eq!(r.code, 64, "{}", r.stderr);
-    assert!(r.stderr.contains("--priority: '0' is not a priority"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--priority: '0' is not a priority"),
+        "{}",
+        r.stderr
+    );
 }
 
 /// (f) A scenario's `timer` tasks are periodic tasks to the policy: they
@@ -267,7 +278,12 @@ fn scenario_timer_tasks_run_under_edf_with_their_periods() {
     .unwrap();
     let r = schedlab(&["run", f.path().to_str().unwrap(), "--json"], &[]);
     let v = json(&r);
-    assert!(passed_or_host_explained(&r, &v), "{}\n{}", r.stderr, v["verdict"]);
+    assert!(
+        passed_or_host_explained(&r, &v),
+        "{}\n{}",
+        r.stderr,
+        v["verdict"]
+    );
     assert_eq!(v["config"]["policy"], "edf");
     let kinds = v["result"]["kinds"].as_array().expect("kinds");
     let rt: Vec<(Value, Value, Value)> = kinds

@@ -26,8 +26,8 @@
 #![no_std]
 #![no_main]
 
-use abi::ipc::{RtAttrs, SpawnOptions};
 use abi::config::{OperationConfig, PERIODIC_MAGIC, PERIODIC_MAX_TASKS, PeriodicConfig};
+use abi::ipc::{RtAttrs, SpawnOptions};
 use abi::memmap::MAX_CPUS;
 use core::sync::atomic::{AtomicU64, Ordering};
 use oplib::hist::{Histogram, SharedStats};

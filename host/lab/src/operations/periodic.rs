@@ -248,9 +248,12 @@ impl PeriodicPlan {
 
     /// `--pin` names only CPUs the run has.
     pub fn check_pins(&self, cpus: u32) -> Result<()> {
-        match self.tasks.iter().enumerate().find_map(|(i, t)| {
-            t.pin.filter(|&c| c >= cpus).map(|c| (i, c))
-        }) {
+        match self
+            .tasks
+            .iter()
+            .enumerate()
+            .find_map(|(i, t)| t.pin.filter(|&c| c >= cpus).map(|c| (i, c)))
+        {
             Some((i, c)) => Err(Failure::usage(format!(
                 "--pin: task {i} is pinned to CPU {c}, but the run has {cpus} CPU{} (0..{})",
                 if cpus == 1 { "" } else { "s" },
@@ -539,7 +542,11 @@ mod tests {
         assert!(p.check_pins(2).is_ok());
         let e = p.check_pins(1).unwrap_err();
         assert_eq!(e.exit_code(), 64);
-        assert!(e.message.starts_with("--pin: task 0 is pinned to CPU 1"), "{}", e.message);
+        assert!(
+            e.message.starts_with("--pin: task 0 is pinned to CPU 1"),
+            "{}",
+            e.message
+        );
         assert!((p.pinned_utilisation(0) - 0.05).abs() < 1e-12);
         let p = args(&["--tasks", "3", "--pin", "1"]).plan().unwrap();
         assert!(p.tasks.iter().all(|t| t.pin == Some(1)));

@@ -462,7 +462,11 @@ mod tests {
             .collect();
         assert_eq!(
             rt,
-            vec![(10 * ms, 3 * ms, 10 * ms), (20 * ms, 2 * ms, 8 * ms), (0, 0, 0)]
+            vec![
+                (10 * ms, 3 * ms, 10 * ms),
+                (20 * ms, 2 * ms, 8 * ms),
+                (0, 0, 0)
+            ]
         );
         assert_eq!(c.kinds[1].rt, c.config.task[1].rt);
         let e = compiled(
@@ -470,13 +474,19 @@ mod tests {
             1,
         )
         .unwrap_err();
-        assert!(e.contains("task 'a': a task with a timer is periodic and needs"), "{e}");
+        assert!(
+            e.contains("task 'a': a task with a timer is periodic and needs"),
+            "{e}"
+        );
         let e = compiled(
             "[[task]]\nname = \"a\"\ndeadline = \"1ms\"\nphases = [{ run = \"1ms\" }]\n",
             1,
         )
         .unwrap_err();
-        assert!(e.contains("t.toml:3:12: task 'a': deadline needs a timer phase"), "{e}");
+        assert!(
+            e.contains("t.toml:3:12: task 'a': deadline needs a timer phase"),
+            "{e}"
+        );
     }
 
     const PINGPONG: &str = r#"

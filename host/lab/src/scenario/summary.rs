@@ -219,7 +219,13 @@ fn result_json(c: &Compiled, r: &ScenarioResult) -> Value {
         .enumerate()
         .map(|(k, kind)| {
             let mine = || r.tasks.iter().filter(move |t| t.kind as usize == k);
-            let rt = |v: u64| if kind.rt.period_ns == 0 { Value::Null } else { json!(v) };
+            let rt = |v: u64| {
+                if kind.rt.period_ns == 0 {
+                    Value::Null
+                } else {
+                    json!(v)
+                }
+            };
             json!({
                 "task": kind.name,
                 "period_ns": rt(kind.rt.period_ns),
