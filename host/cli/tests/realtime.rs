@@ -65,16 +65,50 @@ fn assert_met(r: &Run, v: &Value, what: &str) {
     }
 }
 
+/// `assert_met` if the tasks fit the CPUs they got: on each CPU (a
+/// task's pinned CPU, else CPU 0), its tasks' sum of runtime/period plus
+/// the time their jobs lost to the host and interrupts (`lost_ns`: this
+/// host takes 7-10 % of a busy vCPU) at most 99 % of the run. A set that
+/// did not fit is not judged (it is said on stderr); the accounting is
+/// still checked.
+fn assert_met_if_it_fit(r: &Run, v: &Value, what: &str) {
+    let elapsed = u(&v["result"]["elapsed_ns"]) as f64;
+    let mut load = [0f64; 64];
+    for t in tasks(v) {
+        let cpu = match u(&t["affinity"]) {
+            0 => 0,
+            a => a.trailing_zeros() as usize,
+        };
+        load[cpu] += u(&t["runtime_ns"]) as f64 / u(&t["period_ns"]) as f64
+            + u(&t["lost_ns"]) as f64 / elapsed;
+    }
+    let worst = load.iter().copied().fold(0.0, f64::max);
+    if worst <= 0.99 {
+        assert_met(r, v, what);
+        return;
+    }
+    eprintln!(
+        "{what}: a CPU's tasks plus what the host and interrupts took from their jobs came to \
+         {:.1} % of it: not judged ({} misses, {} away)",
+        worst * 100.0,
+        v["result"]["misses"],
+        v["result"]["away_misses"]
+    );
+    assert!(r.code <= 2, "stderr: {}\n{}", r.stderr, v["verdict"]);
+    for t in tasks(v) {
+        assert!(u(&t["response"]["count"]) > 0, "{t}");
+        assert!(u(&t["away_misses"]) <= u(&t["misses"]), "{t}");
+    }
+}
+
 /// (a) EDF on one CPU at U = 0.95 (8/20 + 12/40 + 20/80 ms): EDF meets
 /// every deadline up to U = 1 -- if the CPU is there. This host takes
 /// time from a busy vCPU's jobs itself (interrupts and exits PVM
 /// emulates, its own load: the jobs' `lost_ns`, 7-10 % of a run here even
-/// with no wait for a host CPU), and U = 0.95 plus that is more than one
-/// CPU. So: a run whose jobs lost no more than the 5 % the set leaves
-/// free (less 1 % for switches) must have no miss the host does not
-/// explain; in a run that lost more, the set did not fit the CPU it got,
-/// and only the accounting is checked (the algorithm's U = 0.95 is
-/// `cargo test -p policy-edf`'s `meets_every_deadline_at_utilisation_095`).
+/// with no wait for a host CPU), and U = 0.95 plus that is often more
+/// than one CPU; such a run is not judged (see `assert_met_if_it_fit`;
+/// the algorithm's U = 0.95 is `cargo test -p policy-edf`'s
+/// `meets_every_deadline_at_utilisation_095`).
 #[test]
 fn edf_meets_every_deadline_at_utilisation_095() {
     let _vm = lock();
@@ -99,24 +133,7 @@ fn edf_meets_every_deadline_at_utilisation_095() {
         assert_eq!(u(&t["period_ns"]), period);
         assert_eq!(u(&t["deadline_ns"]), period);
     }
-    let elapsed = u(&v["result"]["elapsed_ns"]) as f64;
-    let lost: u64 = tasks(&v).iter().map(|t| u(&t["lost_ns"])).sum();
-    if 0.95 * elapsed + lost as f64 <= 0.99 * elapsed {
-        assert_met(&r, &v, "edf at U 0.95");
-    } else {
-        eprintln!(
-            "edf at U 0.95: the jobs lost {:.1} % of the run to the host and interrupts, \
-             more than the 4 % the set leaves: not judged ({} misses, {} away)",
-            lost as f64 * 100.0 / elapsed,
-            v["result"]["misses"],
-            v["result"]["away_misses"]
-        );
-        assert!(r.code <= 2, "stderr: {}\n{}", r.stderr, v["verdict"]);
-        for t in tasks(&v) {
-            assert!(u(&t["response"]["count"]) > 0, "{t}");
-            assert!(u(&t["away_misses"]) <= u(&t["misses"]), "{t}");
-        }
-    }
+    assert_met_if_it_fit(&r, &v, "edf at U 0.95");
 }
 
 /// (b) Rate-monotonic fixed priority below the Liu & Layland bound for 3
@@ -138,7 +155,9 @@ fn fp_meets_every_deadline_below_the_liu_layland_bound() {
     ]);
     let bound = 3.0 * (2f64.powf(1.0 / 3.0) - 1.0);
     assert!(v["config"]["utilisation"].as_f64().unwrap() < bound);
-    assert_met(&r, &v, "fp at U 0.70");
+    // Harmonic periods: rate-monotonic order fits up to U = 1, so what
+    // the host takes on top is judged as for edf.
+    assert_met_if_it_fit(&r, &v, "fp at U 0.70");
     // Rate-monotonic: the shortest period has the highest priority, so
     // (the host's freezes aside) it never waits for the others.
     let first = &tasks(&v)[0];
@@ -216,7 +235,7 @@ fn fp_obeys_explicit_priorities_over_rate_monotonic_order() {
         "800ms",
     ];
     let (r, v) = periodic(&base);
-    assert_met(&r, &v, "fp rate-monotonic at U 0.7");
+    assert_met_if_it_fit(&r, &v, "fp rate-monotonic at U 0.7 (harmonic)");
 
     let mut inverted = base.to_vec();
     inverted.extend_from_slice(&["--priority", "1,2"]);
@@ -267,7 +286,7 @@ fn partitioned_edf_meets_deadlines_on_each_cpu() {
         assert_eq!(u(&t["affinity"]), 1 << cpu, "{t}");
         assert_eq!(u(&t["ran_on"]), 1 << cpu, "a pinned task moved: {t}");
     }
-    assert_met(&r, &v, "partitioned edf, U 0.8 and 0.75");
+    assert_met_if_it_fit(&r, &v, "partitioned edf, U 0.8 and 0.75");
 }
 
 /// A pin naming a CPU the run does not have, or priority 0, is refused

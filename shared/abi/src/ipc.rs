@@ -198,6 +198,11 @@ impl SpawnOptions {
 
 const _: () = {
     use core::mem::{offset_of, size_of};
+    // The first 24 bytes are the options every older operation passes.
+    assert!(offset_of!(SpawnOptions, weight) == 0);
+    assert!(offset_of!(SpawnOptions, size) == 4);
+    assert!(offset_of!(SpawnOptions, affinity) == 8);
+    assert!(offset_of!(SpawnOptions, runtime_limit_ns) == 16);
     assert!(offset_of!(SpawnOptions, rt) == SPAWN_OPTIONS_V2_SIZE as usize);
     assert!(size_of::<SpawnOptions>() == 56);
 };
