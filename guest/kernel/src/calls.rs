@@ -7,10 +7,10 @@ use crate::{ipc, sched, time, tlv};
 use abi::calltable::{
     CALL_TABLE_MAGIC, CALL_TABLE_VERSION, CallTable, ERR_INVALID, ERR_TOO_LONG, JoinInfo, TaskEntry,
 };
-use abi::ipc::{Message, SpawnOptions};
+use abi::ipc::{Message, SPAWN_OPTIONS_SIZE, SPAWN_OPTIONS_V2_SIZE, SpawnOptions};
 use abi::memmap::{CALL_TABLE_ADDR, NULL_GUARD_SIZE, OPERATION_CONFIG_ADDR};
 use abi::tlv::{MAX_PAYLOAD, MSG_PROTOBUF};
-use zerocopy::{FromBytes, Immutable, KnownLayout};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// `len` bytes at `ptr` as a slice, if the range is inside guest RAM.
 fn guest_slice<'a>(ptr: *const u8, len: usize) -> Option<&'a [u8]> {
@@ -95,10 +95,27 @@ fn guest_ref<'a, T: FromBytes + KnownLayout + Immutable>(p: *const T) -> Option<
 }
 
 unsafe extern "C" fn spawn_ex(entry: TaskEntry, arg: u64, opts: *const SpawnOptions) -> i64 {
-    match guest_ref(opts) {
-        Some(o) => sched::spawn(entry, arg, o),
-        None => ERR_INVALID,
-    }
+    // An operation built before call table v4 passed only the first
+    // SPAWN_OPTIONS_V2_SIZE bytes (`size` 0, then `reserved`): read no
+    // further than what the caller says it filled.
+    let Some(head) = guest_slice(opts.cast(), SPAWN_OPTIONS_V2_SIZE as usize) else {
+        return ERR_INVALID;
+    };
+    let size = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+    let o = if size == 0 {
+        let mut o = SpawnOptions::new(1);
+        o.as_mut_bytes()[..head.len()].copy_from_slice(head);
+        o.size = SPAWN_OPTIONS_V2_SIZE;
+        o
+    } else if size >= SPAWN_OPTIONS_SIZE {
+        match guest_ref(opts) {
+            Some(o) => *o,
+            None => return ERR_INVALID,
+        }
+    } else {
+        return ERR_INVALID;
+    };
+    sched::spawn(entry, arg, &o)
 }
 
 unsafe extern "C" fn sleep_ns(ns: u64) {

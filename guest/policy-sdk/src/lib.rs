@@ -47,6 +47,7 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 
 pub mod dsq;
 pub mod place;
+pub mod rt;
 #[cfg(feature = "sim")]
 pub mod sim;
 

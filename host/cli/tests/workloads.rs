@@ -216,8 +216,14 @@ fn periodic_over_full_load_misses_deadlines_and_fails() {
         &["--tasks", "3", "--runtime", "4ms", "--duration", "200ms"],
     );
     assert!((f(&v["config"]["utilisation"]) - 1.2).abs() < 1e-9);
-    assert_eq!(r.code, 1, "stderr: {}\n{}", r.stderr, v["verdict"]);
-    assert_eq!(verdict(&v), "fail");
+    // It fails, unless the host took enough of the run (a vCPU waiting
+    // 28 % of it has been seen here) to excuse every miss: inconclusive.
+    assert!(
+        r.code == 1 || (r.code == 2 && host_explained(&v)),
+        "stderr: {}\n{}",
+        r.stderr,
+        v["verdict"]
+    );
     let misses = u(&v["result"]["misses"]);
     assert!(misses > 0, "{}", v["result"]);
     let check = v["verdict"]["checks"]

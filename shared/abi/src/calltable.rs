@@ -11,7 +11,10 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 pub const CALL_TABLE_MAGIC: u32 = tag(b"CTBL");
 /// Bump when appending functions; never reorder or remove.
-pub const CALL_TABLE_VERSION: u32 = 3;
+/// Version 4 added no function: `spawn_ex` reads `SpawnOptions::rt` (the
+/// real-time attributes) when `SpawnOptions::size` says the caller filled
+/// it; an operation that passes them needs a core that reads them.
+pub const CALL_TABLE_VERSION: u32 = 4;
 
 /// Entry point of a spawned task: receives the argument given to `spawn`;
 /// its return value is the task's exit code.
@@ -73,7 +76,8 @@ pub struct CallTable {
     pub fail: unsafe extern "C" fn(text: *const u8, len: usize) -> !,
 
     // ---- version 2 ----
-    /// Start a task with weight, affinity and a runtime limit.
+    /// Start a task with weight, affinity and a runtime limit (and, from
+    /// version 4, real-time attributes; see `SpawnOptions::size`).
     pub spawn_ex:
         unsafe extern "C" fn(entry: TaskEntry, arg: u64, opts: *const SpawnOptions) -> i64,
     /// Sleep at least `ns` (granularity: the tick).

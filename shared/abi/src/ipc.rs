@@ -127,6 +127,30 @@ const _: () = {
     assert!(NICE_TO_WEIGHT.len() == (MAX_NICE - MIN_NICE + 1) as usize);
 };
 
+/// A periodic (real-time) task's parameters, as Linux's `sched_attr`
+/// gives SCHED_DEADLINE's (`sched_runtime`, `sched_deadline`,
+/// `sched_period`) plus a fixed priority for fixed-priority policies. All
+/// zero: not a periodic task. Policies read them in `PolicyTask`
+/// (`rt_period_ns`...); the core only stores them.
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct RtAttrs {
+    /// Time between releases, ns; 0 = not periodic.
+    pub period_ns: u64,
+    /// CPU time one job needs (its budget), ns.
+    pub runtime_ns: u64,
+    /// Relative deadline of a job after its release, ns (<= period).
+    pub deadline_ns: u64,
+    /// Fixed priority: higher runs first; 0 = none given (a fixed-priority
+    /// policy then orders by period, rate-monotonic).
+    pub priority: u32,
+    pub reserved: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<RtAttrs>() == 32);
+
 /// Options for `spawn_ex`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
@@ -134,26 +158,54 @@ pub struct SpawnOptions {
     /// Relative weight (1 = default share, at most [`MAX_WEIGHT`]); see
     /// the policies.
     pub weight: u32,
-    pub reserved: u32,
+    /// Bytes of this struct the caller filled: 0 (an operation built
+    /// before call table v4, which passed only the first
+    /// [`SPAWN_OPTIONS_V2_SIZE`] bytes; this field was `reserved`, always
+    /// 0) or [`SPAWN_OPTIONS_SIZE`]. The core reads `rt` only when it says
+    /// so, so an older operation's options are never read past their end.
+    pub size: u32,
     /// CPUs the task may run on (bit n = CPU n); 0 means all.
     pub affinity: u64,
     /// Runtime after which the core ends the task with reason TIMED_OUT;
     /// 0 = no limit.
     pub runtime_limit_ns: u64,
+    /// Call table v4: the task's real-time parameters (all 0: none).
+    pub rt: RtAttrs,
 }
+
+/// Size of `SpawnOptions` up to call table v3 (no `rt`).
+pub const SPAWN_OPTIONS_V2_SIZE: u32 = 24;
+/// Size of `SpawnOptions` since call table v4.
+pub const SPAWN_OPTIONS_SIZE: u32 = core::mem::size_of::<SpawnOptions>() as u32;
 
 impl SpawnOptions {
     pub const fn new(weight: u32) -> Self {
         SpawnOptions {
             weight,
-            reserved: 0,
+            size: SPAWN_OPTIONS_SIZE,
             affinity: 0,
             runtime_limit_ns: 0,
+            rt: RtAttrs {
+                period_ns: 0,
+                runtime_ns: 0,
+                deadline_ns: 0,
+                priority: 0,
+                reserved: 0,
+            },
         }
     }
 }
 
-const _: () = assert!(core::mem::size_of::<SpawnOptions>() == 24);
+const _: () = {
+    use core::mem::{offset_of, size_of};
+    // The first 24 bytes are the options every older operation passes.
+    assert!(offset_of!(SpawnOptions, weight) == 0);
+    assert!(offset_of!(SpawnOptions, size) == 4);
+    assert!(offset_of!(SpawnOptions, affinity) == 8);
+    assert!(offset_of!(SpawnOptions, runtime_limit_ns) == 16);
+    assert!(offset_of!(SpawnOptions, rt) == SPAWN_OPTIONS_V2_SIZE as usize);
+    assert!(size_of::<SpawnOptions>() == 56);
+};
 
 /// Magic of the mailbox region header, so the host can find it in a dump.
 pub const MAILBOX_MAGIC: u32 = tag(b"MBOX");

@@ -167,6 +167,7 @@ pub const POLICY_CPU_DATA_SIZE: u64 = 256;
 /// One task as a policy sees it (sched_ext's `task_struct` plus `p->scx`).
 /// The core owns one per task-table slot and passes a pointer to every
 /// callback; a policy writes only `slice_ns`, `dsq_vtime` and `data`.
+/// Size 104 up to version 2; version 3 appended the `rt_*` fields.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PolicyTask {
@@ -197,6 +198,16 @@ pub struct PolicyTask {
     /// it): `p->se.sum_exec_runtime` in Linux. A policy's "ran this turn"
     /// is this at `stopping` minus this at `running`.
     pub runtime_ns: u64,
+    /// Version 3: the task's real-time attributes as it was spawned with
+    /// them (`abi::ipc::RtAttrs`; Linux's `sched_attr`): period, one job's
+    /// CPU time (budget) and relative deadline, ns; all 0 for a task that
+    /// is not periodic. Read-only for the policy (`policy_sdk::rt`).
+    pub rt_period_ns: u64,
+    pub rt_runtime_ns: u64,
+    pub rt_deadline_ns: u64,
+    /// Version 3: fixed priority, higher runs first; 0 = none given.
+    pub rt_priority: u32,
+    pub rt_reserved: u32,
 }
 
 /// What a policy exports, first in its image. Every callback is optional.
@@ -473,8 +484,12 @@ pub const fn padded<const N: usize>(s: &str) -> [u8; N] {
 
 const _: () = {
     use core::mem::{offset_of, size_of};
-    assert!(size_of::<PolicyTask>() == 104);
+    assert!(size_of::<PolicyTask>() == 136);
     assert!(offset_of!(PolicyTask, runtime_ns) == 96);
+    assert!(offset_of!(PolicyTask, rt_period_ns) == 104);
+    assert!(offset_of!(PolicyTask, rt_runtime_ns) == 112);
+    assert!(offset_of!(PolicyTask, rt_deadline_ns) == 120);
+    assert!(offset_of!(PolicyTask, rt_priority) == 128);
     assert!(offset_of!(PolicyTask, cpus_allowed) == 16);
     assert!(offset_of!(PolicyTask, slice_ns) == 24);
     assert!(offset_of!(PolicyTask, dsq_vtime) == 32);

@@ -78,6 +78,11 @@ static VIEWS: Global<[PolicyTask; MAX_TASKS]> = Global::new(
         name: [0; 16],
         data: [0; abi::policy::POLICY_TASK_DATA_WORDS],
         runtime_ns: 0,
+        rt_period_ns: 0,
+        rt_runtime_ns: 0,
+        rt_deadline_ns: 0,
+        rt_priority: 0,
+        rt_reserved: 0,
     }; MAX_TASKS],
 );
 /// Per-CPU bytes the policy may use.
@@ -201,6 +206,10 @@ fn sync(t: &TaskInfo, state: u32) -> *mut PolicyTask {
     v.weight = t.weight.max(1);
     v.cpu = t.cpu;
     v.cpus_allowed = t.affinity.0;
+    v.rt_period_ns = t.rt.period_ns;
+    v.rt_runtime_ns = t.rt.runtime_ns;
+    v.rt_deadline_ns = t.rt.deadline_ns;
+    v.rt_priority = t.rt.priority;
     v.state = state;
     v as *mut PolicyTask
 }

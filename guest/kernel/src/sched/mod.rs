@@ -71,6 +71,13 @@ static SCHED: Global<Sched> = Global::new(Sched {
         weight: 0,
         affinity: CpuSet(0),
         cpu: 0,
+        rt: abi::ipc::RtAttrs {
+            period_ns: 0,
+            runtime_ns: 0,
+            deadline_ns: 0,
+            priority: 0,
+            reserved: 0,
+        },
     }; MAX_TASKS],
     running: [None; MAX_CPUS],
     queued_on: [0; MAX_CPUS],

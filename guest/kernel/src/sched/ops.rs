@@ -146,6 +146,17 @@ fn find(s: &Sched, pid: u32) -> Option<usize> {
         .position(|t| t.state != TASK_FREE && t.pid == pid)
 }
 
+/// Real-time attributes make sense: none at all, or 0 < runtime <=
+/// deadline <= period (a priority alone, without a period, is allowed:
+/// a fixed-priority policy may order aperiodic tasks by it).
+fn rt_valid(rt: &abi::ipc::RtAttrs) -> bool {
+    if rt.period_ns == 0 {
+        rt.runtime_ns == 0 && rt.deadline_ns == 0
+    } else {
+        rt.runtime_ns > 0 && rt.runtime_ns <= rt.deadline_ns && rt.deadline_ns <= rt.period_ns
+    }
+}
+
 pub fn spawn(entry: TaskEntry, arg: u64, opts: &SpawnOptions) -> i64 {
     LOCK.lock();
     // SAFETY: LOCK held until the unlock below.
@@ -161,7 +172,7 @@ fn spawn_locked(s: &mut Sched, entry: TaskEntry, arg: u64, opts: &SpawnOptions) 
     } else {
         opts.affinity & all
     };
-    if affinity == 0 || opts.weight > MAX_WEIGHT {
+    if affinity == 0 || opts.weight > MAX_WEIGHT || !rt_valid(&opts.rt) {
         return ERR_INVALID;
     }
     let Some(slot) = s.tasks.iter().position(|t| t.state == TASK_FREE) else {
@@ -190,6 +201,7 @@ fn spawn_locked(s: &mut Sched, entry: TaskEntry, arg: u64, opts: &SpawnOptions) 
         weight: opts.weight.max(1),
         affinity: CpuSet(affinity),
         cpu,
+        rt: opts.rt,
     };
     let info = s.infos[slot];
     with_policy(s, |p, c| p.init_task(c, &info));

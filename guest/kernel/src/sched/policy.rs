@@ -24,6 +24,9 @@ pub struct TaskInfo {
     pub affinity: CpuSet,
     /// CPU it last ran on / is assigned to.
     pub cpu: Cpu,
+    /// Real-time attributes it was spawned with (all 0: none), for the
+    /// policy's `PolicyTask::rt_*`.
+    pub rt: abi::ipc::RtAttrs,
 }
 
 /// Passed to every callback.

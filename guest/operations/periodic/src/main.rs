@@ -12,6 +12,11 @@
 //! been on time is also counted as an `away_miss`: the judge does not
 //! blame the policy for those.
 //!
+//! The response time of a job is its completion minus its activation.
+//! Each task is spawned with its period, runtime and deadline (and the
+//! priority and CPUs given) as its real-time attributes
+//! (`SpawnOptions::rt`), which real-time policies (`edf`, `fp`) read.
+//!
 //! A task sleeps until its next activation with `sleep_ns`, whose
 //! granularity is the tick: latencies include up to one tick of timer
 //! slack. A task that is late (its previous job overran) starts the next
@@ -22,6 +27,7 @@
 #![no_main]
 
 use abi::config::{OperationConfig, PERIODIC_MAGIC, PERIODIC_MAX_TASKS, PeriodicConfig};
+use abi::ipc::{RtAttrs, SpawnOptions};
 use abi::memmap::MAX_CPUS;
 use core::sync::atomic::{AtomicU64, Ordering};
 use oplib::hist::{Histogram, SharedStats};
@@ -63,7 +69,9 @@ struct Slot {
     away_misses: AtomicU64,
     lost_ns: AtomicU64,
     waited_ns: AtomicU64,
+    ran_on: AtomicU64,
     latency: SharedStats,
+    response: SharedStats,
 }
 
 static SLOTS: [Slot; PERIODIC_MAX_TASKS] = [const {
@@ -73,7 +81,9 @@ static SLOTS: [Slot; PERIODIC_MAX_TASKS] = [const {
         away_misses: AtomicU64::new(0),
         lost_ns: AtomicU64::new(0),
         waited_ns: AtomicU64::new(0),
+        ran_on: AtomicU64::new(0),
         latency: SharedStats::new(),
+        response: SharedStats::new(),
     }
 }; PERIODIC_MAX_TASKS];
 
@@ -81,7 +91,7 @@ fn config(api: &Api) -> PeriodicConfig {
     match PeriodicConfig::from_bytes(api.config_bytes()) {
         Some(c) => c,
         None => api
-            .fail("periodic: the config is not a PeriodicConfig (magic PERI, version 1): run make"),
+            .fail("periodic: the config is not a PeriodicConfig (magic PERI, version 2): run make"),
     }
 }
 
@@ -100,9 +110,20 @@ fn main(api: &Api) -> i32 {
     START.store(api.now_ns() + LEAD_NS, Ordering::Relaxed);
     let mut pids = [0u32; PERIODIC_MAX_TASKS];
     for (i, pid) in pids.iter_mut().enumerate().take(n) {
-        *pid = api
-            .spawn(task, i as u64, 1)
-            .unwrap_or_else(|_| api.fail("periodic: the core refused to spawn a task"));
+        let opts = SpawnOptions {
+            affinity: cfg.affinity[i],
+            rt: RtAttrs {
+                period_ns: cfg.period_ns[i],
+                runtime_ns: cfg.runtime_ns[i],
+                deadline_ns: cfg.deadline_ns[i],
+                priority: cfg.priority[i],
+                reserved: 0,
+            },
+            ..SpawnOptions::new(1)
+        };
+        *pid = api.spawn_ex(task, i as u64, &opts).unwrap_or_else(|_| {
+            api.fail("periodic: the core refused to spawn a task (bad --pin CPU?)")
+        });
     }
     let mut result = PeriodicResult::default();
     for (i, &pid) in pids.iter().enumerate().take(n) {
@@ -118,9 +139,13 @@ fn main(api: &Api) -> i32 {
             away_misses: s.away_misses.load(Ordering::Relaxed),
             lost_ns: s.lost_ns.load(Ordering::Relaxed),
             waited_ns: s.waited_ns.load(Ordering::Relaxed),
+            priority: cfg.priority[i],
+            affinity: cfg.affinity[i],
+            ran_on: s.ran_on.load(Ordering::Relaxed),
             ..PeriodicTask::default()
         };
         t.set_latency(s.latency.load());
+        t.set_response(s.response.load());
         // Capacity is PERIODIC_MAX_TASKS and n <= PERIODIC_MAX_TASKS.
         let _ = result.tasks.push(t);
     }
@@ -145,8 +170,11 @@ extern "C" fn task(index: u64) -> i32 {
     let end = start + cfg.duration_ns;
     // Only this task records into it: on its own stack, not in the image.
     let latency = Histogram::new();
+    let response = Histogram::new();
     let (mut activations, mut misses, mut away_misses) = (0u64, 0u64, 0u64);
     let (mut lost_all, mut waited_all) = (0u64, 0u64);
+    // CPUs its jobs started and ended on: shows a pinned task stayed put.
+    let mut ran_on = 0u64;
     // The previous job was late only by lost time: so is this one's start.
     let mut previous_excused = false;
     let mut act = start;
@@ -163,6 +191,7 @@ extern "C" fn task(index: u64) -> i32 {
             let late_start = running.saturating_sub(act);
             latency.record(late_start);
             let c = cpu_index(&api);
+            ran_on |= 1 << c;
             // Released onto a CPU with no job in progress, and started
             // within the timer's slack: a new busy stretch.
             if CPU_PENDING[c].fetch_add(1, Ordering::Relaxed) == 0 && late_start <= SLACK_NS {
@@ -171,12 +200,14 @@ extern "C" fn task(index: u64) -> i32 {
             let waited0 = api.task_wait_ns();
             let busy = oplib::work::busy_for_timed(&api, runtime);
             let done = api.now_ns();
+            response.record(done.saturating_sub(act));
             // Away from the job beyond what it waited for a CPU (the
             // policy running others): taken by interrupts or the host.
             let waited = api.task_wait_ns().saturating_sub(waited0);
             let lost = busy.away_ns.saturating_sub(waited);
             // The job may have moved: charge and release where it ended.
             let c = cpu_index(&api);
+            ran_on |= 1 << c;
             let lost_now = CPU_LOST[c].fetch_add(lost, Ordering::Relaxed) + lost;
             let _ = CPU_PENDING[c].fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
                 Some(n.saturating_sub(1))
@@ -209,6 +240,8 @@ extern "C" fn task(index: u64) -> i32 {
     s.away_misses.store(away_misses, Ordering::Relaxed);
     s.lost_ns.store(lost_all, Ordering::Relaxed);
     s.waited_ns.store(waited_all, Ordering::Relaxed);
+    s.ran_on.store(ran_on, Ordering::Relaxed);
     s.latency.store(&latency.stats());
+    s.response.store(&response.stats());
     0
 }

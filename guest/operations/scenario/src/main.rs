@@ -75,6 +75,7 @@ fn main(api: &Api) -> i32 {
         let t = plan.task(kind);
         let opts = SpawnOptions {
             affinity: t.affinity,
+            rt: t.rt,
             ..SpawnOptions::new(t.weight)
         };
         match api.spawn_ex(instance::instance, g as u64, &opts) {

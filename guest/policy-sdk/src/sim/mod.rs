@@ -32,6 +32,7 @@
 mod run;
 mod services;
 
+pub use abi::ipc::RtAttrs;
 pub use policies::{CpuSet, DsqId, Slot};
 pub use run::{Pattern, Sim, SimTask};
 
@@ -65,6 +66,7 @@ struct Info {
     weight: u32,
     affinity: u64,
     cpu: u32,
+    rt: abi::ipc::RtAttrs,
 }
 
 /// The core's state the services act on (reached through a pointer while
@@ -129,6 +131,10 @@ impl Core {
         v.weight = i.weight.max(1);
         v.cpu = i.cpu;
         v.cpus_allowed = i.affinity;
+        v.rt_period_ns = i.rt.period_ns;
+        v.rt_runtime_ns = i.rt.runtime_ns;
+        v.rt_deadline_ns = i.rt.deadline_ns;
+        v.rt_priority = i.rt.priority;
         v.state = state;
         v as *mut Task
     }
@@ -310,8 +316,15 @@ impl Harness {
             weight,
             affinity: affinity.0,
             cpu,
+            rt: abi::ipc::RtAttrs::default(),
         });
         slot
+    }
+
+    /// Give reserved slot `s` real-time attributes (as `spawn_ex` with
+    /// `SpawnOptions::rt`), before it is initialised.
+    pub fn set_rt(&mut self, s: Slot, rt: abi::ipc::RtAttrs) {
+        self.c().infos[s as usize].rt = rt;
     }
 
     /// A task in the next slot (pid = slot + 1); `init_task` is called.

@@ -18,6 +18,15 @@ pub enum Pattern {
     SleepOnce { run_ns: u64, sleep_ns: u64 },
     /// Run `run_ns` then exit.
     RunExit { run_ns: u64 },
+    /// A periodic task (see [`Sim::spawn_periodic`]): a job of `run_ns`
+    /// released every `period_ns` from its spawn, each due `deadline_ns`
+    /// after its release; a job released while the last still runs
+    /// starts when it ends.
+    Periodic {
+        period_ns: u64,
+        run_ns: u64,
+        deadline_ns: u64,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +52,13 @@ pub struct SimTask {
     pub switches: u64,
     queued_since: u64,
     pub max_wait_ns: u64,
+    /// Periodic tasks: release time of the current job, jobs completed,
+    /// those completed past their deadline, and the longest response
+    /// time (completion - release).
+    release: u64,
+    pub jobs: u64,
+    pub misses: u64,
+    pub max_response_ns: u64,
 }
 
 /// A simulation: the harness plus time and workloads.
@@ -100,8 +116,54 @@ impl Sim {
             switches: 0,
             queued_since: 0,
             max_wait_ns: 0,
+            release: spawn_at,
+            jobs: 0,
+            misses: 0,
+            max_response_ns: 0,
         });
         slot
+    }
+
+    /// A periodic task released at `spawn_at` and every `period_ns` after,
+    /// each job `run_ns` of CPU time due `deadline_ns` after its release,
+    /// with those as its real-time attributes (`priority` 0: none).
+    pub fn spawn_periodic(
+        &mut self,
+        affinity: CpuSet,
+        period_ns: u64,
+        run_ns: u64,
+        deadline_ns: u64,
+        priority: u32,
+        spawn_at: u64,
+    ) -> Slot {
+        let pattern = Pattern::Periodic {
+            period_ns,
+            run_ns,
+            deadline_ns,
+        };
+        let s = self.spawn(1, affinity, pattern, spawn_at);
+        self.h.set_rt(
+            s,
+            abi::ipc::RtAttrs {
+                period_ns,
+                runtime_ns: run_ns,
+                deadline_ns,
+                priority,
+                reserved: 0,
+            },
+        );
+        s
+    }
+
+    /// Jobs `s` completed and how many of them missed their deadline.
+    pub fn jobs_missed(&self, s: Slot) -> (u64, u64) {
+        let t = &self.tasks[s as usize];
+        (t.jobs, t.misses)
+    }
+
+    /// Longest response time (completion - release) of `s`'s jobs.
+    pub fn max_response(&self, s: Slot) -> u64 {
+        self.tasks[s as usize].max_response_ns
     }
 
     /// An always-runnable task on every CPU, spawned at 0.
@@ -115,7 +177,8 @@ impl Sim {
             Pattern::SleepOnce { .. } if slept => u64::MAX,
             Pattern::RunSleep { run_ns, .. }
             | Pattern::SleepOnce { run_ns, .. }
-            | Pattern::RunExit { run_ns } => run_ns,
+            | Pattern::RunExit { run_ns }
+            | Pattern::Periodic { run_ns, .. } => run_ns,
         }
     }
 
@@ -157,6 +220,20 @@ impl Sim {
                         until: now + sleep_ns,
                     };
                     t.slept = true;
+                }
+                Pattern::Periodic {
+                    period_ns,
+                    deadline_ns,
+                    ..
+                } => {
+                    let response = now - t.release;
+                    t.jobs += 1;
+                    t.misses += u64::from(response > deadline_ns);
+                    t.max_response_ns = t.max_response_ns.max(response);
+                    t.release += period_ns;
+                    t.state = State::Sleeping {
+                        until: t.release.max(now),
+                    };
                 }
                 Pattern::Spin => unreachable!(),
             }

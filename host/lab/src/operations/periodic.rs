@@ -63,6 +63,19 @@ pub struct PeriodicArgs {
     /// [default: the period].
     #[arg(long, value_name = "DUR[,DUR...]", allow_hyphen_values = true)]
     pub deadline: Option<String>,
+    /// Fixed priority of each task (one for all or one per task), for
+    /// fixed-priority policies (`fp`): a whole number from 1 to
+    /// 1000000, HIGHER RUNS FIRST (as Linux's SCHED_FIFO priorities).
+    /// Without it, `fp` orders tasks by period (rate-monotonic); tasks
+    /// given a priority rank above tasks ordered by period. Passed to the
+    /// policy as the task's `rt_priority`.
+    #[arg(long, value_name = "N[,N...]", allow_hyphen_values = true)]
+    pub priority: Option<String>,
+    /// Pin each task to one CPU (one for all or one per task), e.g.
+    /// --pin 0,0,1: tasks 0 and 1 may run only on CPU 0, task 2 only on
+    /// CPU 1 (partitioned scheduling) [default: any CPU].
+    #[arg(long, value_name = "CPU[,CPU...]", allow_hyphen_values = true)]
+    pub pin: Option<String>,
     /// Deadline misses (all tasks together) the verdict allows ("off": do
     /// not judge them).
     #[arg(
@@ -82,13 +95,32 @@ pub struct TaskSpec {
     pub period_ns: u64,
     pub runtime_ns: u64,
     pub deadline_ns: u64,
+    /// Fixed priority, higher first; 0 = none given.
+    pub priority: u32,
+    /// The one CPU it is pinned to, if any.
+    pub pin: Option<u32>,
 }
+
+/// Largest `--priority` accepted.
+pub const MAX_PRIORITY: u32 = 1_000_000;
 
 /// Validated `periodic` flags.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PeriodicPlan {
     pub tasks: Vec<TaskSpec>,
     pub max_misses: Option<u64>,
+}
+
+/// A comma-separated list of whole numbers in `min..=max`.
+fn parse_numbers(flag: &str, text: &str, min: u32, max: u32, what: &str) -> Result<Vec<u64>> {
+    text.split(',')
+        .map(|part| match part.trim().parse::<u32>() {
+            Ok(v) if (min..=max).contains(&v) => Ok(u64::from(v)),
+            _ => Err(Failure::usage(format!(
+                "{flag}: '{part}' is not {what} (a whole number from {min} to {max})"
+            ))),
+        })
+        .collect()
 }
 
 fn parse_list(flag: &str, text: &str) -> Result<Vec<u64>> {
@@ -116,10 +148,32 @@ impl PeriodicArgs {
             Some(t) => Some(parse_list("--deadline", t)?),
             None => None,
         };
+        let priority = match &self.priority {
+            Some(t) => Some(parse_numbers(
+                "--priority",
+                t,
+                1,
+                MAX_PRIORITY,
+                "a priority",
+            )?),
+            None => None,
+        };
+        let pin = match &self.pin {
+            Some(t) => Some(parse_numbers(
+                "--pin",
+                t,
+                0,
+                abi::memmap::MAX_CPUS as u32 - 1,
+                "a CPU number",
+            )?),
+            None => None,
+        };
         let longest = [
             period.len(),
             runtime.len(),
             deadline.as_ref().map_or(1, Vec::len),
+            priority.as_ref().map_or(1, Vec::len),
+            pin.as_ref().map_or(1, Vec::len),
         ]
         .into_iter()
         .max()
@@ -138,12 +192,22 @@ impl PeriodicArgs {
             Some(d) => spread("--deadline", d, n)?,
             None => period.clone(),
         };
+        let priority = match priority {
+            Some(p) => spread("--priority", p, n)?,
+            None => vec![0; n],
+        };
+        let pin = match pin {
+            Some(p) => spread("--pin", p, n)?.into_iter().map(Some).collect(),
+            None => vec![None; n],
+        };
         let mut tasks = Vec::with_capacity(n);
         for i in 0..n {
             let t = TaskSpec {
                 period_ns: period[i],
                 runtime_ns: runtime[i],
                 deadline_ns: deadline[i],
+                priority: priority[i] as u32,
+                pin: pin[i].map(|c| c as u32),
             };
             if t.runtime_ns > t.deadline_ns || t.deadline_ns > t.period_ns {
                 return Err(Failure::usage(format!(
@@ -176,8 +240,36 @@ impl PeriodicPlan {
             c.period_ns[i] = t.period_ns;
             c.runtime_ns[i] = t.runtime_ns;
             c.deadline_ns[i] = t.deadline_ns;
+            c.priority[i] = t.priority;
+            c.affinity[i] = t.pin.map_or(0, |cpu| 1u64 << cpu);
         }
         c
+    }
+
+    /// `--pin` names only CPUs the run has.
+    pub fn check_pins(&self, cpus: u32) -> Result<()> {
+        match self
+            .tasks
+            .iter()
+            .enumerate()
+            .find_map(|(i, t)| t.pin.filter(|&c| c >= cpus).map(|c| (i, c)))
+        {
+            Some((i, c)) => Err(Failure::usage(format!(
+                "--pin: task {i} is pinned to CPU {c}, but the run has {cpus} CPU{} (0..{})",
+                if cpus == 1 { "" } else { "s" },
+                cpus - 1
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Demand per CPU for the tasks pinned to `cpu`.
+    pub fn pinned_utilisation(&self, cpu: u32) -> f64 {
+        self.tasks
+            .iter()
+            .filter(|t| t.pin == Some(cpu))
+            .map(|t| t.runtime_ns as f64 / t.period_ns as f64)
+            .sum()
     }
 
     /// sum(runtime / period): CPUs' worth of work the tasks ask for.
@@ -209,6 +301,7 @@ impl super::Operation for Periodic {
     fn plan(args: &PeriodicArgs, _: &clap::ArgMatches) -> Result<(Self::Plan, RunSettings)> {
         let settings = args.common.validate()?;
         let plan = args.plan()?;
+        plan.check_pins(settings.sched.cpus)?;
         Ok(((plan, settings.judge.max_wake_p99_ns), settings))
     }
 
@@ -224,6 +317,8 @@ impl super::Operation for Periodic {
             "period_ns": ms(&|t| t.period_ns),
             "runtime_ns": ms(&|t| t.runtime_ns),
             "deadline_ns": ms(&|t| t.deadline_ns),
+            "priority": plan.tasks.iter().map(|t| t.priority).collect::<Vec<_>>(),
+            "pin": plan.tasks.iter().map(|t| t.pin).collect::<Vec<_>>(),
             "demand_cpus": plan.demand(),
             "utilisation": plan.utilisation(s.sched.cpus),
             "max_misses": plan.max_misses,
@@ -292,7 +387,11 @@ pub fn summarize(plan: &PeriodicPlan, max_wake_p99_ns: Option<u64>, out: &RunOut
             "away_misses": away_misses(t),
             "lost_ns": t.lost_ns,
             "waited_ns": t.waited_ns,
+            "priority": t.priority,
+            "affinity": t.affinity,
+            "ran_on": t.ran_on,
             "latency": latency_json(&t.latency().copied().unwrap_or_default()),
+            "response": latency_json(&t.response().copied().unwrap_or_default()),
         })).collect::<Vec<_>>(),
     }));
     s.lines = lines(r);
@@ -310,33 +409,50 @@ fn away_misses(t: &guest_protocol::PeriodicTask) -> u64 {
 fn lines(r: &PeriodicResult) -> Vec<String> {
     let ms = |ns: u64| format!("{:.3}", ns as f64 / 1e6);
     let mut l = vec![format!(
-        "{:>5} {:>10} {:>10} {:>10} {:>11} {:>7} {:>10} {:>10} {:>10}",
+        "{:>5} {:>9} {:>9} {:>9} {:>5} {:>11} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
         "pid",
         "period",
         "runtime",
         "deadline",
+        "prio",
         "activations",
         "misses",
         "lat p50",
         "lat p99",
-        "lat max"
+        "lat max",
+        "resp p50",
+        "resp p99",
+        "resp max"
     )];
     for t in &r.tasks {
         let lat = t.latency().copied().unwrap_or_default();
+        let resp = t.response().copied().unwrap_or_default();
+        let prio = match t.priority {
+            0 => "-".to_string(),
+            p => p.to_string(),
+        };
         l.push(format!(
-            "{:>5} {:>10} {:>10} {:>10} {:>11} {:>7} {:>10} {:>10} {:>10}",
+            "{:>5} {:>9} {:>9} {:>9} {:>5} {:>11} {:>7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
             t.pid,
             ms(t.period_ns),
             ms(t.runtime_ns),
             ms(t.deadline_ns),
+            prio,
             t.activations,
             t.misses,
             ms(lat.p50_ns),
             ms(lat.p99_ns),
-            ms(lat.max_ns)
+            ms(lat.max_ns),
+            ms(resp.p50_ns),
+            ms(resp.p99_ns),
+            ms(resp.max_ns)
         ));
     }
-    l.push("(times in ms; a latency includes up to one tick of timer slack)".into());
+    l.push(
+        "(times in ms; lat: activation -> running, including up to one tick of timer slack; \
+         resp: activation -> job done)"
+            .into(),
+    );
     l
 }
 
@@ -408,7 +524,34 @@ mod tests {
             period_ns: period_ms * 1_000_000,
             runtime_ns: runtime_ms * 1_000_000,
             deadline_ns: deadline_ms * 1_000_000,
+            priority: 0,
+            pin: None,
         }
+    }
+
+    #[test]
+    fn priorities_and_pins_reach_the_config() {
+        let p = args(&["--period", "10ms,40ms", "--priority", "1,5", "--pin", "1,0"])
+            .plan()
+            .unwrap();
+        assert_eq!((p.tasks[0].priority, p.tasks[1].priority), (1, 5));
+        assert_eq!((p.tasks[0].pin, p.tasks[1].pin), (Some(1), Some(0)));
+        let c = p.config(1_000_000);
+        assert_eq!((c.priority[0], c.priority[1]), (1, 5));
+        assert_eq!((c.affinity[0], c.affinity[1], c.affinity[2]), (2, 1, 0));
+        assert!(p.check_pins(2).is_ok());
+        let e = p.check_pins(1).unwrap_err();
+        assert_eq!(e.exit_code(), 64);
+        assert!(
+            e.message.starts_with("--pin: task 0 is pinned to CPU 1"),
+            "{}",
+            e.message
+        );
+        assert!((p.pinned_utilisation(0) - 0.05).abs() < 1e-12);
+        let p = args(&["--tasks", "3", "--pin", "1"]).plan().unwrap();
+        assert!(p.tasks.iter().all(|t| t.pin == Some(1)));
+        let p = args(&["--period", "10ms"]).plan().unwrap();
+        assert_eq!(p.config(1).affinity[0], 0, "unpinned: any CPU");
     }
 
     #[test]
@@ -449,6 +592,9 @@ mod tests {
         assert!(m(&["--runtime", "20ms"]).contains("need --runtime <= --deadline <= --period"));
         assert!(m(&["--deadline", "1ms"]).starts_with("task 0: need"));
         assert!(m(&["--max-misses", "x"]).starts_with("--max-misses: 'x'"));
+        assert!(m(&["--priority", "0"]).starts_with("--priority: '0' is not a priority"));
+        assert!(m(&["--tasks", "2", "--priority", "1,2,3"]).starts_with("--priority: give one"));
+        assert!(m(&["--pin", "-1"]).starts_with("--pin: '-1' is not a CPU number"));
         assert_eq!(
             args(&["--max-misses", "off"]).plan().unwrap().max_misses,
             None

@@ -32,6 +32,9 @@ pub struct Kind {
     pub repeat: u32,
     /// The phases as written ("run 1ms", "send pong"), for the report.
     pub phases: Vec<String>,
+    /// Real-time attributes (a task with a `timer` phase): period, run
+    /// time per loop, deadline; all 0 otherwise.
+    pub rt: abi::ipc::RtAttrs,
 }
 
 #[derive(Debug, Clone)]
@@ -111,7 +114,7 @@ pub fn compile(file: &File, cpus: u32, duration_ns: u64) -> Result<Compiled, Vec
     let mut cpu_bound = true;
     for (k, task) in file.tasks.iter().take(SCENARIO_MAX_KINDS).enumerate() {
         let t = task.get_ref();
-        let kind = kind(t, cpus, &mut cx);
+        let mut kind = kind(t, cpus, &mut cx);
         let before = total;
         total += kind.count;
         if before as usize <= SCENARIO_MAX_INSTANCES && total as usize > SCENARIO_MAX_INSTANCES {
@@ -138,6 +141,8 @@ pub fn compile(file: &File, cpus: u32, duration_ns: u64) -> Result<Compiled, Vec
                 .all(|p| p.op == PHASE_RUN || p.op == PHASE_YIELD);
         slot.phases = phases.len() as u32;
         slot.phase[..phases.len()].copy_from_slice(&phases);
+        slot.rt = rt_attrs(t, &phases, &mut cx);
+        kind.rt = slot.rt;
         kinds.push(kind);
     }
     if !cx.problems.is_empty() {
@@ -265,6 +270,7 @@ fn kind(t: &Task, cpus: u32, cx: &mut Ctx<'_>) -> Kind {
             .iter()
             .map(|p| p.get_ref().describe())
             .collect(),
+        rt: abi::ipc::RtAttrs::default(),
         name,
     }
 }
@@ -300,6 +306,60 @@ fn phases(t: &Task, cx: &mut Ctx<'_>) -> Vec<Phase> {
         }
     }
     out
+}
+
+/// A task with a `timer` phase is periodic: its period is the (first)
+/// timer's, its runtime what its run phases take per loop, its deadline
+/// the `deadline` given or the period (0 < runtime <= deadline <= period,
+/// as the core requires of real-time attributes). Others have none.
+fn rt_attrs(t: &Task, phases: &[Phase], cx: &mut Ctx<'_>) -> abi::ipc::RtAttrs {
+    let name = t.name.get_ref();
+    let none = abi::ipc::RtAttrs::default();
+    let Some(period) = phases.iter().find(|p| p.op == PHASE_TIMER).map(|p| p.value) else {
+        if let Some(d) = &t.deadline {
+            cx.problems.push(Problem::at(
+                d.span(),
+                format!("task '{name}': deadline needs a timer phase (the period it is within)"),
+            ));
+        }
+        return none;
+    };
+    let runtime: u64 = phases
+        .iter()
+        .filter(|p| p.op == PHASE_RUN)
+        .map(|p| p.value)
+        .sum();
+    let deadline = match &t.deadline {
+        Some(d) => match duration(d, &format!("task '{name}': deadline")) {
+            Ok(v) => v,
+            Err(e) => {
+                cx.problems.push(e);
+                return none;
+            }
+        },
+        None => period,
+    };
+    let span = t.deadline.as_ref().map_or(t.phases.span(), |d| d.span());
+    if period == 0 || runtime == 0 || runtime > deadline || deadline > period {
+        cx.problems.push(Problem::at(
+            span,
+            format!(
+                "task '{name}': a task with a timer is periodic and needs 0 < run time per \
+                 loop <= deadline <= timer period, got run {}, deadline {}, period {}",
+                crate::settings::fmt_ns(runtime),
+                crate::settings::fmt_ns(deadline),
+                crate::settings::fmt_ns(period)
+            ),
+        ));
+        return none;
+    }
+    abi::ipc::RtAttrs {
+        period_ns: period,
+        runtime_ns: runtime,
+        deadline_ns: deadline,
+        priority: 0,
+        reserved: 0,
+    }
 }
 
 fn phase(p: &Spec, field: &str, cx: &mut Ctx<'_>) -> Option<Phase> {
@@ -386,6 +446,47 @@ mod tests {
     fn compiled(text: &str, cpus: u32) -> Result<Compiled, String> {
         let f = parse(text).map_err(|e| e.to_string())?;
         compile(&f, cpus, 1_000_000).map_err(|p| render("t.toml", text, &p))
+    }
+
+    #[test]
+    fn a_task_with_a_timer_carries_its_period_runtime_and_deadline() {
+        let ms = 1_000_000;
+        let text = "[[task]]\nname = \"rt\"\nphases = [{ run = \"2ms\" }, { run = \"1ms\" }, \
+                    { timer = \"10ms\" }]\n\n[[task]]\nname = \"d\"\ndeadline = \"8ms\"\n\
+                    phases = [{ run = \"2ms\" }, { timer = \"20ms\" }]\n\n[[task]]\n\
+                    name = \"bg\"\nphases = [{ run = \"2ms\" }, { sleep = \"1ms\" }]\n";
+        let c = compiled(text, 1).unwrap();
+        let rt: Vec<_> = c.config.task[..3]
+            .iter()
+            .map(|t| (t.rt.period_ns, t.rt.runtime_ns, t.rt.deadline_ns))
+            .collect();
+        assert_eq!(
+            rt,
+            vec![
+                (10 * ms, 3 * ms, 10 * ms),
+                (20 * ms, 2 * ms, 8 * ms),
+                (0, 0, 0)
+            ]
+        );
+        assert_eq!(c.kinds[1].rt, c.config.task[1].rt);
+        let e = compiled(
+            "[[task]]\nname = \"a\"\nphases = [{ run = \"12ms\" }, { timer = \"10ms\" }]\n",
+            1,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("task 'a': a task with a timer is periodic and needs"),
+            "{e}"
+        );
+        let e = compiled(
+            "[[task]]\nname = \"a\"\ndeadline = \"1ms\"\nphases = [{ run = \"1ms\" }]\n",
+            1,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("t.toml:3:12: task 'a': deadline needs a timer phase"),
+            "{e}"
+        );
     }
 
     const PINGPONG: &str = r#"

@@ -37,6 +37,9 @@ pub struct Task {
     /// exclusive with `weight`.
     pub nice: Option<Spanned<i64>>,
     pub affinity: Option<Spanned<CpuList>>,
+    /// Relative deadline of each loop of a task with a `timer` phase (its
+    /// period by default), passed to real-time policies.
+    pub deadline: Option<Spanned<String>>,
     #[serde(rename = "loop")]
     pub repeat: Option<Spanned<i64>>,
     #[serde(default)]

@@ -137,6 +137,17 @@ fn table(c: &Compiled, r: &ScenarioResult) -> Vec<String> {
          ended)"
             .into(),
     );
+    // Tasks with a timer are periodic to the policy (edf and fp read it).
+    let ms = |ns: u64| crate::settings::fmt_ns(ns);
+    for k in c.kinds.iter().filter(|k| k.rt.period_ns != 0) {
+        lines.push(format!(
+            "{}: periodic to the policy: period {}, runtime {}, deadline {}",
+            k.name,
+            ms(k.rt.period_ns),
+            ms(k.rt.runtime_ns),
+            ms(k.rt.deadline_ns)
+        ));
+    }
     lines
 }
 
@@ -220,8 +231,18 @@ fn result_json(c: &Compiled, r: &ScenarioResult) -> Value {
         .enumerate()
         .map(|(k, kind)| {
             let mine = || r.tasks.iter().filter(move |t| t.kind as usize == k);
+            let rt = |v: u64| {
+                if kind.rt.period_ns == 0 {
+                    Value::Null
+                } else {
+                    json!(v)
+                }
+            };
             json!({
                 "task": kind.name,
+                "period_ns": rt(kind.rt.period_ns),
+                "runtime_ns": rt(kind.rt.runtime_ns),
+                "deadline_ns": rt(kind.rt.deadline_ns),
                 "instances": mine().count(),
                 "loops": mine().map(|t| t.loops).sum::<u64>(),
                 "sent": mine().map(|t| t.sent).sum::<u64>(),
@@ -283,6 +304,34 @@ mod tests {
             results: vec![Msg::ScenarioResult(r)],
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn timer_tasks_show_their_period_runtime_and_deadline() {
+        let text = "[[task]]\nname = \"tick\"\ndeadline = \"8ms\"\n\
+                    phases = [{ run = \"2ms\" }, { timer = \"10ms\" }]\n\
+                    [[task]]\nname = \"bg\"\nphases = [{ run = \"1ms\" }]\n";
+        let c = compile(&parse(text).unwrap(), 1, 1_000_000).unwrap();
+        let s = summarize(
+            &c,
+            &outcome(&[task(0, 0, 2, 10, true), task(1, 0, 3, 1, true)]),
+        );
+        let rt: Vec<&String> = s
+            .lines
+            .iter()
+            .filter(|l| l.contains("periodic to"))
+            .collect();
+        assert_eq!(rt.len(), 1, "{:?}", s.lines);
+        assert!(
+            rt[0].starts_with("tick: periodic to the policy: period 10"),
+            "{}",
+            rt[0]
+        );
+        let v = s.extra.unwrap();
+        assert_eq!(v["kinds"][0]["period_ns"], 10_000_000);
+        assert_eq!(v["kinds"][0]["runtime_ns"], 2_000_000);
+        assert_eq!(v["kinds"][0]["deadline_ns"], 8_000_000);
+        assert!(v["kinds"][1]["period_ns"].is_null());
     }
 
     #[test]

@@ -80,7 +80,8 @@ impl OperationConfig for FanoutConfig {
 const _: () = assert!(core::mem::size_of::<FanoutConfig>() == 24);
 
 pub const PERIODIC_MAGIC: u32 = tag(b"PERI");
-pub const PERIODIC_VERSION: u32 = 1;
+/// Version 2 added `priority` and `affinity` per task.
+pub const PERIODIC_VERSION: u32 = 2;
 pub const PERIODIC_MAX_TASKS: usize = 32;
 
 /// `periodic`: each task is activated every `period_ns`, runs
@@ -96,6 +97,12 @@ pub struct PeriodicConfig {
     pub period_ns: [u64; PERIODIC_MAX_TASKS],
     pub runtime_ns: [u64; PERIODIC_MAX_TASKS],
     pub deadline_ns: [u64; PERIODIC_MAX_TASKS],
+    /// CPUs each task may run on (bit n = CPU n); 0 = any.
+    pub affinity: [u64; PERIODIC_MAX_TASKS],
+    /// Each task's fixed priority (higher runs first; 0 = none, a
+    /// fixed-priority policy orders by period), passed on in its
+    /// real-time attributes.
+    pub priority: [u32; PERIODIC_MAX_TASKS],
 }
 
 impl PeriodicConfig {
@@ -111,6 +118,8 @@ impl PeriodicConfig {
             period_ns: [0; PERIODIC_MAX_TASKS],
             runtime_ns: [0; PERIODIC_MAX_TASKS],
             deadline_ns: [0; PERIODIC_MAX_TASKS],
+            affinity: [0; PERIODIC_MAX_TASKS],
+            priority: [0; PERIODIC_MAX_TASKS],
         }
     }
 }
@@ -118,7 +127,7 @@ impl OperationConfig for PeriodicConfig {
     const MAGIC: u32 = PERIODIC_MAGIC;
     const VERSION: u32 = PERIODIC_VERSION;
 }
-const _: () = assert!(core::mem::size_of::<PeriodicConfig>() == 24 + 24 * PERIODIC_MAX_TASKS);
+const _: () = assert!(core::mem::size_of::<PeriodicConfig>() == 24 + 36 * PERIODIC_MAX_TASKS);
 
 pub const MIXED_MAGIC: u32 = tag(b"MIXD");
 pub const MIXED_VERSION: u32 = 1;
@@ -218,7 +227,8 @@ const _: () = {
 };
 
 pub const SCENARIO_MAGIC: u32 = tag(b"SCEN");
-pub const SCENARIO_VERSION: u32 = 1;
+/// Version 2 added each task's real-time attributes (`ScenarioTask::rt`).
+pub const SCENARIO_VERSION: u32 = 2;
 /// Task kinds (named tasks in the file), phases per kind, topics.
 pub const SCENARIO_MAX_KINDS: usize = 8;
 pub const SCENARIO_MAX_PHASES: usize = 24;
@@ -271,6 +281,10 @@ pub struct ScenarioTask {
     pub subscribe: u32,
     pub reserved: u32,
     pub phase: [Phase; SCENARIO_MAX_PHASES],
+    /// Real-time attributes each instance is spawned with: from a task
+    /// with a `timer` phase, the timer's period, the run phases' time per
+    /// loop and the deadline (the period unless given); all 0 otherwise.
+    pub rt: crate::ipc::RtAttrs,
 }
 
 /// `scenario`: a declarative task mix compiled by the host from a TOML
@@ -310,6 +324,13 @@ impl ScenarioConfig {
                     arg: 0,
                     value: 0,
                 }; SCENARIO_MAX_PHASES],
+                rt: crate::ipc::RtAttrs {
+                    period_ns: 0,
+                    runtime_ns: 0,
+                    deadline_ns: 0,
+                    priority: 0,
+                    reserved: 0,
+                },
             }; SCENARIO_MAX_KINDS],
         }
     }
@@ -320,7 +341,7 @@ impl OperationConfig for ScenarioConfig {
 }
 const _: () = {
     assert!(core::mem::size_of::<Phase>() == 16);
-    assert!(core::mem::size_of::<ScenarioTask>() == 32 + 16 * SCENARIO_MAX_PHASES);
+    assert!(core::mem::size_of::<ScenarioTask>() == 32 + 16 * SCENARIO_MAX_PHASES + 32);
     assert!(
         core::mem::size_of::<ScenarioConfig>()
             == 24
