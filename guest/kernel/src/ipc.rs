@@ -144,7 +144,7 @@ pub fn recv(out: &mut Message, timeout_ns: u64) -> i64 {
             if timeout_ns != WAIT_FOREVER {
                 let at = rdtsc() + ns_to_ticks(timeout_ns).max(1);
                 s.tasks[cur].wake_at = at;
-                s.next_timer = s.next_timer.min(at);
+                sched::arm_timer(s, at);
             }
             sched::block(s, TASK_RECEIVING);
         }

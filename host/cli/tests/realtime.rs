@@ -101,14 +101,15 @@ fn assert_met_if_it_fit(r: &Run, v: &Value, what: &str) {
     }
 }
 
-/// (a) EDF on one CPU at U = 0.95 (8/20 + 12/40 + 20/80 ms): EDF meets
-/// every deadline up to U = 1 -- if the CPU is there. This host takes
-/// time from a busy vCPU's jobs itself (interrupts and exits PVM
-/// emulates, its own load: the jobs' `lost_ns`, 7-10 % of a run here even
-/// with no wait for a host CPU), and U = 0.95 plus that is often more
-/// than one CPU; such a run is not judged (see `assert_met_if_it_fit`;
-/// the algorithm's U = 0.95 is `cargo test -p policy-edf`'s
-/// `meets_every_deadline_at_utilisation_095`).
+/// (a) EDF on one CPU at U = 0.95 (8/20 + 12/40 + 20/80 ms) meets every
+/// deadline: judged, always. The tick is this PVM host's dearest overhead
+/// (about 50 us of a busy vCPU per tick: at 1 kHz 7-8 % of the jobs' time
+/// goes to it, and U = 0.95 plus that is more than a CPU), so the run
+/// ticks at 100 Hz; sleeps end on time whatever the tick (a CPU passing a
+/// preemption point, or polling idle, ends a due sleep), so releases stay
+/// exact. Measured: 0 misses in 3 of 4 runs, the fourth 1 miss with the
+/// vCPU waiting for the host (inconclusive, host-explained); the kernel
+/// whose sleeps ended at the next tick missed 17-19 jobs here.
 #[test]
 fn edf_meets_every_deadline_at_utilisation_095() {
     let _vm = lock();
@@ -123,6 +124,10 @@ fn edf_meets_every_deadline_at_utilisation_095() {
         "8ms,12ms,20ms",
         "--duration",
         "1s",
+        "--tick-hz",
+        "100",
+        "--idle",
+        "poll",
     ]);
     assert!((v["config"]["utilisation"].as_f64().unwrap() - 0.95).abs() < 1e-9);
     assert_eq!(tasks(&v).len(), 3);
@@ -133,7 +138,7 @@ fn edf_meets_every_deadline_at_utilisation_095() {
         assert_eq!(u(&t["period_ns"]), period);
         assert_eq!(u(&t["deadline_ns"]), period);
     }
-    assert_met_if_it_fit(&r, &v, "edf at U 0.95");
+    assert_met(&r, &v, "edf at U 0.95");
 }
 
 /// (b) Rate-monotonic fixed priority below the Liu & Layland bound for 3

@@ -36,7 +36,16 @@ pub fn idle_loop(cpu: u32, tick_ticks: u64) -> ! {
         if halt {
             crate::entry::idle_halt();
         } else {
-            while pc.wake_pending.load(Ordering::Acquire) == 0 && rdtsc() - start < tick_ticks {
+            // Until woken, the tick, or a timer's time (a sleep ends on
+            // time, not at the next tick).
+            loop {
+                let now = rdtsc();
+                if pc.wake_pending.load(Ordering::Acquire) != 0
+                    || now - start >= tick_ticks
+                    || super::timer_due(now)
+                {
+                    break;
+                }
                 core::hint::spin_loop();
             }
         }

@@ -17,7 +17,7 @@ mod tick;
 pub use idle::idle_loop;
 pub use ops::*;
 pub use policy::ENQ_WAKEUP;
-pub use tick::{deferred_resched, expire_timers, on_tick, preempt_point};
+pub use tick::{arm_timer, deferred_resched, expire_timers, on_tick, preempt_point, timer_due};
 
 use crate::events::emit;
 use crate::global::Global;

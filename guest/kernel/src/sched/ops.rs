@@ -247,7 +247,7 @@ pub fn sleep_ns(ns: u64) {
     if let Some(cur) = current_slot(s) {
         let at = rdtsc() + ns_to_ticks(ns).max(1);
         s.tasks[cur].wake_at = at;
-        s.next_timer = s.next_timer.min(at);
+        super::tick::arm_timer(s, at);
         block(s, TASK_SLEEPING);
     }
     LOCK.unlock();

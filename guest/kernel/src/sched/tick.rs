@@ -10,7 +10,26 @@ use crate::percpu;
 use crate::time::rdtsc;
 use abi::ipc::{EXIT_KILLED, EXIT_TIMED_OUT};
 use abi::kstate::{TASK_RECEIVING, TASK_SENDING, TASK_SLEEPING};
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// `Sched::next_timer` for readers without the lock: `preempt_point` and
+/// the polling idle loop end a sleep when its time comes, not at the next
+/// tick (a periodic task's release was up to a tick late, and EDF, which
+/// dates a job's deadline from its wake-up, ran it as if released late).
+static NEXT_TIMER: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// Arm a timer at TSC `at`. Lock held.
+pub fn arm_timer(s: &mut Sched, at: u64) {
+    s.next_timer = s.next_timer.min(at);
+    NEXT_TIMER.store(s.next_timer, Ordering::Relaxed);
+}
+
+/// Whether a timer is due at TSC `now` (a read without the lock; the
+/// tick path checks again under it).
+#[inline]
+pub fn timer_due(now: u64) -> bool {
+    now >= NEXT_TIMER.load(Ordering::Relaxed)
+}
 
 /// The LAPIC tick, at CPL3 on whatever stack was interrupted.
 pub extern "C" fn on_tick() {
@@ -33,8 +52,10 @@ pub fn deferred_resched() {
 #[inline]
 pub fn preempt_point() {
     let pc = percpu::this_cpu();
-    if rdtsc() >= pc.slice_end.load(Ordering::Relaxed)
+    let now = rdtsc();
+    if now >= pc.slice_end.load(Ordering::Relaxed)
         || pc.need_resched.load(Ordering::Relaxed) != 0
+        || timer_due(now)
     {
         tick(false);
     }
@@ -105,4 +126,5 @@ pub fn expire_timers(s: &mut Sched, now: u64) {
         }
     }
     s.next_timer = next;
+    NEXT_TIMER.store(next, Ordering::Relaxed);
 }

@@ -4,8 +4,8 @@
 //! one that is not (a FIFO that lets a hog run until it is done) makes
 //! them wait. Reports the interactive tasks' wake-up latency -- from the
 //! end of the sleep they asked for to running again, measured by the task
-//! itself, so it includes up to one tick of timer slack (sleeps end at a
-//! tick) -- and the work the hogs got done.
+//! itself, so it includes up to one tick of timer slack when an idle CPU
+//! halted through the sleep's end -- and the work the hogs got done.
 #![no_std]
 #![no_main]
 

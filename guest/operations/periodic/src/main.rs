@@ -17,9 +17,9 @@
 //! priority and CPUs given) as its real-time attributes
 //! (`SpawnOptions::rt`), which real-time policies (`edf`, `fp`) read.
 //!
-//! A task sleeps until its next activation with `sleep_ns`, whose
-//! granularity is the tick: latencies include up to one tick of timer
-//! slack. A task that is late (its previous job overran) starts the next
+//! A task sleeps until its next activation with `sleep_ns`, which ends
+//! on time while a CPU runs or polls idle, and at the next tick on a
+//! halted idle CPU (up to a tick of slack then). A task that is late (its previous job overran) starts the next
 //! job at once. When the duration is over, a job that has not started and
 //! whose deadline has passed is counted as missed without being run, so
 //! an overloaded run still ends on time.
@@ -37,7 +37,8 @@ use oplib::{Api, api};
 oplib::operation!(config_magic: PERIODIC_MAGIC, main: main);
 
 /// A job started this late after its release still found its CPU free
-/// (`sleep_ns` wakes on the tick after the time asked for).
+/// (`sleep_ns` on a halted idle CPU wakes on the tick after the time
+/// asked for).
 const SLACK_NS: u64 = 2_000_000;
 
 /// Time from the main task reading the clock to the first activation:
@@ -56,6 +57,20 @@ static CPU_LOST: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS]
 /// lost in it: a late job waited behind the others.
 static CPU_PENDING: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 static CPU_BUSY_BASE: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// Per task: the release of the job it has not finished yet (u64::MAX
+/// once it is done). A task whose value is in the past has a job
+/// released and unfinished -- running, or waiting for a CPU, or not even
+/// woken yet -- so a busy stretch has not ended, whatever `CPU_PENDING`
+/// (jobs started and unfinished) says: under overload the time lost
+/// earlier in the stretch still delays that job.
+static NEXT_RELEASE: [AtomicU64; PERIODIC_MAX_TASKS] =
+    [const { AtomicU64::new(u64::MAX) }; PERIODIC_MAX_TASKS];
+
+/// Whether a task other than `me` (of `n`) has a job released by `now`
+/// and not finished.
+fn others_pending(me: usize, n: usize, now: u64) -> bool {
+    (0..n).any(|j| j != me && NEXT_RELEASE[j].load(Ordering::Relaxed) <= now)
+}
 
 fn cpu_index(api: &Api) -> usize {
     (api.current_cpu() as usize).min(MAX_CPUS - 1)
@@ -107,7 +122,11 @@ fn main(api: &Api) -> i32 {
             api.fail("periodic: each task needs 0 < runtime <= deadline <= period");
         }
     }
-    START.store(api.now_ns() + LEAD_NS, Ordering::Relaxed);
+    let start = api.now_ns() + LEAD_NS;
+    START.store(start, Ordering::Relaxed);
+    for r in NEXT_RELEASE.iter().take(n) {
+        r.store(start, Ordering::Relaxed);
+    }
     let mut pids = [0u32; PERIODIC_MAX_TASKS];
     for (i, pid) in pids.iter_mut().enumerate().take(n) {
         let opts = SpawnOptions {
@@ -192,9 +211,13 @@ extern "C" fn task(index: u64) -> i32 {
             latency.record(late_start);
             let c = cpu_index(&api);
             ran_on |= 1 << c;
-            // Released onto a CPU with no job in progress, and started
-            // within the timer's slack: a new busy stretch.
-            if CPU_PENDING[c].fetch_add(1, Ordering::Relaxed) == 0 && late_start <= SLACK_NS {
+            // Released onto a CPU with no job in progress, no other job
+            // released and unfinished, and started within the timer's
+            // slack: a new busy stretch.
+            if CPU_PENDING[c].fetch_add(1, Ordering::Relaxed) == 0
+                && late_start <= SLACK_NS
+                && !others_pending(i, cfg.tasks as usize, running)
+            {
                 CPU_BUSY_BASE[c].store(CPU_LOST[c].load(Ordering::Relaxed), Ordering::Relaxed);
             }
             let waited0 = api.task_wait_ns();
@@ -233,7 +256,9 @@ extern "C" fn task(index: u64) -> i32 {
             }
         }
         act += period;
+        NEXT_RELEASE[i].store(act, Ordering::Relaxed);
     }
+    NEXT_RELEASE[i].store(u64::MAX, Ordering::Relaxed);
     let s = &SLOTS[i];
     s.activations.store(activations, Ordering::Relaxed);
     s.misses.store(misses, Ordering::Relaxed);

@@ -61,8 +61,9 @@ pub struct MixedArgs {
         allow_hyphen_values = true
     )]
     pub burst: String,
-    /// Sleep between bursts. Sleeps end at a tick (--tick-hz), so the
-    /// wake-up latency includes up to one tick of timer slack.
+    /// Sleep between bursts. A sleep ends on time when a CPU passes a
+    /// preemption point or polls idle (--idle poll); a halted idle CPU
+    /// notices it at its next tick (--tick-hz).
     #[arg(
         long,
         value_name = "DUR",
@@ -206,7 +207,7 @@ pub fn summarize(max_wake_p99_ns: Option<u64>, out: &RunOutcome) -> Summary {
     }));
     s.lines = vec![
         format!(
-            "interactive wake-up latency (with up to one tick of timer slack): {}",
+            "interactive wake-up latency (up to a tick more where a halted CPU woke it): {}",
             latency_text(&wake)
         ),
         format!(
