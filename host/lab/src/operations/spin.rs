@@ -21,14 +21,11 @@ use zerocopy::IntoBytes;
 
 #[derive(Debug, Clone, Args)]
 pub struct SpinArgs {
-    /// Number of spinning tasks (1..128).
-    #[arg(
-        long,
-        value_name = "N",
-        default_value_t = 4,
-        allow_negative_numbers = true
-    )]
-    pub tasks: i64,
+    /// Number of spinning tasks (1..128) [default: the length of the
+    /// longest per-task list given to --weights, --nice or --affinity,
+    /// else 4].
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub tasks: Option<i64>,
     /// Task weights: one for all tasks or one per task, e.g. 1,1,4. Passed
     /// to the guest for weighted policies; round-robin ignores them.
     #[arg(long, value_name = "W[,W...]", allow_hyphen_values = true)]
@@ -112,13 +109,24 @@ pub struct SpinPlan {
 impl SpinArgs {
     /// Validate against the machine's `cpus` (affinity names CPUs).
     pub fn plan(&self, cpus: u32) -> Result<SpinPlan> {
-        if self.tasks < 1 || self.tasks > SPIN_MAX_TASKS as i64 {
+        // A list of one value is for every task; a longer one says how
+        // many tasks there are (`spin --nice 0,5,-5` is three tasks).
+        let listed = [
+            self.weights.as_deref().map(|t| t.split(',').count()),
+            self.nice.as_deref().map(|t| t.split(',').count()),
+            self.affinity.as_deref().map(|t| t.split('/').count()),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|&n| n > 1)
+        .max();
+        let n = self.tasks.unwrap_or_else(|| listed.map_or(4, |l| l as i64));
+        if n < 1 || n > SPIN_MAX_TASKS as i64 {
             return Err(Failure::usage(format!(
-                "--tasks must be between 1 and {SPIN_MAX_TASKS} (the core's limit for spin), got {}",
-                self.tasks
+                "--tasks must be between 1 and {SPIN_MAX_TASKS} (the core's limit for spin), got {n}"
             )));
         }
-        let tasks = self.tasks as u32;
+        let tasks = n as u32;
         let weights = match (&self.weights, &self.nice) {
             (Some(text), _) => parse_weights(text, tasks)?,
             (None, Some(text)) => parse_nice(text, tasks)?,
@@ -390,6 +398,17 @@ mod tests {
         }
         assert_eq!(args(&[]).plan(4).unwrap().tasks, 4);
         assert_eq!(args(&["--tasks", "128"]).plan(4).unwrap().tasks, 128);
+        // A per-task list says how many tasks there are.
+        let n = |a: &[&str]| args(a).plan(4).map(|p| p.tasks).map_err(|e| e.message);
+        assert_eq!(n(&["--nice", "0,5,-5"]), Ok(3));
+        assert_eq!(n(&["--weights", "1,1,10"]), Ok(3));
+        assert_eq!(n(&["--affinity", "0/1"]), Ok(2));
+        assert_eq!(n(&["--nice", "5"]), Ok(4), "one value is for all tasks");
+        assert_eq!(
+            n(&["--weights", "1,2", "--affinity", "0/1/2"]).map_err(|e| e.starts_with("--weights")),
+            Err(true)
+        );
+        assert!(n(&["--tasks", "2", "--nice", "0,5,-5"]).is_err());
     }
 
     #[test]
