@@ -431,6 +431,18 @@ impl Report {
     /// policy, and the run becomes inconclusive, saying so.
     fn note_host_waits(&mut self) {
         let saturated = self.saturated();
+        // What periodic jobs measured as taken from them (time away from
+        // their work beyond waiting for a CPU: interrupts, exits, and time
+        // the host outside this machine takes, which no run-queue wait
+        // shows: a second with 100 ms of it left misses the jobs could
+        // not all pin on it).
+        let jobs_lost_ns: u64 = self
+            .result
+            .as_ref()
+            .and_then(|r| r["tasks"].as_array())
+            .map_or(0, |ts| {
+                ts.iter().filter_map(|t| t["lost_ns"].as_u64()).sum()
+            });
         let Some(v) = &mut self.verdict else {
             return;
         };
@@ -511,7 +523,7 @@ impl Report {
         };
         excuse_host_waits(
             v,
-            worst.wait_ns.max(late_timer_ns),
+            worst.wait_ns.max(late_timer_ns).max(jobs_lost_ns),
             worst.wait_fraction(),
             away,
             spread,
