@@ -8,8 +8,8 @@
 //! result into the report.
 
 mod compile;
-mod diag;
-mod schema;
+pub(crate) mod diag;
+pub(crate) mod schema;
 mod settings;
 mod summary;
 
@@ -32,8 +32,9 @@ use zerocopy::IntoBytes;
 
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// The scenario file (TOML; see below and examples/*.toml).
-    #[arg(value_name = "FILE.toml")]
+    /// The scenario file (TOML; see below and examples/*.toml), or an
+    /// rt-app workload file (JSON).
+    #[arg(value_name = "FILE")]
     pub file: PathBuf,
     #[command(flatten)]
     pub common: CommonArgs,
@@ -100,6 +101,9 @@ pub struct ScenarioPlan {
     description: Option<String>,
     compiled: Compiled,
     fairness: bool,
+    /// An rt-app file's notes (what was ignored or approximated); None
+    /// for a TOML scenario.
+    rtapp: Option<Vec<String>>,
 }
 
 impl ops::Operation for Scenario {
@@ -126,11 +130,25 @@ impl ops::Operation for Scenario {
     }
 
     fn config_json(p: &ScenarioPlan, s: &RunSettings) -> serde_json::Value {
-        config_json(&p.label, p.description.clone(), &p.compiled, s, p.fairness)
+        let mut v = config_json(&p.label, p.description.clone(), &p.compiled, s, p.fairness);
+        if let Some(notes) = &p.rtapp {
+            v["format"] = json!("rt-app");
+            v["notes"] = json!(notes);
+        }
+        v
     }
 
     fn headline(p: &ScenarioPlan, s: &RunSettings) -> String {
-        headline(&p.label, p.description.as_deref(), &p.compiled, s)
+        match &p.rtapp {
+            None => headline(&p.label, p.description.as_deref(), &p.compiled, s),
+            Some(notes) => {
+                let mut h = headline(&format!("{} (rt-app)", p.label), None, &p.compiled, s);
+                for n in notes {
+                    h = format!("{h}\n  note: {n}");
+                }
+                h
+            }
+        }
     }
 
     fn summarize(p: &ScenarioPlan, out: &RunOutcome) -> ops::Summary {
@@ -162,7 +180,27 @@ fn prepare(args: &RunArgs, given: Given) -> Result<(ScenarioPlan, RunSettings)> 
     let text = read_bounded_text(&args.file, &SCENARIO_FILE)?;
     // A policy path in the file is relative to the file's directory.
     let base = args.file.parent().unwrap_or(std::path::Path::new(""));
+    if crate::rtapp::is_rtapp(&args.file, &text) {
+        let t = crate::rtapp::translate(&text)
+            .map_err(|p| Failure::usage(render(&label, &text, &p)))?;
+        let parsed = Parsed {
+            label,
+            text: &text,
+            file: t.file,
+            rtapp: Some(t.notes),
+        };
+        return prepare_file(parsed, &args.common, given, Some(base));
+    }
     prepare_text(label, &text, &args.common, given, Some(base))
+}
+
+/// A scenario file parsed: from TOML, or mapped from rt-app's JSON (its
+/// spans are then the JSON's, so problems still point into the file).
+struct Parsed<'a> {
+    label: String,
+    text: &'a str,
+    file: schema::File,
+    rtapp: Option<Vec<String>>,
 }
 
 /// [`prepare`] for a file already read: parse, merge under the command
@@ -176,8 +214,32 @@ fn prepare_text(
     given: Given,
     base: Option<&std::path::Path>,
 ) -> Result<(ScenarioPlan, RunSettings)> {
+    let file = schema::parse(text)
+        .map_err(|e| Failure::usage(render(&label, text, &[Problem::from_toml(&e)])))?;
+    let parsed = Parsed {
+        label,
+        text,
+        file,
+        rtapp: None,
+    };
+    prepare_file(parsed, common, given, base)
+}
+
+/// [`prepare_text`] after parsing: merge under the command line, check
+/// and compile.
+fn prepare_file(
+    parsed: Parsed<'_>,
+    common: &CommonArgs,
+    given: Given,
+    base: Option<&std::path::Path>,
+) -> Result<(ScenarioPlan, RunSettings)> {
+    let Parsed {
+        label,
+        text,
+        file,
+        rtapp,
+    } = parsed;
     let bad = |p: &[Problem]| Failure::usage(render(&label, text, p));
-    let file = schema::parse(text).map_err(|e| bad(&[Problem::from_toml(&e)]))?;
     let (common, mut problems) = settings::merge(common, &file, given, base);
     // The file's values were checked in merge; what fails here is a flag.
     let mut settings = common.validate()?;
@@ -199,6 +261,7 @@ fn prepare_text(
         description,
         compiled: c,
         fairness,
+        rtapp,
     };
     Ok((plan, settings))
 }
