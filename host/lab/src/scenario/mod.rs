@@ -72,6 +72,14 @@ line overrides the file's value:
     "yield",             # offer the CPU
   ]
 
+rt-app workload files (JSON, as rt-app reads them: comments, trailing commas,
+repeated event keys such as run0, sleep1) run as they are: a FILE.json, or a
+file starting with '{', is read as rt-app's and mapped onto the model above
+(global.duration in seconds; tasks with instance, loop, cpus, phases; the
+events run, runtime, sleep, timer, yield, mem, iorun). The report lists what
+was ignored or approximated; locks, wait/signal, barriers, suspend/resume and
+fork are refused by their JSON path (not supported yet).
+
 Durations are "2ms", "500us", "1.5s", "100ns". Every instance stops at the
 duration (checked between phases; runs, sleeps and receives never outlast it).
 Reported per instance: passes through its phases (loops), the time of one pass
@@ -468,6 +476,76 @@ mod tests {
         fuzz_entry(b"[[task]]\nname = \"a\"\nphases = [\"yield\"]\n");
         fuzz_entry(b"[[task]]\nname = \"a\"\nphases = []\n");
         fuzz_entry(b"\xff\xfe not toml");
+    }
+
+    fn json(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::Builder::new().suffix(".json").tempfile().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn an_rt_app_file_is_a_scenario_with_its_notes() {
+        let f = json(
+            "// rt-app\n{\"global\": {\"duration\": 1, \"logdir\": \"/tmp\",},\n \
+             \"tasks\": {\"t\": {\"instance\": 3, \"run\": 1000, \"sleep\": 5000,},},}\n",
+        );
+        let (p, c) = prepare(&args(f.path(), &["--cpus", "2"]), Given::default()).unwrap();
+        assert_eq!(p.settings.duration_ns, 1_000_000_000);
+        assert!(
+            p.headline
+                .contains(" (rt-app): 1 task (3 instances) for 1s"),
+            "{}",
+            p.headline
+        );
+        assert!(
+            p.headline.contains("\n  note: global.logdir: ignored"),
+            "{}",
+            p.headline
+        );
+        assert_eq!(p.config_json["format"], "rt-app");
+        assert!(
+            p.config_json["notes"][0]
+                .as_str()
+                .unwrap()
+                .starts_with("global.logdir")
+        );
+        assert_eq!(c.kinds[0].phases, ["run 1000us", "sleep 5000us"]);
+        assert_eq!(c.config.task[0].count, 3);
+        // --duration still overrides the file's.
+        let given = Given {
+            duration: true,
+            ..Default::default()
+        };
+        let (p, _) = prepare(&args(f.path(), &["--duration", "50ms"]), given).unwrap();
+        assert_eq!(p.settings.duration_ns, 50_000_000);
+        // A TOML file has neither.
+        let t = file("[[task]]\nname = \"a\"\nphases = [\"yield\"]\n");
+        let (p, _) = prepare(&args(t.path(), &[]), Given::default()).unwrap();
+        assert!(p.config_json.get("format").is_none());
+    }
+
+    #[test]
+    fn the_scenario_s_own_checks_point_into_the_json() {
+        // cpus [3] on a 2-CPU VM: only the compiled scenario knows the
+        // VM, and its problem still names the JSON's line and column.
+        let f = json("{\"tasks\": {\n  \"t\": {\"cpus\": [3], \"run\": 10}}}\n");
+        let e = refused(&args(f.path(), &["--cpus", "2"]));
+        assert_eq!(e.exit_code(), 64);
+        let path = f.path().display().to_string();
+        assert!(
+            e.message
+                .starts_with(&format!("{path}:2:17: task 't': affinity: '3' names CPU 3")),
+            "{e}"
+        );
+        let f = json("{\"tasks\": {\"t\": {\"lock\": \"m\"}}}");
+        let e = refused(&args(f.path(), &[]));
+        assert_eq!(e.exit_code(), 64);
+        assert!(
+            e.message
+                .contains(":1:18: tasks.t.lock: rt-app's 'lock' event is not supported yet"),
+            "{e}"
+        );
     }
 
     #[test]
