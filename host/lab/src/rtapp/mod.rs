@@ -74,8 +74,12 @@ const MAX_DURATION_S: i64 = (crate::settings::HOUR_NS / 1_000_000_000) as i64;
 #[derive(Default)]
 pub(crate) struct Ctx {
     pub problems: Vec<Problem>,
-    notes: Vec<(String, Vec<String>)>,
+    /// (note, paths listed, paths not listed).
+    notes: Vec<(String, Vec<String>, usize)>,
 }
+
+/// Most paths a note lists.
+const NOTE_PATHS: usize = 8;
 
 impl Ctx {
     pub fn check<T>(&mut self, r: Result<T, Problem>) -> Option<T> {
@@ -84,20 +88,27 @@ impl Ctx {
 
     /// Note that `path` was `what` (e.g. "ignored: ..."); paths with the
     /// same note are listed on one line, in file order.
+    /// A note lists at most [`NOTE_PATHS`] paths, then how many more (a
+    /// file of thousands of timers must not make the report that long,
+    /// nor each note a search through all of them).
     pub fn note(&mut self, what: impl Into<String>, path: impl Into<String>) {
         let what = what.into();
         let path = path.into();
-        match self.notes.iter_mut().find(|(w, _)| *w == what) {
-            Some((_, paths)) if !paths.contains(&path) => paths.push(path),
-            Some(_) => {}
-            None => self.notes.push((what, vec![path])),
+        match self.notes.iter_mut().find(|(w, ..)| *w == what) {
+            Some((_, paths, _)) if paths.contains(&path) => {}
+            Some((_, paths, _)) if paths.len() < NOTE_PATHS => paths.push(path),
+            Some((_, _, more)) => *more += 1,
+            None => self.notes.push((what, vec![path], 0)),
         }
     }
 
     fn notes(&self) -> Vec<String> {
         self.notes
             .iter()
-            .map(|(what, paths)| format!("{}: {what}", paths.join(", ")))
+            .map(|(what, paths, more)| match more {
+                0 => format!("{}: {what}", paths.join(", ")),
+                n => format!("{} and {n} more: {what}", paths.join(", ")),
+            })
             .collect()
     }
 

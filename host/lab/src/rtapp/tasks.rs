@@ -11,6 +11,7 @@ use crate::scenario::schema::{CpuList, Phase, Task};
 use abi::config::{SCENARIO_MAX_INSTANCES, SCENARIO_MAX_PHASES};
 use abi::memmap::MAX_CPUS;
 use jsonc_parser::ast::{Object, ObjectProp, Value};
+use std::collections::HashSet;
 use std::ops::Range;
 use toml::Spanned;
 
@@ -160,15 +161,15 @@ pub fn tasks(
         ));
     }
     let mut out = Vec::new();
-    let mut names: Vec<&str> = Vec::new();
+    // A set: a file may hold thousands of threads (each refused later).
+    let mut names = HashSet::new();
     for p in &o.properties {
         let name = json::key(p);
         let path = format!("tasks.{name}");
-        if names.contains(&name) {
+        if !names.insert(name) {
             cx.twice(p, &path);
             continue;
         }
-        names.push(name);
         let Some(t) = cx.check(json::object(&p.value, &path)) else {
             continue;
         };
@@ -273,14 +274,13 @@ fn task(p: &ObjectProp<'_>, t: &Object<'_>, path: &str, g: &Globals, cx: &mut Ct
                 ));
             }
             let mut list = Vec::new();
-            let mut seen: Vec<&str> = Vec::new();
+            let mut seen = HashSet::new();
             for q in &po.properties {
                 let qpath = format!("{path}.phases.{}", json::key(q));
-                if seen.contains(&json::key(q)) {
+                if !seen.insert(json::key(q)) {
                     cx.twice(q, &qpath);
                     continue;
                 }
-                seen.push(json::key(q));
                 let Some(o) = cx.check(json::object(&q.value, &qpath)) else {
                     continue;
                 };

@@ -417,3 +417,38 @@ fn a_malformed_file_says_where() {
     let e = err(r#"{"tasks": {}}"#);
     assert!(e.contains("tasks: no thread"), "{e}");
 }
+
+/// A megabyte of threads, phases and timers: each problem and note is
+/// found in linear time, and the report stays short.
+#[test]
+fn a_flood_of_threads_and_events_is_handled_quickly_and_briefly() {
+    let mut text = String::from("{\"tasks\": {");
+    for i in 0..12_000 {
+        text +=
+            &format!("\"t{i}\": {{\"instance\": 2, \"run\": 10, \"timer\": {{\"period\": 100}}}},");
+    }
+    text += "}}";
+    assert!(text.len() < 1 << 20, "{}", text.len());
+    let t = std::time::Instant::now();
+    // Mapping accepts each thread (the scenario's compile refuses the
+    // 8-task limit); the notes list a few paths each.
+    let ok = translate(&text).unwrap_or_else(|p| panic!("{}", render("t.json", &text, &p)));
+    assert!(t.elapsed().as_secs() < 10, "{:?}", t.elapsed());
+    assert_eq!(ok.file.tasks.len(), 12_000);
+    let notes = ok.notes.join("\n");
+    assert!(notes.len() < 4096, "{} bytes", notes.len());
+    assert!(notes.contains(" and 11992 more: relative timer"), "{notes}");
+    // One thread of thousands of phases, repeated names among them.
+    let mut text = String::from("{\"tasks\": {\"x\": {\"phases\": {");
+    for i in 0..40_000 {
+        text += &format!("\"p{}\": {{\"run\": 1}},", i % 30_000);
+    }
+    text += "}}}}";
+    let t = std::time::Instant::now();
+    let p = translate(&text).err().unwrap();
+    assert!(t.elapsed().as_secs() < 10, "{:?}", t.elapsed());
+    assert_eq!(p.len(), 10_001, "10 000 repeated phases and the limit");
+    let e = render("t.json", &text, &p);
+    assert!(e.contains("gives 30000 events per pass"), "{e}");
+    assert!(e.lines().count() <= crate::scenario::diag::MAX_SHOWN + 1);
+}
