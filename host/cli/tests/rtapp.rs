@@ -48,7 +48,7 @@ const TASKS: [(&str, f64, &[f64], f64); 5] = [
     ("runner", 40.0 + 20.0, &[60.0], 0.0),
     ("periodic", 5.0, &[], 50.0),
     ("absolute", 2.0, &[], 60.0),
-    ("io", 6.0 + 4.0, &[50.0, 20.0, 20.0], 0.0),
+    ("io", 6.0 + 4.0, &[50.0, 40.0, 40.0], 0.0),
 ];
 
 /// The run's own time is `run` = the task's own work, which this 2-core

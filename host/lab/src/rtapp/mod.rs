@@ -76,6 +76,9 @@ pub(crate) struct Ctx {
     pub problems: Vec<Problem>,
     /// (note, paths listed, paths not listed).
     notes: Vec<(String, Vec<String>, usize)>,
+    /// Timer refs without rt-app's `unique` prefix, and the first thread
+    /// using each (rt-app shares them between threads).
+    pub timer_threads: std::collections::HashMap<String, String>,
 }
 
 /// Most paths a note lists.

@@ -286,6 +286,7 @@ fn task(p: &ObjectProp<'_>, t: &Object<'_>, path: &str, g: &Globals, cx: &mut Ct
                 };
                 let (ev, pp) = split(o, &qpath, &PHASE_KEYS, cx);
                 let here = Here {
+                    thread_name: name,
                     path: &qpath,
                     span: json::span(&q.name),
                     thread: false,
@@ -303,6 +304,7 @@ fn task(p: &ObjectProp<'_>, t: &Object<'_>, path: &str, g: &Globals, cx: &mut Ct
             };
             one.list.retain(|p| json::key(p) != "loop");
             let here = Here {
+                thread_name: name,
                 path,
                 span: name_span.clone(),
                 thread: true,
@@ -508,6 +510,8 @@ fn cpus(v: &Value<'_>, path: &str) -> Result<String, Problem> {
 /// Where a phase is: its path, the span of its name, and whether it is
 /// a thread without `phases` (whose other keys the thread handles).
 struct Here<'a> {
+    /// The thread's name.
+    thread_name: &'a str,
     path: &'a str,
     span: Range<usize>,
     thread: bool,
@@ -553,7 +557,7 @@ fn phase(
     let instances = count.map_or(1, |c| *c.get_ref());
     let evs: Vec<Ev> = events
         .iter()
-        .filter_map(|e| event(e, &at(json::key(e)), instances, cx))
+        .filter_map(|e| event(e, &at(json::key(e)), here.thread_name, instances, cx))
         .collect();
     Some(RtPhase {
         repeat,
@@ -567,7 +571,7 @@ fn micros(v: &Value<'_>, path: &str) -> Result<u64, Problem> {
     json::int(v, path, 1, MAX_US, " (µs)").map(|n| n as u64 * 1000)
 }
 
-fn event(p: &ObjectProp<'_>, path: &str, instances: i64, cx: &mut Ctx) -> Option<Ev> {
+fn event(p: &ObjectProp<'_>, path: &str, thread: &str, instances: i64, cx: &mut Ctx) -> Option<Ev> {
     let k = json::key(p);
     let ev = event_of(k)?;
     let v = &p.value;
@@ -614,7 +618,7 @@ fn event(p: &ObjectProp<'_>, path: &str, instances: i64, cx: &mut Ctx) -> Option
             cx.check(json::string(v, path))?;
             Some(mk(Op::Yield, 0))
         }
-        "timer" => timer(v, path, instances, cx).map(|(ns, r)| Ev {
+        "timer" => timer(v, path, thread, instances, cx).map(|(ns, r)| Ev {
             timer: Some(r),
             ..mk(Op::Timer, ns)
         }),
@@ -623,7 +627,13 @@ fn event(p: &ObjectProp<'_>, path: &str, instances: i64, cx: &mut Ctx) -> Option
 }
 
 /// `{ "ref": ..., "period": µs, "mode": "relative" | "absolute" }`.
-fn timer(v: &Value<'_>, path: &str, instances: i64, cx: &mut Ctx) -> Option<(u64, String)> {
+fn timer(
+    v: &Value<'_>,
+    path: &str,
+    thread: &str,
+    instances: i64,
+    cx: &mut Ctx,
+) -> Option<(u64, String)> {
     let o = cx.check(json::object(v, path))?;
     let mut r = None;
     let mut period = None;
@@ -670,6 +680,20 @@ fn timer(v: &Value<'_>, path: &str, instances: i64, cx: &mut Ctx) -> Option<(u64
         },
         path,
     );
+    if !r.starts_with("unique") {
+        // rt-app's timers without the prefix are global resources.
+        let first = cx
+            .timer_threads
+            .entry(r.clone())
+            .or_insert_with(|| thread.to_string());
+        if first != thread {
+            cx.note(
+                "a timer ref without the 'unique' prefix is shared with other threads in \
+                 rt-app; here each thread has its own",
+                path,
+            );
+        }
+    }
     if instances > 1 && !r.starts_with("unique") {
         cx.note(
             "a timer ref without the 'unique' prefix is shared by a thread's instances in \
@@ -721,7 +745,9 @@ fn sched(
         path.to_string()
     };
     let us = |k: &str, cx: &mut Ctx| given(k).and_then(|v| cx.check(micros(v, &at(k))));
-    let mut nice = None;
+    // Every thread gets a nice value, so an RT thread (not passed yet)
+    // weighs what a nice-0 thread does rather than the model's weight 1.
+    let mut nice = Some(Spanned::new(span.clone(), 0));
     match pol {
         "SCHED_OTHER" | "SCHED_BATCH" => {
             let p = given("priority");

@@ -369,7 +369,8 @@ fn scheduling_keys_are_accepted_and_noted() {
     );
     assert_eq!(t.file.tasks.len(), 4, "the 0-instance task is left out");
     // RT and deadline tasks run as nice 0; the fair one at its nice.
-    assert_eq!(task(&t, "rt").nice, None);
+    assert_eq!(*task(&t, "rt").nice.as_ref().unwrap().get_ref(), 0);
+    assert_eq!(*task(&t, "dl").nice.as_ref().unwrap().get_ref(), 0);
     assert_eq!(*task(&t, "fair").nice.as_ref().unwrap().get_ref(), 0);
     assert!(t.file.duration.is_none());
     let t = ok(r#"{"global": {"duration": -1}, "tasks": {"t": {"run": 10}}}"#);
