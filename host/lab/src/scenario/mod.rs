@@ -189,17 +189,28 @@ fn prepare(args: &RunArgs, given: Given) -> Result<(ScenarioPlan, RunSettings)> 
     // A policy path in the file is relative to the file's directory.
     let base = args.file.parent().unwrap_or(std::path::Path::new(""));
     if crate::rtapp::is_rtapp(&args.file, &text) {
-        let t = crate::rtapp::translate(&text)
-            .map_err(|p| Failure::usage(render(&label, &text, &p)))?;
-        let parsed = Parsed {
-            label,
-            text: &text,
-            file: t.file,
-            rtapp: Some(t.notes),
-        };
-        return prepare_file(parsed, &args.common, given, Some(base));
+        return prepare_rtapp(label, &text, &args.common, given, Some(base));
     }
     prepare_text(label, &text, &args.common, given, Some(base))
+}
+
+/// [`prepare_text`] for an rt-app file: mapped onto the scenario model
+/// (`crate::rtapp`), then merged, checked and compiled the same way.
+fn prepare_rtapp(
+    label: String,
+    text: &str,
+    common: &CommonArgs,
+    given: Given,
+    base: Option<&std::path::Path>,
+) -> Result<(ScenarioPlan, RunSettings)> {
+    let t = crate::rtapp::translate(text).map_err(|p| Failure::usage(render(&label, text, &p)))?;
+    let parsed = Parsed {
+        label,
+        text,
+        file: t.file,
+        rtapp: Some(t.notes),
+    };
+    prepare_file(parsed, common, given, base)
 }
 
 /// A scenario file parsed: from TOML, or mapped from rt-app's JSON (its
@@ -293,7 +304,13 @@ pub fn fuzz_entry(bytes: &[u8]) {
             .common
     });
     let text = String::from_utf8_lossy(bytes);
-    match prepare_text("fuzz.toml".into(), &text, &DEFAULTS, Given::default(), None) {
+    // Text starting with `{` or `/` is an rt-app file, as `run` reads it.
+    let r = if crate::rtapp::is_rtapp(std::path::Path::new("fuzz"), &text) {
+        prepare_rtapp("fuzz.json".into(), &text, &DEFAULTS, Given::default(), None)
+    } else {
+        prepare_text("fuzz.toml".into(), &text, &DEFAULTS, Given::default(), None)
+    };
+    match r {
         Ok((plan, settings)) => {
             let p = ops::prepared::<Scenario>(plan, settings);
             assert_eq!(p.config.len(), size_of::<abi::config::ScenarioConfig>());
@@ -476,6 +493,9 @@ mod tests {
         fuzz_entry(b"[[task]]\nname = \"a\"\nphases = [\"yield\"]\n");
         fuzz_entry(b"[[task]]\nname = \"a\"\nphases = []\n");
         fuzz_entry(b"\xff\xfe not toml");
+        fuzz_entry(b"{\"tasks\": {\"t\": {\"run\": 10, \"timer\": {\"period\": 5}}}}");
+        fuzz_entry(b"// rt-app\n{\"tasks\": {\"t\": {\"lock\": \"m\"}}}");
+        fuzz_entry(b"{\"tasks\": {\"t\": {\"cpus\": [63], \"run\": 10}}}");
     }
 
     fn json(text: &str) -> tempfile::NamedTempFile {
