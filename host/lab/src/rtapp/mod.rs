@@ -14,6 +14,7 @@
 //! refused naming its JSON path, before any VM starts.
 
 mod json;
+mod sched;
 mod tasks;
 
 use crate::scenario::diag::{Problem, suggest};
