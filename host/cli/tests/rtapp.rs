@@ -95,6 +95,25 @@ fn every_supported_event_runs_and_lasts_what_the_file_says() {
             "no note '{want}' in {notes:#?}"
         );
     }
+    // Threads with a timer reach the policy as periodic tasks: period
+    // the timer's, runtime the runs of a pass, deadline the period.
+    for (name, period, runtime) in [("periodic", 50.0, 5.0), ("absolute", 60.0, 2.0)] {
+        let k = v["result"]["kinds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["task"] == name)
+            .unwrap_or_else(|| panic!("no kind {name}: {}", v["result"]["kinds"]));
+        assert_eq!(ms(&k["period_ns"]), period, "{k}");
+        assert_eq!(ms(&k["runtime_ns"]), runtime, "{k}");
+        assert_eq!(ms(&k["deadline_ns"]), period, "{k}");
+    }
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("tasks.periodic, tasks.absolute: periodic to the policy")),
+        "{notes:#?}"
+    );
     // global.duration is 3 s.
     assert_eq!(v["config"]["duration_ns"], 3_000_000_000u64);
     let mut report = Vec::new();

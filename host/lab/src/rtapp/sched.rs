@@ -1,8 +1,10 @@
 //! A thread's scheduling keys: `policy`, `priority`, `dl-runtime`,
-//! `dl-period`, `dl-deadline`, checked as Linux would take them. Only a
-//! SCHED_OTHER/SCHED_BATCH priority (a nice value) reaches the model;
-//! the rest is noted as not passed to the policy until task attributes
-//! reach scenario tasks.
+//! `dl-period`, `dl-deadline`, checked as Linux would take them. A
+//! SCHED_OTHER/SCHED_BATCH priority (a nice value) becomes the task's
+//! nice, a SCHED_DEADLINE thread's deadline the scenario task's
+//! `deadline` (when it has a timer: the model's periodic tasks take their
+//! period from the timer and their runtime from the runs); policies and
+//! RT priorities are noted as not passed (scenario tasks carry neither).
 
 use super::tasks::{Props, micros};
 use super::{Ctx, Globals, json, policy};
@@ -16,12 +18,35 @@ use toml::Spanned;
 /// task's nice; the rest is noted as accepted but not passed to the
 /// policy, since task attributes do not reach scenario tasks yet. A
 /// phase's keys are only checked and noted.
+/// What a thread's scheduling keys give the scenario task.
+#[derive(Default)]
+pub(super) struct Sched {
+    pub nice: Option<Spanned<i64>>,
+    /// SCHED_DEADLINE's relative deadline ("800us"), at the key giving it.
+    pub deadline: Option<Spanned<String>>,
+}
+
 pub(super) fn sched(
     props: &Props<'_, '_>,
     path: &str,
     g: &Globals,
     span: Range<usize>,
     thread: bool,
+    cx: &mut Ctx,
+) -> Sched {
+    let mut out = Sched::default();
+    let r = sched_keys(props, path, g, span, thread, &mut out, cx);
+    out.nice = r;
+    out
+}
+
+fn sched_keys(
+    props: &Props<'_, '_>,
+    path: &str,
+    g: &Globals,
+    span: Range<usize>,
+    thread: bool,
+    out: &mut Sched,
     cx: &mut Ctx,
 ) -> Option<Spanned<i64>> {
     let at = |k: &str| format!("{path}.{k}");
@@ -113,9 +138,18 @@ pub(super) fn sched(
                         ),
                     ))
                 }
+                (Some(_), Some(d), _) => {
+                    // The first of dl-deadline, dl-period, dl-runtime given
+                    // is where the deadline came from.
+                    let from = ["dl-deadline", "dl-period", "dl-runtime"]
+                        .into_iter()
+                        .find_map(|k| props.get(k))
+                        .map_or(span.clone(), |p| json::span(&p.value));
+                    out.deadline = Some(Spanned::new(from, format!("{}us", d / 1000)));
+                }
                 _ => {}
             }
-            cx.note(NOT_PASSED, where_.clone());
+            cx.note(DEADLINE, where_.clone());
         }
     }
     if !thread {
@@ -125,8 +159,13 @@ pub(super) fn sched(
     nice
 }
 
-const NOT_PASSED: &str = "policy and parameters accepted but not passed to the policy (task \
-                          attributes do not reach scenario tasks yet): runs as a nice-0 task";
+const NOT_PASSED: &str = "policy and priority accepted but not passed to the policy (scenario \
+                          tasks carry no policy or fixed priority): runs as a nice-0 task";
+
+const DEADLINE: &str = "SCHED_DEADLINE: with a timer the task is periodic to the policy with \
+                        dl-deadline as its deadline, its period the timer's and its runtime \
+                        its runs per pass (dl-runtime and dl-period are checked, not \
+                        passed); without one, not passed: runs as a nice-0 task";
 
 const PHASE_SCHED: &str = "a phase's scheduling change is accepted but not passed to the \
                            policy (the task keeps the thread's nice value)";

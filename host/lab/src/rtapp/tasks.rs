@@ -246,7 +246,7 @@ fn task(p: &ObjectProp<'_>, t: &Object<'_>, path: &str, g: &Globals, cx: &mut Ct
         cx.check(cpus(&c.value, &at("cpus")))
             .map(|s| (s, json::span(&c.value)))
     });
-    let nice = sched(&props, path, g, name_span.clone(), true, cx);
+    let sch = sched(&props, path, g, name_span.clone(), true, cx);
     for k in ["util_min", "util_max", "nodes_membind", "taskgroup"] {
         if props.get(k).is_some() {
             cx.note(
@@ -316,16 +316,28 @@ fn task(p: &ObjectProp<'_>, t: &Object<'_>, path: &str, g: &Globals, cx: &mut Ct
     };
     let (events, repeat) = flatten(&phases, task_loop.as_ref(), path, phases_span.clone(), cx)?;
     timers_once(&events, cx);
+    // A thread with a timer is periodic to the policy (the scenario's
+    // task attributes); a deadline needs one.
+    let periodic = events.iter().any(|e| e.op == Op::Timer);
+    if periodic {
+        cx.note(
+            "periodic to the policy: period the first timer's, runtime the run events of a \
+             pass, deadline the period (or SCHED_DEADLINE's dl-deadline)",
+            path,
+        );
+    }
+    let deadline = sch.deadline.filter(|_| periodic);
     let affinity = same_cpus(&phases, task_cpus, cx);
     let repeat_span = task_loop.map_or(name_span.clone(), |(_, s)| s);
     Some(Task {
         name: Spanned::new(name_span, name.to_string()),
         count,
         weight: None,
-        nice,
+        nice: sch.nice,
         affinity: affinity.map(|(s, span)| Spanned::new(span, CpuList(s))),
         repeat: Some(Spanned::new(repeat_span, repeat)),
         subscribe: Vec::new(),
+        deadline,
         phases: Spanned::new(phases_span, events.iter().map(Ev::phase).collect()),
     })
 }

@@ -352,9 +352,16 @@ fn scheduling_keys_are_accepted_and_noted() {
   }}"#);
     let notes = t.notes.join("\n");
     assert!(
-        notes.contains("tasks.rt, tasks.dl.policy: policy and parameters accepted but not passed"),
+        notes.contains("tasks.rt: policy and priority accepted but not passed"),
         "{notes}"
     );
+    assert!(
+        notes.contains("tasks.dl.policy: SCHED_DEADLINE: with a timer"),
+        "{notes}"
+    );
+    // Without a timer the deadline goes nowhere (the model's deadline is
+    // a periodic task's).
+    assert_eq!(task(&t, "dl").deadline, None);
     assert!(
         notes.contains("tasks.fair.dl-runtime: ignored outside SCHED_DEADLINE"),
         "{notes}"
@@ -379,6 +386,30 @@ fn scheduling_keys_are_accepted_and_noted() {
         t.notes[0].starts_with("global.duration: -1"),
         "{:?}",
         t.notes
+    );
+}
+
+#[test]
+fn a_deadline_thread_with_a_timer_passes_its_deadline() {
+    let text = r#"{"tasks": {
+        "dl": {"policy": "SCHED_DEADLINE", "dl-runtime": 2000, "dl-period": 10000,
+               "dl-deadline": 8000, "run": 2000, "timer": {"ref": "unique", "period": 10000}},
+        "implied": {"policy": "SCHED_DEADLINE", "dl-runtime": 2000, "dl-period": 9000,
+               "run": 2000, "timer": {"ref": "unique", "period": 10000}},
+        "fair": {"run": 1000, "timer": {"ref": "unique", "period": 10000}}}}"#;
+    let t = ok(text);
+    let d = task(&t, "dl").deadline.as_ref().unwrap();
+    assert_eq!(d.get_ref(), "8000us");
+    assert_eq!(&text[d.span()], "8000");
+    // dl-deadline defaults to dl-period, as in rt-app and Linux.
+    let d = task(&t, "implied").deadline.as_ref().unwrap();
+    assert_eq!(d.get_ref(), "9000us");
+    assert_eq!(&text[d.span()], "9000");
+    assert_eq!(task(&t, "fair").deadline, None);
+    let notes = t.notes.join("\n");
+    assert!(
+        notes.contains("tasks.dl, tasks.implied, tasks.fair: periodic to the policy"),
+        "{notes}"
     );
 }
 

@@ -532,6 +532,19 @@ mod tests {
         );
         assert_eq!(c.kinds[0].phases, ["run 1000us", "sleep 5000us"]);
         assert_eq!(c.config.task[0].count, 3);
+        // A SCHED_DEADLINE thread with a timer reaches the policy as a
+        // periodic task with its deadline.
+        let f = json(
+            "{\"tasks\": {\"d\": {\"policy\": \"SCHED_DEADLINE\", \"dl-runtime\": 3000, \
+             \"dl-deadline\": 7000, \"dl-period\": 10000, \"run\": 3000, \
+             \"timer\": {\"ref\": \"unique\", \"period\": 10000}}}}",
+        );
+        let (_, c) = prepare(&args(f.path(), &[]), Given::default()).unwrap();
+        let rt = c.kinds[0].rt;
+        assert_eq!(
+            (rt.period_ns, rt.runtime_ns, rt.deadline_ns),
+            (10_000_000, 3_000_000, 7_000_000)
+        );
         // --duration still overrides the file's.
         let given = Given {
             duration: true,
@@ -556,6 +569,17 @@ mod tests {
         assert!(
             e.message
                 .starts_with(&format!("{path}:2:17: task 't': affinity: '3' names CPU 3")),
+            "{e}"
+        );
+        // A periodic thread whose runs exceed its period: the scenario's
+        // own rule, at the JSON's phases.
+        let f = json(
+            "{\"tasks\": {\"t\": {\"phases\": {\"p\": {\"run\": 20000, \"timer\": {\"period\": 10000}}}}}}",
+        );
+        let e = refused(&args(f.path(), &[]));
+        assert!(
+            e.message
+                .contains(":1:28: task 't': a task with a timer is periodic and needs"),
             "{e}"
         );
         let f = json("{\"tasks\": {\"t\": {\"lock\": \"m\"}}}");
