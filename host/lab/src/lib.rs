@@ -32,6 +32,7 @@ pub mod policies;
 pub mod policy_new;
 pub mod progress;
 pub mod report;
+pub mod rtapp;
 pub mod run;
 pub mod scenario;
 pub mod settings;

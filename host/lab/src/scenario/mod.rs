@@ -8,8 +8,8 @@
 //! result into the report.
 
 mod compile;
-mod diag;
-mod schema;
+pub(crate) mod diag;
+pub(crate) mod schema;
 mod settings;
 mod summary;
 
@@ -32,8 +32,9 @@ use zerocopy::IntoBytes;
 
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// The scenario file (TOML; see below and examples/*.toml).
-    #[arg(value_name = "FILE.toml")]
+    /// The scenario file (TOML; see below and examples/*.toml), or an
+    /// rt-app workload file (JSON).
+    #[arg(value_name = "FILE")]
     pub file: PathBuf,
     #[command(flatten)]
     pub common: CommonArgs,
@@ -71,6 +72,14 @@ line overrides the file's value:
     "yield",             # offer the CPU
   ]
 
+rt-app workload files (JSON, as rt-app reads them: comments, trailing commas,
+repeated event keys such as run0, sleep1) run as they are: a FILE.json, or a
+file starting with '{', is read as rt-app's and mapped onto the model above
+(global.duration in seconds; tasks with instance, loop, cpus, phases; the
+events run, runtime, sleep, timer, yield, mem, iorun). The report lists what
+was ignored or approximated; locks, wait/signal, barriers, suspend/resume and
+fork are refused by their JSON path (not supported yet).
+
 Durations are "2ms", "500us", "1.5s", "100ns". Every instance stops at the
 duration (checked between phases; runs, sleeps and receives never outlast it).
 Reported per instance: passes through its phases (loops), the time of one pass
@@ -100,6 +109,9 @@ pub struct ScenarioPlan {
     description: Option<String>,
     compiled: Compiled,
     fairness: bool,
+    /// An rt-app file's notes (what was ignored or approximated); None
+    /// for a TOML scenario.
+    rtapp: Option<Vec<String>>,
 }
 
 impl ops::Operation for Scenario {
@@ -126,11 +138,25 @@ impl ops::Operation for Scenario {
     }
 
     fn config_json(p: &ScenarioPlan, s: &RunSettings) -> serde_json::Value {
-        config_json(&p.label, p.description.clone(), &p.compiled, s, p.fairness)
+        let mut v = config_json(&p.label, p.description.clone(), &p.compiled, s, p.fairness);
+        if let Some(notes) = &p.rtapp {
+            v["format"] = json!("rt-app");
+            v["notes"] = json!(notes);
+        }
+        v
     }
 
     fn headline(p: &ScenarioPlan, s: &RunSettings) -> String {
-        headline(&p.label, p.description.as_deref(), &p.compiled, s)
+        match &p.rtapp {
+            None => headline(&p.label, p.description.as_deref(), &p.compiled, s),
+            Some(notes) => {
+                let mut h = headline(&format!("{} (rt-app)", p.label), None, &p.compiled, s);
+                for n in notes {
+                    h = format!("{h}\n  note: {n}");
+                }
+                h
+            }
+        }
     }
 
     fn summarize(p: &ScenarioPlan, out: &RunOutcome) -> ops::Summary {
@@ -162,7 +188,38 @@ fn prepare(args: &RunArgs, given: Given) -> Result<(ScenarioPlan, RunSettings)> 
     let text = read_bounded_text(&args.file, &SCENARIO_FILE)?;
     // A policy path in the file is relative to the file's directory.
     let base = args.file.parent().unwrap_or(std::path::Path::new(""));
+    if crate::rtapp::is_rtapp(&args.file, &text) {
+        return prepare_rtapp(label, &text, &args.common, given, Some(base));
+    }
     prepare_text(label, &text, &args.common, given, Some(base))
+}
+
+/// [`prepare_text`] for an rt-app file: mapped onto the scenario model
+/// (`crate::rtapp`), then merged, checked and compiled the same way.
+fn prepare_rtapp(
+    label: String,
+    text: &str,
+    common: &CommonArgs,
+    given: Given,
+    base: Option<&std::path::Path>,
+) -> Result<(ScenarioPlan, RunSettings)> {
+    let t = crate::rtapp::translate(text).map_err(|p| Failure::usage(render(&label, text, &p)))?;
+    let parsed = Parsed {
+        label,
+        text,
+        file: t.file,
+        rtapp: Some(t.notes),
+    };
+    prepare_file(parsed, common, given, base)
+}
+
+/// A scenario file parsed: from TOML, or mapped from rt-app's JSON (its
+/// spans are then the JSON's, so problems still point into the file).
+struct Parsed<'a> {
+    label: String,
+    text: &'a str,
+    file: schema::File,
+    rtapp: Option<Vec<String>>,
 }
 
 /// [`prepare`] for a file already read: parse, merge under the command
@@ -176,8 +233,32 @@ fn prepare_text(
     given: Given,
     base: Option<&std::path::Path>,
 ) -> Result<(ScenarioPlan, RunSettings)> {
+    let file = schema::parse(text)
+        .map_err(|e| Failure::usage(render(&label, text, &[Problem::from_toml(&e)])))?;
+    let parsed = Parsed {
+        label,
+        text,
+        file,
+        rtapp: None,
+    };
+    prepare_file(parsed, common, given, base)
+}
+
+/// [`prepare_text`] after parsing: merge under the command line, check
+/// and compile.
+fn prepare_file(
+    parsed: Parsed<'_>,
+    common: &CommonArgs,
+    given: Given,
+    base: Option<&std::path::Path>,
+) -> Result<(ScenarioPlan, RunSettings)> {
+    let Parsed {
+        label,
+        text,
+        file,
+        rtapp,
+    } = parsed;
     let bad = |p: &[Problem]| Failure::usage(render(&label, text, p));
-    let file = schema::parse(text).map_err(|e| bad(&[Problem::from_toml(&e)]))?;
     let (common, mut problems) = settings::merge(common, &file, given, base);
     // The file's values were checked in merge; what fails here is a flag.
     let mut settings = common.validate()?;
@@ -199,6 +280,7 @@ fn prepare_text(
         description,
         compiled: c,
         fairness,
+        rtapp,
     };
     Ok((plan, settings))
 }
@@ -222,7 +304,13 @@ pub fn fuzz_entry(bytes: &[u8]) {
             .common
     });
     let text = String::from_utf8_lossy(bytes);
-    match prepare_text("fuzz.toml".into(), &text, &DEFAULTS, Given::default(), None) {
+    // Text starting with `{` or `/` is an rt-app file, as `run` reads it.
+    let r = if crate::rtapp::is_rtapp(std::path::Path::new("fuzz"), &text) {
+        prepare_rtapp("fuzz.json".into(), &text, &DEFAULTS, Given::default(), None)
+    } else {
+        prepare_text("fuzz.toml".into(), &text, &DEFAULTS, Given::default(), None)
+    };
+    match r {
         Ok((plan, settings)) => {
             let p = ops::prepared::<Scenario>(plan, settings);
             assert_eq!(p.config.len(), size_of::<abi::config::ScenarioConfig>());
@@ -405,6 +493,103 @@ mod tests {
         fuzz_entry(b"[[task]]\nname = \"a\"\nphases = [\"yield\"]\n");
         fuzz_entry(b"[[task]]\nname = \"a\"\nphases = []\n");
         fuzz_entry(b"\xff\xfe not toml");
+        fuzz_entry(b"{\"tasks\": {\"t\": {\"run\": 10, \"timer\": {\"period\": 5}}}}");
+        fuzz_entry(b"// rt-app\n{\"tasks\": {\"t\": {\"lock\": \"m\"}}}");
+        fuzz_entry(b"{\"tasks\": {\"t\": {\"cpus\": [63], \"run\": 10}}}");
+    }
+
+    fn json(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::Builder::new().suffix(".json").tempfile().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn an_rt_app_file_is_a_scenario_with_its_notes() {
+        let f = json(
+            "// rt-app\n{\"global\": {\"duration\": 1, \"logdir\": \"/tmp\",},\n \
+             \"tasks\": {\"t\": {\"instance\": 3, \"run\": 1000, \"sleep\": 5000,},},}\n",
+        );
+        let (p, c) = prepare(&args(f.path(), &["--cpus", "2"]), Given::default()).unwrap();
+        assert_eq!(p.settings.duration_ns, 1_000_000_000);
+        assert!(
+            p.headline
+                .contains(" (rt-app): 1 task (3 instances) for 1s"),
+            "{}",
+            p.headline
+        );
+        assert!(
+            p.headline.contains("\n  note: global.logdir: ignored"),
+            "{}",
+            p.headline
+        );
+        assert_eq!(p.config_json["format"], "rt-app");
+        assert!(
+            p.config_json["notes"][0]
+                .as_str()
+                .unwrap()
+                .starts_with("global.logdir")
+        );
+        assert_eq!(c.kinds[0].phases, ["run 1000us", "sleep 5000us"]);
+        assert_eq!(c.config.task[0].count, 3);
+        // A SCHED_DEADLINE thread with a timer reaches the policy as a
+        // periodic task with its deadline.
+        let f = json(
+            "{\"tasks\": {\"d\": {\"policy\": \"SCHED_DEADLINE\", \"dl-runtime\": 3000, \
+             \"dl-deadline\": 7000, \"dl-period\": 10000, \"run\": 3000, \
+             \"timer\": {\"ref\": \"unique\", \"period\": 10000}}}}",
+        );
+        let (_, c) = prepare(&args(f.path(), &[]), Given::default()).unwrap();
+        let rt = c.kinds[0].rt;
+        assert_eq!(
+            (rt.period_ns, rt.runtime_ns, rt.deadline_ns),
+            (10_000_000, 3_000_000, 7_000_000)
+        );
+        // --duration still overrides the file's.
+        let given = Given {
+            duration: true,
+            ..Default::default()
+        };
+        let (p, _) = prepare(&args(f.path(), &["--duration", "50ms"]), given).unwrap();
+        assert_eq!(p.settings.duration_ns, 50_000_000);
+        // A TOML file has neither.
+        let t = file("[[task]]\nname = \"a\"\nphases = [\"yield\"]\n");
+        let (p, _) = prepare(&args(t.path(), &[]), Given::default()).unwrap();
+        assert!(p.config_json.get("format").is_none());
+    }
+
+    #[test]
+    fn the_scenario_s_own_checks_point_into_the_json() {
+        // cpus [3] on a 2-CPU VM: only the compiled scenario knows the
+        // VM, and its problem still names the JSON's line and column.
+        let f = json("{\"tasks\": {\n  \"t\": {\"cpus\": [3], \"run\": 10}}}\n");
+        let e = refused(&args(f.path(), &["--cpus", "2"]));
+        assert_eq!(e.exit_code(), 64);
+        let path = f.path().display().to_string();
+        assert!(
+            e.message
+                .starts_with(&format!("{path}:2:17: task 't': affinity: '3' names CPU 3")),
+            "{e}"
+        );
+        // A periodic thread whose runs exceed its period: the scenario's
+        // own rule, at the JSON's phases.
+        let f = json(
+            "{\"tasks\": {\"t\": {\"phases\": {\"p\": {\"run\": 20000, \"timer\": {\"period\": 10000}}}}}}",
+        );
+        let e = refused(&args(f.path(), &[]));
+        assert!(
+            e.message
+                .contains(":1:28: task 't': a task with a timer is periodic and needs"),
+            "{e}"
+        );
+        let f = json("{\"tasks\": {\"t\": {\"lock\": \"m\"}}}");
+        let e = refused(&args(f.path(), &[]));
+        assert_eq!(e.exit_code(), 64);
+        assert!(
+            e.message
+                .contains(":1:18: tasks.t.lock: rt-app's 'lock' event is not supported yet"),
+            "{e}"
+        );
     }
 
     #[test]

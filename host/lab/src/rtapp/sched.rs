@@ -1,0 +1,171 @@
+//! A thread's scheduling keys: `policy`, `priority`, `dl-runtime`,
+//! `dl-period`, `dl-deadline`, checked as Linux would take them. A
+//! SCHED_OTHER/SCHED_BATCH priority (a nice value) becomes the task's
+//! nice, a SCHED_DEADLINE thread's deadline the scenario task's
+//! `deadline` (when it has a timer: the model's periodic tasks take their
+//! period from the timer and their runtime from the runs); policies and
+//! RT priorities are noted as not passed (scenario tasks carry neither).
+
+use super::tasks::{Props, micros};
+use super::{Ctx, Globals, json, policy};
+use crate::scenario::diag::Problem;
+use std::ops::Range;
+use toml::Spanned;
+
+/// A thread's (or phase's) `policy`, `priority` and `dl-*` keys,
+/// checked. SCHED_OTHER and SCHED_BATCH priorities are nice values
+/// (rt-app sets them with sched_setattr's sched_nice) and become the
+/// task's nice; the rest is noted as accepted but not passed to the
+/// policy, since task attributes do not reach scenario tasks yet. A
+/// phase's keys are only checked and noted.
+/// What a thread's scheduling keys give the scenario task.
+#[derive(Default)]
+pub(super) struct Sched {
+    pub nice: Option<Spanned<i64>>,
+    /// SCHED_DEADLINE's relative deadline ("800us"), at the key giving it.
+    pub deadline: Option<Spanned<String>>,
+}
+
+pub(super) fn sched(
+    props: &Props<'_, '_>,
+    path: &str,
+    g: &Globals,
+    span: Range<usize>,
+    thread: bool,
+    cx: &mut Ctx,
+) -> Sched {
+    let mut out = Sched::default();
+    let r = sched_keys(props, path, g, span, thread, &mut out, cx);
+    out.nice = r;
+    out
+}
+
+fn sched_keys(
+    props: &Props<'_, '_>,
+    path: &str,
+    g: &Globals,
+    span: Range<usize>,
+    thread: bool,
+    out: &mut Sched,
+    cx: &mut Ctx,
+) -> Option<Spanned<i64>> {
+    let at = |k: &str| format!("{path}.{k}");
+    let given = |k: &str| props.get(k).map(|p| &p.value);
+    let pol = match given("policy") {
+        Some(v) => cx.check(policy(v, &at("policy")))?,
+        None if !thread => {
+            // A phase without a policy changes nothing; its priority or
+            // dl keys still must be numbers.
+            for k in ["priority", "dl-runtime", "dl-period", "dl-deadline"] {
+                if let Some(v) = given(k) {
+                    cx.check(json::int(v, &at(k), i64::MIN, i64::MAX, ""));
+                    cx.note(PHASE_SCHED, at(k));
+                }
+            }
+            return None;
+        }
+        None => g
+            .default_policy
+            .as_deref()
+            .and_then(|d| super::POLICIES.iter().copied().find(|p| *p == d))
+            .unwrap_or("SCHED_OTHER"),
+    };
+    let where_ = if given("policy").is_some() {
+        at("policy")
+    } else {
+        path.to_string()
+    };
+    let us = |k: &str, cx: &mut Ctx| given(k).and_then(|v| cx.check(micros(v, &at(k))));
+    // Every thread gets a nice value, so an RT thread (not passed yet)
+    // weighs what a nice-0 thread does rather than the model's weight 1.
+    let mut nice = Some(Spanned::new(span.clone(), 0));
+    match pol {
+        "SCHED_OTHER" | "SCHED_BATCH" => {
+            let p = given("priority");
+            let n = match p {
+                Some(v) => cx.check(json::int(v, &at("priority"), -20, 19, " (a nice value)"))?,
+                None => 0,
+            };
+            nice = Some(Spanned::new(p.map_or(span, json::span), n));
+            if pol == "SCHED_BATCH" {
+                cx.note(
+                    "SCHED_BATCH runs as SCHED_OTHER at its nice value (the policy sees no \
+                     batch hint)",
+                    where_.clone(),
+                );
+            }
+            for k in ["dl-runtime", "dl-period", "dl-deadline"] {
+                if us(k, cx).is_some() {
+                    cx.note(
+                        "ignored outside SCHED_DEADLINE (no custom slice requests in the guest)",
+                        at(k),
+                    );
+                }
+            }
+        }
+        "SCHED_IDLE" => {
+            cx.note(NOT_PASSED, where_.clone());
+        }
+        "SCHED_RR" | "SCHED_FIFO" => {
+            if let Some(v) = given("priority") {
+                cx.check(json::int(v, &at("priority"), 1, 99, " (an RT priority)"));
+            }
+            cx.note(NOT_PASSED, where_.clone());
+        }
+        _ => {
+            // SCHED_DEADLINE: runtime <= deadline <= period, as Linux wants.
+            let rt = us("dl-runtime", cx);
+            let period = us("dl-period", cx).or(rt);
+            let deadline = us("dl-deadline", cx).or(period);
+            match (rt, deadline, period) {
+                (None, ..) if given("dl-runtime").is_none() => cx.problems.push(Problem::at(
+                    props
+                        .get("policy")
+                        .map_or(span.clone(), |p| json::span(&p.value)),
+                    format!("{path}: SCHED_DEADLINE needs 'dl-runtime' (µs)"),
+                )),
+                (Some(r), Some(d), Some(p)) if !(r <= d && d <= p) => {
+                    cx.problems.push(Problem::at(
+                        props
+                            .get("dl-runtime")
+                            .map_or(span.clone(), |p| json::span(&p.value)),
+                        format!(
+                            "{path}: SCHED_DEADLINE needs dl-runtime <= dl-deadline <= \
+                             dl-period, got {} <= {} <= {} µs",
+                            r / 1000,
+                            d / 1000,
+                            p / 1000
+                        ),
+                    ))
+                }
+                (Some(_), Some(d), _) => {
+                    // The first of dl-deadline, dl-period, dl-runtime given
+                    // is where the deadline came from.
+                    let from = ["dl-deadline", "dl-period", "dl-runtime"]
+                        .into_iter()
+                        .find_map(|k| props.get(k))
+                        .map_or(span.clone(), |p| json::span(&p.value));
+                    out.deadline = Some(Spanned::new(from, format!("{}us", d / 1000)));
+                }
+                _ => {}
+            }
+            cx.note(DEADLINE, where_.clone());
+        }
+    }
+    if !thread {
+        cx.note(PHASE_SCHED, where_);
+        return None;
+    }
+    nice
+}
+
+const NOT_PASSED: &str = "policy and priority accepted but not passed to the policy (scenario \
+                          tasks carry no policy or fixed priority): runs as a nice-0 task";
+
+const DEADLINE: &str = "SCHED_DEADLINE: with a timer the task is periodic to the policy with \
+                        dl-deadline as its deadline, its period the timer's and its runtime \
+                        its runs per pass (dl-runtime and dl-period are checked, not \
+                        passed); without one, not passed: runs as a nice-0 task";
+
+const PHASE_SCHED: &str = "a phase's scheduling change is accepted but not passed to the \
+                           policy (the task keeps the thread's nice value)";
