@@ -298,6 +298,15 @@ fn a_stopped_gauntlet_child_is_killed_at_its_deadline() {
 /// `schedlab ARGS` with stdout closed (`>&-`) and with a pipe whose reader
 /// has gone: the exit code `expected` allows, never a panic (101).
 fn with_stdout_gone(args: &[&str], expected: &[i32]) {
+    // A run given `--out` leaves its verdict there: what a failure says
+    // (its stdout is gone).
+    let verdict = || {
+        let dir = args.iter().position(|a| *a == "--out").map(|i| args[i + 1]);
+        dir.and_then(|d| std::fs::read_to_string(Path::new(d).join("result.json")).ok())
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .map(|v| v["verdict"].to_string())
+            .unwrap_or_default()
+    };
     // Closed: the shell runs it with no fd 1 at all.
     let closed = Command::new("sh")
         .arg("-c")
@@ -306,18 +315,20 @@ fn with_stdout_gone(args: &[&str], expected: &[i32]) {
         .args(args)
         .output()
         .expect("run sh");
+    let closed_verdict = verdict();
     // A pipe read by nobody: the read end is closed before it writes.
     let mut piped = start(args);
     drop(piped.stdout.take());
     let status = wait_at_most(&mut piped, Duration::from_secs(30), "schedlab");
     let piped_err = stderr_of(&mut piped);
-    for (how, code, stderr) in [
+    for (how, code, stderr, verdict) in [
         (
             ">&-",
             closed.status.code(),
             String::from_utf8_lossy(&closed.stderr).into_owned(),
+            closed_verdict,
         ),
-        ("a closed pipe", status.code(), piped_err),
+        ("a closed pipe", status.code(), piped_err, verdict()),
     ] {
         assert!(
             !stderr.contains("panicked"),
@@ -326,7 +337,7 @@ fn with_stdout_gone(args: &[&str], expected: &[i32]) {
         let code = code.unwrap_or(-1);
         assert!(
             expected.contains(&code),
-            "schedlab {args:?} with {how}: exit {code}, expected {expected:?}: {stderr}"
+            "schedlab {args:?} with {how}: exit {code}, expected {expected:?}: {stderr} {verdict}"
         );
     }
 }
@@ -356,7 +367,11 @@ fn a_closed_stdout_is_no_panic() {
     let r = path_str(&dir);
     with_stdout_gone(&["compare", r, r], &[0]);
     with_stdout_gone(&["compare", r, r, "--json"], &[0]);
-    with_stdout_gone(&["spin", "--duration", "100ms"], &[0, 2]);
+    let again = tmp.path().join("again");
+    with_stdout_gone(
+        &["spin", "--duration", "100ms", "--out", path_str(&again)],
+        &[0, 2],
+    );
 }
 
 /// Every way a run can end, from the command line: the JSON's status says
