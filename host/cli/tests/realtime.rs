@@ -103,15 +103,13 @@ fn assert_met_if_it_fit(r: &Run, v: &Value, what: &str) {
 
 /// (a) EDF on one CPU at U = 0.80 (6/20 + 12/40 + 16/80 ms) meets every
 /// deadline: judged, always (a pass, or misses the host explains). Not at
-/// the U = 0.95, nor 0.90: this PVM host's own overhead (the
-/// tick's ~50 us, exits, and time the host outside this machine takes,
-/// which no run-queue wait shows: 2-4 % of a busy vCPU at 100 Hz, spiking
-/// past 4 %) eats the slack, and the verdict cannot yet tell every such
-/// miss from the policy's. Measured at 100 Hz with polling idle: U = 0.95
-/// met every deadline in 6-7 runs of 10 (1-12 misses in the others, some
-/// called failures), U = 0.90 in 7 runs of 8 (the eighth 2 misses with
-/// the jobs' lost time doubled), and U = 0.97 missed 140 of 343 jobs in
-/// EDF's overload domino. `cargo test -p policy-edf`'s
+/// the U = 0.95: this PVM host's own overhead (the tick's ~50 us,
+/// exits, and time the host outside this machine takes, which no
+/// run-queue wait shows: 2-4 % of a busy vCPU at 100 Hz, spiking to 10 %)
+/// is charged to the jobs and eats the 5 % of slack. Measured at 100 Hz
+/// with polling idle and edf's budget slack of an eighth: U = 0.80 met
+/// every deadline in 6 runs of 6; U = 0.95 missed 1-22 jobs in 6 of 6
+/// (each verdict inconclusive). `cargo test -p policy-edf`'s
 /// `meets_every_deadline_at_utilisation_095` holds the algorithm to U =
 /// 0.95 exactly. The run ticks at 100 Hz (1 kHz takes 7-8 % of the jobs'
 /// CPU here) and polls when idle, so sleeps, and releases, end on time.
