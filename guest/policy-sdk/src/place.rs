@@ -194,6 +194,40 @@ pub fn domains(cpu: u32) -> impl Iterator<Item = (Level, u64)> {
     })
 }
 
+/// For a task `p` alone on its CPU, the CPU to make way for (the rotation
+/// that lets loads that do not divide share fairly): the busiest CPU
+/// (first of equals) `p` may run on, of the innermost domain that has
+/// one, whose queue holds a task that may run on `p`'s CPU and is behind
+/// `p` by more than `margin` -- one slice, two if the CPU is in another
+/// LLC (a move there costs the task its cache). `behind(q, margin)` says
+/// what behind means to the policy (CPU time, or CPU time per weight).
+pub fn behind_elsewhere(p: &Task, behind: impl Fn(&Task, u64) -> bool) -> Option<u32> {
+    let slice = crate::slice_dfl_ns();
+    let allowed = allowed(p);
+    let mut seen = 1u64 << p.cpu.min(63);
+    for (level, span) in domains(p.cpu) {
+        let margin = if level.crosses_llc() {
+            2 * slice
+        } else {
+            slice
+        };
+        let mut best: Option<(usize, u32)> = None;
+        for c in cpus(span & allowed & !seen) {
+            let waiting =
+                dsq::iter(dsq::local_on(c)).any(|q| may_run(q, p.cpu) && behind(q, margin));
+            let l = load(c);
+            if waiting && best.is_none_or(|(bl, _)| l > bl) {
+                best = Some((l, c));
+            }
+        }
+        if let Some((_, c)) = best {
+            return Some(c);
+        }
+        seen |= span;
+    }
+    None
+}
+
 /// Whether `a` and `b` share a last-level cache.
 pub fn same_llc(a: u32, b: u32) -> bool {
     let t = topo();

@@ -37,6 +37,16 @@ pub fn pinned_cpu(p: &Task) -> Option<u32> {
     (p.cpus_allowed.count_ones() == 1).then(|| p.cpus_allowed.trailing_zeros())
 }
 
+/// Where a real-time policy with one shared ordered queue sends a waking
+/// task: its pinned CPU, else an idle CPU it may use if there is one
+/// (the queue is shared, so this only decides which CPU the core wakes).
+pub fn select_cpu(p: &Task, prev_cpu: u32) -> u32 {
+    match pinned_cpu(p) {
+        Some(c) => c,
+        None => crate::place::select_idle_first(p, prev_cpu),
+    }
+}
+
 /// For a real-time policy that orders tasks by a key (smaller runs first)
 /// and has just queued a task with `key` that may run on `allowed`: wake
 /// an idle CPU in `allowed` if there is one, else preempt the allowed CPU

@@ -225,32 +225,10 @@ fn balance_to(p: &Task) -> Option<u32> {
     }
     // Alone: make way for a task waiting elsewhere that is behind,
     // comparing runtime / weight without division.
-    let slice = u128::from(policy_sdk::slice_dfl_ns());
-    let mut seen = 0u64;
-    for (level, span) in place::domains(c) {
-        let margin = if level.crosses_llc() {
-            2 * slice
-        } else {
-            slice
-        };
-        let mut busiest: Option<(usize, u32)> = None;
-        for d in place::cpus(others & span & !seen) {
-            let behind = dsq::iter(dsq::local_on(d)).any(|q| {
-                place::may_run(q, c)
-                    && (u128::from(q.runtime_ns) + margin) * u128::from(w)
-                        < u128::from(p.runtime_ns) * u128::from(q.weight.max(1))
-            });
-            let l = place::load(d);
-            if behind && busiest.is_none_or(|(bl, _)| l > bl) {
-                busiest = Some((l, d));
-            }
-        }
-        if let Some((_, d)) = busiest {
-            return Some(d);
-        }
-        seen |= span;
-    }
-    None
+    place::behind_elsewhere(p, |q, margin| {
+        (u128::from(q.runtime_ns) + u128::from(margin)) * u128::from(w)
+            < u128::from(p.runtime_ns) * u128::from(q.weight.max(1))
+    })
 }
 
 impl Eevdf {

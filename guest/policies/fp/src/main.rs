@@ -69,14 +69,8 @@ impl Scheduler for Fp {
         }
     }
 
-    /// A pinned task goes to its CPU; others to an idle CPU they may use
-    /// if there is one (the queue is shared, so this only decides which
-    /// CPU the core wakes).
     fn select_cpu(&mut self, p: &mut Task, prev_cpu: u32, _wake_flags: u64) -> u32 {
-        match rt::pinned_cpu(p) {
-            Some(c) => c,
-            None => place::select_idle_first(p, prev_cpu),
-        }
+        rt::select_cpu(p, prev_cpu)
     }
 
     fn enqueue(&mut self, p: &mut Task, _flags: u64) {

@@ -46,36 +46,12 @@ const OVERRUN: usize = 0;
 const MOVE_TO: usize = 1;
 
 /// A CPU other than `p`'s where a task waits that is behind `p` in CPU
-/// time by more than a slice (two slices if the CPU is in another LLC: a
-/// move there costs the task its cache), may run on `p`'s CPU and whose
-/// CPU `p` may run on: the busiest such CPU (first of equals) of the
-/// innermost domain that has one.
+/// time by more than a slice (two across an LLC; see
+/// `place::behind_elsewhere`).
 fn behind_elsewhere(p: &Task) -> Option<u32> {
-    let slice = policy_sdk::slice_dfl_ns();
-    let allowed = place::allowed(p);
-    let mut seen = 1u64 << p.cpu.min(63);
-    for (level, span) in place::domains(p.cpu) {
-        let margin = if level.crosses_llc() {
-            2 * slice
-        } else {
-            slice
-        };
-        let mut best: Option<(usize, u32)> = None;
-        for c in place::cpus(span & allowed & !seen) {
-            let behind = dsq::iter(dsq::local_on(c)).any(|q| {
-                place::may_run(q, p.cpu) && q.runtime_ns.saturating_add(margin) < p.runtime_ns
-            });
-            let l = place::load(c);
-            if behind && best.is_none_or(|(bl, _)| l > bl) {
-                best = Some((l, c));
-            }
-        }
-        if let Some((_, c)) = best {
-            return Some(c);
-        }
-        seen |= span;
-    }
-    None
+    place::behind_elsewhere(p, |q, margin| {
+        q.runtime_ns.saturating_add(margin) < p.runtime_ns
+    })
 }
 
 /// The queued task on `from` that `cpu` would pull: the last one allowed

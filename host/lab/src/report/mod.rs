@@ -900,17 +900,12 @@ pub(crate) mod tests {
         );
     }
 
-    #[test]
-    fn long_host_waits_are_noted_in_the_verdict() {
-        let mut r = sample();
-        r.verdict = Some(Verdict {
-            status: analysis::Status::Pass,
-            checks: vec![],
-            reasons: vec![],
-        });
-        let row = |cpu, wait_ns| CpuRow {
+    /// CPU `cpu`'s row: busy `utilisation` of the run, its vCPU waiting
+    /// `wait_ns` of `wall_ns` for the host.
+    fn cpu_row(cpu: u32, utilisation: f64, wall_ns: u64, wait_ns: u64) -> CpuRow {
+        CpuRow {
             cpu,
-            utilisation: 1.0,
+            utilisation,
             busy_ns: 0,
             mean_nr_running: 1.0,
             max_nr_running: 1,
@@ -921,16 +916,26 @@ pub(crate) mod tests {
             policy_inserts: None,
             policy_remote_inserts: None,
             host: Some(HostTime {
-                wall_ns: 100,
-                run_ns: 100 - wait_ns,
+                wall_ns,
+                run_ns: wall_ns - wait_ns,
                 wait_ns,
             }),
             core: None,
             llc: None,
             node: None,
             cpuid: None,
-        };
-        r.cpus = vec![row(0, 5), row(1, 40)];
+        }
+    }
+
+    #[test]
+    fn long_host_waits_are_noted_in_the_verdict() {
+        let mut r = sample();
+        r.verdict = Some(Verdict {
+            status: analysis::Status::Pass,
+            checks: vec![],
+            reasons: vec![],
+        });
+        r.cpus = vec![cpu_row(0, 1.0, 100, 5), cpu_row(1, 1.0, 100, 40)];
         r.note_host_waits();
         let v = r.verdict.as_ref().unwrap();
         assert_eq!(v.reasons.len(), 1, "{:?}", v.reasons);
@@ -957,28 +962,7 @@ pub(crate) mod tests {
                 }],
                 reasons: vec![],
             });
-            r.cpus = vec![CpuRow {
-                cpu: 0,
-                utilisation: busy,
-                busy_ns: 0,
-                mean_nr_running: 1.0,
-                max_nr_running: 1,
-                switches: 0,
-                ticks: None,
-                ipis_sent: None,
-                policy_calls: None,
-                policy_inserts: None,
-                policy_remote_inserts: None,
-                host: Some(HostTime {
-                    wall_ns: 1_000_000_000,
-                    run_ns: 1_000_000_000,
-                    wait_ns: 0,
-                }),
-                core: None,
-                llc: None,
-                node: None,
-                cpuid: None,
-            }];
+            r.cpus = vec![cpu_row(0, busy, 1_000_000_000, 0)];
             r.note_host_waits();
             r.verdict.unwrap().status
         };
