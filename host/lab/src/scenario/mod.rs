@@ -397,10 +397,15 @@ mod tests {
         }
     }
 
-    fn file(text: &str) -> tempfile::NamedTempFile {
-        let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    /// A temporary scenario file named `*.SUFFIX` holding `text`.
+    fn file_with(suffix: &str, text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::Builder::new().suffix(suffix).tempfile().unwrap();
         f.write_all(text.as_bytes()).unwrap();
         f
+    }
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        file_with(".toml", text)
     }
 
     #[test]
@@ -499,9 +504,7 @@ mod tests {
     }
 
     fn json(text: &str) -> tempfile::NamedTempFile {
-        let mut f = tempfile::Builder::new().suffix(".json").tempfile().unwrap();
-        f.write_all(text.as_bytes()).unwrap();
-        f
+        file_with(".json", text)
     }
 
     #[test]
