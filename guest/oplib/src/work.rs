@@ -41,6 +41,9 @@ pub fn busy_for(api: &Api, ns: u64) -> u64 {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Busy {
     pub units: u64,
+    /// The caller's own running time counted as work (at least the `ns`
+    /// asked, by less than one gap), ns.
+    pub worked_ns: u64,
     /// Time in gaps of [`GAP_NS`] or more between clock reads: the task
     /// was not running (switched out, an interrupt, the host), ns.
     pub away_ns: u64,
@@ -66,6 +69,7 @@ pub fn busy_for_timed(api: &Api, ns: u64) -> Busy {
         last = now;
     }
     core::hint::black_box(x);
+    b.worked_ns = done;
     b
 }
 

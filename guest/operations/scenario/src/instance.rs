@@ -15,6 +15,7 @@ use abi::config::{
 use abi::ipc::{SEND_BLOCK, WAIT_FOREVER};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use oplib::hist::{Histogram, SharedStats};
+use oplib::work::Busy;
 use oplib::{Api, api, message};
 
 /// What one instance shares with the main task.
@@ -22,6 +23,10 @@ pub struct Slot {
     pub loops: AtomicU64,
     pub sent: AtomicU64,
     pub received: AtomicU64,
+    /// Own work done in `run` phases, and time away from it meanwhile
+    /// (interrupts, the host, other tasks), ns.
+    pub run_ns: AtomicU64,
+    pub run_away_ns: AtomicU64,
     /// 1 once the stats below are final.
     pub done: AtomicU32,
     /// The instance keeps its histograms on its own stack (two per
@@ -37,6 +42,8 @@ impl Slot {
             loops: AtomicU64::new(0),
             sent: AtomicU64::new(0),
             received: AtomicU64::new(0),
+            run_ns: AtomicU64::new(0),
+            run_away_ns: AtomicU64::new(0),
             done: AtomicU32::new(0),
             loop_time: SharedStats::new(),
             sleep_overrun: SharedStats::new(),
@@ -84,6 +91,7 @@ pub extern "C" fn instance(g: u64) -> i32 {
         loops: 0,
         sent: 0,
         received: 0,
+        run: Busy::default(),
         // Every timer's first period starts when the scenario did, so
         // periodic instances are activated together, as rt-app's are.
         next_activation: [START_NS.load(Ordering::Relaxed); SCENARIO_MAX_PHASES],
@@ -109,6 +117,8 @@ struct Runner<'a> {
     loops: u64,
     sent: u64,
     received: u64,
+    /// What the `run` phases did so far.
+    run: Busy,
     /// Per `timer` phase: its last activation.
     next_activation: [u64; SCENARIO_MAX_PHASES],
     loop_time: Histogram,
@@ -134,7 +144,16 @@ impl Runner<'_> {
     /// Run phase `i`; false when the deadline cut it short.
     fn phase(&mut self, i: usize, p: &Phase) -> bool {
         match p.op {
-            PHASE_RUN => crate::work::run(&self.api, p.value, self.deadline),
+            PHASE_RUN => {
+                let done = crate::work::run(&self.api, p.value, self.deadline, &mut self.run);
+                self.slot
+                    .run_ns
+                    .store(self.run.worked_ns, Ordering::Relaxed);
+                self.slot
+                    .run_away_ns
+                    .store(self.run.away_ns, Ordering::Relaxed);
+                done
+            }
             PHASE_SLEEP => self.sleep(p.value),
             PHASE_TIMER => self.timer(i, p.value),
             PHASE_SEND => {

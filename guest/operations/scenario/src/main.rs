@@ -170,6 +170,8 @@ fn task_result(plan: &Plan, g: usize) -> ScenarioTaskResult {
         loops: s.loops.load(Ordering::Relaxed),
         sent: s.sent.load(Ordering::Relaxed),
         received: s.received.load(Ordering::Relaxed),
+        run_ns: s.run_ns.load(Ordering::Relaxed),
+        run_away_ns: s.run_away_ns.load(Ordering::Relaxed),
         ..Default::default()
     };
     let stuck = STUCK.load(Ordering::Acquire) & (1 << g) != 0;

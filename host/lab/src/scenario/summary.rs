@@ -222,6 +222,8 @@ fn result_json(c: &Compiled, r: &ScenarioResult) -> Value {
                 "sleep_overrun": opt_latency(t.sleep_overrun()),
                 "sent": t.sent,
                 "received": t.received,
+                "run_ns": t.run_ns,
+                "run_away_ns": t.run_away_ns,
             })
         })
         .collect();
