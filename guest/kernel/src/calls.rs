@@ -183,6 +183,29 @@ unsafe extern "C" fn task_wait_ns() -> u64 {
     sched::task_wait_ns()
 }
 
+/// The futex word, if `addr` is an aligned `u32` in guest RAM.
+fn futex_word<'a>(addr: *const u32) -> Option<&'a core::sync::atomic::AtomicU32> {
+    let r: &u32 = guest_ref(addr)?;
+    // SAFETY: an aligned u32 in guest RAM (checked just above); AtomicU32
+    // has the same size and alignment, and tasks share the word only
+    // through atomic operations.
+    Some(unsafe { core::sync::atomic::AtomicU32::from_ptr(r as *const u32 as *mut u32) })
+}
+
+unsafe extern "C" fn futex_wait(addr: *const u32, expected: u32, timeout_ns: u64) -> i64 {
+    match futex_word(addr) {
+        Some(w) => crate::futex::wait(w, expected, timeout_ns),
+        None => ERR_INVALID,
+    }
+}
+
+unsafe extern "C" fn futex_wake(addr: *const u32, n: u32) -> i64 {
+    match futex_word(addr) {
+        Some(w) => crate::futex::wake_up(w, n),
+        None => ERR_INVALID,
+    }
+}
+
 pub fn install_call_table() {
     let table = CallTable {
         magic: CALL_TABLE_MAGIC,
@@ -212,6 +235,8 @@ pub fn install_call_table() {
         cpu_count,
         current_cpu,
         task_wait_ns,
+        futex_wait,
+        futex_wake,
     };
     // SAFETY: CALL_TABLE_ADDR is the call-table region of the memory map,
     // identity-mapped and big enough (asserted in shared).

@@ -22,6 +22,7 @@ mod boot;
 mod calls;
 mod entry;
 mod events;
+mod futex;
 mod global;
 mod idt;
 mod ipc;

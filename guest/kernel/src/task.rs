@@ -53,6 +53,11 @@ pub struct Task {
     pub monitors: [u16; MAX_MONITORS],
     /// TSC at which a sleep or receive timeout ends, 0 = none.
     pub wake_at: u64,
+    /// Address of the futex word it waits on in `TASK_BLOCKED`, 0 = none.
+    pub futex: u64,
+    /// When it began to wait there (`Sched::futex_seq`): wakes go oldest
+    /// first.
+    pub futex_seq: u64,
 }
 
 impl Task {
@@ -79,6 +84,8 @@ impl Task {
         send_target: 0,
         monitors: [0; MAX_MONITORS],
         wake_at: 0,
+        futex: 0,
+        futex_seq: 0,
     };
 
     pub fn live(&self) -> bool {

@@ -8,11 +8,13 @@ pub use abi;
 pub use guest_protocol as proto;
 
 pub mod hist;
+pub mod sync;
 pub mod work;
 
 use abi::calltable::{CallTable, JoinInfo, TableError, TaskEntry};
 use abi::ipc::{Message, SpawnOptions};
 use abi::memmap::CALL_TABLE_ADDR;
+use core::sync::atomic::AtomicU32;
 use proto::GuestMessage;
 
 /// Exit code of an operation that refused the core's call table.
@@ -258,6 +260,20 @@ impl Api {
         // SAFETY: see the impl comment.
         unsafe { (self.0.task_wait_ns)() }
     }
+
+    /// Block while `word` holds `expected`, at most `timeout_ns` (see
+    /// `CallTable::futex_wait`): 0 woken, `FUTEX_CHANGED`, or an error.
+    pub fn futex_wait(&self, word: &AtomicU32, expected: u32, timeout_ns: u64) -> i64 {
+        // SAFETY: see the impl comment; `word` is a live, aligned u32.
+        unsafe { (self.0.futex_wait)(word.as_ptr(), expected, timeout_ns) }
+    }
+
+    /// Wake up to `n` tasks waiting on `word`; how many woke.
+    pub fn futex_wake(&self, word: &AtomicU32, n: u32) -> u32 {
+        // SAFETY: see the impl comment; `word` is a live, aligned u32.
+        let r = unsafe { (self.0.futex_wake)(word.as_ptr(), n) };
+        r.max(0) as u32
+    }
 }
 
 /// A message of operation-defined `kind` with up to 32 bytes of payload.
@@ -371,6 +387,12 @@ mod mock {
     unsafe extern "C" fn waited() -> u64 {
         9
     }
+    unsafe extern "C" fn futex_wait(_a: *const u32, _e: u32, _t: u64) -> i64 {
+        abi::calltable::ERR_TIMEOUT
+    }
+    unsafe extern "C" fn futex_wake(_a: *const u32, n: u32) -> i64 {
+        i64::from(n.min(2))
+    }
 
     fn table(version: u32) -> &'static CallTable {
         std::boxed::Box::leak(std::boxed::Box::new(CallTable {
@@ -401,6 +423,8 @@ mod mock {
             cpu_count: count,
             current_cpu: count,
             task_wait_ns: waited,
+            futex_wait,
+            futex_wake,
         }))
     }
 
@@ -433,6 +457,39 @@ mod mock {
 
     unsafe extern "C" fn nop_entry(_: u64) -> i32 {
         0
+    }
+
+    /// The mock clock reads 42 and its futex_wait always times out, so
+    /// a wait that must block gives up at a deadline of 42 or less.
+    #[test]
+    fn sync_primitives_take_their_fast_paths_and_give_up_at_the_deadline() {
+        use crate::sync::{Barrier, Condvar, Mutex};
+        let api = Api(table(CALL_TABLE_VERSION));
+        let m = Mutex::new();
+        assert!(
+            m.lock(&api, 0),
+            "a free mutex is taken whatever the deadline"
+        );
+        assert!(
+            !m.lock(&api, 42),
+            "a held one is not, once the deadline passed"
+        );
+        m.unlock(&api);
+        assert!(
+            m.lock(&api, 0),
+            "unlock frees it, even after a failed waiter"
+        );
+        let c = Condvar::new();
+        assert_eq!(c.wait(&api, Some(&m), 42), (false, true));
+        assert_eq!(
+            c.wait(&api, None, 1_000),
+            (false, true),
+            "the mock times out"
+        );
+        let b = Barrier::new();
+        assert!(b.wait(&api, 1, 0), "one party: released at once");
+        assert!(!b.wait(&api, 2, 42), "the second never comes");
+        assert!(b.wait(&api, 2, 0), "it does now: the first arrival counted");
     }
 
     #[test]

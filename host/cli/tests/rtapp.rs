@@ -171,6 +171,88 @@ fn every_supported_event_runs_and_lasts_what_the_file_says() {
     eprintln!("{}", report.join("\n"));
 }
 
+/// An instance's row of `result.tasks` by task name and instance.
+fn instance<'a>(v: &'a Value, name: &str, i: u64) -> &'a Value {
+    v["result"]["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["task"] == name && t["instance"] == i)
+        .unwrap_or_else(|| panic!("no {name}#{i} in {}", v["result"]))
+}
+
+#[test]
+fn locks_condition_variables_barriers_and_suspend_block_and_wake() {
+    let f = file("sync.json");
+    let _vm = lock();
+    let r = schedlab(&["run", f.to_str().unwrap(), "--cpus", "4", "--json"], &[]);
+    let v = json(&r);
+    assert!(
+        passed_or_host_explained(&r, &v),
+        "{}\n{}",
+        r.stderr,
+        v["verdict"]
+    );
+    assert_eq!(v["status"], "ok", "{}", v["error"]);
+    let t = |name| instance(&v, name, 0);
+    let loops = |name| t(name)["loops"].as_u64().unwrap();
+    let blocked = |name| ms(&t(name)["sync_wait_ns"]);
+    let table = || format!("{:#}", v["result"]["tasks"]);
+    // The contended lock: the holder keeps it 5 ms a pass, so the
+    // contender's waits for it run to milliseconds.
+    let wait = &t("contender")["lock_wait"];
+    assert!(
+        wait["count"].as_u64().unwrap() >= loops("contender"),
+        "{}",
+        table()
+    );
+    assert!(
+        ms(&wait["p99_ns"]) >= 1.0,
+        "no blocking on the lock: {}",
+        table()
+    );
+    // The barrier: both pass it as often (the last pass may be cut), and
+    // the quick one does the waiting.
+    assert!(loops("slow").abs_diff(loops("quick")) <= 1, "{}", table());
+    assert!(loops("slow") >= 10, "{}", table());
+    assert!(blocked("quick") > 2.0 * blocked("slow"), "{}", table());
+    // The condition variable: the consumer wakes for the producer's
+    // signals and broadcasts (two a pass, some lost to no one waiting),
+    // and only for them: without blocking it would loop thousands of times.
+    let (c, p) = (loops("consumer"), loops("producer"));
+    assert!(p >= 10, "{}", table());
+    assert!(
+        c >= p / 2 && c <= 2 * p + 2,
+        "consumer {c}, producer {p}: {}",
+        table()
+    );
+    // suspend/resume: one pass of the sleeper per resume, at most.
+    let s = loops("sleeper");
+    assert!(
+        s >= p / 2 && s <= p + 1,
+        "sleeper {s}, producer {p}: {}",
+        table()
+    );
+    // sync: the pair wake each other in turn.
+    let (a, b) = (
+        instance(&v, "pair", 0)["loops"].as_u64().unwrap(),
+        instance(&v, "pair", 1)["loops"].as_u64().unwrap(),
+    );
+    assert!(
+        a >= 100 && a.abs_diff(b) <= 1,
+        "pair {a} and {b}: {}",
+        table()
+    );
+    // The human report lists who waited how long.
+    let r = schedlab(&["run", f.to_str().unwrap(), "--cpus", "4"], &[]);
+    assert!(
+        r.stdout
+            .contains("sync objects: m, meet, q, c, sleeper.resume, sm, s)"),
+        "{}",
+        r.stdout
+    );
+}
+
 #[test]
 fn an_unsupported_event_is_refused_by_its_json_path_before_any_vm() {
     let f = file("unsupported.json");
@@ -183,15 +265,15 @@ fn an_unsupported_event_is_refused_by_its_json_path_before_any_vm() {
     let path = f.display().to_string();
     assert!(
         r.stderr.contains(&format!(
-            "{path}:9:21: tasks.thread0.phases.p1.lock: rt-app's 'lock' event is not supported \
-             yet (the scenario model has no mutexes)"
+            "{path}:10:21: tasks.thread0.phases.p1.fork: rt-app's 'fork' event is not supported \
+             yet (the scenario model has no tasks forked at run time)"
         )),
         "{}",
         r.stderr
     );
     assert!(
         r.stderr
-            .contains("tasks.thread0.phases.p1.unlock: rt-app's 'unlock' event"),
+            .contains("tasks.thread0.phases.p1.memrun: rt-app's 'memrun' event"),
         "{}",
         r.stderr
     );

@@ -14,7 +14,8 @@ pub const CALL_TABLE_MAGIC: u32 = tag(b"CTBL");
 /// Version 4 added no function: `spawn_ex` reads `SpawnOptions::rt` (the
 /// real-time attributes) when `SpawnOptions::size` says the caller filled
 /// it; an operation that passes them needs a core that reads them.
-pub const CALL_TABLE_VERSION: u32 = 4;
+/// Version 5 added `futex_wait` and `futex_wake`.
+pub const CALL_TABLE_VERSION: u32 = 5;
 
 /// Entry point of a spawned task: receives the argument given to `spawn`;
 /// its return value is the task's exit code.
@@ -30,6 +31,9 @@ pub const ERR_DEADLOCK: i64 = -5;
 pub const ERR_FULL: i64 = -6;
 /// Nothing arrived before the timeout.
 pub const ERR_TIMEOUT: i64 = -7;
+/// `futex_wait`: the word no longer held the expected value (not an
+/// error: the caller looks again).
+pub const FUTEX_CHANGED: i64 = 1;
 
 /// What `join` reports about a finished task.
 #[repr(C)]
@@ -106,6 +110,16 @@ pub struct CallTable {
     /// Time a task was away from a stretch of work beyond what it waited
     /// meanwhile was taken by interrupts or the host, not the policy.
     pub task_wait_ns: unsafe extern "C" fn() -> u64,
+    /// Version 5: block while the aligned `u32` at `addr` holds
+    /// `expected`, until `futex_wake` on it or `timeout_ns` (
+    /// [`crate::ipc::WAIT_FOREVER`]: none). 0 when woken,
+    /// [`FUTEX_CHANGED`] if it did not hold `expected`, [`ERR_TIMEOUT`].
+    /// The one blocking primitive: mutexes, condition variables and
+    /// barriers are built on it in the operation library, as on Linux.
+    pub futex_wait: unsafe extern "C" fn(addr: *const u32, expected: u32, timeout_ns: u64) -> i64,
+    /// Wake up to `n` tasks blocked in `futex_wait` on `addr`, longest
+    /// waiting first; returns how many.
+    pub futex_wake: unsafe extern "C" fn(addr: *const u32, n: u32) -> i64,
 }
 
 const _: () = {
@@ -127,7 +141,9 @@ const _: () = {
     assert!(offset_of!(CallTable, spawn_ex) == 104);
     assert!(offset_of!(CallTable, current_cpu) == 184);
     assert!(offset_of!(CallTable, task_wait_ns) == 192);
-    assert!(size_of::<CallTable>() == 200);
+    assert!(offset_of!(CallTable, futex_wait) == 200);
+    assert!(offset_of!(CallTable, futex_wake) == 208);
+    assert!(size_of::<CallTable>() == 216);
     assert!(size_of::<CallTable>() as u64 <= crate::memmap::CALL_TABLE_SIZE);
     assert!(size_of::<JoinInfo>() == 24);
 };

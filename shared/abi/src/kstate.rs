@@ -222,6 +222,8 @@ pub const TASK_RECEIVING: u32 = 5;
 pub const TASK_SENDING: u32 = 6;
 /// Ended, not yet joined.
 pub const TASK_ZOMBIE: u32 = 7;
+/// Waiting in `futex_wait` (a mutex, condition variable or barrier).
+pub const TASK_BLOCKED: u32 = 8;
 
 /// One task-table slot. Written under `seq` by whichever CPU changes the
 /// task (always while holding the scheduler lock).

@@ -174,6 +174,53 @@ mod tests {
         assert_eq!(decode(&buf).unwrap(), m);
     }
 
+    /// The largest scenario result message: a chunk of instances
+    /// (`SCENARIO_RESULT_CHUNK`; the operation sends as many as it needs)
+    /// each reporting every field,
+    /// times up to the scenario's one-hour limit and counts to a billion
+    /// (a varint of a real value, not u64::MAX, which no run reaches).
+    #[test]
+    fn the_largest_scenario_result_chunk_fits_a_frame() {
+        const HOUR_NS: u64 = 3_600_000_000_000;
+        let stats = || LatencyStats {
+            count: 1_000_000_000,
+            p50_ns: HOUR_NS,
+            p99_ns: HOUR_NS,
+            p999_ns: HOUR_NS,
+            max_ns: HOUR_NS,
+            mean_ns: HOUR_NS,
+            p90_ns: HOUR_NS,
+        };
+        let mut r = ScenarioResult {
+            elapsed_ns: HOUR_NS,
+            ..Default::default()
+        };
+        for i in 0..abi::config::SCENARIO_RESULT_CHUNK as u32 {
+            let mut t = ScenarioTaskResult {
+                kind: 7,
+                instance: i,
+                pid: 1000 + i,
+                loops: 1_000_000_000,
+                sent: 1_000_000_000,
+                received: 1_000_000_000,
+                run_ns: HOUR_NS,
+                run_away_ns: HOUR_NS,
+                sync_wait_ns: HOUR_NS,
+                ..Default::default()
+            };
+            t.set_loop_time(stats());
+            t.set_sleep_overrun(stats());
+            t.set_lock_wait(stats());
+            r.tasks.push(t).unwrap();
+        }
+        let m = GuestMessage {
+            msg: Some(Msg::ScenarioResult(r)),
+        };
+        let mut buf = heapless::Vec::<u8, MAX_ENCODED>::new();
+        let n = encode(&m, &mut buf).expect("the largest ScenarioResult fits MAX_ENCODED");
+        assert_eq!(decode(&buf[..n]).unwrap(), m);
+    }
+
     #[test]
     fn garbage_and_truncation_are_errors_not_panics() {
         let m = spin_result(3);

@@ -61,6 +61,8 @@ pub struct Sched {
     pub spawned: u64,
     pub start_ns: u64,
     pub cpu_switches: [u64; MAX_CPUS],
+    /// Blocks in `futex_wait` so far: orders a futex's waiters.
+    pub futex_seq: u64,
 }
 
 static SCHED: Global<Sched> = Global::new(Sched {
@@ -93,6 +95,7 @@ static SCHED: Global<Sched> = Global::new(Sched {
     spawned: 0,
     start_ns: 0,
     cpu_switches: [0; MAX_CPUS],
+    futex_seq: 0,
 });
 
 /// The scheduler state.

@@ -136,7 +136,7 @@ pub extern "C" fn task_returned(code: i32) -> ! {
     exit_current(code, EXIT_NORMAL)
 }
 
-fn current_slot(s: &Sched) -> Option<usize> {
+pub fn current_slot(s: &Sched) -> Option<usize> {
     s.running[percpu::cpu_id() as usize].map(|x| x as usize)
 }
 
@@ -212,7 +212,7 @@ fn spawn_locked(s: &mut Sched, entry: TaskEntry, arg: u64, opts: &SpawnOptions) 
     pid as i64
 }
 
-fn current_pid_locked(s: &Sched) -> u32 {
+pub fn current_pid_locked(s: &Sched) -> u32 {
     current_slot(s).map(|c| s.tasks[c].pid).unwrap_or(0)
 }
 

@@ -9,7 +9,7 @@ use crate::kstate;
 use crate::percpu;
 use crate::time::rdtsc;
 use abi::ipc::{EXIT_KILLED, EXIT_TIMED_OUT};
-use abi::kstate::{TASK_RECEIVING, TASK_SENDING, TASK_SLEEPING};
+use abi::kstate::{TASK_BLOCKED, TASK_RECEIVING, TASK_SENDING, TASK_SLEEPING};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 /// `Sched::next_timer` for readers without the lock: `preempt_point` and
@@ -113,13 +113,18 @@ pub fn expire_timers(s: &mut Sched, now: u64) {
     let mut next = u64::MAX;
     for slot in 0..s.tasks.len() {
         let t = &mut s.tasks[slot];
-        if t.wake_at == 0 || !matches!(t.state, TASK_SLEEPING | TASK_RECEIVING | TASK_SENDING) {
+        if t.wake_at == 0
+            || !matches!(
+                t.state,
+                TASK_SLEEPING | TASK_RECEIVING | TASK_SENDING | TASK_BLOCKED
+            )
+        {
             continue;
         }
         if t.wake_at <= now {
             t.wake_at = 0;
-            // Only a receive can time out; a sleep simply ends.
-            t.timed_out = t.state == TASK_RECEIVING;
+            // A receive or a futex wait times out; a sleep simply ends.
+            t.timed_out = matches!(t.state, TASK_RECEIVING | TASK_BLOCKED);
             wake(s, slot, ENQ_WAKEUP, 0);
         } else {
             next = next.min(t.wake_at);

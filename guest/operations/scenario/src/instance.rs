@@ -9,13 +9,34 @@ use crate::{
     DEADLINE_NS, FINISHED, MAIN, MSG_DATA, MSG_DONE, MSG_GO, MSG_READY, PIDS, SLOTS, START_NS,
 };
 use abi::config::{
-    PHASE_PUBLISH, PHASE_RECV, PHASE_RUN, PHASE_SEND, PHASE_SLEEP, PHASE_TIMER, PHASE_YIELD, Phase,
-    SCENARIO_MAX_PHASES,
+    PHASE_BARRIER, PHASE_BROADCAST, PHASE_LOCK, PHASE_PUBLISH, PHASE_RECV, PHASE_RUN, PHASE_SEND,
+    PHASE_SIGNAL, PHASE_SLEEP, PHASE_TIMER, PHASE_UNLOCK, PHASE_WAIT, PHASE_YIELD, Phase,
+    SCENARIO_MAX_PHASES, SCENARIO_MAX_SYNCS,
 };
 use abi::ipc::{SEND_BLOCK, WAIT_FOREVER};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use oplib::hist::{Histogram, SharedStats};
+use oplib::sync::{Barrier, Condvar, Mutex};
 use oplib::work::Busy;
+
+/// A named sync object: rt-app's resources share one namespace, so each
+/// name is a mutex, a condition variable and a barrier at once.
+struct SyncObj {
+    mutex: Mutex,
+    cond: Condvar,
+    barrier: Barrier,
+}
+
+// `Runner::held` has a bit per object.
+const _: () = assert!(SCENARIO_MAX_SYNCS <= 32);
+
+static SYNCS: [SyncObj; SCENARIO_MAX_SYNCS] = [const {
+    SyncObj {
+        mutex: Mutex::new(),
+        cond: Condvar::new(),
+        barrier: Barrier::new(),
+    }
+}; SCENARIO_MAX_SYNCS];
 use oplib::{Api, api, message};
 
 /// What one instance shares with the main task.
@@ -27,6 +48,8 @@ pub struct Slot {
     /// (interrupts, the host, other tasks), ns.
     pub run_ns: AtomicU64,
     pub run_away_ns: AtomicU64,
+    /// Time blocked in `wait` and `barrier` phases, ns.
+    pub sync_wait_ns: AtomicU64,
     /// 1 once the stats below are final.
     pub done: AtomicU32,
     /// The instance keeps its histograms on its own stack (two per
@@ -34,6 +57,8 @@ pub struct Slot {
     /// only these figures behind.
     pub loop_time: SharedStats,
     pub sleep_overrun: SharedStats,
+    /// From a `lock` phase to holding the mutex: how long it waited.
+    pub lock_wait: SharedStats,
 }
 
 impl Slot {
@@ -44,9 +69,11 @@ impl Slot {
             received: AtomicU64::new(0),
             run_ns: AtomicU64::new(0),
             run_away_ns: AtomicU64::new(0),
+            sync_wait_ns: AtomicU64::new(0),
             done: AtomicU32::new(0),
             loop_time: SharedStats::new(),
             sleep_overrun: SharedStats::new(),
+            lock_wait: SharedStats::new(),
         }
     }
 }
@@ -97,10 +124,21 @@ pub extern "C" fn instance(g: u64) -> i32 {
         next_activation: [START_NS.load(Ordering::Relaxed); SCENARIO_MAX_PHASES],
         loop_time: Histogram::new(),
         sleep_overrun: Histogram::new(),
+        lock_wait: Histogram::new(),
+        held: 0,
+        sync_wait: 0,
     };
     r.go(task.repeat as u64, &task.phase[..task.phases as usize]);
     r.slot.loop_time.store(&r.loop_time.stats());
     r.slot.sleep_overrun.store(&r.sleep_overrun.stats());
+    r.slot.lock_wait.store(&r.lock_wait.stats());
+    // Mutexes still held when the deadline cut the pass short are let go,
+    // so no other instance waits on an ended one.
+    for (i, o) in SYNCS.iter().enumerate() {
+        if r.held & (1 << i) != 0 {
+            o.mutex.unlock(&r.api);
+        }
+    }
     r.slot.done.store(1, Ordering::Release);
     if FINISHED.fetch_add(1, Ordering::AcqRel) + 1 == plan.total {
         let _ = api.send(main, &message(MSG_DONE, 0, b""), SEND_BLOCK);
@@ -123,6 +161,11 @@ struct Runner<'a> {
     next_activation: [u64; SCENARIO_MAX_PHASES],
     loop_time: Histogram,
     sleep_overrun: Histogram,
+    lock_wait: Histogram,
+    /// Sync objects whose mutex this instance holds (bit n = object n).
+    held: u32,
+    /// Time blocked in `wait` and `barrier` phases so far, ns.
+    sync_wait: u64,
 }
 
 impl Runner<'_> {
@@ -179,8 +222,74 @@ impl Runner<'_> {
                 self.api.yield_now();
                 true
             }
+            PHASE_LOCK => self.lock(p.arg as usize),
+            PHASE_UNLOCK => {
+                let bit = 1 << p.arg;
+                // Unlocking a mutex it does not hold is a no-op (rt-app
+                // leaves it to pthreads, where it is undefined).
+                if self.held & bit != 0 {
+                    self.held &= !bit;
+                    SYNCS[p.arg as usize].mutex.unlock(&self.api);
+                }
+                true
+            }
+            PHASE_WAIT => self.wait(p.arg as usize, p.value as usize),
+            PHASE_SIGNAL => {
+                SYNCS[p.arg as usize].cond.signal(&self.api);
+                true
+            }
+            PHASE_BROADCAST => {
+                SYNCS[p.arg as usize].cond.broadcast(&self.api);
+                true
+            }
+            PHASE_BARRIER => {
+                let t = self.api.now_ns();
+                let parties = self.plan.cfg.sync_parties[p.arg as usize];
+                let done = SYNCS[p.arg as usize]
+                    .barrier
+                    .wait(&self.api, parties, self.deadline);
+                self.add_sync_wait(t);
+                done
+            }
             _ => true, // Plan::from_config refused every other opcode.
         }
+    }
+
+    /// Take object `i`'s mutex (a no-op if this instance holds it),
+    /// recording how long that took; false if the deadline came first.
+    fn lock(&mut self, i: usize) -> bool {
+        let bit = 1 << i;
+        if self.held & bit != 0 {
+            return true;
+        }
+        let t = self.api.now_ns();
+        if !SYNCS[i].mutex.lock(&self.api, self.deadline) {
+            return false;
+        }
+        self.held |= bit;
+        self.lock_wait.record(self.api.now_ns().saturating_sub(t));
+        true
+    }
+
+    /// Wait on object `c`'s condition variable with object `m`'s mutex
+    /// (released meanwhile if held); false if the deadline came first.
+    fn wait(&mut self, c: usize, m: usize) -> bool {
+        let t = self.api.now_ns();
+        let bit = 1 << m;
+        let held = (self.held & bit != 0).then_some(&SYNCS[m].mutex);
+        let (woken, relocked) = SYNCS[c].cond.wait(&self.api, held, self.deadline);
+        if !relocked {
+            self.held &= !bit;
+        }
+        self.add_sync_wait(t);
+        woken && relocked
+    }
+
+    fn add_sync_wait(&mut self, since: u64) {
+        self.sync_wait += self.api.now_ns().saturating_sub(since);
+        self.slot
+            .sync_wait_ns
+            .store(self.sync_wait, Ordering::Relaxed);
     }
 
     fn data(&self) -> abi::ipc::Message {

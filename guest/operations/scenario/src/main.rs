@@ -17,7 +17,7 @@ mod instance;
 mod plan;
 mod work;
 
-use abi::config::{SCENARIO_MAGIC, SCENARIO_MAX_INSTANCES};
+use abi::config::{SCENARIO_MAGIC, SCENARIO_MAX_INSTANCES, SCENARIO_RESULT_CHUNK};
 use abi::ipc::{MSG_USER, SEND_BLOCK, SpawnOptions};
 use core::fmt::Write;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -98,21 +98,28 @@ fn main(api: &Api) -> i32 {
         _ => fail(api, "the start message did not reach every instance"),
     }
     wait_for_instances(api, &plan, deadline);
-    let mut result = ScenarioResult {
-        elapsed_ns: api.now_ns() - start,
-        ..Default::default()
-    };
-    for g in 0..plan.total as usize {
-        // Capacity is SCENARIO_MAX_INSTANCES and total <= that.
-        let _ = result.tasks.push(task_result(&plan, g));
-    }
-    if api
-        .report(&GuestMessage {
-            msg: Some(Msg::ScenarioResult(result)),
-        })
-        .is_err()
-    {
-        fail(api, "could not send the result");
+    let elapsed_ns = api.now_ns() - start;
+    // In chunks: every field of 64 instances would not fit one message;
+    // the host joins them.
+    let mut g = 0;
+    while g < plan.total as usize {
+        let mut result = ScenarioResult {
+            elapsed_ns,
+            ..Default::default()
+        };
+        for i in g..(g + SCENARIO_RESULT_CHUNK).min(plan.total as usize) {
+            // Capacity is SCENARIO_MAX_INSTANCES >= the chunk.
+            let _ = result.tasks.push(task_result(&plan, i));
+        }
+        g += SCENARIO_RESULT_CHUNK;
+        if api
+            .report(&GuestMessage {
+                msg: Some(Msg::ScenarioResult(result)),
+            })
+            .is_err()
+        {
+            fail(api, "could not send the result");
+        }
     }
     0
 }
@@ -172,12 +179,14 @@ fn task_result(plan: &Plan, g: usize) -> ScenarioTaskResult {
         received: s.received.load(Ordering::Relaxed),
         run_ns: s.run_ns.load(Ordering::Relaxed),
         run_away_ns: s.run_away_ns.load(Ordering::Relaxed),
+        sync_wait_ns: s.sync_wait_ns.load(Ordering::Relaxed),
         ..Default::default()
     };
     let stuck = STUCK.load(Ordering::Acquire) & (1 << g) != 0;
     if s.done.load(Ordering::Acquire) == 1 && !stuck {
         t.set_loop_time(s.loop_time.load());
         t.set_sleep_overrun(s.sleep_overrun.load());
+        t.set_lock_wait(s.lock_wait.load());
     }
     t
 }

@@ -4,9 +4,10 @@
 //! instead.
 
 use abi::config::{
-    OperationConfig, PHASE_PUBLISH, PHASE_RECV, PHASE_RUN, PHASE_SEND, PHASE_SLEEP, PHASE_TIMER,
+    OperationConfig, PHASE_BARRIER, PHASE_BROADCAST, PHASE_LOCK, PHASE_PUBLISH, PHASE_RECV,
+    PHASE_RUN, PHASE_SEND, PHASE_SIGNAL, PHASE_SLEEP, PHASE_TIMER, PHASE_UNLOCK, PHASE_WAIT,
     PHASE_YIELD, SCENARIO_MAX_INSTANCES, SCENARIO_MAX_KINDS, SCENARIO_MAX_PHASES,
-    SCENARIO_MAX_TOPICS, SCENARIO_TOPIC_NAME, ScenarioConfig, ScenarioTask,
+    SCENARIO_MAX_SYNCS, SCENARIO_MAX_TOPICS, SCENARIO_TOPIC_NAME, ScenarioConfig, ScenarioTask,
 };
 
 /// A checked config plus where each kind's instances start in the global
@@ -20,7 +21,7 @@ pub struct Plan {
 impl Plan {
     pub fn from_config(bytes: &[u8]) -> Result<Plan, &'static str> {
         let cfg = ScenarioConfig::from_bytes(bytes)
-            .ok_or("the config is not a ScenarioConfig (magic SCEN, version 1): run make")?;
+            .ok_or("the config is not a ScenarioConfig (magic SCEN, version 3): run make")?;
         let kinds = cfg.kinds as usize;
         let topics = cfg.topics as usize;
         if kinds == 0 || kinds > SCENARIO_MAX_KINDS {
@@ -28,6 +29,16 @@ impl Plan {
         }
         if topics > SCENARIO_MAX_TOPICS {
             return Err("the config has more than 8 topics");
+        }
+        let syncs = cfg.syncs as usize;
+        if syncs > SCENARIO_MAX_SYNCS {
+            return Err("the config has more than 16 sync objects");
+        }
+        if cfg.sync_parties[..syncs]
+            .iter()
+            .any(|&n| n as usize > SCENARIO_MAX_INSTANCES)
+        {
+            return Err("a barrier has more parties than a scenario has instances");
         }
         if cfg.duration_ns == 0 {
             return Err("the config has a zero duration");
@@ -38,7 +49,7 @@ impl Plan {
         let mut base = [0u32; SCENARIO_MAX_KINDS];
         let mut total = 0u32;
         for (k, t) in cfg.task[..kinds].iter().enumerate() {
-            check_task(t, kinds, topics)?;
+            check_task(t, kinds, topics, syncs)?;
             base[k] = total;
             total += t.count;
             if total as usize > SCENARIO_MAX_INSTANCES {
@@ -74,7 +85,12 @@ impl Plan {
     }
 }
 
-fn check_task(t: &ScenarioTask, kinds: usize, topics: usize) -> Result<(), &'static str> {
+fn check_task(
+    t: &ScenarioTask,
+    kinds: usize,
+    topics: usize,
+    syncs: usize,
+) -> Result<(), &'static str> {
     if t.count == 0 || t.count as usize > SCENARIO_MAX_INSTANCES {
         return Err("a task kind has a count of 0 or more than 64");
     }
@@ -93,6 +109,10 @@ fn check_task(t: &ScenarioTask, kinds: usize, topics: usize) -> Result<(), &'sta
             PHASE_SEND => (p.arg as usize) < kinds,
             PHASE_PUBLISH => (p.arg as usize) < topics,
             PHASE_RECV | PHASE_YIELD => true,
+            PHASE_LOCK | PHASE_UNLOCK | PHASE_SIGNAL | PHASE_BROADCAST | PHASE_BARRIER => {
+                (p.arg as usize) < syncs
+            }
+            PHASE_WAIT => (p.arg as usize) < syncs && (p.value as usize) < syncs,
             _ => false,
         };
         if !ok {

@@ -80,6 +80,8 @@ pub(crate) struct Ctx {
     /// Timer refs without rt-app's `unique` prefix, and the first thread
     /// using each (rt-app shares them between threads).
     pub timer_threads: std::collections::HashMap<String, String>,
+    /// Every thread's name, in file order (a `resume` names one).
+    pub threads: Vec<String>,
 }
 
 /// Most paths a note lists.
@@ -181,7 +183,14 @@ pub fn translate(text: &str) -> Result<Translated, Vec<Problem>> {
             Vec::new()
         }
         Some(p) => match cx.check(json::object(&p.value, "tasks")) {
-            Some(o) => tasks::tasks(o, &p.name, &settings, &mut cx),
+            Some(o) => {
+                cx.threads = o
+                    .properties
+                    .iter()
+                    .map(|t| json::key(t).to_string())
+                    .collect();
+                tasks::tasks(o, &p.name, &settings, &mut cx)
+            }
             None => Vec::new(),
         },
     };

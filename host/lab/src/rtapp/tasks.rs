@@ -7,8 +7,8 @@
 
 use super::sched::sched;
 use super::{Ctx, Globals, json};
-use crate::scenario::diag::Problem;
-use crate::scenario::schema::{CpuList, Phase, Task};
+use crate::scenario::diag::{Problem, suggest};
+use crate::scenario::schema::{CpuList, Phase, Task, WaitOn};
 use abi::config::{SCENARIO_MAX_INSTANCES, SCENARIO_MAX_PHASES};
 use abi::memmap::MAX_CPUS;
 use jsonc_parser::ast::{Object, ObjectProp, Value};
@@ -52,13 +52,9 @@ pub fn event_of(key: &str) -> Option<&'static str> {
     EVENTS.iter().copied().find(|e| key.starts_with(e))
 }
 
-/// What the model lacks for an event that part 1 refuses.
+/// What the model lacks for an event it refuses.
 fn unsupported(event: &str) -> Option<&'static str> {
     Some(match event {
-        "lock" | "unlock" => "mutexes",
-        "wait" | "signal" | "broad" | "sync" => "condition variables",
-        "barrier" => "barriers",
-        "suspend" | "resume" => "suspending and resuming another task",
         "fork" => "tasks forked at run time",
         "memrun" => "memory access patterns",
         "sem_post" | "sem_wait" => "semaphores",
@@ -72,6 +68,12 @@ enum Op {
     Sleep,
     Timer,
     Yield,
+    Lock,
+    Unlock,
+    Wait,
+    Signal,
+    Broadcast,
+    Barrier,
 }
 
 /// One event as the model runs it.
@@ -83,6 +85,9 @@ struct Ev {
     path: String,
     /// A timer's `ref`.
     timer: Option<String>,
+    /// The sync object a lock, unlock, wait, signal, broadcast or barrier
+    /// names, and for a wait the mutex too.
+    sync: Option<(String, String)>,
 }
 
 impl Ev {
@@ -93,11 +98,25 @@ impl Ev {
             format!("{}ns", self.ns)
         };
         let v = Spanned::new(self.span.clone(), v);
+        let (obj, mutex) = self.sync.clone().unwrap_or_default();
+        let obj = Spanned::new(self.span.clone(), obj);
         let p = match self.op {
             Op::Run => Phase::Run(v),
             Op::Sleep => Phase::Sleep(v),
             Op::Timer => Phase::Timer(v),
             Op::Yield => Phase::Yield,
+            Op::Lock => Phase::Lock(obj),
+            Op::Unlock => Phase::Unlock(obj),
+            Op::Signal => Phase::Signal(obj),
+            Op::Broadcast => Phase::Broadcast(obj),
+            Op::Barrier => Phase::Barrier(obj),
+            Op::Wait => Phase::Wait(Spanned::new(
+                self.span.clone(),
+                WaitOn {
+                    cond: obj.into_inner(),
+                    mutex,
+                },
+            )),
         };
         Spanned::new(self.span.clone(), p)
     }
@@ -570,7 +589,7 @@ fn phase(
     let instances = count.map_or(1, |c| *c.get_ref());
     let evs: Vec<Ev> = events
         .iter()
-        .filter_map(|e| event(e, &at(json::key(e)), here.thread_name, instances, cx))
+        .flat_map(|e| event(e, &at(json::key(e)), here.thread_name, instances, cx))
         .collect();
     Some(RtPhase {
         repeat,
@@ -584,9 +603,13 @@ pub(super) fn micros(v: &Value<'_>, path: &str) -> Result<u64, Problem> {
     json::int(v, path, 1, MAX_US, " (µs)").map(|n| n as u64 * 1000)
 }
 
-fn event(p: &ObjectProp<'_>, path: &str, thread: &str, instances: i64, cx: &mut Ctx) -> Option<Ev> {
+/// The model's phases for one rt-app event: one, or for `sync`,
+/// `suspend` and `resume` the sequence rt-app runs for them.
+fn event(p: &ObjectProp<'_>, path: &str, thread: &str, instances: i64, cx: &mut Ctx) -> Vec<Ev> {
     let k = json::key(p);
-    let ev = event_of(k)?;
+    let Some(ev) = event_of(k) else {
+        return Vec::new();
+    };
     let v = &p.value;
     let mk = |op, ns| Ev {
         op,
@@ -594,6 +617,11 @@ fn event(p: &ObjectProp<'_>, path: &str, thread: &str, instances: i64, cx: &mut 
         span: json::span(v),
         path: path.to_string(),
         timer: None,
+        sync: None,
+    };
+    let on = |op, obj: &str, mutex: &str| Ev {
+        sync: Some((obj.to_string(), mutex.to_string())),
+        ..mk(op, 0)
     };
     if let Some(what) = unsupported(ev) {
         cx.problems.push(Problem::at(
@@ -603,11 +631,12 @@ fn event(p: &ObjectProp<'_>, path: &str, thread: &str, instances: i64, cx: &mut 
                  {what})"
             ),
         ));
-        return None;
+        return Vec::new();
     }
+    let one = |e: Option<Ev>| e.into_iter().collect();
     match ev {
-        "run" => cx.check(micros(v, path)).map(|ns| mk(Op::Run, ns)),
-        "sleep" => cx.check(micros(v, path)).map(|ns| mk(Op::Sleep, ns)),
+        "run" => one(cx.check(micros(v, path)).map(|ns| mk(Op::Run, ns))),
+        "sleep" => one(cx.check(micros(v, path)).map(|ns| mk(Op::Sleep, ns))),
         "runtime" => {
             cx.note(
                 "runtime (wall-clock busy time in rt-app) runs as the model's run: busy for \
@@ -615,7 +644,7 @@ fn event(p: &ObjectProp<'_>, path: &str, thread: &str, instances: i64, cx: &mut 
                  rt-app's",
                 path,
             );
-            cx.check(micros(v, path)).map(|ns| mk(Op::Run, ns))
+            one(cx.check(micros(v, path)).map(|ns| mk(Op::Run, ns)))
         }
         "mem" | "iorun" => {
             cx.note(
@@ -624,19 +653,119 @@ fn event(p: &ObjectProp<'_>, path: &str, thread: &str, instances: i64, cx: &mut 
                 path,
             );
             let max = crate::settings::HOUR_NS as i64;
-            cx.check(json::int(v, path, 1, max, " (bytes)"))
-                .map(|n| mk(Op::Run, n as u64))
+            one(cx
+                .check(json::int(v, path, 1, max, " (bytes)"))
+                .map(|n| mk(Op::Run, n as u64)))
         }
         "yield" => {
-            cx.check(json::string(v, path))?;
-            Some(mk(Op::Yield, 0))
+            if cx.check(json::string(v, path)).is_none() {
+                return Vec::new();
+            }
+            vec![mk(Op::Yield, 0)]
         }
-        "timer" => timer(v, path, thread, instances, cx).map(|(ns, r)| Ev {
+        "timer" => one(timer(v, path, thread, instances, cx).map(|(ns, r)| Ev {
             timer: Some(r),
             ..mk(Op::Timer, ns)
-        }),
-        _ => None,
+        })),
+        "lock" | "unlock" | "signal" | "broad" | "barrier" => {
+            let Some(name) = cx.check(json::string(v, path)) else {
+                return Vec::new();
+            };
+            let op = match ev {
+                "lock" => Op::Lock,
+                "unlock" => Op::Unlock,
+                "signal" => Op::Signal,
+                "broad" => Op::Broadcast,
+                _ => Op::Barrier,
+            };
+            vec![on(op, name, name)]
+        }
+        "wait" | "sync" => {
+            let Some((c, m)) = cond_and_mutex(v, path, cx) else {
+                return Vec::new();
+            };
+            if ev == "wait" {
+                return vec![on(Op::Wait, &c, &m)];
+            }
+            // rt-app's sync: lock, signal, wait, unlock.
+            vec![
+                on(Op::Lock, &m, &m),
+                on(Op::Signal, &c, &c),
+                on(Op::Wait, &c, &m),
+                on(Op::Unlock, &m, &m),
+            ]
+        }
+        "suspend" | "resume" => {
+            if cx.check(json::string(v, path)).is_none() {
+                return Vec::new();
+            }
+            // rt-app: suspend blocks the calling thread until another one
+            // resumes it by name (the string of a suspend is ignored).
+            let target = if ev == "suspend" {
+                thread.to_string()
+            } else {
+                let name = json::string(v, path).unwrap_or_default();
+                if !cx.threads.iter().any(|t| t == name) {
+                    let hint = suggest(name, cx.threads.iter().map(String::as_str))
+                        .map_or_else(String::new, |s| format!(" (did you mean '{s}'?)"));
+                    cx.problems.push(Problem::at(
+                        json::span(v),
+                        format!(
+                            "{path}: resume names thread '{name}', which the file does not \
+                             define{hint}"
+                        ),
+                    ));
+                    return Vec::new();
+                }
+                name.to_string()
+            };
+            cx.note(
+                "suspend and resume run as a wait on, and a broadcast to, a condition \
+                 variable named after the suspended thread (as rt-app's do: a resume with no \
+                 thread suspended is lost)",
+                path,
+            );
+            let obj = format!("{target}.resume");
+            if ev == "suspend" {
+                vec![
+                    on(Op::Lock, &obj, &obj),
+                    on(Op::Wait, &obj, &obj),
+                    on(Op::Unlock, &obj, &obj),
+                ]
+            } else {
+                vec![
+                    on(Op::Lock, &obj, &obj),
+                    on(Op::Broadcast, &obj, &obj),
+                    on(Op::Unlock, &obj, &obj),
+                ]
+            }
+        }
+        _ => Vec::new(),
     }
+}
+
+/// `{ "ref": cond, "mutex": mutex }` of a wait or sync.
+fn cond_and_mutex(v: &Value<'_>, path: &str, cx: &mut Ctx) -> Option<(String, String)> {
+    let o = cx.check(json::object(v, path))?;
+    let (mut c, mut m) = (None, None);
+    for p in &o.properties {
+        let k = json::key(p);
+        let at = format!("{path}.{k}");
+        match k {
+            "ref" => c = cx.check(json::string(&p.value, &at)).map(str::to_string),
+            "mutex" => m = cx.check(json::string(&p.value, &at)).map(str::to_string),
+            _ => cx.unknown(p, path, &["ref", "mutex"]),
+        }
+    }
+    for (got, key) in [(&c, "ref"), (&m, "mutex")] {
+        if got.is_none() {
+            cx.problems.push(Problem::at(
+                json::span(v),
+                format!("{path}: needs '{key}' (a condition variable and its mutex)"),
+            ));
+        }
+    }
+    Some((c?, m?))
 }
 
 /// `{ "ref": ..., "period": µs, "mode": "relative" | "absolute" }`.

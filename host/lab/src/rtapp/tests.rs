@@ -129,15 +129,6 @@ fn a_file_with_comments_trailing_commas_and_repeated_keys_maps_in_order() {
 #[test]
 fn every_unsupported_event_is_refused_by_its_path() {
     for (key, what) in [
-        ("lock", "mutexes"),
-        ("unlock0", "mutexes"),
-        ("wait", "condition variables"),
-        ("signal", "condition variables"),
-        ("broad", "condition variables"),
-        ("sync", "condition variables"),
-        ("barrier", "barriers"),
-        ("suspend", "suspending"),
-        ("resume", "suspending"),
         ("fork", "forked"),
         ("memrun", "memory access"),
         ("sem_post", "semaphores"),
@@ -158,6 +149,65 @@ fn every_unsupported_event_is_refused_by_its_path() {
         );
         assert!(e.contains(what), "{e}");
     }
+}
+
+#[test]
+fn sync_events_become_the_phases_rt_app_runs_for_them() {
+    let t = ok(r#"{
+      "tasks": {
+        "a": {
+          "lock": "m", "run": 10, "unlock": "m",
+          "wait": { "ref": "c", "mutex": "m" },
+          "signal": "c", "broad0": "c", "barrier": "b",
+          "sync": { "ref": "c", "mutex": "m" },
+          "suspend": "anything",
+        },
+        "b": { "resume": "a", "barrier": "b", "run": 10 },
+      },
+    }"#);
+    assert_eq!(
+        phases(task(&t, "a")),
+        [
+            "lock m",
+            "run 10us",
+            "unlock m",
+            "wait c (mutex m)",
+            "signal c",
+            "broadcast c",
+            "barrier b",
+            // sync: lock, signal, wait, unlock.
+            "lock m",
+            "signal c",
+            "wait c (mutex m)",
+            "unlock m",
+            // suspend: a wait on the thread's own resume object.
+            "lock a.resume",
+            "wait a.resume",
+            "unlock a.resume",
+        ]
+    );
+    assert_eq!(
+        phases(task(&t, "b")),
+        [
+            "lock a.resume",
+            "broadcast a.resume",
+            "unlock a.resume",
+            "barrier b",
+            "run 10us"
+        ]
+    );
+    // A resume of a thread the file does not define, and a wait without
+    // its mutex, are refused by path.
+    let e = err(r#"{"tasks": {"alpha": {"suspend": ""}, "b": {"resume": "alpah"}}}"#);
+    assert!(
+        e.contains(
+            "tasks.b.resume: resume names thread 'alpah', which the file does not define \
+             (did you mean 'alpha'?)"
+        ),
+        "{e}"
+    );
+    let e = err(r#"{"tasks": {"a": {"wait": {"ref": "c"}}}}"#);
+    assert!(e.contains("tasks.a.wait: needs 'mutex'"), "{e}");
 }
 
 #[test]

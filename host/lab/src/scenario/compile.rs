@@ -10,9 +10,10 @@ use crate::operations::affinity::parse_cpu_list;
 use crate::settings::MAX_WEIGHT;
 use crate::settings::{HOUR_NS, parse_duration};
 use abi::config::{
-    PHASE_PUBLISH, PHASE_RECV, PHASE_RUN, PHASE_SEND, PHASE_SLEEP, PHASE_TIMER, PHASE_YIELD, Phase,
-    SCENARIO_MAX_INSTANCES, SCENARIO_MAX_KINDS, SCENARIO_MAX_PHASES, SCENARIO_MAX_TOPICS,
-    SCENARIO_TOPIC_NAME, ScenarioConfig,
+    PHASE_BARRIER, PHASE_BROADCAST, PHASE_LOCK, PHASE_PUBLISH, PHASE_RECV, PHASE_RUN, PHASE_SEND,
+    PHASE_SIGNAL, PHASE_SLEEP, PHASE_TIMER, PHASE_UNLOCK, PHASE_WAIT, PHASE_YIELD, Phase,
+    SCENARIO_MAX_INSTANCES, SCENARIO_MAX_KINDS, SCENARIO_MAX_PHASES, SCENARIO_MAX_SYNCS,
+    SCENARIO_MAX_TOPICS, SCENARIO_TOPIC_NAME, ScenarioConfig,
 };
 use std::collections::HashSet;
 use std::ops::Range;
@@ -20,6 +21,9 @@ use toml::Spanned;
 
 /// Longest task name (they only label the report).
 pub const NAME_MAX: usize = 32;
+/// Longest sync object name: a task name and a suffix (rt-app's
+/// `suspend` waits on `<thread>.resume`).
+const SYNC_NAME_MAX: usize = 2 * NAME_MAX;
 
 /// One `[[task]]`, as compiled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +46,8 @@ pub struct Compiled {
     pub config: ScenarioConfig,
     pub kinds: Vec<Kind>,
     pub topics: Vec<String>,
+    /// Sync objects (mutexes, condition variables, barriers) by index.
+    pub syncs: Vec<String>,
     /// Every kind only runs and yields, until the duration: then all
     /// instances compete for the CPU all the time, which is what judging
     /// shares by weight assumes.
@@ -83,11 +89,41 @@ struct Ctx<'a> {
     problems: Vec<Problem>,
     names: Vec<&'a str>,
     topics: Vec<&'a str>,
+    /// Sync object names, in the order they are first used.
+    syncs: Vec<String>,
 }
 
 impl Ctx<'_> {
     fn check<T>(&mut self, r: Result<T, Problem>) -> Option<T> {
         r.map_err(|p| self.problems.push(p)).ok()
+    }
+
+    /// The index of sync object `v`, created on its first use.
+    fn sync(&mut self, v: &Spanned<String>, field: &str) -> Result<u32, Problem> {
+        let name = v.get_ref();
+        if let Some(i) = self.syncs.iter().position(|s| s == name) {
+            return Ok(i as u32);
+        }
+        if !valid_name(name, SYNC_NAME_MAX) {
+            return Err(Problem::at(
+                v.span(),
+                format!(
+                    "{field}: '{name}' must be 1 to {SYNC_NAME_MAX} letters, digits, '-', '_' \
+                     or '.'"
+                ),
+            ));
+        }
+        if self.syncs.len() == SCENARIO_MAX_SYNCS {
+            return Err(Problem::at(
+                v.span(),
+                format!(
+                    "{field}: '{name}' is one too many: a scenario has at most \
+                     {SCENARIO_MAX_SYNCS} mutexes, condition variables and barriers (by name)"
+                ),
+            ));
+        }
+        self.syncs.push(name.clone());
+        Ok(self.syncs.len() as u32 - 1)
     }
 }
 
@@ -96,6 +132,7 @@ pub fn compile(file: &File, cpus: u32, duration_ns: u64) -> Result<Compiled, Vec
         problems: Vec::new(),
         names: Vec::new(),
         topics: Vec::new(),
+        syncs: Vec::new(),
     };
     if file.tasks.is_empty() {
         cx.problems.push(Problem::whole(
@@ -143,8 +180,19 @@ pub fn compile(file: &File, cpus: u32, duration_ns: u64) -> Result<Compiled, Vec
         slot.phase[..phases.len()].copy_from_slice(&phases);
         slot.rt = rt_attrs(t, &phases, &mut cx);
         kind.rt = slot.rt;
+        // Every instance of a kind that reaches a barrier is one of its
+        // parties (counted once per kind, however often it waits there).
+        let barriers: HashSet<u32> = phases
+            .iter()
+            .filter(|p| p.op == PHASE_BARRIER)
+            .map(|p| p.arg)
+            .collect();
+        for b in barriers {
+            config.sync_parties[b as usize] += kind.count;
+        }
         kinds.push(kind);
     }
+    config.syncs = cx.syncs.len() as u32;
     if !cx.problems.is_empty() {
         return Err(cx.problems);
     }
@@ -152,6 +200,7 @@ pub fn compile(file: &File, cpus: u32, duration_ns: u64) -> Result<Compiled, Vec
         config,
         kinds,
         topics: cx.topics.iter().map(|t| t.to_string()).collect(),
+        syncs: cx.syncs,
         cpu_bound,
     })
 }
@@ -363,6 +412,9 @@ fn rt_attrs(t: &Task, phases: &[Phase], cx: &mut Ctx<'_>) -> abi::ipc::RtAttrs {
 }
 
 fn phase(p: &Spec, field: &str, cx: &mut Ctx<'_>) -> Option<Phase> {
+    let on = |op, v: &Spanned<String>, cx: &mut Ctx<'_>| {
+        cx.sync(v, field).map(|arg| Phase { op, arg, value: 0 })
+    };
     let timed =
         |op, v: &Spanned<String>| duration(v, field).map(|value| Phase { op, arg: 0, value });
     let r = match p {
@@ -392,6 +444,22 @@ fn phase(p: &Spec, field: &str, cx: &mut Ctx<'_>) -> Option<Phase> {
             arg: 0,
             value: 0,
         }),
+        Spec::Lock(v) => on(PHASE_LOCK, v, cx),
+        Spec::Unlock(v) => on(PHASE_UNLOCK, v, cx),
+        Spec::Signal(v) => on(PHASE_SIGNAL, v, cx),
+        Spec::Broadcast(v) => on(PHASE_BROADCAST, v, cx),
+        Spec::Barrier(v) => on(PHASE_BARRIER, v, cx),
+        Spec::Wait(w) => {
+            let named = |n: &String| Spanned::new(w.span(), n.clone());
+            let (c, m) = (named(&w.get_ref().cond), named(&w.get_ref().mutex));
+            cx.sync(&c, field).and_then(|arg| {
+                cx.sync(&m, field).map(|m| Phase {
+                    op: PHASE_WAIT,
+                    arg,
+                    value: u64::from(m),
+                })
+            })
+        }
     };
     cx.check(r)
 }

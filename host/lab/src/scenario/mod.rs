@@ -70,21 +70,31 @@ line overrides the file's value:
     { publish = "news" },# to every subscriber of the topic
     { recv = "10ms" },   # wait for a message, at most 10 ms ("forever": no limit)
     "yield",             # offer the CPU
+    { lock = "m" },      # take mutex m (waits if another task holds it)
+    { unlock = "m" },
+    { wait = "c" },      # wait on condition variable c, releasing mutex c meanwhile
+    # { wait = { ref = "c", mutex = "m" } } names another mutex
+    { signal = "c" },    # wake the longest waiter on c ({ broadcast = "c" }: all)
+    { barrier = "b" },   # wait until every instance that uses b reaches it
   ]
 
 rt-app workload files (JSON, as rt-app reads them: comments, trailing commas,
 repeated event keys such as run0, sleep1) run as they are: a FILE.json, or a
 file starting with '{', is read as rt-app's and mapped onto the model above
 (global.duration in seconds; tasks with instance, loop, cpus, phases; the
-events run, runtime, sleep, timer, yield, mem, iorun). The report lists what
-was ignored or approximated; locks, wait/signal, barriers, suspend/resume and
-fork are refused by their JSON path (not supported yet).
+events run, runtime, sleep, timer, yield, mem, iorun, lock, unlock, wait,
+signal, broad, sync, barrier, suspend, resume). The report lists what was
+ignored or approximated; fork, memrun and semaphores are refused by their
+JSON path (not supported yet).
 
 Durations are "2ms", "500us", "1.5s", "100ns". Every instance stops at the
 duration (checked between phases; runs, sleeps and receives never outlast it).
 Reported per instance: passes through its phases (loops), the time of one pass
-(for a ping task: the round trip), how late its sleeps and timers ended, and
-messages sent and received. Shares are judged against weights only when every
+(for a ping task: the round trip), how late its sleeps and timers ended,
+messages sent and received, and, with locks, how long each lock took to get
+and the time blocked in wait and barrier phases. Sync objects (at most
+@SYNCS@ names) are created on first use; each name is a mutex, a condition
+variable and a barrier at once, as rt-app's resources are. Shares are judged against weights only when every
 task just runs and yields (else pass --max-fairness-error to judge them).
 
 "#;
@@ -96,6 +106,7 @@ pub fn help() -> String {
         .replace("@KINDS@", &SCENARIO_MAX_KINDS.to_string())
         .replace("@INSTANCES@", &SCENARIO_MAX_INSTANCES.to_string())
         .replace("@PHASES@", &SCENARIO_MAX_PHASES.to_string())
+        .replace("@SYNCS@", &abi::config::SCENARIO_MAX_SYNCS.to_string())
         .replace("@MAX_WEIGHT@", &crate::settings::MAX_WEIGHT.to_string());
     format!("{schema}{EXIT_CODES_HELP}")
 }
@@ -585,12 +596,12 @@ mod tests {
                 .contains(":1:28: task 't': a task with a timer is periodic and needs"),
             "{e}"
         );
-        let f = json("{\"tasks\": {\"t\": {\"lock\": \"m\"}}}");
+        let f = json("{\"tasks\": {\"t\": {\"fork\": \"m\"}}}");
         let e = refused(&args(f.path(), &[]));
         assert_eq!(e.exit_code(), 64);
         assert!(
             e.message
-                .contains(":1:18: tasks.t.lock: rt-app's 'lock' event is not supported yet"),
+                .contains(":1:18: tasks.t.fork: rt-app's 'fork' event is not supported yet"),
             "{e}"
         );
     }

@@ -58,6 +58,60 @@ pub enum Phase {
     Publish(Spanned<String>),
     Recv(Spanned<String>),
     Yield,
+    /// Take the mutex of the named sync object (created on first use).
+    Lock(Spanned<String>),
+    Unlock(Spanned<String>),
+    /// Wait on a condition variable: `{ wait = "c" }` with the mutex of
+    /// the same name, or `{ wait = { ref = "c", mutex = "m" } }`.
+    Wait(Spanned<WaitOn>),
+    /// Wake the longest waiter on the named condition variable.
+    Signal(Spanned<String>),
+    /// Wake every waiter on it.
+    Broadcast(Spanned<String>),
+    /// Wait until every task instance that uses this barrier reaches it.
+    Barrier(Spanned<String>),
+}
+
+/// What a `wait` phase waits on: `"c"` (the condition variable and the
+/// mutex of one name) or `{ ref = "c", mutex = "m" }`, as rt-app writes
+/// it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitOn {
+    pub cond: String,
+    pub mutex: String,
+}
+
+impl<'de> Deserialize<'de> for WaitOn {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = WaitOn;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a condition variable's name or { ref = \"c\", mutex = \"m\" }")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<WaitOn, E> {
+                Ok(WaitOn {
+                    cond: s.to_string(),
+                    mutex: s.to_string(),
+                })
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<WaitOn, A::Error> {
+                let (mut cond, mut mutex) = (None, None);
+                while let Some(k) = map.next_key::<String>()? {
+                    match k.as_str() {
+                        "ref" => cond = Some(map.next_value::<String>()?),
+                        "mutex" => mutex = Some(map.next_value::<String>()?),
+                        other => return Err(de::Error::unknown_field(other, &["ref", "mutex"])),
+                    }
+                }
+                Ok(WaitOn {
+                    cond: cond.ok_or_else(|| de::Error::missing_field("ref"))?,
+                    mutex: mutex.ok_or_else(|| de::Error::missing_field("mutex"))?,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl Phase {
@@ -70,6 +124,12 @@ impl Phase {
             Phase::Publish(_) => "publish",
             Phase::Recv(_) => "recv",
             Phase::Yield => "yield",
+            Phase::Lock(_) => "lock",
+            Phase::Unlock(_) => "unlock",
+            Phase::Wait(_) => "wait",
+            Phase::Signal(_) => "signal",
+            Phase::Broadcast(_) => "broadcast",
+            Phase::Barrier(_) => "barrier",
         }
     }
 
@@ -81,7 +141,16 @@ impl Phase {
             | Phase::Timer(v)
             | Phase::Send(v)
             | Phase::Publish(v)
-            | Phase::Recv(v) => format!("{} {}", self.name(), v.get_ref()),
+            | Phase::Recv(v)
+            | Phase::Lock(v)
+            | Phase::Unlock(v)
+            | Phase::Signal(v)
+            | Phase::Broadcast(v)
+            | Phase::Barrier(v) => format!("{} {}", self.name(), v.get_ref()),
+            Phase::Wait(w) => match w.get_ref() {
+                WaitOn { cond, mutex } if cond == mutex => format!("wait {cond}"),
+                WaitOn { cond, mutex } => format!("wait {cond} (mutex {mutex})"),
+            },
             Phase::Yield => self.name().to_string(),
         }
     }

@@ -13,11 +13,33 @@ use guest_protocol::{LatencyStats, Msg, ScenarioResult, ScenarioTaskResult};
 use serde_json::{Value, json};
 use vmm::vm::run::RunOutcome;
 
+/// The operation reports its instances in chunks (`SCENARIO_RESULT_CHUNK`
+/// a message): joined here, in order. More instances than a scenario can
+/// start is a guest that cannot be trusted: the count check below names
+/// it.
+fn joined(out: &RunOutcome) -> (Option<ScenarioResult>, usize) {
+    let mut all: Option<ScenarioResult> = None;
+    let mut reported = 0;
+    for m in &out.results {
+        let Msg::ScenarioResult(part) = m else {
+            continue;
+        };
+        let r = all.get_or_insert_with(|| ScenarioResult {
+            elapsed_ns: part.elapsed_ns,
+            ..Default::default()
+        });
+        r.elapsed_ns = r.elapsed_ns.max(part.elapsed_ns);
+        for t in &part.tasks {
+            reported += 1;
+            let _ = r.tasks.push(*t);
+        }
+    }
+    (all, reported)
+}
+
 pub fn summarize(c: &Compiled, out: &RunOutcome) -> Summary {
-    let result = out.results.iter().rev().find_map(|m| match m {
-        Msg::ScenarioResult(r) => Some(r),
-        _ => None,
-    });
+    let (result, reported) = joined(out);
+    let result = result.as_ref();
     let events = out.monitor.as_ref().map_or(&[][..], |m| &m.events[..]);
     let mut s = Summary {
         judged: judged(c, result, events),
@@ -27,12 +49,12 @@ pub fn summarize(c: &Compiled, out: &RunOutcome) -> Summary {
     let Some(r) = result else {
         return s;
     };
-    if s.failure.is_none() && r.tasks.len() != c.instances() as usize {
+    if s.failure.is_none() && reported != c.instances() as usize {
         s.failure = Some(vmm::exit::Failure::new(
             vmm::exit::ErrorKind::MissingResult,
             format!(
                 "the guest reported {} task instances, but the scenario starts {}",
-                r.tasks.len(),
+                reported,
                 c.instances()
             ),
         ));
@@ -148,6 +170,37 @@ fn table(c: &Compiled, r: &ScenarioResult) -> Vec<String> {
             ms(k.rt.deadline_ns)
         ));
     }
+    if !c.syncs.is_empty() {
+        lines.extend(sync_table(c, r, w));
+    }
+    lines
+}
+
+/// Who waited how long for mutexes, and how long each task was blocked
+/// in `wait` and `barrier` phases (priority inversion shows here: a task
+/// that should run first waiting on a lock a lesser one holds).
+fn sync_table(c: &Compiled, r: &ScenarioResult, w: usize) -> Vec<String> {
+    let mut lines = vec![format!(
+        "{:<w$} {:>9} {:>10} {:>10} {:>10} {:>12}",
+        "task", "locks", "wait p50", "wait p99", "wait max", "blocked"
+    )];
+    for t in &r.tasks {
+        let l = t.lock_wait();
+        lines.push(format!(
+            "{:<w$} {:>9} {:>10} {:>10} {:>10} {:>12}",
+            label(c, t),
+            l.map_or(0, |l| l.count),
+            lat(l, |l| l.p50_ns),
+            lat(l, |l| l.p99_ns),
+            lat(l, |l| l.max_ns),
+            fmt_latency(t.sync_wait_ns),
+        ));
+    }
+    lines.push(format!(
+        "(locks: mutexes taken and how long each waited for one; blocked: time in wait and \
+         barrier phases; sync objects: {})",
+        c.syncs.join(", ")
+    ));
     lines
 }
 
@@ -224,6 +277,8 @@ fn result_json(c: &Compiled, r: &ScenarioResult) -> Value {
                 "received": t.received,
                 "run_ns": t.run_ns,
                 "run_away_ns": t.run_away_ns,
+                "lock_wait": opt_latency(t.lock_wait()),
+                "sync_wait_ns": t.sync_wait_ns,
             })
         })
         .collect();
@@ -252,7 +307,12 @@ fn result_json(c: &Compiled, r: &ScenarioResult) -> Value {
             })
         })
         .collect();
-    json!({ "elapsed_ns": r.elapsed_ns, "tasks": tasks, "kinds": kinds })
+    json!({
+        "elapsed_ns": r.elapsed_ns,
+        "tasks": tasks,
+        "kinds": kinds,
+        "syncs": c.syncs,
+    })
 }
 
 #[cfg(test)]
@@ -363,6 +423,38 @@ mod tests {
         assert_eq!(v["tasks"][0]["loop_time"]["p50_ns"], 30_000);
         assert_eq!(v["kinds"][1]["loops"], 100);
         assert_eq!(v["kinds"][1]["instances"], 2);
+    }
+
+    #[test]
+    fn results_in_chunks_are_joined_and_too_many_instances_named() {
+        let c = scenario();
+        let part = |tasks: &[ScenarioTaskResult], elapsed_ns| {
+            let mut r = ScenarioResult {
+                elapsed_ns,
+                ..Default::default()
+            };
+            for t in tasks {
+                r.tasks.push(*t).unwrap();
+            }
+            Msg::ScenarioResult(r)
+        };
+        let mut out = outcome(&[task(0, 0, 2, 100, true)]);
+        out.results
+            .push(part(&[task(1, 0, 3, 50, true), task(1, 1, 4, 50, true)], 9));
+        let s = summarize(&c, &out);
+        assert!(s.failure.is_none(), "{:?}", s.failure);
+        assert_eq!(s.names.len(), 3);
+        assert_eq!(s.names[&4], "pong#1");
+        assert_eq!(s.elapsed_ns, Some(200_000_000));
+        // A guest that reports more instances than the scenario starts.
+        out.results.push(part(&[task(1, 1, 5, 1, true)], 1));
+        let s = summarize(&c, &out);
+        assert!(
+            s.failure
+                .unwrap()
+                .message
+                .contains("reported 4 task instances, but the scenario starts 3")
+        );
     }
 
     #[test]

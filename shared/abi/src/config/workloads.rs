@@ -228,7 +228,9 @@ const _: () = {
 
 pub const SCENARIO_MAGIC: u32 = tag(b"SCEN");
 /// Version 2 added each task's real-time attributes (`ScenarioTask::rt`).
-pub const SCENARIO_VERSION: u32 = 2;
+/// Version 3 added synchronisation objects (`ScenarioConfig::syncs`) and
+/// the phases on them (`PHASE_LOCK` to `PHASE_BARRIER`).
+pub const SCENARIO_VERSION: u32 = 3;
 /// Task kinds (named tasks in the file), phases per kind, topics.
 pub const SCENARIO_MAX_KINDS: usize = 8;
 pub const SCENARIO_MAX_PHASES: usize = 24;
@@ -236,6 +238,13 @@ pub const SCENARIO_MAX_TOPICS: usize = 8;
 pub const SCENARIO_TOPIC_NAME: usize = 16;
 /// Most task instances a scenario may start (all kinds' counts together).
 pub const SCENARIO_MAX_INSTANCES: usize = 64;
+/// Instances per `ScenarioResult` message: the operation reports its
+/// instances in messages of at most this many (every field of 64 would
+/// not fit one TLV payload) and the host joins them.
+pub const SCENARIO_RESULT_CHUNK: usize = 16;
+/// Named synchronisation objects: each is a mutex, a condition variable
+/// and a barrier at once (rt-app's resources share one namespace).
+pub const SCENARIO_MAX_SYNCS: usize = 16;
 
 /// Phase opcodes.
 /// Run busy work for `value` ns of the task's own runtime.
@@ -255,6 +264,22 @@ pub const PHASE_YIELD: u32 = 6;
 /// How late the task woke counts as sleep overrun; an activation already
 /// missed starts the next period from now.
 pub const PHASE_TIMER: u32 = 7;
+/// Lock the mutex of sync object `arg` (blocking; the time it took counts
+/// as lock wait).
+pub const PHASE_LOCK: u32 = 8;
+/// Unlock the mutex of sync object `arg`, if this task holds it.
+pub const PHASE_UNLOCK: u32 = 9;
+/// Wait on the condition variable of sync object `arg` with the mutex of
+/// object `value` (released while waiting if held, as
+/// `pthread_cond_wait`).
+pub const PHASE_WAIT: u32 = 10;
+/// Wake the longest waiter on the condition variable of object `arg`.
+pub const PHASE_SIGNAL: u32 = 11;
+/// Wake every waiter on the condition variable of object `arg`.
+pub const PHASE_BROADCAST: u32 = 12;
+/// Wait at the barrier of object `arg` until all its parties
+/// (`ScenarioConfig::sync_parties`) arrive.
+pub const PHASE_BARRIER: u32 = 13;
 
 #[repr(C)]
 #[derive(
@@ -298,6 +323,12 @@ pub struct ScenarioConfig {
     pub duration_ns: u64,
     pub topic_name: [[u8; SCENARIO_TOPIC_NAME]; SCENARIO_MAX_TOPICS],
     pub task: [ScenarioTask; SCENARIO_MAX_KINDS],
+    /// Sync objects the phases name (indices below this).
+    pub syncs: u32,
+    pub reserved: u32,
+    /// Per sync object: the task instances that reach its barrier, so the
+    /// last one to arrive releases them.
+    pub sync_parties: [u32; SCENARIO_MAX_SYNCS],
 }
 
 impl ScenarioConfig {
@@ -332,6 +363,9 @@ impl ScenarioConfig {
                     reserved: 0,
                 },
             }; SCENARIO_MAX_KINDS],
+            syncs: 0,
+            reserved: 0,
+            sync_parties: [0; SCENARIO_MAX_SYNCS],
         }
     }
 }
@@ -347,6 +381,8 @@ const _: () = {
             == 24
                 + SCENARIO_TOPIC_NAME * SCENARIO_MAX_TOPICS
                 + core::mem::size_of::<ScenarioTask>() * SCENARIO_MAX_KINDS
+                + 8
+                + 4 * SCENARIO_MAX_SYNCS
     );
 };
 
