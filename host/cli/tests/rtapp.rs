@@ -168,6 +168,14 @@ fn every_supported_event_runs_and_lasts_what_the_file_says() {
              it was away: {report:#?}"
         );
     }
+    // rt-app's delay: the delayed copy of the sleeper starts its passes
+    // halfway through the 3 s run.
+    let passes = |name| task(&v, name).0["loops"].as_f64().unwrap();
+    let (sleeper, delayed) = (passes("sleeper"), passes("delayed"));
+    assert!(
+        (delayed - sleeper / 2.0).abs() <= 2.0,
+        "delayed {delayed} passes, sleeper {sleeper}: {report:#?}"
+    );
     eprintln!("{}", report.join("\n"));
 }
 
@@ -250,6 +258,52 @@ fn locks_condition_variables_barriers_and_suspend_block_and_wake() {
             .contains("sync objects: m, meet, q, c, sleeper.resume, sm, s)"),
         "{}",
         r.stdout
+    );
+}
+
+/// The high thread's lock waits (p50, ms) in `inversion.json` under `fp`
+/// on one CPU, with the medium thread at `medium`'s priority.
+fn high_lock_wait(medium: u32) -> (f64, Value) {
+    let text = std::fs::read_to_string(file("inversion.json"))
+        .unwrap()
+        .replace("\"priority\": 50", &format!("\"priority\": {medium}"));
+    let mut f = tempfile::Builder::new().suffix(".json").tempfile().unwrap();
+    std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
+    let r = schedlab(
+        &[
+            "run",
+            f.path().to_str().unwrap(),
+            "--policy",
+            "fp",
+            "--json",
+        ],
+        &[],
+    );
+    let v = json(&r);
+    assert!(
+        passed_or_host_explained(&r, &v),
+        "{}\n{}",
+        r.stderr,
+        v["verdict"]
+    );
+    let high = instance(&v, "high", 0);
+    assert_eq!(v["result"]["kinds"][1]["priority"], 90, "{}", v["result"]);
+    (ms(&high["lock_wait"]["p50_ns"]), v)
+}
+
+/// Priority inversion shows: with the medium thread above the lock
+/// holder, the high thread waits for the medium thread's 25 ms of work
+/// too (about 31 ms for a 10 ms critical section); with it below, only
+/// for the rest of the critical section (about 5 ms).
+#[test]
+fn a_lock_held_by_a_preempted_thread_shows_priority_inversion_under_fp() {
+    let _vm = lock();
+    let (inverted, v) = high_lock_wait(50);
+    let (control, _) = high_lock_wait(5);
+    assert!(
+        inverted > 15.0 && inverted > control + 15.0,
+        "high waited {inverted:.2} ms with medium above low, {control:.2} ms below: {:#}",
+        v["result"]["tasks"]
     );
 }
 

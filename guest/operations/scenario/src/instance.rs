@@ -128,6 +128,12 @@ pub extern "C" fn instance(g: u64) -> i32 {
         held: 0,
         sync_wait: 0,
     };
+    if task.delay_ns > 0 {
+        // rt-app's delay: once, before the first pass, not part of it.
+        let now = r.api.now_ns();
+        r.api
+            .sleep_ns(task.delay_ns.min(r.deadline.saturating_sub(now)).max(1));
+    }
     r.go(task.repeat as u64, &task.phase[..task.phases as usize]);
     r.slot.loop_time.store(&r.loop_time.stats());
     r.slot.sleep_overrun.store(&r.sleep_overrun.stats());

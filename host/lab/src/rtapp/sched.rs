@@ -3,8 +3,9 @@
 //! SCHED_OTHER/SCHED_BATCH priority (a nice value) becomes the task's
 //! nice, a SCHED_DEADLINE thread's deadline the scenario task's
 //! `deadline` (when it has a timer: the model's periodic tasks take their
-//! period from the timer and their runtime from the runs); policies and
-//! RT priorities are noted as not passed (scenario tasks carry neither).
+//! period from the timer and their runtime from the runs), a
+//! SCHED_FIFO/SCHED_RR priority the task's fixed priority; SCHED_IDLE is
+//! noted as not passed.
 
 use super::tasks::{Props, micros};
 use super::{Ctx, Globals, json, policy};
@@ -24,6 +25,9 @@ pub(super) struct Sched {
     pub nice: Option<Spanned<i64>>,
     /// SCHED_DEADLINE's relative deadline ("800us"), at the key giving it.
     pub deadline: Option<Spanned<String>>,
+    /// SCHED_FIFO's and SCHED_RR's priority (rt-app's default 10), the
+    /// scenario task's fixed priority.
+    pub priority: Option<Spanned<i64>>,
 }
 
 pub(super) fn sched(
@@ -107,10 +111,13 @@ fn sched_keys(
             cx.note(NOT_PASSED, where_.clone());
         }
         "SCHED_RR" | "SCHED_FIFO" => {
-            if let Some(v) = given("priority") {
-                cx.check(json::int(v, &at("priority"), 1, 99, " (an RT priority)"));
-            }
-            cx.note(NOT_PASSED, where_.clone());
+            let p = given("priority");
+            let n = match p {
+                Some(v) => cx.check(json::int(v, &at("priority"), 1, 99, " (an RT priority)"))?,
+                None => 10,
+            };
+            out.priority = Some(Spanned::new(p.map_or(span.clone(), json::span), n));
+            cx.note(FIXED_PRIORITY, where_.clone());
         }
         _ => {
             // SCHED_DEADLINE: runtime <= deadline <= period, as Linux wants.
@@ -161,6 +168,11 @@ fn sched_keys(
 
 const NOT_PASSED: &str = "policy and priority accepted but not passed to the policy (scenario \
                           tasks carry no policy or fixed priority): runs as a nice-0 task";
+
+const FIXED_PRIORITY: &str = "the RT priority (rt-app's default 10) reaches the policy as the \
+                              task's fixed priority (fp runs higher first; other policies \
+                              ignore it) with a nice-0 weight; RR's round robin within a \
+                              priority level is not modelled";
 
 const DEADLINE: &str = "SCHED_DEADLINE: with a timer the task is periodic to the policy with \
                         dl-deadline as its deadline, its period the timer's and its runtime \

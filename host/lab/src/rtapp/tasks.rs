@@ -247,20 +247,14 @@ fn task(p: &ObjectProp<'_>, t: &Object<'_>, path: &str, g: &Globals, cx: &mut Ct
             n => Some((n as u64, json::span(&l.value))),
         }
     });
-    if let Some(d) = props.get("delay") {
+    // rt-app's delay (µs): a sleep once before the first pass.
+    let delay = props.get("delay").and_then(|d| {
         let n = json::int(&d.value, &at("delay"), 0, MAX_US, " (µs)");
-        if let Some(n @ 1..) = cx.check(n) {
-            cx.problems.push(Problem::at(
-                json::span(&d.value),
-                format!(
-                    "{}: a delay of {n} µs before the first phase is not supported yet: the \
-                     scenario model repeats all of a task's phases and has no one-time step \
-                     (give 0 or leave it out)",
-                    at("delay")
-                ),
-            ));
+        match cx.check(n)? {
+            0 => None,
+            n => Some(Spanned::new(json::span(&d.value), format!("{n}us"))),
         }
-    }
+    });
     let task_cpus = props.get("cpus").and_then(|c| {
         cx.check(cpus(&c.value, &at("cpus")))
             .map(|s| (s, json::span(&c.value)))
@@ -353,8 +347,10 @@ fn task(p: &ObjectProp<'_>, t: &Object<'_>, path: &str, g: &Globals, cx: &mut Ct
         count,
         weight: None,
         nice: sch.nice,
+        priority: sch.priority,
         affinity: affinity.map(|(s, span)| Spanned::new(span, CpuList(s))),
         repeat: Some(Spanned::new(repeat_span, repeat)),
+        delay,
         subscribe: Vec::new(),
         deadline,
         phases: Spanned::new(phases_span, events.iter().map(Ev::phase).collect()),

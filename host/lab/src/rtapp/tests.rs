@@ -196,6 +196,10 @@ fn sync_events_become_the_phases_rt_app_runs_for_them() {
             "run 10us"
         ]
     );
+    // A delay is a sleep once before the first pass.
+    let t = ok(r#"{"tasks": {"a": {"delay": 2500, "run": 10}}}"#);
+    let a = task(&t, "a");
+    assert_eq!(a.delay.as_ref().unwrap().get_ref(), "2500us");
     // A resume of a thread the file does not define, and a wait without
     // its mutex, are refused by path.
     let e = err(r#"{"tasks": {"alpha": {"suspend": ""}, "b": {"resume": "alpah"}}}"#);
@@ -245,7 +249,7 @@ fn bad_values_are_all_reported_with_path_and_line() {
     "a": {
       "instance": -1,
       "loop": 0,
-      "delay": 5,
+      "delay": -5,
       "cpus": [],
       "run": 0,
       "sleep": 1.5,
@@ -279,8 +283,8 @@ fn bad_values_are_all_reported_with_path_and_line() {
         (6, "0", "tasks.a.loop: 0 passes run nothing"),
         (
             7,
-            "5",
-            "tasks.a.delay: a delay of 5 µs before the first phase is not supported yet",
+            "-5",
+            "tasks.a.delay: must be between 0 and 3600000000 (µs), got -5",
         ),
         (8, "[]", "tasks.a.cpus: an empty CPU list runs nowhere"),
         (
@@ -395,16 +399,25 @@ fn scheduling_keys_are_accepted_and_noted() {
   "global": {"default_policy": "SCHED_FIFO"},
   "tasks": {
     "rt": {"priority": 50, "run": 10},
+    "rtdefault": {"run": 10},
     "dl": {"policy": "SCHED_DEADLINE", "dl-runtime": 100, "dl-period": 1000, "run": 10},
     "fair": {"policy": "SCHED_OTHER", "dl-runtime": 300, "run": 10},
     "phased": {"policy": "SCHED_OTHER", "phases": {"a": {"priority": 3, "run": 10}}},
     "none": {"instance": 0, "run": 10}
   }}"#);
     let notes = t.notes.join("\n");
+    // SCHED_FIFO's priority is the task's fixed priority (rt-app's
+    // default 10 when not given), at the key that gives it.
     assert!(
-        notes.contains("tasks.rt: policy and priority accepted but not passed"),
+        notes.contains("tasks.rt, tasks.rtdefault: the RT priority (rt-app's default 10) reaches"),
         "{notes}"
     );
+    assert_eq!(*task(&t, "rt").priority.as_ref().unwrap().get_ref(), 50);
+    assert_eq!(
+        *task(&t, "rtdefault").priority.as_ref().unwrap().get_ref(),
+        10
+    );
+    assert_eq!(task(&t, "fair").priority, None);
     assert!(
         notes.contains("tasks.dl.policy: SCHED_DEADLINE: with a timer"),
         "{notes}"
@@ -424,7 +437,7 @@ fn scheduling_keys_are_accepted_and_noted() {
         notes.contains("tasks.none.instance: 0 instances"),
         "{notes}"
     );
-    assert_eq!(t.file.tasks.len(), 4, "the 0-instance task is left out");
+    assert_eq!(t.file.tasks.len(), 5, "the 0-instance task is left out");
     // RT and deadline tasks run as nice 0; the fair one at its nice.
     assert_eq!(*task(&t, "rt").nice.as_ref().unwrap().get_ref(), 0);
     assert_eq!(*task(&t, "dl").nice.as_ref().unwrap().get_ref(), 0);

@@ -19,6 +19,9 @@ use std::collections::HashSet;
 use std::ops::Range;
 use toml::Spanned;
 
+/// Highest fixed priority a task may be given (SCHED_FIFO's range).
+pub const MAX_PRIORITY: i64 = 99;
+
 /// Longest task name (they only label the report).
 pub const NAME_MAX: usize = 32;
 /// Longest sync object name: a task name and a suffix (rt-app's
@@ -34,6 +37,8 @@ pub struct Kind {
     /// CPU mask, 0 = any.
     pub affinity: u64,
     pub repeat: u32,
+    /// Sleep before the first pass, ns (0: none).
+    pub delay_ns: u64,
     /// The phases as written ("run 1ms", "send pong"), for the report.
     pub phases: Vec<String>,
     /// Real-time attributes (a task with a `timer` phase): period, run
@@ -170,6 +175,7 @@ pub fn compile(file: &File, cpus: u32, duration_ns: u64) -> Result<Compiled, Vec
         slot.weight = kind.weight;
         slot.affinity = kind.affinity;
         slot.repeat = kind.repeat;
+        slot.delay_ns = kind.delay_ns;
         slot.subscribe = subscriptions(t, &cx.topics);
         let phases = phases(t, &mut cx);
         cpu_bound &= kind.repeat == 0
@@ -308,10 +314,15 @@ fn kind(t: &Task, cpus: u32, cx: &mut Ctx<'_>) -> Kind {
             Problem::at(a.span(), format!("task '{name}': affinity: {why}"))
         })
     });
+    let delay = t
+        .delay
+        .as_ref()
+        .map_or(Ok(0), |d| duration(d, &format!("task '{name}': delay")));
     Kind {
         count: cx.check(count).unwrap_or(1),
         weight: cx.check(weight).unwrap_or(1),
         repeat: cx.check(repeat).unwrap_or(0),
+        delay_ns: cx.check(delay).unwrap_or(0),
         affinity: cx.check(affinity).unwrap_or(0),
         phases: t
             .phases
@@ -360,10 +371,26 @@ fn phases(t: &Task, cx: &mut Ctx<'_>) -> Vec<Phase> {
 /// A task with a `timer` phase is periodic: its period is the (first)
 /// timer's, its runtime what its run phases take per loop, its deadline
 /// the `deadline` given or the period (0 < runtime <= deadline <= period,
-/// as the core requires of real-time attributes). Others have none.
+/// as the core requires of real-time attributes). Others have none. A
+/// `priority` goes with either.
 fn rt_attrs(t: &Task, phases: &[Phase], cx: &mut Ctx<'_>) -> abi::ipc::RtAttrs {
     let name = t.name.get_ref();
-    let none = abi::ipc::RtAttrs::default();
+    let priority = t.priority.as_ref().map_or(0, |p| {
+        cx.check(ranged(
+            p,
+            &format!("task '{name}': priority"),
+            1,
+            MAX_PRIORITY,
+            " (a fixed priority, higher first)",
+        ))
+        .unwrap_or(0)
+    });
+    // A priority alone is a task attribute too (fixed-priority policies
+    // order aperiodic tasks by it).
+    let none = abi::ipc::RtAttrs {
+        priority,
+        ..Default::default()
+    };
     let Some(period) = phases.iter().find(|p| p.op == PHASE_TIMER).map(|p| p.value) else {
         if let Some(d) = &t.deadline {
             cx.problems.push(Problem::at(
@@ -406,7 +433,7 @@ fn rt_attrs(t: &Task, phases: &[Phase], cx: &mut Ctx<'_>) -> abi::ipc::RtAttrs {
         period_ns: period,
         runtime_ns: runtime,
         deadline_ns: deadline,
-        priority: 0,
+        priority,
         reserved: 0,
     }
 }

@@ -61,6 +61,8 @@ line overrides the file's value:
   # nice = 0             # -20..19: Linux's weight for that nice value
   affinity = "0"         # CPU list, e.g. "0-3,6", or one CPU number (default: any)
   loop = 0               # passes through the phases; 0 = until the duration (default)
+  delay = "5ms"          # sleep once before the first pass (default none)
+  priority = 10          # a fixed priority 1..99, higher first, for fp (default none)
   subscribe = ["news"]   # topics whose published messages this task receives
   phases = [             # 1..@PHASES@ phases, done in order, again and again
     { run = "1ms" },     # busy work for 1 ms of the task's own CPU time

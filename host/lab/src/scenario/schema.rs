@@ -40,8 +40,13 @@ pub struct Task {
     /// Relative deadline of each loop of a task with a `timer` phase (its
     /// period by default), passed to real-time policies.
     pub deadline: Option<Spanned<String>>,
+    /// A fixed priority, 1..99, higher first (SCHED_FIFO's), passed to
+    /// fixed-priority policies (`fp`); others ignore it.
+    pub priority: Option<Spanned<i64>>,
     #[serde(rename = "loop")]
     pub repeat: Option<Spanned<i64>>,
+    /// Sleep this long once before the first pass (rt-app's `delay`).
+    pub delay: Option<Spanned<String>>,
     #[serde(default)]
     pub subscribe: Vec<Spanned<String>>,
     pub phases: Spanned<Vec<Spanned<Phase>>>,

@@ -170,6 +170,12 @@ fn table(c: &Compiled, r: &ScenarioResult) -> Vec<String> {
             ms(k.rt.deadline_ns)
         ));
     }
+    for k in c.kinds.iter().filter(|k| k.rt.priority != 0) {
+        lines.push(format!(
+            "{}: fixed priority {} to the policy (higher first; fp orders by it)",
+            k.name, k.rt.priority
+        ));
+    }
     if !c.syncs.is_empty() {
         lines.extend(sync_table(c, r, w));
     }
@@ -300,6 +306,8 @@ fn result_json(c: &Compiled, r: &ScenarioResult) -> Value {
                 "period_ns": rt(kind.rt.period_ns),
                 "runtime_ns": rt(kind.rt.runtime_ns),
                 "deadline_ns": rt(kind.rt.deadline_ns),
+                "priority": (kind.rt.priority != 0).then_some(kind.rt.priority),
+                "delay_ns": kind.delay_ns,
                 "instances": mine().count(),
                 "loops": mine().map(|t| t.loops).sum::<u64>(),
                 "sent": mine().map(|t| t.sent).sum::<u64>(),

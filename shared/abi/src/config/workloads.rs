@@ -228,8 +228,9 @@ const _: () = {
 
 pub const SCENARIO_MAGIC: u32 = tag(b"SCEN");
 /// Version 2 added each task's real-time attributes (`ScenarioTask::rt`).
-/// Version 3 added synchronisation objects (`ScenarioConfig::syncs`) and
-/// the phases on them (`PHASE_LOCK` to `PHASE_BARRIER`).
+/// Version 3 added synchronisation objects (`ScenarioConfig::syncs`),
+/// the phases on them (`PHASE_LOCK` to `PHASE_BARRIER`) and
+/// `ScenarioTask::delay_ns`.
 pub const SCENARIO_VERSION: u32 = 3;
 /// Task kinds (named tasks in the file), phases per kind, topics.
 pub const SCENARIO_MAX_KINDS: usize = 8;
@@ -310,6 +311,8 @@ pub struct ScenarioTask {
     /// with a `timer` phase, the timer's period, the run phases' time per
     /// loop and the deadline (the period unless given); all 0 otherwise.
     pub rt: crate::ipc::RtAttrs,
+    /// Sleep this long once, before the first pass (rt-app's `delay`).
+    pub delay_ns: u64,
 }
 
 /// `scenario`: a declarative task mix compiled by the host from a TOML
@@ -362,6 +365,7 @@ impl ScenarioConfig {
                     priority: 0,
                     reserved: 0,
                 },
+                delay_ns: 0,
             }; SCENARIO_MAX_KINDS],
             syncs: 0,
             reserved: 0,
@@ -375,7 +379,7 @@ impl OperationConfig for ScenarioConfig {
 }
 const _: () = {
     assert!(core::mem::size_of::<Phase>() == 16);
-    assert!(core::mem::size_of::<ScenarioTask>() == 32 + 16 * SCENARIO_MAX_PHASES + 32);
+    assert!(core::mem::size_of::<ScenarioTask>() == 32 + 16 * SCENARIO_MAX_PHASES + 32 + 8);
     assert!(
         core::mem::size_of::<ScenarioConfig>()
             == 24
