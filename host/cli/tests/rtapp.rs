@@ -81,8 +81,8 @@ fn every_supported_event_runs_and_lasts_what_the_file_says() {
         "global.calibration, global.logdir, global.log_basename, global.lock_pages, \
          global.ftrace, global.gnuplot: ignored",
         "tasks.runner.runtime: runtime (wall-clock busy time in rt-app) runs as the model's run",
-        "tasks.periodic.phases.p0.timer0: relative timer",
-        "tasks.absolute.phases.p0.timer: absolute timer",
+        "tasks.shareA.timer, tasks.shareB.timer: a timer ref without the 'unique' prefix is \
+         one timer for every thread",
         "tasks.io.phases.write.mem, tasks.io.phases.write.iorun: bytes written",
     ] {
         assert!(
@@ -104,9 +104,9 @@ fn every_supported_event_runs_and_lasts_what_the_file_says() {
         assert_eq!(ms(&k["deadline_ns"]), period, "{k}");
     }
     assert!(
-        notes
-            .iter()
-            .any(|n| n.starts_with("tasks.periodic, tasks.absolute: periodic to the policy")),
+        notes.iter().any(|n| n.starts_with(
+            "tasks.periodic, tasks.absolute, tasks.shareA, tasks.shareB: periodic to the policy"
+        )),
         "{notes:#?}"
     );
     // global.duration is 3 s.
@@ -168,9 +168,23 @@ fn every_supported_event_runs_and_lasts_what_the_file_says() {
              it was away: {report:#?}"
         );
     }
+    let passes = |name| task(&v, name).0["loops"].as_f64().unwrap();
+    // A shared timer: the two threads take turns, 20 ms apart, so
+    // together they pass once per period and each once per two.
+    let (a, b) = (passes("shareA"), passes("shareB"));
+    assert!(
+        ((a + b) / 150.0 - 1.0).abs() <= 0.05 && (a - b).abs() <= 1.0,
+        "shareA {a}, shareB {b} passes in 3 s of a shared 20 ms timer: {report:#?}"
+    );
+    for name in ["shareA", "shareB"] {
+        let pass = ms(&task(&v, name).0["loop_time"]["mean_ns"]);
+        assert!(
+            (pass / 40.0 - 1.0).abs() <= 0.05,
+            "{name}: {pass:.2} ms a pass"
+        );
+    }
     // rt-app's delay: the delayed copy of the sleeper starts its passes
     // halfway through the 3 s run.
-    let passes = |name| task(&v, name).0["loops"].as_f64().unwrap();
     let (sleeper, delayed) = (passes("sleeper"), passes("delayed"));
     assert!(
         (delayed - sleeper / 2.0).abs() <= 2.0,

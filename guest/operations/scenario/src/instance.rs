@@ -7,11 +7,12 @@
 use crate::plan::Plan;
 use crate::{
     DEADLINE_NS, FINISHED, MAIN, MSG_DATA, MSG_DONE, MSG_GO, MSG_READY, PIDS, SLOTS, START_NS,
+    TIMERS,
 };
 use abi::config::{
     PHASE_BARRIER, PHASE_BROADCAST, PHASE_LOCK, PHASE_PUBLISH, PHASE_RECV, PHASE_RUN, PHASE_SEND,
     PHASE_SIGNAL, PHASE_SLEEP, PHASE_TIMER, PHASE_UNLOCK, PHASE_WAIT, PHASE_YIELD, Phase,
-    SCENARIO_MAX_PHASES, SCENARIO_MAX_SYNCS,
+    SCENARIO_MAX_PHASES, SCENARIO_MAX_SYNCS, TIMER_ABSOLUTE,
 };
 use abi::ipc::{SEND_BLOCK, WAIT_FOREVER};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -204,7 +205,7 @@ impl Runner<'_> {
                 done
             }
             PHASE_SLEEP => self.sleep(p.value),
-            PHASE_TIMER => self.timer(i, p.value),
+            PHASE_TIMER => self.timer(i, p.value, p.arg),
             PHASE_SEND => {
                 let peer = self.plan.peer(p.arg as usize, self.idx);
                 let pid = PIDS[peer].load(Ordering::Relaxed);
@@ -317,25 +318,39 @@ impl Runner<'_> {
         true
     }
 
-    /// Wait for the next activation of timer phase `i`, `period` after its
-    /// last one. If that moment already passed the lateness is recorded
-    /// and the next period starts now.
-    fn timer(&mut self, i: usize, period: u64) -> bool {
-        let target = self.next_activation[i].saturating_add(period);
+    /// Wait for the next activation of timer phase `i` (or of the shared
+    /// timer `arg` names), `period` after its last one. If that moment
+    /// already passed the lateness is recorded and, in relative mode, the
+    /// next period starts now; in absolute mode the grid stays.
+    fn timer(&mut self, i: usize, period: u64, arg: u32) -> bool {
+        let shared = match (arg & 0xff) as usize {
+            0 => None,
+            k => Some(&TIMERS[k - 1]),
+        };
+        // A shared timer moves on by a period at each use, by anyone.
+        let target = match shared {
+            None => self.next_activation[i].saturating_add(period),
+            Some(t) => t.fetch_add(period, Ordering::AcqRel).saturating_add(period),
+        };
         if target > self.deadline {
             let t = self.api.now_ns();
             self.api.sleep_ns(self.deadline.saturating_sub(t).max(1));
             return false;
         }
         let t = self.api.now_ns();
-        if t < target {
+        let next = if t < target {
             self.api.sleep_ns(target - t);
             self.sleep_overrun
                 .record(self.api.now_ns().saturating_sub(target));
-            self.next_activation[i] = target;
+            target
         } else {
             self.sleep_overrun.record(t - target);
-            self.next_activation[i] = t;
+            if arg & TIMER_ABSOLUTE != 0 { target } else { t }
+        };
+        match shared {
+            None => self.next_activation[i] = next,
+            Some(s) if next != target => s.store(next, Ordering::Release),
+            Some(_) => {}
         }
         true
     }

@@ -17,7 +17,9 @@ mod instance;
 mod plan;
 mod work;
 
-use abi::config::{SCENARIO_MAGIC, SCENARIO_MAX_INSTANCES, SCENARIO_RESULT_CHUNK};
+use abi::config::{
+    SCENARIO_MAGIC, SCENARIO_MAX_INSTANCES, SCENARIO_MAX_TIMERS, SCENARIO_RESULT_CHUNK,
+};
 use abi::ipc::{MSG_USER, SEND_BLOCK, SpawnOptions};
 use core::fmt::Write;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -44,6 +46,10 @@ static MAIN: AtomicU32 = AtomicU32::new(0);
 /// The guest clock (ns) at which the instances started, and at which
 /// every instance stops.
 static START_NS: AtomicU64 = AtomicU64::new(0);
+/// Shared timers' last activations (rt-app's timers without the `unique`
+/// prefix), from the start.
+static TIMERS: [AtomicU64; SCENARIO_MAX_TIMERS] =
+    [const { AtomicU64::new(0) }; SCENARIO_MAX_TIMERS];
 static DEADLINE_NS: AtomicU64 = AtomicU64::new(0);
 /// Instances that finished on their own.
 static FINISHED: AtomicU32 = AtomicU32::new(0);
@@ -92,6 +98,9 @@ fn main(api: &Api) -> i32 {
     let start = api.now_ns();
     let deadline = start + plan.cfg.duration_ns;
     START_NS.store(start, Ordering::Relaxed);
+    for t in &TIMERS {
+        t.store(start, Ordering::Relaxed);
+    }
     DEADLINE_NS.store(deadline, Ordering::Release);
     match api.broadcast(&message(MSG_GO, deadline, b""), SEND_BLOCK) {
         Ok(n) if n == plan.total => {}

@@ -7,7 +7,8 @@ use abi::config::{
     OperationConfig, PHASE_BARRIER, PHASE_BROADCAST, PHASE_LOCK, PHASE_PUBLISH, PHASE_RECV,
     PHASE_RUN, PHASE_SEND, PHASE_SIGNAL, PHASE_SLEEP, PHASE_TIMER, PHASE_UNLOCK, PHASE_WAIT,
     PHASE_YIELD, SCENARIO_MAX_INSTANCES, SCENARIO_MAX_KINDS, SCENARIO_MAX_PHASES,
-    SCENARIO_MAX_SYNCS, SCENARIO_MAX_TOPICS, SCENARIO_TOPIC_NAME, ScenarioConfig, ScenarioTask,
+    SCENARIO_MAX_SYNCS, SCENARIO_MAX_TIMERS, SCENARIO_MAX_TOPICS, SCENARIO_TOPIC_NAME,
+    ScenarioConfig, ScenarioTask, TIMER_ABSOLUTE,
 };
 
 /// A checked config plus where each kind's instances start in the global
@@ -105,7 +106,12 @@ fn check_task(
     }
     for p in &t.phase[..t.phases as usize] {
         let ok = match p.op {
-            PHASE_RUN | PHASE_SLEEP | PHASE_TIMER => p.value > 0,
+            PHASE_RUN | PHASE_SLEEP => p.value > 0,
+            PHASE_TIMER => {
+                p.value > 0
+                    && p.arg & !(TIMER_ABSOLUTE | 0xff) == 0
+                    && (p.arg & 0xff) as usize <= SCENARIO_MAX_TIMERS
+            }
             PHASE_SEND => (p.arg as usize) < kinds,
             PHASE_PUBLISH => (p.arg as usize) < topics,
             PHASE_RECV | PHASE_YIELD => true,

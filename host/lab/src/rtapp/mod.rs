@@ -77,9 +77,6 @@ pub(crate) struct Ctx {
     pub problems: Vec<Problem>,
     /// (note, paths listed, paths not listed).
     notes: Vec<(String, Vec<String>, usize)>,
-    /// Timer refs without rt-app's `unique` prefix, and the first thread
-    /// using each (rt-app shares them between threads).
-    pub timer_threads: std::collections::HashMap<String, String>,
     /// Every thread's name, in file order (a `resume` names one).
     pub threads: Vec<String>,
 }

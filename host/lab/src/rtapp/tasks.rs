@@ -8,7 +8,7 @@
 use super::sched::sched;
 use super::{Ctx, Globals, json};
 use crate::scenario::diag::{Problem, suggest};
-use crate::scenario::schema::{CpuList, Phase, Task, WaitOn};
+use crate::scenario::schema::{CpuList, Phase, Task, TimerSpec, WaitOn};
 use abi::config::{SCENARIO_MAX_INSTANCES, SCENARIO_MAX_PHASES};
 use abi::memmap::MAX_CPUS;
 use jsonc_parser::ast::{Object, ObjectProp, Value};
@@ -83,8 +83,8 @@ struct Ev {
     ns: u64,
     span: Range<usize>,
     path: String,
-    /// A timer's `ref`.
-    timer: Option<String>,
+    /// A timer's `ref`, and whether it is in absolute mode.
+    timer: Option<(String, bool)>,
     /// The sync object a lock, unlock, wait, signal, broadcast or barrier
     /// names, and for a wait the mutex too.
     sync: Option<(String, String)>,
@@ -103,7 +103,19 @@ impl Ev {
         let p = match self.op {
             Op::Run => Phase::Run(v),
             Op::Sleep => Phase::Sleep(v),
-            Op::Timer => Phase::Timer(v),
+            Op::Timer => {
+                let (r, absolute) = self.timer.clone().unwrap_or_default();
+                Phase::Timer(Spanned::new(
+                    self.span.clone(),
+                    TimerSpec {
+                        period: v.into_inner(),
+                        // rt-app makes a `unique...` ref the thread's own;
+                        // any other is one timer for all that name it.
+                        shared: (!r.starts_with("unique")).then_some(r),
+                        absolute,
+                    },
+                ))
+            }
             Op::Yield => Phase::Yield,
             Op::Lock => Phase::Lock(obj),
             Op::Unlock => Phase::Unlock(obj),
@@ -305,7 +317,7 @@ fn task(p: &ObjectProp<'_>, t: &Object<'_>, path: &str, g: &Globals, cx: &mut Ct
                     span: json::span(&q.name),
                     thread: false,
                 };
-                if let Some(ph) = phase(&ev, &pp, &here, count.as_ref(), g, cx) {
+                if let Some(ph) = phase(&ev, &pp, &here, g, cx) {
                     list.push(ph);
                 }
             }
@@ -323,7 +335,7 @@ fn task(p: &ObjectProp<'_>, t: &Object<'_>, path: &str, g: &Globals, cx: &mut Ct
                 span: name_span.clone(),
                 thread: true,
             };
-            let ph = phase(&events, &one, &here, count.as_ref(), g, cx);
+            let ph = phase(&events, &one, &here, g, cx);
             (ph.into_iter().collect(), json::span(t))
         }
     };
@@ -431,13 +443,17 @@ fn flatten(
 fn timers_once(events: &[Ev], cx: &mut Ctx) {
     let mut seen: Vec<&str> = Vec::new();
     for e in events {
-        let Some(r) = e.timer.as_deref() else {
+        let Some(r) = e.timer.as_ref().map(|(r, _)| r.as_str()) else {
             continue;
         };
+        if !r.starts_with("unique") {
+            // A shared timer: one activation for all its uses.
+            continue;
+        }
         if seen.contains(&r) {
             let n = events
                 .iter()
-                .filter(|x| x.timer.as_deref() == Some(r))
+                .filter(|x| x.timer.as_ref().is_some_and(|(t, _)| t == r))
                 .count();
             cx.problems.push(Problem::at(
                 e.span.clone(),
@@ -549,7 +565,6 @@ fn phase(
     events: &[&ObjectProp<'_>],
     props: &Props<'_, '_>,
     here: &Here<'_>,
-    count: Option<&Spanned<i64>>,
     g: &Globals,
     cx: &mut Ctx,
 ) -> Option<RtPhase> {
@@ -582,10 +597,9 @@ fn phase(
             }
         }
     }
-    let instances = count.map_or(1, |c| *c.get_ref());
     let evs: Vec<Ev> = events
         .iter()
-        .flat_map(|e| event(e, &at(json::key(e)), here.thread_name, instances, cx))
+        .flat_map(|e| event(e, &at(json::key(e)), here.thread_name, cx))
         .collect();
     Some(RtPhase {
         repeat,
@@ -601,7 +615,7 @@ pub(super) fn micros(v: &Value<'_>, path: &str) -> Result<u64, Problem> {
 
 /// The model's phases for one rt-app event: one, or for `sync`,
 /// `suspend` and `resume` the sequence rt-app runs for them.
-fn event(p: &ObjectProp<'_>, path: &str, thread: &str, instances: i64, cx: &mut Ctx) -> Vec<Ev> {
+fn event(p: &ObjectProp<'_>, path: &str, thread: &str, cx: &mut Ctx) -> Vec<Ev> {
     let k = json::key(p);
     let Some(ev) = event_of(k) else {
         return Vec::new();
@@ -659,8 +673,8 @@ fn event(p: &ObjectProp<'_>, path: &str, thread: &str, instances: i64, cx: &mut 
             }
             vec![mk(Op::Yield, 0)]
         }
-        "timer" => one(timer(v, path, thread, instances, cx).map(|(ns, r)| Ev {
-            timer: Some(r),
+        "timer" => one(timer(v, path, cx).map(|(ns, r, absolute)| Ev {
+            timer: Some((r, absolute)),
             ..mk(Op::Timer, ns)
         })),
         "lock" | "unlock" | "signal" | "broad" | "barrier" => {
@@ -764,14 +778,9 @@ fn cond_and_mutex(v: &Value<'_>, path: &str, cx: &mut Ctx) -> Option<(String, St
     Some((c?, m?))
 }
 
-/// `{ "ref": ..., "period": µs, "mode": "relative" | "absolute" }`.
-fn timer(
-    v: &Value<'_>,
-    path: &str,
-    thread: &str,
-    instances: i64,
-    cx: &mut Ctx,
-) -> Option<(u64, String)> {
+/// `{ "ref": ..., "period": µs, "mode": "relative" | "absolute" }`: the
+/// period, the ref (rt-app's default "unknown") and whether absolute.
+fn timer(v: &Value<'_>, path: &str, cx: &mut Ctx) -> Option<(u64, String, bool)> {
     let o = cx.check(json::object(v, path))?;
     let mut r = None;
     let mut period = None;
@@ -807,37 +816,12 @@ fn timer(
     }
     // rt-app's default ref.
     let r = r.unwrap_or_else(|| "unknown".to_string());
-    cx.note(
-        if mode == "absolute" {
-            "absolute timer: the model's timer, each activation one period after the \
-             previous one, which is rt-app's absolute grid while none is missed; a missed \
-             activation restarts the period when it is noticed (rt-app's relative mode)"
-        } else {
-            "relative timer: the model's timer, each activation one period after the previous \
-             one; a missed activation restarts the period when it is noticed"
-        },
-        path,
-    );
     if !r.starts_with("unique") {
-        // rt-app's timers without the prefix are global resources.
-        let first = cx
-            .timer_threads
-            .entry(r.clone())
-            .or_insert_with(|| thread.to_string());
-        if first != thread {
-            cx.note(
-                "a timer ref without the 'unique' prefix is shared with other threads in \
-                 rt-app; here each thread has its own",
-                path,
-            );
-        }
-    }
-    if instances > 1 && !r.starts_with("unique") {
         cx.note(
-            "a timer ref without the 'unique' prefix is shared by a thread's instances in \
-             rt-app; here each instance has its own",
+            "a timer ref without the 'unique' prefix is one timer for every thread and \
+             instance naming it, as in rt-app: each use moves its activation on by a period",
             path,
         );
     }
-    Some((period?, r))
+    Some((period?, r, mode == "absolute"))
 }

@@ -101,7 +101,7 @@ fn a_file_with_comments_trailing_commas_and_repeated_keys_maps_in_order() {
     assert_eq!(&FULL[t0.nice.as_ref().unwrap().span()], "5");
     // One phase: its loop folds into the thread's (3 x 4 passes).
     let p = task(&t, "periodic");
-    assert_eq!(phases(p), ["run 500us", "timer 10000us"]);
+    assert_eq!(phases(p), ["run 500us", "timer 10000us absolute"]);
     assert_eq!(*p.repeat.as_ref().unwrap().get_ref(), 12);
     // Several phases are unrolled; mem/iorun bytes run as ns.
     let io = task(&t, "io");
@@ -117,7 +117,6 @@ fn a_file_with_comments_trailing_commas_and_repeated_keys_maps_in_order() {
     for want in [
         "global.calibration, global.logdir, global.ftrace: ignored",
         "tasks.thread0.runtime: runtime (wall-clock busy time in rt-app) runs as the model's run",
-        "tasks.periodic.phases.p0.timer0: absolute timer",
         "tasks.io.phases.a.mem, tasks.io.phases.a.iorun: bytes written in rt-app run as busy \
          work of 1 ns per byte",
     ] {
@@ -478,17 +477,30 @@ fn a_deadline_thread_with_a_timer_passes_its_deadline() {
 
 #[test]
 fn a_timer_keeps_its_ref_mode_and_default_ref() {
-    let t = ok(r#"{"tasks": {"t": {"instance": 2, "run": 10, "timer": {"period": 100}}}}"#);
-    match t.file.tasks[0].get_ref().phases.get_ref()[1].get_ref() {
-        Phase::Timer(v) => assert_eq!(v.get_ref(), "100us"),
+    let t = ok(r#"{"tasks": {
+        "t": {"instance": 2, "run": 10, "timer": {"period": 100}},
+        "u": {"run": 10, "timer": {"ref": "uniqueU", "period": 200, "mode": "absolute"}}}}"#);
+    let timer = |name| match task(&t, name).phases.get_ref()[1].get_ref() {
+        Phase::Timer(v) => v.get_ref().clone(),
         p => panic!("{}", p.describe()),
-    }
+    };
+    // rt-app's default ref, "unknown", is one timer for all who use it.
+    let tt = timer("t");
+    assert_eq!(
+        (tt.period.as_str(), tt.shared.as_deref(), tt.absolute),
+        ("100us", Some("unknown"), false)
+    );
+    let u = timer("u");
+    assert_eq!(
+        (u.period.as_str(), u.shared.as_deref(), u.absolute),
+        ("200us", None, true)
+    );
     let notes = t.notes.join("\n");
-    assert!(notes.contains("tasks.t.timer: relative timer"), "{notes}");
     assert!(
-        notes.contains("shared by a thread's instances in rt-app"),
+        notes.contains("tasks.t.timer: a timer ref without the 'unique' prefix is one timer"),
         "{notes}"
     );
+    assert!(!notes.contains("tasks.u.timer"), "{notes}");
 }
 
 #[test]
@@ -532,7 +544,10 @@ fn a_flood_of_threads_and_events_is_handled_quickly_and_briefly() {
     assert_eq!(ok.file.tasks.len(), 12_000);
     let notes = ok.notes.join("\n");
     assert!(notes.len() < 4096, "{} bytes", notes.len());
-    assert!(notes.contains(" and 11992 more: relative timer"), "{notes}");
+    assert!(
+        notes.contains(" and 11992 more: a timer ref without the 'unique' prefix"),
+        "{notes}"
+    );
     // One thread of thousands of phases, repeated names among them.
     let mut text = String::from("{\"tasks\": {\"x\": {\"phases\": {");
     for i in 0..40_000 {

@@ -13,7 +13,7 @@ use abi::config::{
     PHASE_BARRIER, PHASE_BROADCAST, PHASE_LOCK, PHASE_PUBLISH, PHASE_RECV, PHASE_RUN, PHASE_SEND,
     PHASE_SIGNAL, PHASE_SLEEP, PHASE_TIMER, PHASE_UNLOCK, PHASE_WAIT, PHASE_YIELD, Phase,
     SCENARIO_MAX_INSTANCES, SCENARIO_MAX_KINDS, SCENARIO_MAX_PHASES, SCENARIO_MAX_SYNCS,
-    SCENARIO_MAX_TOPICS, SCENARIO_TOPIC_NAME, ScenarioConfig,
+    SCENARIO_MAX_TIMERS, SCENARIO_MAX_TOPICS, SCENARIO_TOPIC_NAME, ScenarioConfig, TIMER_ABSOLUTE,
 };
 use std::collections::HashSet;
 use std::ops::Range;
@@ -96,11 +96,32 @@ struct Ctx<'a> {
     topics: Vec<&'a str>,
     /// Sync object names, in the order they are first used.
     syncs: Vec<String>,
+    /// Shared timers' names, in the order they are first used.
+    timers: Vec<String>,
 }
 
 impl Ctx<'_> {
     fn check<T>(&mut self, r: Result<T, Problem>) -> Option<T> {
         r.map_err(|p| self.problems.push(p)).ok()
+    }
+
+    /// Shared timer `v`'s number (index + 1), created on its first use.
+    fn timer(&mut self, v: &Spanned<String>, field: &str) -> Result<u32, Problem> {
+        let name = v.get_ref();
+        if let Some(i) = self.timers.iter().position(|s| s == name) {
+            return Ok(i as u32 + 1);
+        }
+        if self.timers.len() == SCENARIO_MAX_TIMERS {
+            return Err(Problem::at(
+                v.span(),
+                format!(
+                    "{field}: shared timer '{name}' is one too many: a scenario has at most \
+                     {SCENARIO_MAX_TIMERS}"
+                ),
+            ));
+        }
+        self.timers.push(name.clone());
+        Ok(self.timers.len() as u32)
     }
 
     /// The index of sync object `v`, created on its first use.
@@ -138,6 +159,7 @@ pub fn compile(file: &File, cpus: u32, duration_ns: u64) -> Result<Compiled, Vec
         names: Vec::new(),
         topics: Vec::new(),
         syncs: Vec::new(),
+        timers: Vec::new(),
     };
     if file.tasks.is_empty() {
         cx.problems.push(Problem::whole(
@@ -447,7 +469,16 @@ fn phase(p: &Spec, field: &str, cx: &mut Ctx<'_>) -> Option<Phase> {
     let r = match p {
         Spec::Run(v) => timed(PHASE_RUN, v),
         Spec::Sleep(v) => timed(PHASE_SLEEP, v),
-        Spec::Timer(v) => timed(PHASE_TIMER, v),
+        Spec::Timer(t) => {
+            let spec = t.get_ref();
+            let period = Spanned::new(t.span(), spec.period.clone());
+            let shared = match &spec.shared {
+                None => Ok(0),
+                Some(r) => cx.timer(&Spanned::new(t.span(), r.clone()), field),
+            };
+            let mode = if spec.absolute { TIMER_ABSOLUTE } else { 0 };
+            shared.and_then(|k| timed(PHASE_TIMER, &period).map(|p| Phase { arg: k | mode, ..p }))
+        }
         Spec::Recv(v) if v.get_ref().trim() == "forever" => Ok(Phase {
             op: PHASE_RECV,
             arg: 0,

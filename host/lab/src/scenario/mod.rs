@@ -68,6 +68,8 @@ line overrides the file's value:
     { run = "1ms" },     # busy work for 1 ms of the task's own CPU time
     { sleep = "5ms" },   # sleep 5 ms (how late it wakes is recorded)
     { timer = "10ms" },  # wait for the next activation, 10 ms after the last
+    # { timer = { period = "10ms", mode = "absolute", ref = "t" } }: keep the grid
+    # after a miss; a ref is one timer for all who name it
     { send = "pong" },   # to the pong instance with this one's number (mod pong's count)
     { publish = "news" },# to every subscriber of the topic
     { recv = "10ms" },   # wait for a message, at most 10 ms ("forever": no limit)

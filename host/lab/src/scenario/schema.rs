@@ -58,7 +58,7 @@ pub struct Task {
 pub enum Phase {
     Run(Spanned<String>),
     Sleep(Spanned<String>),
-    Timer(Spanned<String>),
+    Timer(Spanned<TimerSpec>),
     Send(Spanned<String>),
     Publish(Spanned<String>),
     Recv(Spanned<String>),
@@ -75,6 +75,70 @@ pub enum Phase {
     Broadcast(Spanned<String>),
     /// Wait until every task instance that uses this barrier reaches it.
     Barrier(Spanned<String>),
+}
+
+/// A `timer` phase: `"10ms"` (its own timer, relative) or
+/// `{ period = "10ms", ref = "t", mode = "absolute" }`: a `ref` names a
+/// timer shared by every phase and instance that names it (each use moves
+/// its activation on by a period, as rt-app's shared timers); in absolute
+/// mode a missed activation keeps the grid instead of restarting it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimerSpec {
+    pub period: String,
+    pub shared: Option<String>,
+    pub absolute: bool,
+}
+
+impl<'de> Deserialize<'de> for TimerSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = TimerSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a period such as \"10ms\" or { period = \"10ms\", ref = \"t\", mode = \"absolute\" }")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<TimerSpec, E> {
+                Ok(TimerSpec {
+                    period: s.to_string(),
+                    shared: None,
+                    absolute: false,
+                })
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<TimerSpec, A::Error> {
+                let (mut period, mut shared, mut absolute) = (None, None, false);
+                while let Some(k) = map.next_key::<String>()? {
+                    match k.as_str() {
+                        "period" => period = Some(map.next_value::<String>()?),
+                        "ref" => shared = Some(map.next_value::<String>()?),
+                        "mode" => {
+                            absolute = match map.next_value::<String>()?.as_str() {
+                                "absolute" => true,
+                                "relative" => false,
+                                other => {
+                                    return Err(de::Error::unknown_variant(
+                                        other,
+                                        &["relative", "absolute"],
+                                    ));
+                                }
+                            }
+                        }
+                        other => {
+                            return Err(de::Error::unknown_field(
+                                other,
+                                &["period", "ref", "mode"],
+                            ));
+                        }
+                    }
+                }
+                Ok(TimerSpec {
+                    period: period.ok_or_else(|| de::Error::missing_field("period"))?,
+                    shared,
+                    absolute,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// What a `wait` phase waits on: `"c"` (the condition variable and the
@@ -141,9 +205,19 @@ impl Phase {
     /// As the file wrote it, for reports: "run 1ms", "send pong", "yield".
     pub fn describe(&self) -> String {
         match self {
+            Phase::Timer(t) => {
+                let t = t.get_ref();
+                let mut s = format!("timer {}", t.period);
+                if let Some(r) = &t.shared {
+                    s += &format!(" (shared {r})");
+                }
+                if t.absolute {
+                    s += " absolute";
+                }
+                s
+            }
             Phase::Run(v)
             | Phase::Sleep(v)
-            | Phase::Timer(v)
             | Phase::Send(v)
             | Phase::Publish(v)
             | Phase::Recv(v)

@@ -263,8 +263,16 @@ pub const PHASE_YIELD: u32 = 6;
 /// Wait for the task's next activation, `value` ns after the previous one
 /// (rt-app's `timer`): makes a loop periodic whatever its phases took.
 /// How late the task woke counts as sleep overrun; an activation already
-/// missed starts the next period from now.
+/// missed starts the next period from now (relative), or is run at once,
+/// the next one staying on the grid (`TIMER_ABSOLUTE`). `arg`'s low byte
+/// is a shared timer + 1 (rt-app's timers without the `unique` prefix:
+/// every use by any instance moves the one activation on by a period), 0
+/// for the phase's own timer.
 pub const PHASE_TIMER: u32 = 7;
+/// `PHASE_TIMER`'s `arg` bit: absolute mode.
+pub const TIMER_ABSOLUTE: u32 = 1 << 8;
+/// Shared timers a scenario may name.
+pub const SCENARIO_MAX_TIMERS: usize = 8;
 /// Lock the mutex of sync object `arg` (blocking; the time it took counts
 /// as lock wait).
 pub const PHASE_LOCK: u32 = 8;
