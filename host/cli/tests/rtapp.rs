@@ -321,6 +321,54 @@ fn a_lock_held_by_a_preempted_thread_shows_priority_inversion_under_fp() {
     );
 }
 
+/// rt-app's fork: a thread of no instances of its own runs once per
+/// fork, each copy through its own passes; past the 64 instances a run
+/// holds, forks are refused and counted, and the run still ends well.
+#[test]
+fn forked_threads_run_their_passes_and_a_fork_bomb_is_contained() {
+    let _vm = lock();
+    let f = file("fork.json");
+    let r = schedlab(&["run", f.to_str().unwrap(), "--json"], &[]);
+    let v = json(&r);
+    assert!(
+        passed_or_host_explained(&r, &v),
+        "{}\n{}",
+        r.stderr,
+        v["verdict"]
+    );
+    assert_eq!(v["result"]["forked"], 3, "{}", v["result"]);
+    assert_eq!(v["result"]["forks_refused"], 0);
+    assert_eq!(instance(&v, "parent", 0)["loops"], 3);
+    for i in 0..3 {
+        let child = instance(&v, "child", i);
+        assert_eq!(child["loops"], 5, "{child}");
+        // Each pass: 2 ms of work and a 10 ms sleep.
+        let pass = ms(&child["loop_time"]["mean_ns"]);
+        assert!(pass >= 12.0 * 0.95, "child#{i}: {pass:.2} ms a pass");
+    }
+    // Forking every 1 ms for a second: 63 forks fill the 64 slots, the
+    // rest are refused, and the run ends with every instance reported.
+    let mut bomb = tempfile::Builder::new().suffix(".json").tempfile().unwrap();
+    std::io::Write::write_all(
+        &mut bomb,
+        br#"{ "global": { "duration": 1 },
+              "tasks": {
+                "bomb": { "run": 100, "fork": "child", "sleep": 1000 },
+                "child": { "instance": 0, "loop": 2, "run": 100, "sleep": 1000 } } }"#,
+    )
+    .unwrap();
+    let r = schedlab(&["run", bomb.path().to_str().unwrap(), "--json"], &[]);
+    let v = json(&r);
+    assert_eq!(v["status"], "ok", "{}", v["error"]);
+    assert_eq!(v["result"]["forked"], 63, "{}", v["result"]["forked"]);
+    assert!(
+        v["result"]["forks_refused"].as_u64().unwrap() > 100,
+        "{}",
+        v["result"]
+    );
+    assert_eq!(v["result"]["tasks"].as_array().unwrap().len(), 64);
+}
+
 #[test]
 fn an_unsupported_event_is_refused_by_its_json_path_before_any_vm() {
     let f = file("unsupported.json");
@@ -333,15 +381,15 @@ fn an_unsupported_event_is_refused_by_its_json_path_before_any_vm() {
     let path = f.display().to_string();
     assert!(
         r.stderr.contains(&format!(
-            "{path}:10:21: tasks.thread0.phases.p1.fork: rt-app's 'fork' event is not supported \
-             yet (the scenario model has no tasks forked at run time)"
+            "{path}:9:21: tasks.thread0.phases.p1.memrun: rt-app's 'memrun' event is not \
+             supported yet (the scenario model has no memory access patterns)"
         )),
         "{}",
         r.stderr
     );
     assert!(
         r.stderr
-            .contains("tasks.thread0.phases.p1.memrun: rt-app's 'memrun' event"),
+            .contains("tasks.thread0.phases.p1.sem_post: rt-app's 'sem_post' event"),
         "{}",
         r.stderr
     );

@@ -7,12 +7,12 @@
 use crate::plan::Plan;
 use crate::{
     DEADLINE_NS, FINISHED, MAIN, MSG_DATA, MSG_DONE, MSG_GO, MSG_READY, PIDS, SLOTS, START_NS,
-    TIMERS,
+    STARTED, TIMERS,
 };
 use abi::config::{
-    PHASE_BARRIER, PHASE_BROADCAST, PHASE_LOCK, PHASE_PUBLISH, PHASE_RECV, PHASE_RUN, PHASE_SEND,
-    PHASE_SIGNAL, PHASE_SLEEP, PHASE_TIMER, PHASE_UNLOCK, PHASE_WAIT, PHASE_YIELD, Phase,
-    SCENARIO_MAX_PHASES, SCENARIO_MAX_SYNCS, TIMER_ABSOLUTE,
+    PHASE_BARRIER, PHASE_BROADCAST, PHASE_FORK, PHASE_LOCK, PHASE_PUBLISH, PHASE_RECV, PHASE_RUN,
+    PHASE_SEND, PHASE_SIGNAL, PHASE_SLEEP, PHASE_TIMER, PHASE_UNLOCK, PHASE_WAIT, PHASE_YIELD,
+    Phase, SCENARIO_MAX_PHASES, SCENARIO_MAX_SYNCS, TIMER_ABSOLUTE,
 };
 use abi::ipc::{SEND_BLOCK, WAIT_FOREVER};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -45,6 +45,9 @@ pub struct Slot {
     pub loops: AtomicU64,
     pub sent: AtomicU64,
     pub received: AtomicU64,
+    /// The instance's kind and number within it (set before it starts).
+    pub kind: AtomicU32,
+    pub instance: AtomicU32,
     /// Own work done in `run` phases, and time away from it meanwhile
     /// (interrupts, the host, other tasks), ns.
     pub run_ns: AtomicU64,
@@ -68,6 +71,8 @@ impl Slot {
             loops: AtomicU64::new(0),
             sent: AtomicU64::new(0),
             received: AtomicU64::new(0),
+            kind: AtomicU32::new(0),
+            instance: AtomicU32::new(0),
             run_ns: AtomicU64::new(0),
             run_away_ns: AtomicU64::new(0),
             sync_wait_ns: AtomicU64::new(0),
@@ -86,8 +91,10 @@ pub extern "C" fn instance(g: u64) -> i32 {
         Ok(p) => p,
         Err(why) => crate::fail(&api, why),
     };
-    let g = g as usize;
-    let (kind, idx) = plan.locate(g);
+    let forked = g & crate::FORK_BIT != 0;
+    let g = (g & !crate::FORK_BIT) as usize;
+    let kind = SLOTS[g].kind.load(Ordering::Relaxed) as usize;
+    let idx = SLOTS[g].instance.load(Ordering::Relaxed);
     let task = plan.task(kind);
     for topic in 0..plan.cfg.topics as usize {
         if task.subscribe & (1 << topic) != 0 && api.subscribe(plan.topic(topic)).is_err() {
@@ -95,21 +102,33 @@ pub extern "C" fn instance(g: u64) -> i32 {
         }
     }
     let main = MAIN.load(Ordering::Relaxed);
-    if api
-        .send(main, &message(MSG_READY, g as u64, b""), SEND_BLOCK)
-        .is_err()
-    {
-        crate::fail(&api, "an instance could not reach the main task");
-    }
-    // GO is the first message: the main task broadcasts it while every
-    // mailbox is empty and before anyone else sends.
-    loop {
-        match api.recv(WAIT_FOREVER) {
-            Ok(m) if m.kind == MSG_GO => break,
-            Ok(_) => {}
-            Err(_) => crate::fail(&api, "an instance could not wait for the start"),
+    // A forked instance starts at once: the run is under way. The others
+    // say they are ready and wait for the start.
+    if !forked {
+        if api
+            .send(main, &message(MSG_READY, g as u64, b""), SEND_BLOCK)
+            .is_err()
+        {
+            crate::fail(&api, "an instance could not reach the main task");
+        }
+        // GO is the first message: the main task broadcasts it while every
+        // mailbox is empty and before anyone else sends.
+        loop {
+            match api.recv(WAIT_FOREVER) {
+                Ok(m) if m.kind == MSG_GO => break,
+                Ok(_) => {}
+                Err(_) => crate::fail(&api, "an instance could not wait for the start"),
+            }
         }
     }
+    // Every timer's first period starts when the scenario did, so
+    // periodic instances are activated together, as rt-app's are; a
+    // forked one's when it was forked.
+    let t0 = if forked {
+        api.now_ns()
+    } else {
+        START_NS.load(Ordering::Relaxed)
+    };
     let mut r = Runner {
         api,
         plan: &plan,
@@ -120,9 +139,7 @@ pub extern "C" fn instance(g: u64) -> i32 {
         sent: 0,
         received: 0,
         run: Busy::default(),
-        // Every timer's first period starts when the scenario did, so
-        // periodic instances are activated together, as rt-app's are.
-        next_activation: [START_NS.load(Ordering::Relaxed); SCENARIO_MAX_PHASES],
+        next_activation: [t0; SCENARIO_MAX_PHASES],
         loop_time: Histogram::new(),
         sleep_overrun: Histogram::new(),
         lock_wait: Histogram::new(),
@@ -147,7 +164,7 @@ pub extern "C" fn instance(g: u64) -> i32 {
         }
     }
     r.slot.done.store(1, Ordering::Release);
-    if FINISHED.fetch_add(1, Ordering::AcqRel) + 1 == plan.total {
+    if FINISHED.fetch_add(1, Ordering::AcqRel) + 1 == STARTED.load(Ordering::Acquire) {
         let _ = api.send(main, &message(MSG_DONE, 0, b""), SEND_BLOCK);
     }
     0
@@ -230,6 +247,10 @@ impl Runner<'_> {
                 true
             }
             PHASE_LOCK => self.lock(p.arg as usize),
+            PHASE_FORK => {
+                crate::fork(&self.api, self.plan, p.arg as usize);
+                true
+            }
             PHASE_UNLOCK => {
                 let bit = 1 << p.arg;
                 // Unlocking a mutex it does not hold is a no-op (rt-app

@@ -18,7 +18,8 @@ mod plan;
 mod work;
 
 use abi::config::{
-    SCENARIO_MAGIC, SCENARIO_MAX_INSTANCES, SCENARIO_MAX_TIMERS, SCENARIO_RESULT_CHUNK,
+    SCENARIO_MAGIC, SCENARIO_MAX_INSTANCES, SCENARIO_MAX_KINDS, SCENARIO_MAX_TIMERS,
+    SCENARIO_RESULT_CHUNK,
 };
 use abi::ipc::{MSG_USER, SEND_BLOCK, SpawnOptions};
 use core::fmt::Write;
@@ -53,6 +54,17 @@ static TIMERS: [AtomicU64; SCENARIO_MAX_TIMERS] =
 static DEADLINE_NS: AtomicU64 = AtomicU64::new(0);
 /// Instances that finished on their own.
 static FINISHED: AtomicU32 = AtomicU32::new(0);
+/// Instances started so far: the plan's, then forked ones, which take
+/// the next slots.
+static STARTED: AtomicU32 = AtomicU32::new(0);
+/// Forks refused: every slot taken, or the core out of task slots.
+static FORKS_REFUSED: AtomicU32 = AtomicU32::new(0);
+/// Instances forked so far per kind: a forked instance's number is its
+/// kind's count plus this.
+static FORKED: [AtomicU32; SCENARIO_MAX_KINDS] = [const { AtomicU32::new(0) }; SCENARIO_MAX_KINDS];
+/// `instance`'s argument bit for a forked instance (it does not wait for
+/// the start: the run is under way).
+const FORK_BIT: u64 = 1 << 32;
 /// Instances still running at the end of the grace period, one bit each:
 /// all of them are reported stuck, even one that a kill of another set
 /// free to finish before its own kill (two tasks blocked sending to each
@@ -62,6 +74,44 @@ const _: () = assert!(SCENARIO_MAX_INSTANCES <= 64);
 static PIDS: [AtomicU32; SCENARIO_MAX_INSTANCES] =
     [const { AtomicU32::new(0) }; SCENARIO_MAX_INSTANCES];
 static SLOTS: [Slot; SCENARIO_MAX_INSTANCES] = [const { Slot::new() }; SCENARIO_MAX_INSTANCES];
+
+/// Start instance `idx` of `kind` in slot `g` (`flags`: `FORK_BIT` or 0).
+fn spawn(api: &Api, plan: &Plan, g: usize, kind: usize, idx: u32, flags: u64) -> Result<(), i64> {
+    let t = plan.task(kind);
+    SLOTS[g].kind.store(kind as u32, Ordering::Relaxed);
+    SLOTS[g].instance.store(idx, Ordering::Relaxed);
+    let opts = SpawnOptions {
+        affinity: t.affinity,
+        rt: t.rt,
+        ..SpawnOptions::new(t.weight)
+    };
+    let pid = api.spawn_ex(instance::instance, g as u64 | flags, &opts)?;
+    PIDS[g].store(pid, Ordering::Release);
+    Ok(())
+}
+
+/// rt-app's fork: a new instance of `kind` in the next free slot, unless
+/// every slot is taken. A slot the core then refuses to run stays in the
+/// result with no passes (the progress check names it).
+pub fn fork(api: &Api, plan: &Plan, kind: usize) {
+    let mut g = STARTED.load(Ordering::Acquire);
+    loop {
+        if g as usize >= SCENARIO_MAX_INSTANCES {
+            FORKS_REFUSED.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        match STARTED.compare_exchange(g, g + 1, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => break,
+            Err(now) => g = now,
+        }
+    }
+    let idx = plan.task(kind).count + FORKED[kind].fetch_add(1, Ordering::Relaxed);
+    if spawn(api, plan, g as usize, kind, idx, FORK_BIT).is_err() {
+        FORKS_REFUSED.fetch_add(1, Ordering::Relaxed);
+        SLOTS[g as usize].done.store(1, Ordering::Release);
+        FINISHED.fetch_add(1, Ordering::AcqRel);
+    }
+}
 
 /// End the run as failed, naming the operation.
 fn fail(api: &Api, why: &str) -> ! {
@@ -76,17 +126,11 @@ fn main(api: &Api) -> i32 {
         Err(why) => fail(api, why),
     };
     MAIN.store(api.current_pid(), Ordering::Relaxed);
-    for (g, pid) in PIDS.iter().enumerate().take(plan.total as usize) {
-        let (kind, _) = plan.locate(g);
-        let t = plan.task(kind);
-        let opts = SpawnOptions {
-            affinity: t.affinity,
-            rt: t.rt,
-            ..SpawnOptions::new(t.weight)
-        };
-        match api.spawn_ex(instance::instance, g as u64, &opts) {
-            Ok(p) => pid.store(p, Ordering::Relaxed),
-            Err(_) => fail(api, "the core refused to spawn an instance"),
+    STARTED.store(plan.total, Ordering::Release);
+    for g in 0..plan.total as usize {
+        let (kind, idx) = plan.locate(g);
+        if spawn(api, &plan, g, kind, idx, 0).is_err() {
+            fail(api, "the core refused to spawn an instance");
         }
     }
     for _ in 0..plan.total {
@@ -106,19 +150,21 @@ fn main(api: &Api) -> i32 {
         Ok(n) if n == plan.total => {}
         _ => fail(api, "the start message did not reach every instance"),
     }
-    wait_for_instances(api, &plan, deadline);
+    wait_for_instances(api, deadline);
+    let started = STARTED.load(Ordering::Acquire) as usize;
     let elapsed_ns = api.now_ns() - start;
     // In chunks: every field of 64 instances would not fit one message;
     // the host joins them.
     let mut g = 0;
-    while g < plan.total as usize {
+    while g < started {
         let mut result = ScenarioResult {
             elapsed_ns,
+            forks_refused: FORKS_REFUSED.load(Ordering::Relaxed),
             ..Default::default()
         };
-        for i in g..(g + SCENARIO_RESULT_CHUNK).min(plan.total as usize) {
+        for i in g..(g + SCENARIO_RESULT_CHUNK).min(started) {
             // Capacity is SCENARIO_MAX_INSTANCES >= the chunk.
-            let _ = result.tasks.push(task_result(&plan, i));
+            let _ = result.tasks.push(task_result(i));
         }
         g += SCENARIO_RESULT_CHUNK;
         if api
@@ -135,27 +181,30 @@ fn main(api: &Api) -> i32 {
 
 /// Block until the last instance says it is done, or kill the ones still
 /// running a grace period after the deadline; then join them all.
-fn wait_for_instances(api: &Api, plan: &Plan, deadline: u64) {
+fn wait_for_instances(api: &Api, deadline: u64) {
     let give_up = deadline + GRACE_NS;
     loop {
         let now = api.now_ns();
-        if FINISHED.load(Ordering::Acquire) == plan.total || now >= give_up {
+        if FINISHED.load(Ordering::Acquire) == STARTED.load(Ordering::Acquire) || now >= give_up {
             break;
         }
         if matches!(api.recv(give_up - now), Ok(m) if m.kind == MSG_DONE) {
             break;
         }
     }
-    // Who is stuck is decided before anything is killed.
+    // Who is stuck is decided before anything is killed. No fork comes
+    // now: forks happen before the deadline, and a forker still running
+    // is itself stuck.
+    let started = STARTED.load(Ordering::Acquire) as usize;
     let mut stuck = 0u64;
-    for (g, slot) in SLOTS.iter().enumerate().take(plan.total as usize) {
+    for (g, slot) in SLOTS.iter().enumerate().take(started) {
         if slot.done.load(Ordering::Acquire) == 0 {
             stuck |= 1 << g;
         }
     }
     STUCK.store(stuck, Ordering::Release);
     let mut killed = 0u32;
-    for (g, pid) in PIDS.iter().enumerate().take(plan.total as usize) {
+    for (g, pid) in PIDS.iter().enumerate().take(started) {
         if stuck & (1 << g) != 0 {
             let _ = api.kill(pid.load(Ordering::Relaxed));
             killed += 1;
@@ -171,17 +220,21 @@ fn wait_for_instances(api: &Api, plan: &Plan, deadline: u64) {
         );
         api.log(1, &text);
     }
-    for pid in PIDS.iter().take(plan.total as usize) {
-        let _ = api.join(pid.load(Ordering::Relaxed));
+    for pid in PIDS.iter().take(started) {
+        match pid.load(Ordering::Acquire) {
+            0 => {} // a fork the core refused
+            p => {
+                let _ = api.join(p);
+            }
+        }
     }
 }
 
-fn task_result(plan: &Plan, g: usize) -> ScenarioTaskResult {
-    let (kind, instance) = plan.locate(g);
+fn task_result(g: usize) -> ScenarioTaskResult {
     let s = &SLOTS[g];
     let mut t = ScenarioTaskResult {
-        kind: kind as u32,
-        instance,
+        kind: s.kind.load(Ordering::Relaxed),
+        instance: s.instance.load(Ordering::Relaxed),
         pid: PIDS[g].load(Ordering::Relaxed),
         loops: s.loops.load(Ordering::Relaxed),
         sent: s.sent.load(Ordering::Relaxed),

@@ -4,9 +4,9 @@
 //! instead.
 
 use abi::config::{
-    OperationConfig, PHASE_BARRIER, PHASE_BROADCAST, PHASE_LOCK, PHASE_PUBLISH, PHASE_RECV,
-    PHASE_RUN, PHASE_SEND, PHASE_SIGNAL, PHASE_SLEEP, PHASE_TIMER, PHASE_UNLOCK, PHASE_WAIT,
-    PHASE_YIELD, SCENARIO_MAX_INSTANCES, SCENARIO_MAX_KINDS, SCENARIO_MAX_PHASES,
+    OperationConfig, PHASE_BARRIER, PHASE_BROADCAST, PHASE_FORK, PHASE_LOCK, PHASE_PUBLISH,
+    PHASE_RECV, PHASE_RUN, PHASE_SEND, PHASE_SIGNAL, PHASE_SLEEP, PHASE_TIMER, PHASE_UNLOCK,
+    PHASE_WAIT, PHASE_YIELD, SCENARIO_MAX_INSTANCES, SCENARIO_MAX_KINDS, SCENARIO_MAX_PHASES,
     SCENARIO_MAX_SYNCS, SCENARIO_MAX_TIMERS, SCENARIO_MAX_TOPICS, SCENARIO_TOPIC_NAME,
     ScenarioConfig, ScenarioTask, TIMER_ABSOLUTE,
 };
@@ -49,13 +49,20 @@ impl Plan {
         }
         let mut base = [0u32; SCENARIO_MAX_KINDS];
         let mut total = 0u32;
+        let mut counts = [0u32; SCENARIO_MAX_KINDS];
+        for (c, t) in counts.iter_mut().zip(&cfg.task[..kinds]) {
+            *c = t.count;
+        }
         for (k, t) in cfg.task[..kinds].iter().enumerate() {
-            check_task(t, kinds, topics, syncs)?;
+            check_task(t, &counts[..kinds], topics, syncs)?;
             base[k] = total;
             total += t.count;
             if total as usize > SCENARIO_MAX_INSTANCES {
                 return Err("the config asks for more than 64 task instances");
             }
+        }
+        if total == 0 {
+            return Err("the config starts no instance (every kind has a count of 0)");
         }
         Ok(Plan { cfg, base, total })
     }
@@ -88,12 +95,14 @@ impl Plan {
 
 fn check_task(
     t: &ScenarioTask,
-    kinds: usize,
+    counts: &[u32],
     topics: usize,
     syncs: usize,
 ) -> Result<(), &'static str> {
-    if t.count == 0 || t.count as usize > SCENARIO_MAX_INSTANCES {
-        return Err("a task kind has a count of 0 or more than 64");
+    let kinds = counts.len();
+    // A count of 0: started only by forks.
+    if t.count as usize > SCENARIO_MAX_INSTANCES {
+        return Err("a task kind has a count of more than 64");
     }
     if t.weight == 0 {
         return Err("a task kind has weight 0");
@@ -112,7 +121,10 @@ fn check_task(
                     && p.arg & !(TIMER_ABSOLUTE | 0xff) == 0
                     && (p.arg & 0xff) as usize <= SCENARIO_MAX_TIMERS
             }
-            PHASE_SEND => (p.arg as usize) < kinds,
+            // A send goes to an instance of the kind's first ones: it
+            // must have some (peer divides by the count).
+            PHASE_SEND => counts.get(p.arg as usize).is_some_and(|&c| c > 0),
+            PHASE_FORK => (p.arg as usize) < kinds,
             PHASE_PUBLISH => (p.arg as usize) < topics,
             PHASE_RECV | PHASE_YIELD => true,
             PHASE_LOCK | PHASE_UNLOCK | PHASE_SIGNAL | PHASE_BROADCAST | PHASE_BARRIER => {

@@ -55,7 +55,6 @@ pub fn event_of(key: &str) -> Option<&'static str> {
 /// What the model lacks for an event it refuses.
 fn unsupported(event: &str) -> Option<&'static str> {
     Some(match event {
-        "fork" => "tasks forked at run time",
         "memrun" => "memory access patterns",
         "sem_post" | "sem_wait" => "semaphores",
         _ => return None,
@@ -74,6 +73,7 @@ enum Op {
     Signal,
     Broadcast,
     Barrier,
+    Fork,
 }
 
 /// One event as the model runs it.
@@ -122,6 +122,7 @@ impl Ev {
             Op::Signal => Phase::Signal(obj),
             Op::Broadcast => Phase::Broadcast(obj),
             Op::Barrier => Phase::Barrier(obj),
+            Op::Fork => Phase::Fork(obj),
             Op::Wait => Phase::Wait(Spanned::new(
                 self.span.clone(),
                 WaitOn {
@@ -209,6 +210,28 @@ pub fn tasks(
             out.push(Spanned::new(json::span(p), task));
         }
     }
+    // A thread of 0 instances that no fork names never runs in rt-app.
+    let forked: HashSet<String> = out
+        .iter()
+        .flat_map(|t| t.get_ref().phases.get_ref().iter())
+        .filter_map(|p| match p.get_ref() {
+            Phase::Fork(n) => Some(n.get_ref().clone()),
+            _ => None,
+        })
+        .collect();
+    out.retain(|t| {
+        let t = t.get_ref();
+        let idle = t.count.as_ref().is_some_and(|c| *c.get_ref() == 0)
+            && !forked.contains(t.name.get_ref());
+        if idle {
+            cx.note(
+                "0 instances and no fork of it: rt-app starts no thread for it, so it is left \
+                 out",
+                format!("tasks.{}.instance", t.name.get_ref()),
+            );
+        }
+        !idle
+    });
     out
 }
 
@@ -228,17 +251,8 @@ fn task(p: &ObjectProp<'_>, t: &Object<'_>, path: &str, g: &Globals, cx: &mut Ct
                 SCENARIO_MAX_INSTANCES as i64,
                 "",
             );
-            match cx.check(n) {
-                Some(0) => {
-                    cx.note(
-                        "0 instances: rt-app starts no thread for it (only a fork would), so \
-                         it is left out",
-                        at("instance"),
-                    );
-                    return None;
-                }
-                n => n.map(|n| Spanned::new(json::span(&i.value), n)),
-            }
+            // 0: only a fork starts it (dropped below if none does).
+            cx.check(n).map(|n| Spanned::new(json::span(&i.value), n))
         }
     };
     // rt-app's thread loop: -1 (the default) is forever, the model's 0.
@@ -704,6 +718,23 @@ fn event(p: &ObjectProp<'_>, path: &str, thread: &str, cx: &mut Ctx) -> Vec<Ev> 
                 on(Op::Wait, &c, &m),
                 on(Op::Unlock, &m, &m),
             ]
+        }
+        "fork" => {
+            let Some(name) = cx.check(json::string(v, path)) else {
+                return Vec::new();
+            };
+            if !cx.threads.iter().any(|t| t == name) {
+                let hint = suggest(name, cx.threads.iter().map(String::as_str))
+                    .map_or_else(String::new, |s| format!(" (did you mean '{s}'?)"));
+                cx.problems.push(Problem::at(
+                    json::span(v),
+                    format!(
+                        "{path}: fork names thread '{name}', which the file does not define{hint}"
+                    ),
+                ));
+                return Vec::new();
+            }
+            vec![on(Op::Fork, name, name)]
         }
         "suspend" | "resume" => {
             if cx.check(json::string(v, path)).is_none() {

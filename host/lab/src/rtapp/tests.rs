@@ -128,7 +128,6 @@ fn a_file_with_comments_trailing_commas_and_repeated_keys_maps_in_order() {
 #[test]
 fn every_unsupported_event_is_refused_by_its_path() {
     for (key, what) in [
-        ("fork", "forked"),
         ("memrun", "memory access"),
         ("sem_post", "semaphores"),
         ("sem_wait1", "semaphores"),
@@ -195,6 +194,12 @@ fn sync_events_become_the_phases_rt_app_runs_for_them() {
             "run 10us"
         ]
     );
+    // A fork names a thread; one of 0 instances stays (forks start it).
+    let t = ok(r#"{"tasks": {"p": {"fork": "c", "run": 10}, "c": {"instance": 0, "run": 5}}}"#);
+    assert_eq!(phases(task(&t, "p")), ["fork c", "run 10us"]);
+    assert_eq!(*task(&t, "c").count.as_ref().unwrap().get_ref(), 0);
+    let e = err(r#"{"tasks": {"p": {"fork": "d", "run": 10}}}"#);
+    assert!(e.contains("tasks.p.fork: fork names thread 'd'"), "{e}");
     // A delay is a sleep once before the first pass.
     let t = ok(r#"{"tasks": {"a": {"delay": 2500, "run": 10}}}"#);
     let a = task(&t, "a");
@@ -408,7 +413,9 @@ fn scheduling_keys_are_accepted_and_noted() {
     // SCHED_FIFO's priority is the task's fixed priority (rt-app's
     // default 10 when not given), at the key that gives it.
     assert!(
-        notes.contains("tasks.rt, tasks.rtdefault: the RT priority (rt-app's default 10) reaches"),
+        notes.contains(
+            "tasks.rt, tasks.rtdefault, tasks.none: the RT priority (rt-app's default 10) reaches"
+        ),
         "{notes}"
     );
     assert_eq!(*task(&t, "rt").priority.as_ref().unwrap().get_ref(), 50);

@@ -10,9 +10,9 @@ use crate::operations::affinity::parse_cpu_list;
 use crate::settings::MAX_WEIGHT;
 use crate::settings::{HOUR_NS, parse_duration};
 use abi::config::{
-    PHASE_BARRIER, PHASE_BROADCAST, PHASE_LOCK, PHASE_PUBLISH, PHASE_RECV, PHASE_RUN, PHASE_SEND,
-    PHASE_SIGNAL, PHASE_SLEEP, PHASE_TIMER, PHASE_UNLOCK, PHASE_WAIT, PHASE_YIELD, Phase,
-    SCENARIO_MAX_INSTANCES, SCENARIO_MAX_KINDS, SCENARIO_MAX_PHASES, SCENARIO_MAX_SYNCS,
+    PHASE_BARRIER, PHASE_BROADCAST, PHASE_FORK, PHASE_LOCK, PHASE_PUBLISH, PHASE_RECV, PHASE_RUN,
+    PHASE_SEND, PHASE_SIGNAL, PHASE_SLEEP, PHASE_TIMER, PHASE_UNLOCK, PHASE_WAIT, PHASE_YIELD,
+    Phase, SCENARIO_MAX_INSTANCES, SCENARIO_MAX_KINDS, SCENARIO_MAX_PHASES, SCENARIO_MAX_SYNCS,
     SCENARIO_MAX_TIMERS, SCENARIO_MAX_TOPICS, SCENARIO_TOPIC_NAME, ScenarioConfig, TIMER_ABSOLUTE,
 };
 use std::collections::HashSet;
@@ -53,6 +53,9 @@ pub struct Compiled {
     pub topics: Vec<String>,
     /// Sync objects (mutexes, condition variables, barriers) by index.
     pub syncs: Vec<String>,
+    /// Some phase forks: instances beyond the counts may start (at most
+    /// `SCENARIO_MAX_INSTANCES` in all).
+    pub forks: bool,
     /// Every kind only runs and yields, until the duration: then all
     /// instances compete for the CPU all the time, which is what judging
     /// shares by weight assumes.
@@ -221,6 +224,12 @@ pub fn compile(file: &File, cpus: u32, duration_ns: u64) -> Result<Compiled, Vec
         kinds.push(kind);
     }
     config.syncs = cx.syncs.len() as u32;
+    forks_and_sends(file, &config, &mut cx);
+    if total == 0 && cx.problems.is_empty() {
+        cx.problems.push(Problem::whole(
+            "every task has count = 0: nothing starts (give one a count, and fork the others)",
+        ));
+    }
     if !cx.problems.is_empty() {
         return Err(cx.problems);
     }
@@ -229,8 +238,50 @@ pub fn compile(file: &File, cpus: u32, duration_ns: u64) -> Result<Compiled, Vec
         kinds,
         topics: cx.topics.iter().map(|t| t.to_string()).collect(),
         syncs: cx.syncs,
+        forks: config.task[..config.kinds as usize].iter().any(|t| {
+            t.phase[..t.phases as usize]
+                .iter()
+                .any(|p| p.op == PHASE_FORK)
+        }),
         cpu_bound,
     })
+}
+
+/// A task with `count = 0` starts only through fork phases, so some phase
+/// must fork it; a send needs an instance of its target among the first
+/// ones (a forked instance cannot be addressed by number).
+fn forks_and_sends(file: &File, config: &ScenarioConfig, cx: &mut Ctx<'_>) {
+    let kinds = config.kinds as usize;
+    let phases = |k: usize| {
+        let t = &config.task[k];
+        t.phase[..t.phases as usize].iter()
+    };
+    for (k, task) in file.tasks.iter().take(kinds).enumerate() {
+        let t = task.get_ref();
+        if config.task[k].count != 0 {
+            continue;
+        }
+        let name = t.name.get_ref();
+        let span = t.count.as_ref().map_or(task.span(), |c| c.span());
+        if !(0..kinds).any(|j| phases(j).any(|p| p.op == PHASE_FORK && p.arg as usize == k)) {
+            cx.problems.push(Problem::at(
+                span.clone(),
+                format!("task '{name}': count = 0 and no phase forks it: it would never run"),
+            ));
+        }
+        for (j, other) in file.tasks.iter().take(kinds).enumerate() {
+            if phases(j).any(|p| p.op == PHASE_SEND && p.arg as usize == k) {
+                cx.problems.push(Problem::at(
+                    other.span(),
+                    format!(
+                        "task '{}': sends to '{name}', which has count = 0 (only forked \
+                         instances, which a send cannot address)",
+                        other.get_ref().name.get_ref()
+                    ),
+                ));
+            }
+        }
+    }
 }
 
 /// Task names (unique, at most 8) and topics (from `subscribe`, in the
@@ -293,8 +344,15 @@ fn names_and_topics<'a>(file: &'a File, cx: &mut Ctx<'a>) {
 fn kind(t: &Task, cpus: u32, cx: &mut Ctx<'_>) -> Kind {
     let name = t.name.get_ref().clone();
     let max_instances = SCENARIO_MAX_INSTANCES as i64;
+    // 0: started only by fork phases (checked once all are compiled).
     let count = t.count.as_ref().map_or(Ok(1), |c| {
-        ranged(c, &format!("task '{name}': count"), 1, max_instances, "")
+        ranged(
+            c,
+            &format!("task '{name}': count"),
+            0,
+            max_instances,
+            " (0: only forks start it)",
+        )
     });
     let weight = match (&t.weight, &t.nice) {
         (Some(_), Some(n)) => Err(Problem::at(
@@ -507,6 +565,11 @@ fn phase(p: &Spec, field: &str, cx: &mut Ctx<'_>) -> Option<Phase> {
         Spec::Signal(v) => on(PHASE_SIGNAL, v, cx),
         Spec::Broadcast(v) => on(PHASE_BROADCAST, v, cx),
         Spec::Barrier(v) => on(PHASE_BARRIER, v, cx),
+        Spec::Fork(v) => lookup(v, &cx.names, field, "task", "tasks").map(|i| Phase {
+            op: PHASE_FORK,
+            arg: i,
+            value: 0,
+        }),
         Spec::Wait(w) => {
             let named = |n: &String| Spanned::new(w.span(), n.clone());
             let (c, m) = (named(&w.get_ref().cond), named(&w.get_ref().mutex));
@@ -745,11 +808,41 @@ phases = [{ recv = "10ms" }, { send = "ping" }, { publish = "news" }, "yield"]
     }
 
     #[test]
+    fn a_task_of_count_0_must_be_forked_and_cannot_be_sent_to() {
+        let text = "[[task]]\nname = \"parent\"\nphases = [{ fork = \"child\" }, { sleep = \"5ms\" }]\n\
+                    [[task]]\nname = \"child\"\ncount = 0\nphases = [{ run = \"1ms\" }]\n";
+        let c = compiled(text, 1).unwrap();
+        assert!(c.forks);
+        assert_eq!(c.config.task[1].count, 0);
+        assert_eq!(
+            (c.config.task[0].phase[0].op, c.config.task[0].phase[0].arg),
+            (PHASE_FORK, 1)
+        );
+        let text = "[[task]]\nname = \"a\"\nphases = [{ send = \"b\" }]\n\
+                    [[task]]\nname = \"b\"\ncount = 0\nphases = [{ recv = \"forever\" }]\n";
+        let e = compiled(text, 1).unwrap_err();
+        assert!(
+            e.contains("task 'b': count = 0 and no phase forks it: it would never run"),
+            "{e}"
+        );
+        assert!(
+            e.contains("task 'a': sends to 'b', which has count = 0"),
+            "{e}"
+        );
+        let e = compiled(
+            "[[task]]\nname = \"a\"\ncount = 0\nphases = [\"yield\"]\n",
+            1,
+        )
+        .unwrap_err();
+        assert!(e.contains("count = 0 and no phase forks it"), "{e}");
+    }
+
+    #[test]
     fn impossible_values_are_all_reported_with_their_lines() {
         let text = r#"
 [[task]]
 name = "a"
-count = 0
+count = 65
 weight = 88762
 affinity = "2"
 loop = -1
@@ -758,7 +851,7 @@ phases = [{ sleep = "-5ms" }, { run = "0ms" }, { timer = "10" }, { recv = "0s" }
         let e = compiled(text, 2).unwrap_err();
         let lines: Vec<&str> = e.lines().collect();
         assert_eq!(lines.len(), 8, "{e}");
-        assert!(lines[0].starts_with("t.toml:4:9: task 'a': count must be between 1 and 64"));
+        assert!(lines[0].starts_with("t.toml:4:9: task 'a': count must be between 0 and 64"));
         assert!(lines[1].starts_with("t.toml:5:10: task 'a': weight must be between 1 and 88761,"));
         assert_eq!(
             lines[2],

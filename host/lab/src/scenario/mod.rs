@@ -80,6 +80,7 @@ line overrides the file's value:
     # { wait = { ref = "c", mutex = "m" } } names another mutex
     { signal = "c" },    # wake the longest waiter on c ({ broadcast = "c" }: all)
     { barrier = "b" },   # wait until every instance that uses b reaches it
+    { fork = "child" },  # start a new instance of child (count = 0: only forks start it)
   ]
 
 rt-app workload files (JSON, as rt-app reads them: comments, trailing commas,
@@ -87,8 +88,8 @@ repeated event keys such as run0, sleep1) run as they are: a FILE.json, or a
 file starting with '{', is read as rt-app's and mapped onto the model above
 (global.duration in seconds; tasks with instance, loop, cpus, phases; the
 events run, runtime, sleep, timer, yield, mem, iorun, lock, unlock, wait,
-signal, broad, sync, barrier, suspend, resume). The report lists what was
-ignored or approximated; fork, memrun and semaphores are refused by their
+signal, broad, sync, barrier, suspend, resume, fork). The report lists what
+was ignored or approximated; memrun and semaphores are refused by their
 JSON path (not supported yet).
 
 Durations are "2ms", "500us", "1.5s", "100ns". Every instance stops at the
@@ -600,12 +601,12 @@ mod tests {
                 .contains(":1:28: task 't': a task with a timer is periodic and needs"),
             "{e}"
         );
-        let f = json("{\"tasks\": {\"t\": {\"fork\": \"m\"}}}");
+        let f = json("{\"tasks\": {\"t\": {\"memrun\": 5}}}");
         let e = refused(&args(f.path(), &[]));
         assert_eq!(e.exit_code(), 64);
         assert!(
             e.message
-                .contains(":1:18: tasks.t.fork: rt-app's 'fork' event is not supported yet"),
+                .contains(":1:18: tasks.t.memrun: rt-app's 'memrun' event is not supported yet"),
             "{e}"
         );
     }

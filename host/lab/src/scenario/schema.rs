@@ -75,6 +75,8 @@ pub enum Phase {
     Broadcast(Spanned<String>),
     /// Wait until every task instance that uses this barrier reaches it.
     Barrier(Spanned<String>),
+    /// Start a new instance of the named task (rt-app's `fork`).
+    Fork(Spanned<String>),
 }
 
 /// A `timer` phase: `"10ms"` (its own timer, relative) or
@@ -199,6 +201,7 @@ impl Phase {
             Phase::Signal(_) => "signal",
             Phase::Broadcast(_) => "broadcast",
             Phase::Barrier(_) => "barrier",
+            Phase::Fork(_) => "fork",
         }
     }
 
@@ -225,7 +228,8 @@ impl Phase {
             | Phase::Unlock(v)
             | Phase::Signal(v)
             | Phase::Broadcast(v)
-            | Phase::Barrier(v) => format!("{} {}", self.name(), v.get_ref()),
+            | Phase::Barrier(v)
+            | Phase::Fork(v) => format!("{} {}", self.name(), v.get_ref()),
             Phase::Wait(w) => match w.get_ref() {
                 WaitOn { cond, mutex } if cond == mutex => format!("wait {cond}"),
                 WaitOn { cond, mutex } => format!("wait {cond} (mutex {mutex})"),

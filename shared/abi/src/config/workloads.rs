@@ -269,6 +269,12 @@ pub const PHASE_YIELD: u32 = 6;
 /// every use by any instance moves the one activation on by a period), 0
 /// for the phase's own timer.
 pub const PHASE_TIMER: u32 = 7;
+/// Start a new instance of kind `arg` (rt-app's `fork`), which goes
+/// through its phases from the first, as the kind's first instances do.
+/// A kind may start with no instances (`count` 0) and only be forked; at
+/// most `SCENARIO_MAX_INSTANCES` run in all, a fork past that is refused
+/// and counted.
+pub const PHASE_FORK: u32 = 14;
 /// `PHASE_TIMER`'s `arg` bit: absolute mode.
 pub const TIMER_ABSOLUTE: u32 = 1 << 8;
 /// Shared timers a scenario may name.
