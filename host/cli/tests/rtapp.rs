@@ -369,6 +369,55 @@ fn forked_threads_run_their_passes_and_a_fork_bomb_is_contained() {
     assert_eq!(v["result"]["tasks"].as_array().unwrap().len(), 64);
 }
 
+/// A SCHED_DEADLINE thread's reservation (dl-runtime, dl-period and
+/// dl-deadline defaulting to the period) is the task's attributes under
+/// `edf`, timer or not, and the thread keeps its 10 ms pass beside a hog.
+#[test]
+fn a_deadline_thread_s_reservation_reaches_edf() {
+    let mut f = tempfile::Builder::new().suffix(".json").tempfile().unwrap();
+    std::io::Write::write_all(
+        &mut f,
+        br#"{ "global": { "duration": 1 },
+              "tasks": {
+                "dl": { "policy": "SCHED_DEADLINE", "dl-runtime": 2000, "dl-period": 10000,
+                        "run": 1000, "sleep": 9000 },
+                "hog": { "run": 100000 } } }"#,
+    )
+    .unwrap();
+    let _vm = lock();
+    let r = schedlab(
+        &[
+            "run",
+            f.path().to_str().unwrap(),
+            "--policy",
+            "edf",
+            "--json",
+        ],
+        &[],
+    );
+    let v = json(&r);
+    assert!(
+        passed_or_host_explained(&r, &v),
+        "{}\n{}",
+        r.stderr,
+        v["verdict"]
+    );
+    let dl = &v["result"]["kinds"][0];
+    assert_eq!(dl["task"], "dl");
+    assert_eq!(
+        (
+            ms(&dl["period_ns"]),
+            ms(&dl["runtime_ns"]),
+            ms(&dl["deadline_ns"])
+        ),
+        (10.0, 2.0, 10.0),
+        "{dl}"
+    );
+    assert!(v["result"]["kinds"][1]["period_ns"].is_null());
+    let pass = ms(&instance(&v, "dl", 0)["loop_time"]["p50_ns"]);
+    assert!((10.0..11.0).contains(&pass), "dl: {pass:.2} ms a pass");
+}
+
 #[test]
 fn an_unsupported_event_is_refused_by_its_json_path_before_any_vm() {
     let f = file("unsupported.json");

@@ -25,6 +25,9 @@ pub(super) struct Sched {
     pub nice: Option<Spanned<i64>>,
     /// SCHED_DEADLINE's relative deadline ("800us"), at the key giving it.
     pub deadline: Option<Spanned<String>>,
+    /// SCHED_DEADLINE's runtime and period ("800us"), at the keys.
+    pub runtime: Option<Spanned<String>>,
+    pub period: Option<Spanned<String>>,
     /// SCHED_FIFO's and SCHED_RR's priority (rt-app's default 10), the
     /// scenario task's fixed priority.
     pub priority: Option<Spanned<i64>>,
@@ -145,14 +148,21 @@ fn sched_keys(
                         ),
                     ))
                 }
-                (Some(_), Some(d), _) => {
-                    // The first of dl-deadline, dl-period, dl-runtime given
-                    // is where the deadline came from.
-                    let from = ["dl-deadline", "dl-period", "dl-runtime"]
-                        .into_iter()
-                        .find_map(|k| props.get(k))
-                        .map_or(span.clone(), |p| json::span(&p.value));
-                    out.deadline = Some(Spanned::new(from, format!("{}us", d / 1000)));
+                (Some(r), Some(d), Some(p)) => {
+                    // Each at the key that gave it (or, defaulted, at the
+                    // one it defaulted from).
+                    let at_key = |keys: &[&str]| {
+                        keys.iter()
+                            .find_map(|k| props.get(k))
+                            .map_or(span.clone(), |p| json::span(&p.value))
+                    };
+                    let us = |ns: u64| format!("{}us", ns / 1000);
+                    out.runtime = Some(Spanned::new(at_key(&["dl-runtime"]), us(r)));
+                    out.period = Some(Spanned::new(at_key(&["dl-period", "dl-runtime"]), us(p)));
+                    out.deadline = Some(Spanned::new(
+                        at_key(&["dl-deadline", "dl-period", "dl-runtime"]),
+                        us(d),
+                    ));
                 }
                 _ => {}
             }
@@ -174,10 +184,9 @@ const FIXED_PRIORITY: &str = "the RT priority (rt-app's default 10) reaches the 
                               ignore it) with a nice-0 weight; RR's round robin within a \
                               priority level is not modelled";
 
-const DEADLINE: &str = "SCHED_DEADLINE: with a timer the task is periodic to the policy with \
-                        dl-deadline as its deadline, its period the timer's and its runtime \
-                        its runs per pass (dl-runtime and dl-period are checked, not \
-                        passed); without one, not passed: runs as a nice-0 task";
+const DEADLINE: &str = "SCHED_DEADLINE: dl-runtime, dl-period and dl-deadline reach the policy \
+                        as the task's runtime, period and deadline (edf reads them), as \
+                        sched_setattr sets them; a timer only paces the thread";
 
 const PHASE_SCHED: &str = "a phase's scheduling change is accepted but not passed to the \
                            policy (the task keeps the thread's nice value)";

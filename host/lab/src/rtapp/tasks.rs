@@ -358,14 +358,17 @@ fn task(p: &ObjectProp<'_>, t: &Object<'_>, path: &str, g: &Globals, cx: &mut Ct
     // A thread with a timer is periodic to the policy (the scenario's
     // task attributes); a deadline needs one.
     let periodic = events.iter().any(|e| e.op == Op::Timer);
-    if periodic {
+    // SCHED_DEADLINE's reservation is what the policy reads, as Linux's
+    // sched_setattr sets it; a timer then only paces the thread.
+    let reserved = sch.period.is_some();
+    if periodic && !reserved {
         cx.note(
             "periodic to the policy: period the first timer's, runtime the run events of a \
              pass, deadline the period (or SCHED_DEADLINE's dl-deadline)",
             path,
         );
     }
-    let deadline = sch.deadline.filter(|_| periodic);
+    let deadline = sch.deadline.filter(|_| periodic || reserved);
     let affinity = same_cpus(&phases, task_cpus, cx);
     let repeat_span = task_loop.map_or(name_span.clone(), |(_, s)| s);
     Some(Task {
@@ -379,6 +382,8 @@ fn task(p: &ObjectProp<'_>, t: &Object<'_>, path: &str, g: &Globals, cx: &mut Ct
         delay,
         subscribe: Vec::new(),
         deadline,
+        runtime: sch.runtime,
+        period: sch.period,
         phases: Spanned::new(phases_span, events.iter().map(Ev::phase).collect()),
     })
 }

@@ -425,12 +425,15 @@ fn scheduling_keys_are_accepted_and_noted() {
     );
     assert_eq!(task(&t, "fair").priority, None);
     assert!(
-        notes.contains("tasks.dl.policy: SCHED_DEADLINE: with a timer"),
+        notes.contains("tasks.dl.policy: SCHED_DEADLINE: dl-runtime, dl-period and dl-deadline"),
         "{notes}"
     );
-    // Without a timer the deadline goes nowhere (the model's deadline is
-    // a periodic task's).
-    assert_eq!(task(&t, "dl").deadline, None);
+    // Without a timer too, the reservation is the task's (dl-period and
+    // dl-deadline default to dl-runtime's and dl-period's values).
+    let dl = task(&t, "dl");
+    assert_eq!(dl.runtime.as_ref().unwrap().get_ref(), "100us");
+    assert_eq!(dl.period.as_ref().unwrap().get_ref(), "1000us");
+    assert_eq!(dl.deadline.as_ref().unwrap().get_ref(), "1000us");
     assert!(
         notes.contains("tasks.fair.dl-runtime: ignored outside SCHED_DEADLINE"),
         "{notes}"
@@ -459,7 +462,7 @@ fn scheduling_keys_are_accepted_and_noted() {
 }
 
 #[test]
-fn a_deadline_thread_with_a_timer_passes_its_deadline() {
+fn a_deadline_thread_passes_its_reservation() {
     let text = r#"{"tasks": {
         "dl": {"policy": "SCHED_DEADLINE", "dl-runtime": 2000, "dl-period": 10000,
                "dl-deadline": 8000, "run": 2000, "timer": {"ref": "unique", "period": 10000}},
@@ -475,9 +478,14 @@ fn a_deadline_thread_with_a_timer_passes_its_deadline() {
     assert_eq!(d.get_ref(), "9000us");
     assert_eq!(&text[d.span()], "9000");
     assert_eq!(task(&t, "fair").deadline, None);
+    assert_eq!(
+        task(&t, "implied").period.as_ref().unwrap().get_ref(),
+        "9000us"
+    );
+    // The timer-implied attributes are only the SCHED_OTHER thread's.
     let notes = t.notes.join("\n");
     assert!(
-        notes.contains("tasks.dl, tasks.implied, tasks.fair: periodic to the policy"),
+        notes.contains("tasks.fair: periodic to the policy"),
         "{notes}"
     );
 }

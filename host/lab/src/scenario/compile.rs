@@ -448,6 +448,52 @@ fn phases(t: &Task, cx: &mut Ctx<'_>) -> Vec<Phase> {
     out
 }
 
+/// A declared reservation (`runtime`, `period`, `deadline`, as
+/// SCHED_DEADLINE's), checked as the core checks it.
+fn reservation(t: &Task, priority: u32, cx: &mut Ctx<'_>) -> Option<abi::ipc::RtAttrs> {
+    let name = t.name.get_ref();
+    let get = |v: &Option<Spanned<String>>, key: &str, cx: &mut Ctx<'_>| match v {
+        Some(v) => cx.check(duration(v, &format!("task '{name}': {key}"))),
+        None => {
+            cx.problems.push(Problem::at(
+                t.name.span(),
+                format!(
+                    "task '{name}': a reservation needs both runtime and period (deadline is \
+                     the period unless given)"
+                ),
+            ));
+            None
+        }
+    };
+    let runtime = get(&t.runtime, "runtime", cx)?;
+    let period = get(&t.period, "period", cx)?;
+    let deadline = match &t.deadline {
+        Some(d) => cx.check(duration(d, &format!("task '{name}': deadline")))?,
+        None => period,
+    };
+    if runtime > deadline || deadline > period {
+        let span = t.runtime.as_ref().map_or(t.name.span(), |r| r.span());
+        cx.problems.push(Problem::at(
+            span,
+            format!(
+                "task '{name}': a reservation needs runtime <= deadline <= period, got {} <= \
+                 {} <= {}",
+                crate::settings::fmt_ns(runtime),
+                crate::settings::fmt_ns(deadline),
+                crate::settings::fmt_ns(period)
+            ),
+        ));
+        return None;
+    }
+    Some(abi::ipc::RtAttrs {
+        period_ns: period,
+        runtime_ns: runtime,
+        deadline_ns: deadline,
+        priority,
+        reserved: 0,
+    })
+}
+
 /// A task with a `timer` phase is periodic: its period is the (first)
 /// timer's, its runtime what its run phases take per loop, its deadline
 /// the `deadline` given or the period (0 < runtime <= deadline <= period,
@@ -471,6 +517,9 @@ fn rt_attrs(t: &Task, phases: &[Phase], cx: &mut Ctx<'_>) -> abi::ipc::RtAttrs {
         priority,
         ..Default::default()
     };
+    if t.period.is_some() || t.runtime.is_some() {
+        return reservation(t, priority, cx).unwrap_or(none);
+    }
     let Some(period) = phases.iter().find(|p| p.op == PHASE_TIMER).map(|p| p.value) else {
         if let Some(d) = &t.deadline {
             cx.problems.push(Problem::at(
@@ -803,6 +852,36 @@ phases = [{ recv = "10ms" }, { send = "ping" }, { publish = "news" }, "yield"]
         let e = compiled(&text, 2).unwrap_err();
         assert!(
             e.ends_with("unknown topic 'sports'; topics subscribed to: news"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_declared_reservation_is_the_task_s_attributes() {
+        let text = "[[task]]\nname = \"dl\"\nruntime = \"2ms\"\nperiod = \"10ms\"\n\
+                    deadline = \"8ms\"\npriority = 7\nphases = [{ run = \"1ms\" }, { sleep = \"5ms\" }]\n";
+        let c = compiled(text, 1).unwrap();
+        let rt = c.config.task[0].rt;
+        assert_eq!(
+            (rt.period_ns, rt.runtime_ns, rt.deadline_ns, rt.priority),
+            (10_000_000, 2_000_000, 8_000_000, 7)
+        );
+        let e = compiled(
+            "[[task]]\nname = \"dl\"\nruntime = \"2ms\"\nphases = [\"yield\"]\n",
+            1,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("a reservation needs both runtime and period"),
+            "{e}"
+        );
+        let e = compiled(
+            "[[task]]\nname = \"dl\"\nruntime = \"20ms\"\nperiod = \"10ms\"\nphases = [\"yield\"]\n",
+            1,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("t.toml:3:11: task 'dl': a reservation needs runtime <= deadline <= period"),
             "{e}"
         );
     }

@@ -63,6 +63,8 @@ line overrides the file's value:
   loop = 0               # passes through the phases; 0 = until the duration (default)
   delay = "5ms"          # sleep once before the first pass (default none)
   priority = 10          # a fixed priority 1..99, higher first, for fp (default none)
+  # runtime = "2ms"      # a reservation, as SCHED_DEADLINE's: runtime per period,
+  # period = "10ms"      # and deadline (default the period); edf reads them
   subscribe = ["news"]   # topics whose published messages this task receives
   phases = [             # 1..@PHASES@ phases, done in order, again and again
     { run = "1ms" },     # busy work for 1 ms of the task's own CPU time

@@ -40,6 +40,11 @@ pub struct Task {
     /// Relative deadline of each loop of a task with a `timer` phase (its
     /// period by default), passed to real-time policies.
     pub deadline: Option<Spanned<String>>,
+    /// A declared reservation, as SCHED_DEADLINE's: run time per period
+    /// and period (with `deadline`, by default the period). Given, it is
+    /// what policies read, instead of what a timer and the runs imply.
+    pub runtime: Option<Spanned<String>>,
+    pub period: Option<Spanned<String>>,
     /// A fixed priority, 1..99, higher first (SCHED_FIFO's), passed to
     /// fixed-priority policies (`fp`); others ignore it.
     pub priority: Option<Spanned<i64>>,
