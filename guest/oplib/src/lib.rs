@@ -464,6 +464,7 @@ mod mock {
     #[test]
     fn sync_primitives_take_their_fast_paths_and_give_up_at_the_deadline() {
         use crate::sync::{Barrier, Condvar, Mutex};
+
         let api = Api(table(CALL_TABLE_VERSION));
         let m = Mutex::new();
         assert!(
@@ -490,6 +491,12 @@ mod mock {
         assert!(b.wait(&api, 1, 0), "one party: released at once");
         assert!(!b.wait(&api, 2, 42), "the second never comes");
         assert!(b.wait(&api, 2, 0), "it does now: the first arrival counted");
+        let s = crate::sync::Semaphore::new();
+        assert!(!s.wait(&api, 42), "nothing posted");
+        s.post(&api);
+        s.post(&api);
+        assert!(s.wait(&api, 0) && s.wait(&api, 0), "posts are remembered");
+        assert!(!s.wait(&api, 42), "and used up");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Mutexes, condition variables and barriers on the core's futex (call
+//! Mutexes, condition variables, barriers and semaphores on the core's futex (call
 //! table v5), built the way glibc builds them on Linux's: the core only
 //! blocks and wakes; the protocol lives here, in the operation. Every
 //! wait is bounded by a deadline (guest clock, ns) so a workload whose
@@ -138,6 +138,51 @@ impl Barrier {
                 return false;
             }
             api.futex_wait(&self.generation, generation, deadline - now);
+        }
+    }
+}
+
+/// A counting semaphore (POSIX's, as rt-app's `sem_post`/`sem_wait` use
+/// it): posts with no waiter are remembered.
+pub struct Semaphore(AtomicU32);
+
+impl Default for Semaphore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Semaphore {
+    pub const fn new() -> Self {
+        Semaphore(AtomicU32::new(0))
+    }
+
+    /// Add one, waking a waiter if any.
+    pub fn post(&self, api: &Api) {
+        self.0.fetch_add(1, Ordering::Release);
+        api.futex_wake(&self.0, 1);
+    }
+
+    /// Take one, waiting while there is none, at most until `deadline`;
+    /// false if the deadline came first.
+    pub fn wait(&self, api: &Api, deadline: u64) -> bool {
+        loop {
+            let n = self.0.load(Ordering::Acquire);
+            if n > 0 {
+                if self
+                    .0
+                    .compare_exchange(n, n - 1, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    return true;
+                }
+                continue;
+            }
+            let now = api.now_ns();
+            if now >= deadline {
+                return false;
+            }
+            api.futex_wait(&self.0, 0, deadline - now);
         }
     }
 }

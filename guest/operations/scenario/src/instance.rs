@@ -11,21 +11,23 @@ use crate::{
 };
 use abi::config::{
     PHASE_BARRIER, PHASE_BROADCAST, PHASE_FORK, PHASE_LOCK, PHASE_PUBLISH, PHASE_RECV, PHASE_RUN,
-    PHASE_SEND, PHASE_SIGNAL, PHASE_SLEEP, PHASE_TIMER, PHASE_UNLOCK, PHASE_WAIT, PHASE_YIELD,
-    Phase, SCENARIO_MAX_PHASES, SCENARIO_MAX_SYNCS, TIMER_ABSOLUTE,
+    PHASE_SEM_POST, PHASE_SEM_WAIT, PHASE_SEND, PHASE_SIGNAL, PHASE_SLEEP, PHASE_TIMER,
+    PHASE_UNLOCK, PHASE_WAIT, PHASE_YIELD, Phase, SCENARIO_MAX_PHASES, SCENARIO_MAX_SYNCS,
+    TIMER_ABSOLUTE,
 };
 use abi::ipc::{SEND_BLOCK, WAIT_FOREVER};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use oplib::hist::{Histogram, SharedStats};
-use oplib::sync::{Barrier, Condvar, Mutex};
+use oplib::sync::{Barrier, Condvar, Mutex, Semaphore};
 use oplib::work::Busy;
 
 /// A named sync object: rt-app's resources share one namespace, so each
-/// name is a mutex, a condition variable and a barrier at once.
+/// name is a mutex, a condition variable, a barrier and a semaphore.
 struct SyncObj {
     mutex: Mutex,
     cond: Condvar,
     barrier: Barrier,
+    sem: Semaphore,
 }
 
 // `Runner::held` has a bit per object.
@@ -36,6 +38,7 @@ static SYNCS: [SyncObj; SCENARIO_MAX_SYNCS] = [const {
         mutex: Mutex::new(),
         cond: Condvar::new(),
         barrier: Barrier::new(),
+        sem: Semaphore::new(),
     }
 }; SCENARIO_MAX_SYNCS];
 use oplib::{Api, api, message};
@@ -269,6 +272,16 @@ impl Runner<'_> {
             PHASE_BROADCAST => {
                 SYNCS[p.arg as usize].cond.broadcast(&self.api);
                 true
+            }
+            PHASE_SEM_POST => {
+                SYNCS[p.arg as usize].sem.post(&self.api);
+                true
+            }
+            PHASE_SEM_WAIT => {
+                let t = self.api.now_ns();
+                let done = SYNCS[p.arg as usize].sem.wait(&self.api, self.deadline);
+                self.add_sync_wait(t);
+                done
             }
             PHASE_BARRIER => {
                 let t = self.api.now_ns();

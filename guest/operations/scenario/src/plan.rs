@@ -5,10 +5,10 @@
 
 use abi::config::{
     OperationConfig, PHASE_BARRIER, PHASE_BROADCAST, PHASE_FORK, PHASE_LOCK, PHASE_PUBLISH,
-    PHASE_RECV, PHASE_RUN, PHASE_SEND, PHASE_SIGNAL, PHASE_SLEEP, PHASE_TIMER, PHASE_UNLOCK,
-    PHASE_WAIT, PHASE_YIELD, SCENARIO_MAX_INSTANCES, SCENARIO_MAX_KINDS, SCENARIO_MAX_PHASES,
-    SCENARIO_MAX_SYNCS, SCENARIO_MAX_TIMERS, SCENARIO_MAX_TOPICS, SCENARIO_TOPIC_NAME,
-    ScenarioConfig, ScenarioTask, TIMER_ABSOLUTE,
+    PHASE_RECV, PHASE_RUN, PHASE_SEM_POST, PHASE_SEM_WAIT, PHASE_SEND, PHASE_SIGNAL, PHASE_SLEEP,
+    PHASE_TIMER, PHASE_UNLOCK, PHASE_WAIT, PHASE_YIELD, SCENARIO_MAX_INSTANCES, SCENARIO_MAX_KINDS,
+    SCENARIO_MAX_PHASES, SCENARIO_MAX_SYNCS, SCENARIO_MAX_TIMERS, SCENARIO_MAX_TOPICS,
+    SCENARIO_TOPIC_NAME, ScenarioConfig, ScenarioTask, TIMER_ABSOLUTE,
 };
 
 /// A checked config plus where each kind's instances start in the global
@@ -127,9 +127,8 @@ fn check_task(
             PHASE_FORK => (p.arg as usize) < kinds,
             PHASE_PUBLISH => (p.arg as usize) < topics,
             PHASE_RECV | PHASE_YIELD => true,
-            PHASE_LOCK | PHASE_UNLOCK | PHASE_SIGNAL | PHASE_BROADCAST | PHASE_BARRIER => {
-                (p.arg as usize) < syncs
-            }
+            PHASE_LOCK | PHASE_UNLOCK | PHASE_SIGNAL | PHASE_BROADCAST | PHASE_BARRIER
+            | PHASE_SEM_POST | PHASE_SEM_WAIT => (p.arg as usize) < syncs,
             PHASE_WAIT => (p.arg as usize) < syncs && (p.value as usize) < syncs,
             _ => false,
         };

@@ -52,15 +52,6 @@ pub fn event_of(key: &str) -> Option<&'static str> {
     EVENTS.iter().copied().find(|e| key.starts_with(e))
 }
 
-/// What the model lacks for an event it refuses.
-fn unsupported(event: &str) -> Option<&'static str> {
-    Some(match event {
-        "memrun" => "memory access patterns",
-        "sem_post" | "sem_wait" => "semaphores",
-        _ => return None,
-    })
-}
-
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Op {
     Run,
@@ -74,6 +65,8 @@ enum Op {
     Broadcast,
     Barrier,
     Fork,
+    SemPost,
+    SemWait,
 }
 
 /// One event as the model runs it.
@@ -123,6 +116,8 @@ impl Ev {
             Op::Broadcast => Phase::Broadcast(obj),
             Op::Barrier => Phase::Barrier(obj),
             Op::Fork => Phase::Fork(obj),
+            Op::SemPost => Phase::SemPost(obj),
+            Op::SemWait => Phase::SemWait(obj),
             Op::Wait => Phase::Wait(Spanned::new(
                 self.span.clone(),
                 WaitOn {
@@ -652,16 +647,6 @@ fn event(p: &ObjectProp<'_>, path: &str, thread: &str, cx: &mut Ctx) -> Vec<Ev> 
         sync: Some((obj.to_string(), mutex.to_string())),
         ..mk(op, 0)
     };
-    if let Some(what) = unsupported(ev) {
-        cx.problems.push(Problem::at(
-            json::span(&p.name),
-            format!(
-                "{path}: rt-app's '{ev}' event is not supported yet (the scenario model has no \
-                 {what})"
-            ),
-        ));
-        return Vec::new();
-    }
     let one = |e: Option<Ev>| e.into_iter().collect();
     match ev {
         "run" => one(cx.check(micros(v, path)).map(|ns| mk(Op::Run, ns))),
@@ -696,7 +681,15 @@ fn event(p: &ObjectProp<'_>, path: &str, thread: &str, cx: &mut Ctx) -> Vec<Ev> 
             timer: Some((r, absolute)),
             ..mk(Op::Timer, ns)
         })),
-        "lock" | "unlock" | "signal" | "broad" | "barrier" => {
+        "memrun" => {
+            cx.note(
+                "memrun (work touching memory in rt-app) runs as the model's run: busy for \
+                 that much of the task's own CPU time (the guest's work is CPU-bound)",
+                path,
+            );
+            one(cx.check(micros(v, path)).map(|ns| mk(Op::Run, ns)))
+        }
+        "lock" | "unlock" | "signal" | "broad" | "barrier" | "sem_post" | "sem_wait" => {
             let Some(name) = cx.check(json::string(v, path)) else {
                 return Vec::new();
             };
@@ -705,6 +698,8 @@ fn event(p: &ObjectProp<'_>, path: &str, thread: &str, cx: &mut Ctx) -> Vec<Ev> 
                 "unlock" => Op::Unlock,
                 "signal" => Op::Signal,
                 "broad" => Op::Broadcast,
+                "sem_post" => Op::SemPost,
+                "sem_wait" => Op::SemWait,
                 _ => Op::Barrier,
             };
             vec![on(op, name, name)]

@@ -11,9 +11,10 @@ use crate::settings::MAX_WEIGHT;
 use crate::settings::{HOUR_NS, parse_duration};
 use abi::config::{
     PHASE_BARRIER, PHASE_BROADCAST, PHASE_FORK, PHASE_LOCK, PHASE_PUBLISH, PHASE_RECV, PHASE_RUN,
-    PHASE_SEND, PHASE_SIGNAL, PHASE_SLEEP, PHASE_TIMER, PHASE_UNLOCK, PHASE_WAIT, PHASE_YIELD,
-    Phase, SCENARIO_MAX_INSTANCES, SCENARIO_MAX_KINDS, SCENARIO_MAX_PHASES, SCENARIO_MAX_SYNCS,
-    SCENARIO_MAX_TIMERS, SCENARIO_MAX_TOPICS, SCENARIO_TOPIC_NAME, ScenarioConfig, TIMER_ABSOLUTE,
+    PHASE_SEM_POST, PHASE_SEM_WAIT, PHASE_SEND, PHASE_SIGNAL, PHASE_SLEEP, PHASE_TIMER,
+    PHASE_UNLOCK, PHASE_WAIT, PHASE_YIELD, Phase, SCENARIO_MAX_INSTANCES, SCENARIO_MAX_KINDS,
+    SCENARIO_MAX_PHASES, SCENARIO_MAX_SYNCS, SCENARIO_MAX_TIMERS, SCENARIO_MAX_TOPICS,
+    SCENARIO_TOPIC_NAME, ScenarioConfig, TIMER_ABSOLUTE,
 };
 use std::collections::HashSet;
 use std::ops::Range;
@@ -614,6 +615,8 @@ fn phase(p: &Spec, field: &str, cx: &mut Ctx<'_>) -> Option<Phase> {
         Spec::Signal(v) => on(PHASE_SIGNAL, v, cx),
         Spec::Broadcast(v) => on(PHASE_BROADCAST, v, cx),
         Spec::Barrier(v) => on(PHASE_BARRIER, v, cx),
+        Spec::SemPost(v) => on(PHASE_SEM_POST, v, cx),
+        Spec::SemWait(v) => on(PHASE_SEM_WAIT, v, cx),
         Spec::Fork(v) => lookup(v, &cx.names, field, "task", "tasks").map(|i| Phase {
             op: PHASE_FORK,
             arg: i,

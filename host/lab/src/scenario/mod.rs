@@ -83,6 +83,7 @@ line overrides the file's value:
     { signal = "c" },    # wake the longest waiter on c ({ broadcast = "c" }: all)
     { barrier = "b" },   # wait until every instance that uses b reaches it
     { fork = "child" },  # start a new instance of child (count = 0: only forks start it)
+    { sem_post = "s" },  # post to semaphore s ({ sem_wait = "s" }: take one, waiting for it)
   ]
 
 rt-app workload files (JSON, as rt-app reads them: comments, trailing commas,
@@ -90,9 +91,10 @@ repeated event keys such as run0, sleep1) run as they are: a FILE.json, or a
 file starting with '{', is read as rt-app's and mapped onto the model above
 (global.duration in seconds; tasks with instance, loop, cpus, phases; the
 events run, runtime, sleep, timer, yield, mem, iorun, lock, unlock, wait,
-signal, broad, sync, barrier, suspend, resume, fork). The report lists what
-was ignored or approximated; memrun and semaphores are refused by their
-JSON path (not supported yet).
+signal, broad, sync, barrier, suspend, resume, fork, sem_post, sem_wait,
+memrun). The report lists what was ignored or approximated; what the model
+cannot hold (phases of one thread on different CPUs) is refused by its JSON
+path.
 
 Durations are "2ms", "500us", "1.5s", "100ns". Every instance stops at the
 duration (checked between phases; runs, sleeps and receives never outlast it).
@@ -101,7 +103,7 @@ Reported per instance: passes through its phases (loops), the time of one pass
 messages sent and received, and, with locks, how long each lock took to get
 and the time blocked in wait and barrier phases. Sync objects (at most
 @SYNCS@ names) are created on first use; each name is a mutex, a condition
-variable and a barrier at once, as rt-app's resources are. Shares are judged against weights only when every
+variable, a barrier and a semaphore at once, as rt-app's resources are. Shares are judged against weights only when every
 task just runs and yields (else pass --max-fairness-error to judge them).
 
 "#;

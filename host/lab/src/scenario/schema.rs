@@ -82,6 +82,12 @@ pub enum Phase {
     Barrier(Spanned<String>),
     /// Start a new instance of the named task (rt-app's `fork`).
     Fork(Spanned<String>),
+    /// Post to the named semaphore (posts are remembered).
+    #[serde(rename = "sem_post")]
+    SemPost(Spanned<String>),
+    /// Take one from it, waiting while it is zero.
+    #[serde(rename = "sem_wait")]
+    SemWait(Spanned<String>),
 }
 
 /// A `timer` phase: `"10ms"` (its own timer, relative) or
@@ -207,6 +213,8 @@ impl Phase {
             Phase::Broadcast(_) => "broadcast",
             Phase::Barrier(_) => "barrier",
             Phase::Fork(_) => "fork",
+            Phase::SemPost(_) => "sem_post",
+            Phase::SemWait(_) => "sem_wait",
         }
     }
 
@@ -234,7 +242,9 @@ impl Phase {
             | Phase::Signal(v)
             | Phase::Broadcast(v)
             | Phase::Barrier(v)
-            | Phase::Fork(v) => format!("{} {}", self.name(), v.get_ref()),
+            | Phase::Fork(v)
+            | Phase::SemPost(v)
+            | Phase::SemWait(v) => format!("{} {}", self.name(), v.get_ref()),
             Phase::Wait(w) => match w.get_ref() {
                 WaitOn { cond, mutex } if cond == mutex => format!("wait {cond}"),
                 WaitOn { cond, mutex } => format!("wait {cond} (mutex {mutex})"),

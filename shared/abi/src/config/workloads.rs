@@ -243,8 +243,9 @@ pub const SCENARIO_MAX_INSTANCES: usize = 64;
 /// instances in messages of at most this many (every field of 64 would
 /// not fit one TLV payload) and the host joins them.
 pub const SCENARIO_RESULT_CHUNK: usize = 16;
-/// Named synchronisation objects: each is a mutex, a condition variable
-/// and a barrier at once (rt-app's resources share one namespace).
+/// Named synchronisation objects: each is a mutex, a condition variable,
+/// a barrier and a semaphore at once (rt-app's resources share one
+/// namespace).
 pub const SCENARIO_MAX_SYNCS: usize = 16;
 
 /// Phase opcodes.
@@ -275,6 +276,11 @@ pub const PHASE_TIMER: u32 = 7;
 /// most `SCENARIO_MAX_INSTANCES` run in all, a fork past that is refused
 /// and counted.
 pub const PHASE_FORK: u32 = 14;
+/// Post to the semaphore of sync object `arg` (rt-app's `sem_post`).
+pub const PHASE_SEM_POST: u32 = 15;
+/// Take one from the semaphore of sync object `arg`, waiting while it is
+/// zero (rt-app's `sem_wait`; the wait counts as blocked time).
+pub const PHASE_SEM_WAIT: u32 = 16;
 /// `PHASE_TIMER`'s `arg` bit: absolute mode.
 pub const TIMER_ABSOLUTE: u32 = 1 << 8;
 /// Shared timers a scenario may name.
