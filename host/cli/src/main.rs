@@ -55,6 +55,7 @@ fn cli() -> clap::Command {
 }
 
 fn main() -> ExitCode {
+    lab::mark_process_start();
     // Only the documented exit codes: a panic (a bug in schedlab, or
     // stdout closed under it) would otherwise exit 101, which no script
     // expects. The default hook has already printed the panic message.

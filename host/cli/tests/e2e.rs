@@ -62,6 +62,31 @@ fn four_tasks_share_the_cpu_evenly_in_json() {
     }
     assert!(v["totals"]["units_per_sec"].as_f64().unwrap() > 0.0);
     assert!(v["timing"]["first_message_us"].as_u64().is_some());
+    // Where the host's time went, step by step: each measured, and the
+    // steps from guest RAM to the vCPUs started add up to vm_create_us.
+    let t = &v["timing"];
+    let step = |k: &str| {
+        t[k].as_u64()
+            .unwrap_or_else(|| panic!("timing.{k} missing: {t}"))
+    };
+    for k in [
+        "prepare_us",
+        "images_us",
+        "open_us",
+        "run_us",
+        "stop_us",
+        "teardown_us",
+        "analyse_us",
+    ] {
+        step(k);
+    }
+    let created = step("ram_us") + step("kvm_us") + step("load_us") + step("start_us");
+    assert!(created.abs_diff(step("vm_create_us")) <= 3, "{t}");
+    // The run itself lasts at least the default 200 ms of the guest's work.
+    assert!(
+        step("run_us") >= 200_000 && step("run_us") <= step("wall_us"),
+        "{t}"
+    );
     assert_eq!(v["frames"]["crc_errors"], 0);
     assert!(v["versions"]["call_table"].as_u64().unwrap() >= 1);
 }

@@ -38,6 +38,19 @@ pub mod scenario;
 pub mod settings;
 
 pub use operations::{OPERATIONS, Operation};
+
+static PROCESS_START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// Mark the process's start (the binary calls it first thing), so a
+/// run's `timing.prepare_us` counts from there.
+pub fn mark_process_start() {
+    let _ = PROCESS_START.set(std::time::Instant::now());
+}
+
+/// Time since [`mark_process_start`], µs, if it was called.
+pub(crate) fn since_process_start_us() -> Option<u64> {
+    PROCESS_START.get().map(|t| t.elapsed().as_micros() as u64)
+}
 pub use report::Report;
 pub use run::Run;
 pub use vmm::exit::{EXIT_CODES_HELP, ErrorKind, Failure, code};

@@ -239,10 +239,13 @@ pub fn run(p: Prepared) -> Result<Report> {
 /// its verdict and the `--out` files are made from what was measured until
 /// then, with status "interrupted".
 pub fn run_until(p: Prepared, stop: Option<&StopFlag>) -> Result<Report> {
+    let prepare_us = crate::since_process_start_us();
     outputs::prepare(&p.settings)?;
     let progress = Progress::for_settings(p.name, &p.settings);
+    let t = std::time::Instant::now();
     let loaded = images::load(p.name, p.config_magic);
-    let outcome = match &loaded {
+    let images_us = t.elapsed().as_micros() as u64;
+    let mut outcome = match &loaded {
         Ok(imgs) => run::run(&RunRequest {
             images: imgs,
             config: &p.config,
@@ -257,7 +260,12 @@ pub fn run_until(p: Prepared, stop: Option<&StopFlag>) -> Result<Report> {
         },
     };
     drop(progress);
-    Ok(conclude(p, loaded.as_ref().ok(), outcome))
+    outcome.timing.prepare_us = prepare_us;
+    outcome.timing.images_us = Some(images_us);
+    let t = std::time::Instant::now();
+    let mut report = conclude(p, loaded.as_ref().ok(), outcome);
+    report.timing.analyse_us = Some(t.elapsed().as_micros() as u64);
+    Ok(report)
 }
 
 /// A BPF object's run that the runtime ended: say it in the object's

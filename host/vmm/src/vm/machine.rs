@@ -43,6 +43,11 @@ pub struct Machine {
     pub t0: Instant,
     pub epoch_tsc: u64,
     pub tsc_khz: u64,
+    /// How long each step of `create` took, µs: guest RAM mapped, the VM
+    /// and its vCPUs set up in KVM, the images and tables written.
+    pub ram_us: u64,
+    pub kvm_us: u64,
+    pub load_us: u64,
 }
 
 /// Everything a run puts into the guest besides the images.
@@ -107,6 +112,7 @@ impl Machine {
         let epoch_tsc = rdtsc();
         let t0 = Instant::now();
         let ram = Arc::new(GuestRam::new(spec.mem_bytes)?);
+        let ram_us = t0.elapsed().as_micros() as u64;
         let vm = kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?;
         let region = kvm_userspace_memory_region {
             slot: 0,
@@ -154,7 +160,8 @@ impl Machine {
             Ok(k) if k > 0 => k as u64,
             _ => measure_tsc_khz(),
         };
-        let m = Machine {
+        let kvm_done = t0.elapsed().as_micros() as u64;
+        let mut m = Machine {
             vcpus,
             _vm: vm,
             _kvm: kvm,
@@ -162,8 +169,12 @@ impl Machine {
             t0,
             epoch_tsc,
             tsc_khz,
+            ram_us,
+            kvm_us: kvm_done - ram_us,
+            load_us: 0,
         };
         m.write_guest_memory(images, spec)?;
+        m.load_us = (t0.elapsed().as_micros() as u64).saturating_sub(kvm_done);
         Ok(m)
     }
 

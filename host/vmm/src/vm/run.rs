@@ -126,8 +126,37 @@ pub struct LogLine {
     pub text: String,
 }
 
+/// Where a run's host time went, each step measured with the monotonic
+/// clock (µs). The steps from `ram_us` to `teardown_us` follow one
+/// another; `vm_create_us`, `first_message_us` and `wall_us` are the
+/// older totals counted from KVM_CREATE_VM's step (guest RAM included).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Timing {
+    /// Set by the lab: process start until the run was asked for
+    /// (parsing, checking, preparing the policy), when the binary marked
+    /// its start.
+    pub prepare_us: Option<u64>,
+    /// Set by the lab: reading and checking the guest images.
+    pub images_us: Option<u64>,
+    /// Opening /dev/kvm.
+    pub open_us: Option<u64>,
+    /// Mapping guest RAM.
+    pub ram_us: Option<u64>,
+    /// KVM_CREATE_VM, the memory region, the irqchip, each vCPU's CPUID
+    /// and registers.
+    pub kvm_us: Option<u64>,
+    /// Writing the images, page tables, boot info and config into RAM.
+    pub load_us: Option<u64>,
+    /// The monitor thread and the vCPU threads started.
+    pub start_us: Option<u64>,
+    /// vCPUs started until the run's end was seen (the guest's work).
+    pub run_us: Option<u64>,
+    /// Stopping the vCPU threads and the monitor, and the last reads.
+    pub stop_us: Option<u64>,
+    /// Closing the VM and unmapping its RAM.
+    pub teardown_us: Option<u64>,
+    /// Set by the lab: the judge, the report and the `--out` files.
+    pub analyse_us: Option<u64>,
     /// KVM_CREATE_VM until the vCPUs were started.
     pub vm_create_us: Option<u64>,
     /// KVM_CREATE_VM until the first guest message was seen.
@@ -200,7 +229,9 @@ pub fn run(req: &RunRequest<'_>) -> RunOutcome {
 }
 
 fn run_inner(req: &RunRequest<'_>, out: &mut RunOutcome) -> Result<(), Failure> {
+    let opened = Instant::now();
     let kvm = open_kvm()?;
+    out.timing.open_us = Some(opened.elapsed().as_micros() as u64);
     let cpu_count = req.spec.cpus;
     let spec = MachineSpec {
         cpu_count,
@@ -214,6 +245,10 @@ fn run_inner(req: &RunRequest<'_>, out: &mut RunOutcome) -> Result<(), Failure> 
     };
     let mut machine = Machine::create(kvm, req.images, &spec)?;
     let t0 = machine.t0;
+    out.timing.ram_us = Some(machine.ram_us);
+    out.timing.kvm_us = Some(machine.kvm_us);
+    out.timing.load_us = Some(machine.load_us);
+    let created = machine.ram_us + machine.kvm_us + machine.load_us;
     out.tsc_khz = machine.tsc_khz;
     let mut sym = Symbolizer::default();
     sym.add("core", req.images.core.symbols.clone());
@@ -250,7 +285,9 @@ fn run_inner(req: &RunRequest<'_>, out: &mut RunOutcome) -> Result<(), Failure> 
     }
     drop(tx);
     monitor.set_vcpu_clocks(threads.iter().flatten().filter_map(cpu_clock).collect());
-    out.timing.vm_create_us = Some(t0.elapsed().as_micros() as u64);
+    let started = t0.elapsed().as_micros() as u64;
+    out.timing.vm_create_us = Some(started);
+    out.timing.start_us = Some(started.saturating_sub(created));
 
     let mem = machine.ram.memory();
     let mut drain = Drain::new(
@@ -297,6 +334,8 @@ fn run_inner(req: &RunRequest<'_>, out: &mut RunOutcome) -> Result<(), Failure> 
             break Ending::Deadline;
         }
     };
+    let ended = t0.elapsed().as_micros() as u64;
+    out.timing.run_us = Some(ended.saturating_sub(started));
     stop_all(&stop, &mut threads, &rx, &mut reports);
     out.monitor = Some(monitor.finish());
     out.timing.vm_exits = reports.iter().map(|r| r.exits).sum();
@@ -379,7 +418,13 @@ fn run_inner(req: &RunRequest<'_>, out: &mut RunOutcome) -> Result<(), Failure> 
     };
     let failure = failure.or_else(|| final_drain.err());
     out.failure = out.failure.take().or(failure);
-    out.timing.wall_us = Some(t0.elapsed().as_micros() as u64);
+    let stopped = t0.elapsed().as_micros() as u64;
+    out.timing.stop_us = Some(stopped.saturating_sub(ended));
+    drop(sym);
+    drop(machine);
+    let wall = t0.elapsed().as_micros() as u64;
+    out.timing.teardown_us = Some(wall.saturating_sub(stopped));
+    out.timing.wall_us = Some(wall);
     Ok(())
 }
 
