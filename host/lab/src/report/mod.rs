@@ -657,6 +657,7 @@ pub(crate) mod tests {
             first_message_us: Some(5300),
             wall_us: Some(215_000),
             vm_exits: 1,
+            ..Timing::default()
         };
         r
     }
