@@ -605,12 +605,13 @@ mod tests {
                 .contains(":1:28: task 't': a task with a timer is periodic and needs"),
             "{e}"
         );
-        let f = json("{\"tasks\": {\"t\": {\"memrun\": 5}}}");
+        // A mutex name the scenario cannot hold, at the JSON's value.
+        let f = json("{\"tasks\": {\"t\": {\"lock\": \"a b\"}}}");
         let e = refused(&args(f.path(), &[]));
         assert_eq!(e.exit_code(), 64);
         assert!(
             e.message
-                .contains(":1:18: tasks.t.memrun: rt-app's 'memrun' event is not supported yet"),
+                .contains(":1:26: task 't' phase 1 (lock): 'a b' must be 1 to 64 letters"),
             "{e}"
         );
     }
