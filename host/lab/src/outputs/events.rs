@@ -62,10 +62,13 @@ fn prev_state(arg2: u32) -> &'static str {
 }
 
 /// One event as a JSON line: its time in ns since the first event (as
-/// the trace and the timeline count), its CPU and what happened.
+/// the trace and the timeline count), its CPU, what happened, and the
+/// CPU's steal time so far (`steal_ns`: the host kept the vCPU from
+/// running; subtract its growth from an interval's wall time for the CPU
+/// time in it).
 pub fn event_json(e: &Event, base_tsc: u64, tsc_khz: u64) -> serde_json::Value {
     let ns = analysis::ticks_to_ns(e.tsc.saturating_sub(base_tsc), tsc_khz);
-    match e.kind {
+    let mut v = match e.kind {
         EV_SWITCH => json!({"ts_ns": ns, "cpu": e.cpu, "event": "switch", "pid": e.pid,
             "prev_pid": e.arg, "prev_state": prev_state(e.arg2)}),
         EV_WAKEUP => json!({"ts_ns": ns, "cpu": e.cpu, "event": "wakeup", "pid": e.pid,
@@ -78,7 +81,9 @@ pub fn event_json(e: &Event, base_tsc: u64, tsc_khz: u64) -> serde_json::Value {
             "code": e.arg as i32, "reason": e.arg2}),
         k => json!({"ts_ns": ns, "cpu": e.cpu, "event": "unknown", "kind": k, "pid": e.pid,
             "arg": e.arg, "arg2": e.arg2}),
-    }
+    };
+    v["steal_ns"] = json!(e.steal_ns);
+    v
 }
 
 /// Write `events.jsonl` into `w`, one line per event.
@@ -104,7 +109,7 @@ mod tests {
             pid,
             arg,
             arg2,
-            steal_ns: 0,
+            steal_ns: tsc * 7,
         };
         let x = Exported {
             perfetto: Vec::new(),
@@ -129,6 +134,8 @@ mod tests {
         assert_eq!(lines[1]["event"], "switch");
         assert_eq!(lines[1]["ts_ns"], 2);
         assert_eq!(lines[1]["prev_state"], "idle");
+        assert_eq!(lines[1]["steal_ns"], 84);
+        assert_eq!(lines[4]["steal_ns"], 119);
         assert_eq!(
             (lines[2]["from_cpu"].as_u64(), lines[2]["to_cpu"].as_u64()),
             (Some(1), Some(0))
