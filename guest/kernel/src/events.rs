@@ -41,7 +41,7 @@ pub fn emit(kind: u16, pid: u32, arg: u32, arg2: u32) {
         pid,
         arg,
         arg2,
-        steal_ns: crate::steal::ns(cpu),
+        steal_ns: crate::steal::taken_ns(cpu),
     };
     let slot = event_ring_addr(cpu)
         + EVENT_RING_HEADER_SIZE

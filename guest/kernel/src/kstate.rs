@@ -101,6 +101,11 @@ pub fn set_tick_period(ticks: u64) {
     TICK_PERIOD.store(ticks, Ordering::Relaxed);
 }
 
+/// The tick period in TSC ticks (0 until set).
+pub fn tick_period() -> u64 {
+    TICK_PERIOD.load(Ordering::Relaxed)
+}
+
 /// This CPU heard its timer at `tsc` (a tick, or the end of an idle wait):
 /// stamp `CpuRecord::irq_tsc`, grow `max_irq_gap`, and add a gap of at
 /// most two tick periods to `live_tsc` (see there). Single aligned u64
@@ -114,6 +119,7 @@ pub fn note_timer(cpu: u32, tsc: u64) {
     let gap = (base + abi::kstate::CPU_RECORD_MAX_IRQ_GAP_OFFSET) as *mut u64;
     let live = (base + abi::kstate::CPU_RECORD_LIVE_TSC_OFFSET) as *mut u64;
     let period = TICK_PERIOD.load(Ordering::Relaxed);
+    crate::steal::heard(cpu, tsc, period);
     // SAFETY: 8-aligned u64s inside this CPU's record (offsets asserted in
     // the ABI); only this CPU writes them and no `cpu_record` closure
     // touches them after boot, so no other Rust write races these.

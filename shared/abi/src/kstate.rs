@@ -295,8 +295,11 @@ pub struct Event {
     pub pid: u32,
     pub arg: u32,
     pub arg2: u32,
-    /// The CPU's cumulative steal time (ns) at this instant: time the host
-    /// kept the vCPU from running, to subtract from wall-clock intervals.
+    /// The time taken from the CPU so far (ns) at this instant: its steal
+    /// time (the host kept the vCPU from running) plus the time its timer
+    /// went unheard beyond steal (the host kept the vCPU thread in its own
+    /// kernel; see the core's `steal::heard`), to subtract from wall-clock
+    /// intervals. Tasks are charged neither.
     pub steal_ns: u64,
 }
 

@@ -374,7 +374,7 @@ pub fn account(s: &mut Sched, slot: usize, now: u64) -> u64 {
 /// Steal time on this CPU since the last call (lock held).
 fn take_steal() -> u64 {
     let cpu = percpu::cpu_id();
-    let now = crate::steal::ns(cpu);
+    let now = crate::steal::taken_ns(cpu);
     // SAFETY: this CPU's own PerCpu; steal_base is only touched by it,
     // with the scheduler lock held.
     let base = unsafe { &mut (*percpu::cpu_mut(cpu)).steal_base };

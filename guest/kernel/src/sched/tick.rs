@@ -69,6 +69,10 @@ fn tick(real: bool) {
     let pc = percpu::this_cpu();
     pc.need_resched.store(0, Ordering::Relaxed);
     let now = rdtsc();
+    if !real {
+        // A preemption point reached the tick: guest code ran now.
+        crate::steal::heard(cpu, now, kstate::tick_period());
+    }
     if real {
         kstate::cpu_record(cpu, |r| {
             r.ticks += 1;
