@@ -17,6 +17,30 @@ fn file(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// A temporary rt-app file holding `text`.
+fn json_file(text: &[u8]) -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new().suffix(".json").tempfile().unwrap();
+    std::io::Write::write_all(&mut f, text).unwrap();
+    f
+}
+
+/// `schedlab run FILE ARGS... --json`: its JSON, the verdict a pass or
+/// one the host explains.
+fn run_judged(f: &std::path::Path, args: &[&str]) -> Value {
+    let mut argv = vec!["run", f.to_str().unwrap()];
+    argv.extend_from_slice(args);
+    argv.push("--json");
+    let r = schedlab(&argv, &[]);
+    let v = json(&r);
+    assert!(
+        passed_or_host_explained(&r, &v),
+        "{}\n{}",
+        r.stderr,
+        v["verdict"]
+    );
+    v
+}
+
 fn ms(v: &Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}")) / 1e6
 }
@@ -60,14 +84,7 @@ const OUTSIDE_RUN_MAX_NS: f64 = 500_000.0;
 fn every_supported_event_runs_and_lasts_what_the_file_says() {
     let f = file("events.json");
     let _vm = lock();
-    let r = schedlab(&["run", f.to_str().unwrap(), "--cpus", "5", "--json"], &[]);
-    let v = json(&r);
-    assert!(
-        passed_or_host_explained(&r, &v),
-        "{}\n{}",
-        r.stderr,
-        v["verdict"]
-    );
+    let v = run_judged(&f, &["--cpus", "5"]);
     assert_eq!(v["status"], "ok", "{}", v["error"]);
     assert_eq!(v["config"]["format"], "rt-app");
     // The ignored and approximated keys are listed.
@@ -207,14 +224,7 @@ fn instance<'a>(v: &'a Value, name: &str, i: u64) -> &'a Value {
 fn locks_condition_variables_barriers_and_suspend_block_and_wake() {
     let f = file("sync.json");
     let _vm = lock();
-    let r = schedlab(&["run", f.to_str().unwrap(), "--cpus", "4", "--json"], &[]);
-    let v = json(&r);
-    assert!(
-        passed_or_host_explained(&r, &v),
-        "{}\n{}",
-        r.stderr,
-        v["verdict"]
-    );
+    let v = run_judged(&f, &["--cpus", "4"]);
     assert_eq!(v["status"], "ok", "{}", v["error"]);
     let t = |name| instance(&v, name, 0);
     let loops = |name| t(name)["loops"].as_u64().unwrap();
@@ -281,25 +291,8 @@ fn high_lock_wait(medium: u32) -> (f64, Value) {
     let text = std::fs::read_to_string(file("inversion.json"))
         .unwrap()
         .replace("\"priority\": 50", &format!("\"priority\": {medium}"));
-    let mut f = tempfile::Builder::new().suffix(".json").tempfile().unwrap();
-    std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
-    let r = schedlab(
-        &[
-            "run",
-            f.path().to_str().unwrap(),
-            "--policy",
-            "fp",
-            "--json",
-        ],
-        &[],
-    );
-    let v = json(&r);
-    assert!(
-        passed_or_host_explained(&r, &v),
-        "{}\n{}",
-        r.stderr,
-        v["verdict"]
-    );
+    let f = json_file(text.as_bytes());
+    let v = run_judged(f.path(), &["--policy", "fp"]);
     let high = instance(&v, "high", 0);
     assert_eq!(v["result"]["kinds"][1]["priority"], 90, "{}", v["result"]);
     (ms(&high["lock_wait"]["p50_ns"]), v)
@@ -328,14 +321,7 @@ fn a_lock_held_by_a_preempted_thread_shows_priority_inversion_under_fp() {
 fn forked_threads_run_their_passes_and_a_fork_bomb_is_contained() {
     let _vm = lock();
     let f = file("fork.json");
-    let r = schedlab(&["run", f.to_str().unwrap(), "--json"], &[]);
-    let v = json(&r);
-    assert!(
-        passed_or_host_explained(&r, &v),
-        "{}\n{}",
-        r.stderr,
-        v["verdict"]
-    );
+    let v = run_judged(&f, &[]);
     assert_eq!(v["result"]["forked"], 3, "{}", v["result"]);
     // The semaphore remembers posts: the taker takes both of every pass
     // (the last pass's may be left when the run ends).
@@ -358,15 +344,12 @@ fn forked_threads_run_their_passes_and_a_fork_bomb_is_contained() {
     }
     // Forking every 1 ms for a second: 63 forks fill the 64 slots, the
     // rest are refused, and the run ends with every instance reported.
-    let mut bomb = tempfile::Builder::new().suffix(".json").tempfile().unwrap();
-    std::io::Write::write_all(
-        &mut bomb,
+    let bomb = json_file(
         br#"{ "global": { "duration": 1 },
               "tasks": {
                 "bomb": { "run": 100, "fork": "child", "sleep": 1000 },
                 "child": { "instance": 0, "loop": 2, "run": 100, "sleep": 1000 } } }"#,
-    )
-    .unwrap();
+    );
     let r = schedlab(&["run", bomb.path().to_str().unwrap(), "--json"], &[]);
     let v = json(&r);
     assert_eq!(v["status"], "ok", "{}", v["error"]);
@@ -384,34 +367,15 @@ fn forked_threads_run_their_passes_and_a_fork_bomb_is_contained() {
 /// `edf`, timer or not, and the thread keeps its 10 ms pass beside a hog.
 #[test]
 fn a_deadline_thread_s_reservation_reaches_edf() {
-    let mut f = tempfile::Builder::new().suffix(".json").tempfile().unwrap();
-    std::io::Write::write_all(
-        &mut f,
+    let f = json_file(
         br#"{ "global": { "duration": 1 },
               "tasks": {
                 "dl": { "policy": "SCHED_DEADLINE", "dl-runtime": 2000, "dl-period": 10000,
                         "run": 1000, "sleep": 9000 },
                 "hog": { "run": 100000 } } }"#,
-    )
-    .unwrap();
+    );
     let _vm = lock();
-    let r = schedlab(
-        &[
-            "run",
-            f.path().to_str().unwrap(),
-            "--policy",
-            "edf",
-            "--json",
-        ],
-        &[],
-    );
-    let v = json(&r);
-    assert!(
-        passed_or_host_explained(&r, &v),
-        "{}\n{}",
-        r.stderr,
-        v["verdict"]
-    );
+    let v = run_judged(f.path(), &["--policy", "edf"]);
     let dl = &v["result"]["kinds"][0];
     assert_eq!(dl["task"], "dl");
     assert_eq!(

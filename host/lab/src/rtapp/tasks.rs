@@ -723,15 +723,7 @@ fn event(p: &ObjectProp<'_>, path: &str, thread: &str, cx: &mut Ctx) -> Vec<Ev> 
             let Some(name) = cx.check(json::string(v, path)) else {
                 return Vec::new();
             };
-            if !cx.threads.iter().any(|t| t == name) {
-                let hint = suggest(name, cx.threads.iter().map(String::as_str))
-                    .map_or_else(String::new, |s| format!(" (did you mean '{s}'?)"));
-                cx.problems.push(Problem::at(
-                    json::span(v),
-                    format!(
-                        "{path}: fork names thread '{name}', which the file does not define{hint}"
-                    ),
-                ));
+            if !known_thread(name, "fork", v, path, cx) {
                 return Vec::new();
             }
             vec![on(Op::Fork, name, name)]
@@ -746,16 +738,7 @@ fn event(p: &ObjectProp<'_>, path: &str, thread: &str, cx: &mut Ctx) -> Vec<Ev> 
                 thread.to_string()
             } else {
                 let name = json::string(v, path).unwrap_or_default();
-                if !cx.threads.iter().any(|t| t == name) {
-                    let hint = suggest(name, cx.threads.iter().map(String::as_str))
-                        .map_or_else(String::new, |s| format!(" (did you mean '{s}'?)"));
-                    cx.problems.push(Problem::at(
-                        json::span(v),
-                        format!(
-                            "{path}: resume names thread '{name}', which the file does not \
-                             define{hint}"
-                        ),
-                    ));
+                if !known_thread(name, "resume", v, path, cx) {
                     return Vec::new();
                 }
                 name.to_string()
@@ -783,6 +766,21 @@ fn event(p: &ObjectProp<'_>, path: &str, thread: &str, cx: &mut Ctx) -> Vec<Ev> 
         }
         _ => Vec::new(),
     }
+}
+
+/// Whether the file defines thread `name`, which event `ev` (at `v`)
+/// names; if not, a problem saying so, with a guess.
+fn known_thread(name: &str, ev: &str, v: &Value<'_>, path: &str, cx: &mut Ctx) -> bool {
+    if cx.threads.iter().any(|t| t == name) {
+        return true;
+    }
+    let hint = suggest(name, cx.threads.iter().map(String::as_str))
+        .map_or_else(String::new, |s| format!(" (did you mean '{s}'?)"));
+    cx.problems.push(Problem::at(
+        json::span(v),
+        format!("{path}: {ev} names thread '{name}', which the file does not define{hint}"),
+    ));
+    false
 }
 
 /// `{ "ref": cond, "mutex": mutex }` of a wait or sync.
