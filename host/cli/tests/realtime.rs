@@ -340,12 +340,7 @@ fn scenario_timer_tasks_run_under_edf_with_their_periods() {
     .unwrap();
     let r = schedlab(&["run", f.path().to_str().unwrap(), "--json"], &[]);
     let v = json(&r);
-    assert!(
-        passed_or_host_explained(&r, &v),
-        "{}\n{}",
-        r.stderr,
-        v["verdict"]
-    );
+    assert_judged(&r, &v);
     assert_eq!(v["config"]["policy"], "edf");
     let kinds = v["result"]["kinds"].as_array().expect("kinds");
     let rt: Vec<(Value, Value, Value)> = kinds

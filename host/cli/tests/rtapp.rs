@@ -32,12 +32,7 @@ fn run_judged(f: &std::path::Path, args: &[&str]) -> Value {
     argv.push("--json");
     let r = schedlab(&argv, &[]);
     let v = json(&r);
-    assert!(
-        passed_or_host_explained(&r, &v),
-        "{}\n{}",
-        r.stderr,
-        v["verdict"]
-    );
+    assert_judged(&r, &v);
     v
 }
 

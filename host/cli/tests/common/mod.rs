@@ -126,6 +126,16 @@ pub fn passed_or_host_explained(r: &Run, v: &serde_json::Value) -> bool {
     r.code == 0 || (r.code == 2 && host_explained(v))
 }
 
+/// Assert [`passed_or_host_explained`], printing stderr and the verdict.
+pub fn assert_judged(r: &Run, v: &serde_json::Value) {
+    assert!(
+        passed_or_host_explained(r, v),
+        "{}\n{}",
+        r.stderr,
+        v["verdict"]
+    );
+}
+
 /// Each task's share of the run's total runtime within 5 % (relative) of
 /// 1/7, 2/7, 4/7: tickets 1:2:4, in the task order of `v["tasks"]`.
 pub fn assert_shares_1_2_4(v: &serde_json::Value) {
