@@ -56,16 +56,20 @@ fn cli() -> clap::Command {
 
 fn main() -> ExitCode {
     lab::mark_process_start();
+    // A VM's destruction (about 10 ms of the kernel's waiting here) is
+    // left to a child after this process exits (see lab::exit).
+    lab::defer_teardowns();
     // Only the documented exit codes: a panic (a bug in schedlab, or
     // stdout closed under it) would otherwise exit 101, which no script
     // expects. The default hook has already printed the panic message.
-    match std::panic::catch_unwind(dispatch) {
-        Ok(code) => ExitCode::from(code),
+    let code = match std::panic::catch_unwind(dispatch) {
+        Ok(code) => code,
         Err(_) => {
             lab::errln!("schedlab: internal error (see the panic message above): exit 70");
-            ExitCode::from(code::GUEST)
+            code::GUEST
         }
-    }
+    };
+    lab::exit(code)
 }
 
 /// Parse the command line and run what it asks for; the exit code.

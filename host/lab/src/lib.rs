@@ -55,6 +55,7 @@ pub use report::Report;
 pub use run::Run;
 pub use vmm::exit::{EXIT_CODES_HELP, ErrorKind, Failure, code};
 /// Printing that never panics on a closed stream (see `vmm::stdio`).
+pub use vmm::vm::teardown::{defer_teardowns, exit};
 pub use vmm::{errln, out, outln};
 
 /// Parse `argv` (`schedlab SUBCOMMAND FLAGS...`) as one subcommand's flags.

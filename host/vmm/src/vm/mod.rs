@@ -8,4 +8,5 @@ pub mod memory;
 pub mod outcome;
 pub mod run;
 pub mod setup;
+pub mod teardown;
 pub mod vcpu;

@@ -153,7 +153,8 @@ pub struct Timing {
     pub run_us: Option<u64>,
     /// Stopping the vCPU threads and the monitor, and the last reads.
     pub stop_us: Option<u64>,
-    /// Closing the VM and unmapping its RAM.
+    /// Closing the VM and unmapping its RAM; absent when the binary
+    /// leaves that to a child after its own exit (`teardown`).
     pub teardown_us: Option<u64>,
     /// Set by the lab: the judge, the report and the `--out` files.
     pub analyse_us: Option<u64>,
@@ -421,9 +422,10 @@ fn run_inner(req: &RunRequest<'_>, out: &mut RunOutcome) -> Result<(), Failure> 
     let stopped = t0.elapsed().as_micros() as u64;
     out.timing.stop_us = Some(stopped.saturating_sub(ended));
     drop(sym);
-    drop(machine);
+    // Kept for the binary's exit (see `teardown`), or closed now.
+    let kept = super::teardown::retire(machine);
     let wall = t0.elapsed().as_micros() as u64;
-    out.timing.teardown_us = Some(wall.saturating_sub(stopped));
+    out.timing.teardown_us = (!kept).then_some(wall.saturating_sub(stopped));
     out.timing.wall_us = Some(wall);
     Ok(())
 }
