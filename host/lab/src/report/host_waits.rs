@@ -20,14 +20,18 @@
 /// different speeds: `capacity_spread` is how much more of the run the
 /// fastest vCPU had than the slowest (fractions not spent waiting for a
 /// host CPU, as a ratio minus 1), which per-CPU queues pass on to their
-/// tasks and no policy can see; an error within the limit plus that is
-/// the host's as much as the policy's.
+/// tasks and no policy can see (nor a global queue, for a task entitled
+/// to a whole vCPU); an error that goes beyond its limit and its window's
+/// slicing noise (the verdict fails only then) by no more than that,
+/// `fairness_excess` (the worst task's), is the host's as much as the
+/// policy's.
 pub fn excuse_host_waits(
     v: &mut analysis::Verdict,
     host_wait_ns: u64,
     fraction: f64,
     away_misses: u64,
     capacity_spread: f64,
+    fairness_excess: f64,
 ) {
     if v.status != analysis::Status::Fail
         || (host_wait_ns == 0 && away_misses == 0 && capacity_spread <= 0.0)
@@ -36,7 +40,9 @@ pub fn excuse_host_waits(
         return;
     }
     let wall_time = |c: &analysis::Check| match c.name.as_str() {
-        "max_fairness_error" => capacity_spread > 0.0 && c.value <= c.limit + capacity_spread,
+        // Each task's error beyond what its limit and the window's slicing
+        // allow, no larger than the vCPUs' speed spread.
+        "max_fairness_error" => capacity_spread > 0.0 && fairness_excess <= capacity_spread,
         "stalls" | "starvation" => false,
         "periodic_deadline_misses" => {
             (c.value - away_misses as f64).max(0.0) * 1e6 <= host_wait_ns as f64
@@ -115,7 +121,7 @@ mod tests {
         // rtt p99 1.2 ms over a 1 ms limit while the vCPU waited 30 % of
         // the run: 1.2 ms x 0.7 is within the limit, excused.
         let mut v = failed(vec![check("max_rtt_p99_ns", 1.2e6, 1e6)]);
-        excuse_host_waits(&mut v, 60_000_000, 0.3, 0, 0.0);
+        excuse_host_waits(&mut v, 60_000_000, 0.3, 0, 0.0, 0.0);
         assert_eq!(v.status, analysis::Status::Inconclusive);
         assert!(
             v.reasons[0].starts_with(
@@ -126,7 +132,7 @@ mod tests {
         );
         // 2 ms is more than the host's share can stretch 1 ms into.
         let mut v = failed(vec![check("max_rtt_p99_ns", 2e6, 1e6)]);
-        excuse_host_waits(&mut v, 60_000_000, 0.3, 0, 0.0);
+        excuse_host_waits(&mut v, 60_000_000, 0.3, 0, 0.0, 0.0);
         assert_eq!(v.status, analysis::Status::Fail);
         // Unfair shares with no speed spread between vCPUs: never the
         // host's doing.
@@ -134,17 +140,17 @@ mod tests {
             check("periodic_deadline_misses", 3.0, 0.0),
             check("max_fairness_error", 0.5, 0.1),
         ]);
-        excuse_host_waits(&mut v, 50_000_000, 0.2, 0, 0.0);
+        excuse_host_waits(&mut v, 50_000_000, 0.2, 0, 0.0, 0.0);
         assert_eq!(v.status, analysis::Status::Fail);
         let mut v = failed(vec![check("starvation", 101e6, 100e6)]);
-        excuse_host_waits(&mut v, 50_000_000, 0.2, 0, 0.0);
+        excuse_host_waits(&mut v, 50_000_000, 0.2, 0, 0.0, 0.0);
         assert_eq!(v.status, analysis::Status::Fail, "the live alarm stands");
         // 3 misses, 50 ms of host waits: explained; 80 misses: not.
         let mut v = failed(vec![check("periodic_deadline_misses", 3.0, 0.0)]);
-        excuse_host_waits(&mut v, 50_000_000, 0.2, 0, 0.0);
+        excuse_host_waits(&mut v, 50_000_000, 0.2, 0, 0.0, 0.0);
         assert_eq!(v.status, analysis::Status::Inconclusive);
         let mut v = failed(vec![check("periodic_deadline_misses", 80.0, 0.0)]);
-        excuse_host_waits(&mut v, 50_000_000, 0.2, 0, 0.0);
+        excuse_host_waits(&mut v, 50_000_000, 0.2, 0, 0.0, 0.0);
         assert_eq!(v.status, analysis::Status::Fail);
     }
 
@@ -154,15 +160,15 @@ mod tests {
         // run-queue waits small: a 108.8 ms wait over a 100 ms limit is
         // the freeze's, a 250 ms one is beyond it.
         let mut v = failed(vec![check("max_wait_ns", 108.8e6, 100e6)]);
-        excuse_host_waits(&mut v, 106_000_000, 0.05, 0, 0.0);
+        excuse_host_waits(&mut v, 106_000_000, 0.05, 0, 0.0, 0.0);
         assert_eq!(v.status, analysis::Status::Inconclusive);
         let mut v = failed(vec![check("max_wait_ns", 250e6, 100e6)]);
-        excuse_host_waits(&mut v, 106_000_000, 0.05, 0, 0.0);
+        excuse_host_waits(&mut v, 106_000_000, 0.05, 0, 0.0, 0.0);
         assert_eq!(v.status, analysis::Status::Fail);
         // The additive allowance is for a longest wait only: one freeze
         // does not move a p99 by its length.
         let mut v = failed(vec![check("max_wake_p99_ns", 5e6, 1e6)]);
-        excuse_host_waits(&mut v, 106_000_000, 0.05, 0, 0.0);
+        excuse_host_waits(&mut v, 106_000_000, 0.05, 0, 0.0, 0.0);
         assert_eq!(v.status, analysis::Status::Fail);
     }
 
@@ -172,7 +178,7 @@ mod tests {
         // host made late, and under a millisecond of host delay: inconclusive. A
         // third, unexplained miss needs a millisecond it did not get.
         let mut v = failed(vec![check("periodic_deadline_misses", 2.0, 0.0)]);
-        excuse_host_waits(&mut v, 700_000, 0.01, 2, 0.0);
+        excuse_host_waits(&mut v, 700_000, 0.01, 2, 0.0, 0.0);
         assert_eq!(v.status, analysis::Status::Inconclusive);
         assert!(
             v.reasons[0].contains("by 2 deadline misses of jobs that time taken from them"),
@@ -180,15 +186,15 @@ mod tests {
             v.reasons
         );
         let mut v = failed(vec![check("periodic_deadline_misses", 3.0, 0.0)]);
-        excuse_host_waits(&mut v, 700_000, 0.01, 2, 0.0);
+        excuse_host_waits(&mut v, 700_000, 0.01, 2, 0.0, 0.0);
         assert_eq!(v.status, analysis::Status::Fail);
         let mut v = failed(vec![check("periodic_deadline_misses", 3.0, 0.0)]);
-        excuse_host_waits(&mut v, 1_000_000, 0.01, 2, 0.0);
+        excuse_host_waits(&mut v, 1_000_000, 0.01, 2, 0.0, 0.0);
         assert_eq!(v.status, analysis::Status::Inconclusive);
         // Unfair shares while one vCPU ran at half the other's speed: the
         // host's as much as the policy's; with even vCPUs, the policy's.
         let mut v = failed(vec![check("max_fairness_error", 0.31, 0.1)]);
-        excuse_host_waits(&mut v, 20_000_000, 0.5, 0, 0.87);
+        excuse_host_waits(&mut v, 20_000_000, 0.5, 0, 0.87, 0.21);
         assert_eq!(v.status, analysis::Status::Inconclusive);
         assert!(
             v.reasons[0].contains("ran at different speeds"),
@@ -196,14 +202,20 @@ mod tests {
             v.reasons
         );
         let mut v = failed(vec![check("max_fairness_error", 0.31, 0.1)]);
-        excuse_host_waits(&mut v, 20_000_000, 0.5, 0, 0.05);
+        excuse_host_waits(&mut v, 20_000_000, 0.5, 0, 0.05, 0.21);
         assert_eq!(v.status, analysis::Status::Fail);
+        // A 20.5 % error where the window's slicing alone allows 14 %: 6.5
+        // points beyond, which a 10.3 % speed spread explains (a loaded
+        // 4-vCPU scx_simple run); the limit alone (10.5 points) would not.
+        let mut v = failed(vec![check("max_fairness_error", 0.205, 0.1)]);
+        excuse_host_waits(&mut v, 20_000_000, 0.5, 0, 0.103, 0.065);
+        assert_eq!(v.status, analysis::Status::Inconclusive);
         let mut v = failed(vec![check("max_fairness_error", 0.31, 0.1)]);
-        excuse_host_waits(&mut v, 20_000_000, 0.1, 0, 0.0);
+        excuse_host_waits(&mut v, 20_000_000, 0.1, 0, 0.0, 0.21);
         assert_eq!(v.status, analysis::Status::Fail, "one vCPU: no spread");
         // No host delay at all, nothing away: nothing to excuse.
         let mut v = failed(vec![check("periodic_deadline_misses", 1.0, 0.0)]);
-        excuse_host_waits(&mut v, 0, 0.0, 0, 0.0);
+        excuse_host_waits(&mut v, 0, 0.0, 0, 0.0, 0.0);
         assert_eq!(v.status, analysis::Status::Fail);
     }
 }

@@ -521,12 +521,33 @@ impl Report {
             (Some(hi), Some(lo)) if free.len() > 1 && lo > 0.0 => hi / lo - 1.0,
             _ => 0.0,
         };
+        // How far the worst task's share error went beyond what its limit
+        // and its window's slicing allow (the verdict fails beyond both):
+        // a speed spread at least that large explains it.
+        let fairness_excess = v
+            .checks
+            .iter()
+            .find(|c| c.name == "max_fairness_error")
+            .map_or(0.0, |c| {
+                self.measured
+                    .iter()
+                    .map(|t| {
+                        let noise = if t.fairness_noise.is_finite() {
+                            t.fairness_noise
+                        } else {
+                            0.0
+                        };
+                        t.fairness_error.abs() - c.limit.max(noise)
+                    })
+                    .fold(0.0f64, f64::max)
+            });
         excuse_host_waits(
             v,
             worst.wait_ns.max(late_timer_ns).max(jobs_lost_ns),
             worst.wait_fraction(),
             away,
             spread,
+            fairness_excess,
         );
         if waits.is_empty() {
             return;
