@@ -6,42 +6,10 @@
 
 mod common;
 
+use common::bpf_object as object;
+use common::material::scx_dir;
 use common::{json, lock, passed_or_host_explained, schedlab};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
-
-// The one rule for finding the sched_ext material, shared with the
-// loader's tests.
-#[path = "../../bpf/tests/common/material.rs"]
-mod material;
-use material::scx_dir;
-
-/// `src` compiled with the material's exact flags, once per test process.
-fn object(src: &Path) -> PathBuf {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    let dir = DIR.get_or_init(|| tempfile::tempdir().unwrap());
-    let name = src
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .replace(".c", ".o");
-    let out = dir.path().join(&name);
-    if !out.is_file() {
-        let r = Command::new(scx_dir().join("build-bpf.sh"))
-            .arg(src)
-            .arg(&out)
-            .output()
-            .expect("run build-bpf.sh (is clang-19 installed? ./setup.sh installs it)");
-        assert!(
-            r.status.success(),
-            "clang could not build {}:\n{}",
-            src.display(),
-            String::from_utf8_lossy(&r.stderr)
-        );
-    }
-    out
-}
 
 fn shared(name: &str) -> PathBuf {
     object(&scx_dir().join("schedulers").join(format!("{name}.bpf.c")))

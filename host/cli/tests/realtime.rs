@@ -15,16 +15,7 @@ use serde_json::Value;
 use std::io::Write;
 
 fn periodic(args: &[&str]) -> (Run, Value) {
-    let mut argv = vec!["periodic", "--json"];
-    argv.extend_from_slice(args);
-    let r = schedlab(&argv, &[]);
-    let v = json(&r);
-    (r, v)
-}
-
-fn u(v: &Value) -> u64 {
-    v.as_u64()
-        .unwrap_or_else(|| panic!("not an unsigned number: {v}"))
+    op_json("periodic", args)
 }
 
 fn tasks(v: &Value) -> &Vec<Value> {

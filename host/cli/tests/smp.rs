@@ -22,12 +22,7 @@ fn builtin_names() -> Vec<String> {
 }
 
 fn spin_json(args: &[&str]) -> (Run, Value) {
-    let mut argv = vec!["spin"];
-    argv.extend_from_slice(args);
-    argv.push("--json");
-    let r = schedlab(&argv, &[]);
-    let v = json(&r);
-    (r, v)
+    op_json("spin", args)
 }
 
 fn shares(v: &Value) -> Vec<f64> {

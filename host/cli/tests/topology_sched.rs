@@ -5,48 +5,19 @@
 
 mod common;
 
+use common::material::scx_dir;
 use common::*;
 use serde_json::Value;
 use std::path::PathBuf;
-use std::process::Command;
-use std::sync::OnceLock;
-
-// The sched_ext material (its schedulers and build script), as the
-// loader's tests and bpf.rs find it.
-#[path = "../../bpf/tests/common/material.rs"]
-mod material;
-use material::scx_dir;
 
 fn spin_json(args: &[&str]) -> (Run, Value) {
-    let mut argv = vec!["spin"];
-    argv.extend_from_slice(args);
-    argv.push("--json");
-    let r = schedlab(&argv, &[]);
-    let v = json(&r);
-    (r, v)
+    op_json("spin", args)
 }
 
 /// `scx_simple.bpf.o`, compiled with the material's flags once per
-/// process (as bpf.rs does).
+/// process.
 fn scx_simple() -> PathBuf {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    let dir = DIR.get_or_init(|| tempfile::tempdir().unwrap());
-    let out = dir.path().join("scx_simple.bpf.o");
-    if !out.is_file() {
-        let src = scx_dir().join("schedulers/scx_simple.bpf.c");
-        let r = Command::new(scx_dir().join("build-bpf.sh"))
-            .arg(&src)
-            .arg(&out)
-            .output()
-            .expect("run build-bpf.sh (is clang-19 installed? ./setup.sh installs it)");
-        assert!(
-            r.status.success(),
-            "clang could not build {}:\n{}",
-            src.display(),
-            String::from_utf8_lossy(&r.stderr)
-        );
-    }
-    out
+    common::bpf_object(&scx_dir().join("schedulers/scx_simple.bpf.c"))
 }
 
 /// Passed, or inconclusive only because the host can explain what failed

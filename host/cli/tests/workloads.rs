@@ -8,17 +8,7 @@ use common::*;
 use serde_json::Value;
 
 fn run_json(op: &str, args: &[&str]) -> (Run, Value) {
-    let mut argv = vec![op];
-    argv.extend_from_slice(args);
-    argv.push("--json");
-    let r = schedlab(&argv, &[]);
-    let v = json(&r);
-    (r, v)
-}
-
-fn u(v: &Value) -> u64 {
-    v.as_u64()
-        .unwrap_or_else(|| panic!("not an unsigned number: {v}"))
+    op_json(op, args)
 }
 
 fn f(v: &Value) -> f64 {

@@ -6,8 +6,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
+
+// The one rule for finding the sched_ext material, shared with the BPF
+// loader's tests.
+#[path = "../../../bpf/tests/common/material.rs"]
+pub mod material;
 
 pub static ONE_VM_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -153,4 +158,47 @@ pub fn assert_shares_1_2_4(v: &serde_json::Value) {
             "task {i}: share {got:.3}, entitled {want:.3} (1:2:4 within 5 %): {v}"
         );
     }
+}
+
+/// `schedlab OP ARGS... --json`: the run and its JSON.
+pub fn op_json(op: &str, args: &[&str]) -> (Run, serde_json::Value) {
+    let mut argv = vec![op];
+    argv.extend_from_slice(args);
+    argv.push("--json");
+    let r = schedlab(&argv, &[]);
+    let v = json(&r);
+    (r, v)
+}
+
+/// A JSON value that must be an unsigned number.
+pub fn u(v: &serde_json::Value) -> u64 {
+    v.as_u64()
+        .unwrap_or_else(|| panic!("not an unsigned number: {v}"))
+}
+
+/// `src` (a `.bpf.c`) compiled with the sched_ext material's exact flags
+/// (`build-bpf.sh`), once per test process.
+pub fn bpf_object(src: &Path) -> PathBuf {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let dir = DIR.get_or_init(|| tempfile::tempdir().unwrap());
+    let name = src
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .replace(".c", ".o");
+    let out = dir.path().join(&name);
+    if !out.is_file() {
+        let r = Command::new(material::scx_dir().join("build-bpf.sh"))
+            .arg(src)
+            .arg(&out)
+            .output()
+            .expect("run build-bpf.sh (is clang-19 installed? ./setup.sh installs it)");
+        assert!(
+            r.status.success(),
+            "clang could not build {}:\n{}",
+            src.display(),
+            String::from_utf8_lossy(&r.stderr)
+        );
+    }
+    out
 }
