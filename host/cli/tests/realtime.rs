@@ -12,7 +12,6 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use std::io::Write;
 
 fn periodic(args: &[&str]) -> (Run, Value) {
     op_json("periodic", args)
@@ -316,21 +315,15 @@ fn bad_pins_and_priorities_are_usage_errors() {
 #[test]
 fn scenario_timer_tasks_run_under_edf_with_their_periods() {
     let _vm = lock();
-    let mut f = tempfile::Builder::new()
-        .prefix("rt-")
-        .suffix(".toml")
-        .tempfile()
-        .unwrap();
-    f.write_all(
+    let f = temp_file(
+        ".toml",
         b"duration = \"500ms\"\npolicy = \"edf\"\n\n\
           [[task]]\nname = \"fast\"\nphases = [{ run = \"4ms\" }, { timer = \"20ms\" }]\n\n\
           [[task]]\nname = \"slow\"\ndeadline = \"30ms\"\n\
           phases = [{ run = \"3ms\" }, { run = \"5ms\" }, { timer = \"40ms\" }]\n\n\
           [[task]]\nname = \"bg\"\nphases = [{ run = \"1ms\" }, { sleep = \"5ms\" }]\n",
-    )
-    .unwrap();
-    let r = schedlab(&["run", f.path().to_str().unwrap(), "--json"], &[]);
-    let v = json(&r);
+    );
+    let (r, v) = op_json("run", &[f.path().to_str().unwrap()]);
     assert_judged(&r, &v);
     assert_eq!(v["config"]["policy"], "edf");
     let kinds = v["result"]["kinds"].as_array().expect("kinds");

@@ -19,19 +19,15 @@ fn file(name: &str) -> PathBuf {
 
 /// A temporary rt-app file holding `text`.
 fn json_file(text: &[u8]) -> tempfile::NamedTempFile {
-    let mut f = tempfile::Builder::new().suffix(".json").tempfile().unwrap();
-    std::io::Write::write_all(&mut f, text).unwrap();
-    f
+    temp_file(".json", text)
 }
 
 /// `schedlab run FILE ARGS... --json`: its JSON, the verdict a pass or
 /// one the host explains.
 fn run_judged(f: &std::path::Path, args: &[&str]) -> Value {
-    let mut argv = vec!["run", f.to_str().unwrap()];
+    let mut argv = vec![f.to_str().unwrap()];
     argv.extend_from_slice(args);
-    argv.push("--json");
-    let r = schedlab(&argv, &[]);
-    let v = json(&r);
+    let (r, v) = op_json("run", &argv);
     assert_judged(&r, &v);
     v
 }

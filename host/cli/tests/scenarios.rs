@@ -8,7 +8,6 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 fn examples() -> Vec<PathBuf> {
@@ -23,21 +22,13 @@ fn examples() -> Vec<PathBuf> {
 }
 
 fn scenario(text: &str) -> tempfile::NamedTempFile {
-    let mut f = tempfile::Builder::new()
-        .prefix("scenario-")
-        .suffix(".toml")
-        .tempfile()
-        .unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-    f
+    temp_file(".toml", text.as_bytes())
 }
 
 fn run_json(file: &Path, extra: &[&str]) -> (Run, Value) {
-    let mut args = vec!["run", file.to_str().unwrap(), "--json"];
+    let mut args = vec![file.to_str().unwrap()];
     args.extend_from_slice(extra);
-    let r = schedlab(&args, &[]);
-    let v = json(&r);
-    (r, v)
+    op_json("run", &args)
 }
 
 /// The instance of task `name` with instance number 0.

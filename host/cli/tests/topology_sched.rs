@@ -14,6 +14,24 @@ fn spin_json(args: &[&str]) -> (Run, Value) {
     op_json("spin", args)
 }
 
+/// Scenario `text` on `topology` for `duration` under `policy`.
+fn run_file(text: &str, topology: &str, duration: &str, policy: &str) -> (Run, Value) {
+    let f = temp_file(".toml", text.as_bytes());
+    let path = f.path().to_str().expect("a UTF-8 temp path");
+    op_json(
+        "run",
+        &[
+            path,
+            "--topology",
+            topology,
+            "--duration",
+            duration,
+            "--policy",
+            policy,
+        ],
+    )
+}
+
 /// `scx_simple.bpf.o`, compiled with the material's flags once per
 /// process.
 fn scx_simple() -> PathBuf {
@@ -167,24 +185,7 @@ phases = [{ sleep = "20ms" }, { run = "100ms" }]
 /// Under `dfl` (no callbacks: the core's own default) and under
 /// `scx_simple.bpf.o` (`scx_bpf_select_cpu_dfl`).
 fn four_tasks_take_four_cores(policy: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("nap.toml");
-    std::fs::write(&file, NAP_THEN_RUN).unwrap();
-    let r = schedlab(
-        &[
-            "run",
-            file.to_str().expect("a UTF-8 temp path"),
-            "--topology",
-            "1s,1l,4c,2t",
-            "--duration",
-            "2s",
-            "--policy",
-            policy,
-            "--json",
-        ],
-        &[],
-    );
-    let v = json(&r);
+    let (r, v) = run_file(NAP_THEN_RUN, "1s,1l,4c,2t", "2s", policy);
     assert!(
         passed_or_host_explained(&r, &v),
         "{policy}: stderr: {}\n{}",
@@ -238,24 +239,7 @@ phases = [{ run = "2ms" }, { sleep = "1ms" }]
 /// %, about the 4 in 7 of a CPU chosen blindly), and there is churn to
 /// judge (at least 100 migrations).
 fn churn_stays_in_its_llc(policy: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("churn.toml");
-    std::fs::write(&file, CHURN).unwrap();
-    let r = schedlab(
-        &[
-            "run",
-            file.to_str().expect("a UTF-8 temp path"),
-            "--topology",
-            "1s,2l,2c,2t",
-            "--duration",
-            "1s",
-            "--policy",
-            policy,
-            "--json",
-        ],
-        &[],
-    );
-    let v = json(&r);
+    let (r, v) = run_file(CHURN, "1s,2l,2c,2t", "1s", policy);
     assert!(
         passed_or_explained(&r, &v),
         "{policy}: stderr: {}\n{}",

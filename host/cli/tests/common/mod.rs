@@ -160,6 +160,15 @@ pub fn assert_shares_1_2_4(v: &serde_json::Value) {
     }
 }
 
+/// A temporary file named `*SUFFIX` (`.toml`, `.json`: how `run` tells
+/// a scenario from an rt-app file) holding `text`.
+pub fn temp_file(suffix: &str, text: &[u8]) -> tempfile::NamedTempFile {
+    use std::io::Write;
+    let mut f = tempfile::Builder::new().suffix(suffix).tempfile().unwrap();
+    f.write_all(text).unwrap();
+    f
+}
+
 /// `schedlab OP ARGS... --json`: the run and its JSON.
 pub fn op_json(op: &str, args: &[&str]) -> (Run, serde_json::Value) {
     let mut argv = vec![op];
