@@ -398,18 +398,6 @@ mod tests {
 
     const KHZ: u64 = 1_000_000; // 1 tick = 1 ns
 
-    fn ev(tsc: u64, kind: u16, cpu: u16, pid: u32, arg: u32, arg2: u32) -> Event {
-        Event {
-            tsc,
-            kind,
-            cpu,
-            pid,
-            arg,
-            arg2,
-            steal_ns: 0,
-        }
-    }
-
     fn settings() -> JudgeSettings {
         JudgeSettings {
             sample_hz: 1000,
@@ -427,14 +415,14 @@ mod tests {
     /// Two tasks alternate every ms on one CPU for 100 ms, then exit.
     fn fair_run() -> MonitorData {
         let mut events = vec![
-            ev(1_000, EV_SWITCH, 0, 1, 0, PREV_IDLE),
-            ev(5_000_000, EV_SPAWN, 0, 2, 1, 0),
-            ev(5_000_000, EV_SPAWN, 0, 3, 1, 0),
+            Event::new(1_000, EV_SWITCH, 0, 1, 0, PREV_IDLE),
+            Event::new(5_000_000, EV_SPAWN, 0, 2, 1, 0),
+            Event::new(5_000_000, EV_SPAWN, 0, 3, 1, 0),
         ];
         let mut prev = 1;
         for i in 0..100u64 {
             let pid = 2 + (i % 2) as u32;
-            events.push(ev(
+            events.push(Event::new(
                 5_000_000 + i * 1_000_000,
                 EV_SWITCH,
                 0,
@@ -444,8 +432,8 @@ mod tests {
             ));
             prev = pid;
         }
-        events.push(ev(105_000_000, EV_EXIT, 0, 3, 0, 0));
-        events.push(ev(105_000_000, EV_SWITCH, 0, 0, 3, PREV_EXITED));
+        events.push(Event::new(105_000_000, EV_EXIT, 0, 3, 0, 0));
+        events.push(Event::new(105_000_000, EV_SWITCH, 0, 0, 3, PREV_EXITED));
         let samples = (0..100)
             .map(|i| CpuSample {
                 tsc: 5_500_000 + i * 1_000_000,
@@ -583,7 +571,7 @@ mod tests {
 
     #[test]
     fn fairness_is_judged_while_every_judged_task_exists() {
-        let e = |tsc, kind, pid| ev(tsc, kind, 0, pid, 0, 0);
+        let e = |tsc, kind, pid| Event::new(tsc, kind, 0, pid, 0, 0);
         let events = [
             e(10, EV_SPAWN, 2),
             e(30, EV_SPAWN, 3),
@@ -616,7 +604,7 @@ mod tests {
     fn a_late_start_is_not_unfairness() {
         let mut m = fair_run();
         m.events.retain(|e| !(e.kind == EV_SPAWN && e.pid == 3));
-        m.events.push(ev(25_000_000, EV_SPAWN, 0, 3, 1, 0));
+        m.events.push(Event::new(25_000_000, EV_SPAWN, 0, 3, 1, 0));
         // Before 25 ms only task 2 runs (drop task 3's early switches).
         m.events
             .retain(|e| !(e.kind == EV_SWITCH && e.tsc < 25_000_000 && e.tsc > 5_000_000));

@@ -27,15 +27,7 @@ const EVENT_STEP_NS: u64 = 1_700_000;
 const BUDGET_KB: i64 = 175 << 10;
 
 fn ev(tsc: u64, kind: u16, cpu: u32, pid: u32, arg: u32, arg2: u32) -> Event {
-    Event {
-        tsc,
-        kind,
-        cpu: cpu as u16,
-        pid,
-        arg,
-        arg2,
-        steal_ns: 0,
-    }
+    Event::new(tsc, kind, cpu as u16, pid, arg, arg2)
 }
 
 /// MAX_EVENTS events of 16 tasks on 4 CPUs over an hour: spawns, then on

@@ -5,18 +5,6 @@ use prost_types::{DescriptorProto, FileDescriptorSet};
 use std::path::Path;
 use std::process::Command;
 
-fn ev(tsc: u64, kind: u16, cpu: u16, pid: u32, arg: u32, arg2: u32) -> Event {
-    Event {
-        tsc,
-        kind,
-        cpu,
-        pid,
-        arg,
-        arg2,
-        steal_ns: 0,
-    }
-}
-
 fn names() -> Names {
     Names {
         process: "spin".into(),
@@ -29,16 +17,16 @@ fn names() -> Names {
 #[test]
 fn each_event_becomes_one_ftrace_event_on_its_cpu() {
     let events = [
-        ev(1_000, EV_SPAWN, 0, 2, 1024, 0),
-        ev(1_000, EV_SPAWN, 0, 3, 1024, 0),
-        ev(2_000, EV_SWITCH, 0, 2, 0, PREV_IDLE),
-        ev(3_000, EV_WAKEUP, 0, 3, 1, 2),
-        ev(4_000, EV_SWITCH, 1, 3, 0, PREV_IDLE),
-        ev(5_000, EV_MIGRATE, 1, 3, 1, 0),
-        ev(6_000, EV_SWITCH, 0, 3, 2, PREV_PREEMPTED),
-        ev(7_000, EV_SWITCH, 0, 0, 3, PREV_EXITED),
-        ev(7_000, EV_EXIT, 0, 3, 0, 0),
-        ev(8_000, EV_SWITCH, 9, 2, 0, PREV_IDLE),
+        Event::new(1_000, EV_SPAWN, 0, 2, 1024, 0),
+        Event::new(1_000, EV_SPAWN, 0, 3, 1024, 0),
+        Event::new(2_000, EV_SWITCH, 0, 2, 0, PREV_IDLE),
+        Event::new(3_000, EV_WAKEUP, 0, 3, 1, 2),
+        Event::new(4_000, EV_SWITCH, 1, 3, 0, PREV_IDLE),
+        Event::new(5_000, EV_MIGRATE, 1, 3, 1, 0),
+        Event::new(6_000, EV_SWITCH, 0, 3, 2, PREV_PREEMPTED),
+        Event::new(7_000, EV_SWITCH, 0, 0, 3, PREV_EXITED),
+        Event::new(7_000, EV_EXIT, 0, 3, 0, 0),
+        Event::new(8_000, EV_SWITCH, 9, 2, 0, PREV_IDLE),
     ];
     // 1 tick = 1 µs.
     let (bytes, skipped) = encode(&events, 2, 1_000, &names());
@@ -110,7 +98,7 @@ fn each_event_becomes_one_ftrace_event_on_its_cpu() {
 #[test]
 fn a_long_cpu_track_is_split_into_bounded_bundles() {
     let events: Vec<Event> = (0..EVENTS_PER_BUNDLE as u64 * 2 + 1)
-        .map(|i| ev(i, EV_SWITCH, 0, 2 + (i % 2) as u32, 3 - (i % 2) as u32, 0))
+        .map(|i| Event::new(i, EV_SWITCH, 0, 2 + (i % 2) as u32, 3 - (i % 2) as u32, 0))
         .collect();
     let (bytes, _) = encode(&events, 1, 1_000, &names());
     let t = pb::Trace::decode(&bytes[..]).unwrap();

@@ -306,6 +306,22 @@ pub struct Event {
 pub const EVENT_SIZE: u64 = 32;
 const _: () = assert!(core::mem::size_of::<Event>() as u64 == EVENT_SIZE);
 
+impl Event {
+    /// An event with no steal time stamped: what the host's tests and
+    /// synthetic streams build (the core stamps its own).
+    pub const fn new(tsc: u64, kind: u16, cpu: u16, pid: u32, arg: u32, arg2: u32) -> Event {
+        Event {
+            tsc,
+            kind,
+            cpu,
+            pid,
+            arg,
+            arg2,
+            steal_ns: 0,
+        }
+    }
+}
+
 #[repr(C, align(64))]
 #[derive(Debug, Default, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct EventRingHeader {

@@ -462,7 +462,7 @@ fn odd_data_is_counted_not_fatal() {
         sw(0, 0, 1, 0, PREV_IDLE),
         sw(100, 0, 2, 5, PREV_PREEMPTED),
         // Unknown kind, CPU out of range, pid 0 wake-up, unknown reason.
-        ev(150, 99, 0, 1, 0, 0),
+        Event::new(150, 99, 0, 1, 0, 0),
         sw(160, 7, 1, 0, PREV_IDLE),
         wake(170, 0, 0, 0),
         sw(180, 0, 1, 2, 77),
@@ -526,7 +526,7 @@ fn random_garbage_never_panics() {
             } else {
                 next() % 10_000
             };
-            events.push(ev(
+            events.push(Event::new(
                 tsc,
                 (next() % 7) as u16,
                 (next() % 5) as u16,

@@ -13,38 +13,26 @@ use abi::kstate::{EV_EXIT, EV_MIGRATE, EV_SPAWN, EV_SWITCH, EV_WAKEUP};
 /// One tick = 1 ns.
 pub const NS: u64 = 1_000_000;
 
-pub fn ev(tsc: u64, kind: u16, cpu: u16, pid: u32, arg: u32, arg2: u32) -> Event {
-    Event {
-        tsc,
-        kind,
-        cpu,
-        pid,
-        arg,
-        arg2,
-        steal_ns: 0,
-    }
-}
-
 /// `pid` switched in on `cpu`, `prev` left for `why`.
 pub fn sw(tsc: u64, cpu: u16, pid: u32, prev: u32, why: u32) -> Event {
-    ev(tsc, EV_SWITCH, cpu, pid, prev, why)
+    Event::new(tsc, EV_SWITCH, cpu, pid, prev, why)
 }
 
 /// `pid` woken (by pid 99 on `cpu`) and queued for `target`.
 pub fn wake(tsc: u64, cpu: u16, pid: u32, target: u32) -> Event {
-    ev(tsc, EV_WAKEUP, cpu, pid, target, 99)
+    Event::new(tsc, EV_WAKEUP, cpu, pid, target, 99)
 }
 
 pub fn spawn(tsc: u64, cpu: u16, pid: u32, weight: u32) -> Event {
-    ev(tsc, EV_SPAWN, cpu, pid, weight, 0)
+    Event::new(tsc, EV_SPAWN, cpu, pid, weight, 0)
 }
 
 pub fn migrate(tsc: u64, cpu: u16, pid: u32, from: u32, to: u32) -> Event {
-    ev(tsc, EV_MIGRATE, cpu, pid, from, to)
+    Event::new(tsc, EV_MIGRATE, cpu, pid, from, to)
 }
 
 pub fn exit(tsc: u64, cpu: u16, pid: u32) -> Event {
-    ev(tsc, EV_EXIT, cpu, pid, 0, 0)
+    Event::new(tsc, EV_EXIT, cpu, pid, 0, 0)
 }
 
 pub fn task(pid: u32, weight: u32) -> TaskMeta {

@@ -270,9 +270,9 @@ fn the_replay_does_not_depend_on_the_input_order_across_cpus() {
 fn odd_input_is_counted_and_bounded() {
     let events = vec![
         sw(100, 0, 7, 0, PREV_IDLE),
-        sw(50, 0, 0, 7, PREV_BLOCKED), // backwards within CPU 0's ring
-        sw(60, 40, 7, 0, PREV_IDLE),   // CPU out of range
-        ev(70, 99, 0, 1, 0, 0),        // unknown kind
+        sw(50, 0, 0, 7, PREV_BLOCKED),  // backwards within CPU 0's ring
+        sw(60, 40, 7, 0, PREV_IDLE),    // CPU out of range
+        Event::new(70, 99, 0, 1, 0, 0), // unknown kind
     ];
     let r = Replay::from_events(&events, 1);
     // The three above, and in TSC order 7 blocks at 50 and is switched in

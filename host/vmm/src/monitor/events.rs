@@ -151,15 +151,7 @@ mod tests {
     }
 
     fn ev(cpu: u16, tsc: u64) -> Event {
-        Event {
-            tsc,
-            kind: EV_SWITCH,
-            cpu,
-            pid: 2,
-            arg: 0,
-            arg2: 0,
-            steal_ns: 0,
-        }
+        Event::new(tsc, EV_SWITCH, cpu, 2, 0, 0)
     }
 
     fn view() -> KstateView {
