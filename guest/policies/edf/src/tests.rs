@@ -9,14 +9,6 @@ fn sim(nr_cpus: u32) -> Sim {
     Sim::new(crate::sim_policy(), 0, nr_cpus, 4 * MS)
 }
 
-fn assert_no_misses(sim: &Sim, slots: &[Slot], min_jobs: u64) {
-    for &s in slots {
-        let (jobs, misses) = sim.jobs_missed(s);
-        assert!(jobs >= min_jobs, "task {s}: only {jobs} jobs");
-        assert_eq!(misses, 0, "task {s} missed {misses} of {jobs} deadlines");
-    }
-}
-
 /// U = 0.95 on one CPU: 4/10 + 6/20 + 10/40 = 0.95. EDF meets every
 /// deadline up to U = 1, where rate-monotonic order would not (RM's bound
 /// for 3 tasks is 0.78, and this set misses under RM: see fp's tests).
@@ -30,7 +22,7 @@ fn meets_every_deadline_at_utilisation_095() {
         sim.spawn_periodic(one, 40 * MS, 10 * MS, 40 * MS, 0, 0),
     ];
     sim.run_until(1000 * MS);
-    assert_no_misses(&sim, &slots, 24);
+    sim.assert_no_misses(&slots, 24);
 }
 
 /// 4/10 + 8/14 = U 0.97: EDF meets every deadline; rate-monotonic order
@@ -44,7 +36,7 @@ fn meets_what_rate_monotonic_order_misses() {
         sim.spawn_periodic(one, 14 * MS, 8 * MS, 14 * MS, 0, 0),
     ];
     sim.run_until(700 * MS);
-    assert_no_misses(&sim, &slots, 49);
+    sim.assert_no_misses(&slots, 49);
 }
 
 /// A waking task with an earlier deadline preempts a running one with a
@@ -56,7 +48,7 @@ fn an_earlier_deadline_preempts() {
     let long = sim.spawn_periodic(one, 100 * MS, 50 * MS, 100 * MS, 0, 0);
     let short = sim.spawn_periodic(one, 10 * MS, 2 * MS, 5 * MS, 0, 3 * MS);
     sim.run_until(200 * MS);
-    assert_no_misses(&sim, &[long, short], 2);
+    sim.assert_no_misses(&[long, short], 2);
     assert_eq!(sim.max_response(short), 2 * MS, "short waited behind long");
     assert!(sim.preemptions > 0);
 }
@@ -88,7 +80,7 @@ fn background_tasks_run_below_deadline_tasks() {
         sim.spawn_periodic(one, 20 * MS, 8 * MS, 20 * MS, 0, 0),
     ];
     sim.run_until(1000 * MS);
-    assert_no_misses(&sim, &rt, 49);
+    sim.assert_no_misses(&rt, 49);
     // 30 % + 40 % to the deadline tasks, the rest to the background.
     let share = sim.runtime(bg) as f64 / (1000 * MS) as f64;
     assert!((share - 0.3).abs() < 0.02, "background got {share}");
@@ -128,7 +120,7 @@ fn an_overrunning_task_is_postponed_not_the_others() {
         },
     );
     sim.run_until(500 * MS);
-    assert_no_misses(&sim, &[good], 49);
+    sim.assert_no_misses(&[good], 49);
     assert!(sim.jobs_missed(bad).1 > 0, "the overrunning task missed");
     assert!(sim.h.task(bad).data[crate::POSTPONED] > 0);
 }
@@ -148,8 +140,8 @@ fn partitioned_tasks_stay_on_their_cpu_and_meet_deadlines() {
         sim.spawn_periodic(c1, 30 * MS, 15 * MS, 30 * MS, 0, 0),
     ];
     sim.run_until(600 * MS);
-    assert_no_misses(&sim, &on0, 29);
-    assert_no_misses(&sim, &on1, 19);
+    sim.assert_no_misses(&on0, 29);
+    sim.assert_no_misses(&on1, 19);
     for s in on0 {
         assert_eq!(sim.tasks[s as usize].ran_on, c0);
     }

@@ -161,6 +161,16 @@ impl Sim {
         (t.jobs, t.misses)
     }
 
+    /// Each of `slots` completed at least `min_jobs` jobs and missed no
+    /// deadline (a test's assertion, naming the task that did not).
+    pub fn assert_no_misses(&self, slots: &[Slot], min_jobs: u64) {
+        for &s in slots {
+            let (jobs, misses) = self.jobs_missed(s);
+            assert!(jobs >= min_jobs, "task {s}: only {jobs} jobs");
+            assert_eq!(misses, 0, "task {s} missed {misses} of {jobs} deadlines");
+        }
+    }
+
     /// Longest response time (completion - release) of `s`'s jobs.
     pub fn max_response(&self, s: Slot) -> u64 {
         self.tasks[s as usize].max_response_ns
