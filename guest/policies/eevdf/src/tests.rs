@@ -252,28 +252,14 @@ fn sixteen_tasks_spread_evenly_over_two_llcs() {
     assert_eq!(across, settled.1, "tasks crossed LLCs after settling");
 }
 
-/// Queue `n` spinners of weight `w` on `cpu` directly (as if they had
-/// woken there) and run the first of them if the CPU is idle.
-fn load_cpu(h: &mut Harness, cpu: u32, n: usize, w: u32) -> Vec<Slot> {
-    let all = CpuSet::all(h.nr_cpus());
-    let slots: Vec<Slot> = (0..n).map(|_| h.add(w, all, cpu)).collect();
-    for &s in &slots {
-        h.enqueue(s, ENQ_NEW);
-    }
-    if n > 0 && h.running(cpu).is_none() {
-        h.pick(cpu);
-    }
-    slots
-}
-
 /// A CPU that runs dry steals within its LLC first: CPU 0's LLC-mate CPU
 /// 2 has one task waiting, CPU 4 in the other LLC has two, and CPU 0
 /// takes CPU 2's (the flat machine's choice was the busiest CPU, 4).
 #[test]
 fn newly_idle_pull_prefers_the_llc() {
     let mut h = checked(Harness::with_topology(crate::sim_policy(), 0, TWO_LLCS, MS));
-    let on2 = load_cpu(&mut h, 2, 2, 1);
-    load_cpu(&mut h, 4, 3, 1);
+    let on2 = h.load_cpu(2, 2, 1);
+    h.load_cpu(4, 3, 1);
     assert_eq!(h.pick(0), Some(on2[1]));
     assert_eq!(h.steals.last(), Some(&(on2[1], 2, 0)));
 }
@@ -299,20 +285,20 @@ fn cross_llc_pulls_need_a_larger_imbalance() {
         ),
     ] {
         let mut h = checked(Harness::with_topology(crate::sim_policy(), 0, topo, MS));
-        load_cpu(&mut h, 0, 1, 14);
-        load_cpu(&mut h, 0, 1, 1);
-        load_cpu(&mut h, 1, 1, 16);
-        load_cpu(&mut h, 1, 1, 1);
+        h.load_cpu(0, 1, 14);
+        h.load_cpu(0, 1, 1);
+        h.load_cpu(1, 1, 16);
+        h.load_cpu(1, 1, 1);
         h.tick(0, MS);
         let want = if pulled { (3, 1) } else { (2, 2) };
         assert_eq!((h.assigned(0), h.assigned(1)), want, "{topo:?}");
     }
     let mut h = checked(Harness::with_topology(crate::sim_policy(), 0, TWO_LLCS, MS));
     for c in 0..4 {
-        load_cpu(&mut h, c, 1, 1);
+        h.load_cpu(c, 1, 1);
     }
     for c in 4..8 {
-        load_cpu(&mut h, c, 3, 1);
+        h.load_cpu(c, 3, 1);
     }
     h.tick(0, MS);
     assert_eq!(h.assigned(0), 2, "LLC 0 pulled from the busier LLC");

@@ -147,28 +147,14 @@ fn sixteen_tasks_spread_evenly_over_two_llcs() {
     assert_eq!(across, settled.1, "tasks crossed LLCs after settling");
 }
 
-/// Queue `n` spinners on `cpu` directly (as if they had woken there) and
-/// run the first of them.
-fn load_cpu(h: &mut Harness, cpu: u32, n: usize) -> Vec<Slot> {
-    let all = CpuSet::all(h.nr_cpus());
-    let slots: Vec<Slot> = (0..n).map(|_| h.add(1, all, cpu)).collect();
-    for &s in &slots {
-        h.enqueue(s, ENQ_NEW);
-    }
-    if n > 0 {
-        h.pick(cpu);
-    }
-    slots
-}
-
 /// A CPU that runs dry steals within its LLC first: CPU 0's LLC-mate CPU
 /// 2 has one task waiting, CPU 4 in the other LLC has two, and CPU 0
 /// takes CPU 2's (the flat machine's choice was the busiest CPU, 4).
 #[test]
 fn newly_idle_pull_prefers_the_llc() {
     let mut h = Harness::with_topology(crate::sim_policy(), 0, TWO_LLCS, MS);
-    let on2 = load_cpu(&mut h, 2, 2);
-    load_cpu(&mut h, 4, 3);
+    let on2 = h.load_cpu(2, 2, 1);
+    h.load_cpu(4, 3, 1);
     assert_eq!(h.pick(0), Some(on2[1]));
     assert_eq!(h.steals.last(), Some(&(on2[1], 2, 0)));
 }
@@ -192,8 +178,8 @@ fn cross_llc_pulls_need_a_larger_imbalance() {
         ),
     ] {
         let mut h = Harness::with_topology(crate::sim_policy(), 0, topo, MS);
-        load_cpu(&mut h, 0, 15);
-        load_cpu(&mut h, 1, 17);
+        h.load_cpu(0, 15, 1);
+        h.load_cpu(1, 17, 1);
         h.tick(0, MS);
         let want = if pulled { (16, 16) } else { (15, 17) };
         assert_eq!((h.assigned(0), h.assigned(1)), want, "{topo:?}");
@@ -201,10 +187,10 @@ fn cross_llc_pulls_need_a_larger_imbalance() {
     // A clear imbalance crosses LLCs: 10 against 2.
     let mut h = Harness::with_topology(crate::sim_policy(), 0, TWO_LLCS, MS);
     for c in 0..4 {
-        load_cpu(&mut h, c, 1);
+        h.load_cpu(c, 1, 1);
     }
     for c in 4..8 {
-        load_cpu(&mut h, c, 3);
+        h.load_cpu(c, 3, 1);
     }
     h.tick(0, MS);
     assert_eq!(h.assigned(0), 2, "LLC 0 pulled from the busier LLC");
@@ -216,8 +202,8 @@ fn cross_llc_pulls_need_a_larger_imbalance() {
 #[test]
 fn newly_idle_pull_tries_the_smt_sibling_first() {
     let mut h = Harness::with_topology(crate::sim_policy(), 0, TWO_LLCS, MS);
-    let on1 = load_cpu(&mut h, 1, 2);
-    load_cpu(&mut h, 2, 3);
+    let on1 = h.load_cpu(1, 2, 1);
+    h.load_cpu(2, 3, 1);
     assert_eq!(h.pick(0), Some(on1[1]));
 }
 
@@ -228,7 +214,7 @@ fn newly_idle_pull_tries_the_smt_sibling_first() {
 fn a_tie_keeps_the_waking_task_in_its_llc() {
     let mut h = Harness::with_topology(crate::sim_policy(), 0, TWO_LLCS, MS);
     for c in [0, 4, 5] {
-        load_cpu(&mut h, c, 1);
+        h.load_cpu(c, 1, 1);
     }
     let s = h.add(1, CpuSet::all(8), 5);
     assert_eq!(h.wake(s, ENQ_NEW), 6);

@@ -334,6 +334,21 @@ impl Harness {
         slot
     }
 
+    /// `n` new tasks of `weight`, allowed anywhere, queued on `cpu`,
+    /// which then picks one if it runs nothing: a loaded CPU for the
+    /// balancing tests.
+    pub fn load_cpu(&mut self, cpu: u32, n: usize, weight: u32) -> Vec<Slot> {
+        let all = CpuSet::all(self.nr_cpus());
+        let slots: Vec<Slot> = (0..n).map(|_| self.add(weight, all, cpu)).collect();
+        for &s in &slots {
+            self.enqueue(s, ENQ_NEW);
+        }
+        if n > 0 && self.running(cpu).is_none() {
+            self.pick(cpu);
+        }
+        slots
+    }
+
     /// `init_task` and `enable` for a reserved slot, with a fresh view.
     pub fn init_task(&mut self, s: Slot) {
         let c = self.c();
