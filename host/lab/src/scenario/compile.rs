@@ -111,30 +111,20 @@ impl Ctx<'_> {
 
     /// Shared timer `v`'s number (index + 1), created on its first use.
     fn timer(&mut self, v: &Spanned<String>, field: &str) -> Result<u32, Problem> {
-        let name = v.get_ref();
-        if let Some(i) = self.timers.iter().position(|s| s == name) {
-            return Ok(i as u32 + 1);
-        }
-        if self.timers.len() == SCENARIO_MAX_TIMERS {
-            return Err(Problem::at(
-                v.span(),
-                format!(
-                    "{field}: shared timer '{name}' is one too many: a scenario has at most \
-                     {SCENARIO_MAX_TIMERS}"
-                ),
-            ));
-        }
-        self.timers.push(name.clone());
-        Ok(self.timers.len() as u32)
+        intern(&mut self.timers, v, SCENARIO_MAX_TIMERS, || {
+            format!(
+                "{field}: shared timer '{}' is one too many: a scenario has at most \
+                 {SCENARIO_MAX_TIMERS}",
+                v.get_ref()
+            )
+        })
+        .map(|i| i + 1)
     }
 
     /// The index of sync object `v`, created on its first use.
     fn sync(&mut self, v: &Spanned<String>, field: &str) -> Result<u32, Problem> {
         let name = v.get_ref();
-        if let Some(i) = self.syncs.iter().position(|s| s == name) {
-            return Ok(i as u32);
-        }
-        if !valid_name(name, SYNC_NAME_MAX) {
+        if !self.syncs.contains(name) && !valid_name(name, SYNC_NAME_MAX) {
             return Err(Problem::at(
                 v.span(),
                 format!(
@@ -143,18 +133,32 @@ impl Ctx<'_> {
                 ),
             ));
         }
-        if self.syncs.len() == SCENARIO_MAX_SYNCS {
-            return Err(Problem::at(
-                v.span(),
-                format!(
-                    "{field}: '{name}' is one too many: a scenario has at most \
-                     {SCENARIO_MAX_SYNCS} mutexes, condition variables and barriers (by name)"
-                ),
-            ));
-        }
-        self.syncs.push(name.clone());
-        Ok(self.syncs.len() as u32 - 1)
+        intern(&mut self.syncs, v, SCENARIO_MAX_SYNCS, || {
+            format!(
+                "{field}: '{name}' is one too many: a scenario has at most \
+                 {SCENARIO_MAX_SYNCS} mutexes, condition variables and barriers (by name)"
+            )
+        })
     }
+}
+
+/// The index of `v` in `list`, added at its first use while `list` holds
+/// fewer than `max`; past that, the problem `full` words, at `v`.
+fn intern(
+    list: &mut Vec<String>,
+    v: &Spanned<String>,
+    max: usize,
+    full: impl FnOnce() -> String,
+) -> Result<u32, Problem> {
+    let name = v.get_ref();
+    if let Some(i) = list.iter().position(|s| s == name) {
+        return Ok(i as u32);
+    }
+    if list.len() == max {
+        return Err(Problem::at(v.span(), full()));
+    }
+    list.push(name.clone());
+    Ok(list.len() as u32 - 1)
 }
 
 pub fn compile(file: &File, cpus: u32, duration_ns: u64) -> Result<Compiled, Vec<Problem>> {
@@ -887,6 +891,37 @@ phases = [{ recv = "10ms" }, { send = "ping" }, { publish = "news" }, "yield"]
             e.contains("t.toml:3:11: task 'dl': a reservation needs runtime <= deadline <= period"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn sync_objects_and_shared_timers_past_their_limits_are_refused_by_name() {
+        let locks: Vec<String> = (0..17).map(|i| format!("{{ lock = \"m{i}\" }}")).collect();
+        let text = format!("[[task]]\nname = \"a\"\nphases = [{}]\n", locks.join(", "));
+        let e = compiled(&text, 1).unwrap_err();
+        assert!(
+            e.contains("'m16' is one too many: a scenario has at most 16 mutexes"),
+            "{e}"
+        );
+        assert!(!e.contains("'m15'"), "{e}");
+        let timers: Vec<String> = (0..9)
+            .map(|i| format!("{{ timer = {{ period = \"10ms\", ref = \"t{i}\" }} }}"))
+            .collect();
+        let text = format!(
+            "[[task]]\nname = \"a\"\nphases = [{{ run = \"1ms\" }}, {}]\n",
+            timers.join(", ")
+        );
+        let e = compiled(&text, 1).unwrap_err();
+        assert!(
+            e.contains("shared timer 't8' is one too many: a scenario has at most 8"),
+            "{e}"
+        );
+        // A name used again is the same object, not another one.
+        let c = compiled(
+            "[[task]]\nname = \"a\"\nphases = [{ lock = \"m\" }, { unlock = \"m\" }]\n",
+            1,
+        )
+        .unwrap();
+        assert_eq!(c.syncs, ["m"]);
     }
 
     #[test]
