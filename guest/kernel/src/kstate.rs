@@ -16,7 +16,8 @@ fn header() -> *mut KernelStateHeader {
     KERNEL_STATE_ADDR as *mut KernelStateHeader
 }
 
-pub fn init(info: &BootInfo) {
+/// `entry_tsc`: CPU 0's TSC when it entered `kmain`.
+pub fn init(info: &BootInfo, entry_tsc: u64) {
     let h = KernelStateHeader {
         magic: KSTATE_MAGIC,
         version: KSTATE_VERSION,
@@ -25,6 +26,7 @@ pub fn init(info: &BootInfo) {
         tsc_khz: info.tsc_khz,
         boot_tsc: crate::time::rdtsc(),
         policy: info.policy,
+        entry_tsc,
         ..KernelStateHeader::default()
     };
     // SAFETY: KERNEL_STATE_ADDR is the fixed, identity-mapped introspection
@@ -39,6 +41,14 @@ fn atomic_u32(p: *mut u32) -> &'static AtomicU32 {
 }
 
 pub fn set_running() {
+    // SAFETY: field of the header (see init); written once, before the
+    // release store below publishes it.
+    unsafe {
+        core::ptr::write_volatile(
+            core::ptr::addr_of_mut!((*header()).ready_tsc),
+            crate::time::rdtsc(),
+        )
+    };
     // SAFETY: field of the header (see init).
     atomic_u32(unsafe { core::ptr::addr_of_mut!((*header()).run_state) })
         .store(RUN_RUNNING, Ordering::Release);

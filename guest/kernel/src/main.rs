@@ -54,6 +54,7 @@ const ONLINE_TIMEOUT_NS: u64 = 2_000_000_000;
 /// interrupts off (see `entry`). Ends in the CPU's idle loop.
 #[unsafe(no_mangle)]
 extern "C" fn kmain(cpu: u32) -> ! {
+    let entry_tsc = time::rdtsc();
     if let Err(why) = percpu::init(cpu) {
         boot::refuse(why);
     }
@@ -61,7 +62,7 @@ extern "C" fn kmain(cpu: u32) -> ! {
     // whose refusal (or fault) must reach the host as a message.
     tlv::init(cpu);
     if cpu == 0 {
-        boot_shared_state();
+        boot_shared_state(entry_tsc);
         BOOT_GO.store(1, Ordering::Release);
     } else {
         while BOOT_GO.load(Ordering::Acquire) == 0 {
@@ -113,12 +114,12 @@ extern "C" fn kmain(cpu: u32) -> ! {
 /// (once seen as CPU 1 taking itself for CPU 0 and never publishing its
 /// record). The guest-size check keeps every kernel frame under a page.
 #[inline(never)]
-fn boot_shared_state() {
+fn boot_shared_state(entry_tsc: u64) {
     let info = boot::validate().unwrap_or_else(|why| boot::refuse(why));
     idt::install();
     entry::set_apic_ids(&info.topology);
     time::init(&info);
-    kstate::init(&info);
+    kstate::init(&info, entry_tsc);
     calls::install_call_table();
     sched::init(&info).unwrap_or_else(|why| boot::refuse(why));
 }

@@ -84,6 +84,15 @@ fn four_tasks_share_the_cpu_evenly_in_json() {
     assert!(t["teardown_us"].is_null(), "{t}");
     let created = step("ram_us") + step("kvm_us") + step("load_us") + step("start_us");
     assert!(created.abs_diff(step("vm_create_us")) <= 3, "{t}");
+    // The guest's own milestones, on its clock: it enters its core only
+    // after the VMM loaded it, and is ready (its operation spawned) before
+    // the run ended.
+    let loaded = step("ram_us") + step("kvm_us") + step("load_us");
+    let (entry, ready) = (step("guest_entry_us"), step("guest_ready_us"));
+    assert!(
+        loaded <= entry && entry < ready && ready < step("vm_create_us") + step("run_us"),
+        "{t}"
+    );
     // The run itself lasts at least the default 200 ms of the guest's work.
     assert!(
         step("run_us") >= 200_000 && step("run_us") <= step("wall_us"),

@@ -9,6 +9,9 @@ use object::{Object, ObjectSection, ObjectSymbol, SectionKind, SymbolKind};
 struct Sym {
     start: u64,
     size: u64,
+    /// As the ELF has it: demangled only when a message needs it (every
+    /// run loads three tables and almost never names a function;
+    /// demangling them all up front was most of `timing.images_us`).
     name: String,
 }
 
@@ -48,7 +51,7 @@ impl SymbolTable {
                 (!name.is_empty()).then(|| Sym {
                     start: s.address(),
                     size: s.size(),
-                    name: format!("{:#}", rustc_demangle::demangle(name)),
+                    name: name.to_string(),
                 })
             })
             .collect();
@@ -62,9 +65,15 @@ impl SymbolTable {
         self.syms.is_empty()
     }
 
-    /// The function containing `addr` and the offset into it. A sized
-    /// symbol that covers `addr` wins; otherwise the nearest label below.
-    pub fn lookup(&self, addr: u64) -> Option<(&str, u64)> {
+    /// The function containing `addr` (demangled) and the offset into it.
+    /// A sized symbol that covers `addr` wins; otherwise the nearest label
+    /// below.
+    pub fn lookup(&self, addr: u64) -> Option<(String, u64)> {
+        let (name, off) = self.lookup_raw(addr)?;
+        Some((format!("{:#}", rustc_demangle::demangle(name)), off))
+    }
+
+    fn lookup_raw(&self, addr: u64) -> Option<(&str, u64)> {
         let idx = self.syms.partition_point(|s| s.start <= addr);
         let below = &self.syms[..idx];
         if let Some(s) = below
@@ -145,12 +154,12 @@ mod tests {
             (0x1020, 0, "label"),
             (0x1040, 0x10, "b"),
         ]);
-        assert_eq!(t.lookup(0x1000), Some(("a", 0)));
-        assert_eq!(t.lookup(0x101f), Some(("a", 0x1f)));
-        assert_eq!(t.lookup(0x1030), Some(("label", 0x10)));
-        assert_eq!(t.lookup(0x1045), Some(("b", 5)));
-        assert_eq!(t.lookup(0x0fff), None);
-        assert_eq!(t.lookup(0x1050), None, "past the end of a sized symbol");
+        assert_eq!(t.lookup_raw(0x1000), Some(("a", 0)));
+        assert_eq!(t.lookup_raw(0x101f), Some(("a", 0x1f)));
+        assert_eq!(t.lookup_raw(0x1030), Some(("label", 0x10)));
+        assert_eq!(t.lookup_raw(0x1045), Some(("b", 5)));
+        assert_eq!(t.lookup_raw(0x0fff), None);
+        assert_eq!(t.lookup_raw(0x1050), None, "past the end of a sized symbol");
         let mut s = Symbolizer::default();
         s.add("core", t);
         assert_eq!(s.locate(0x1045), "in b+0x5 (core)");
@@ -159,6 +168,12 @@ mod tests {
         assert_eq!(s.function(0x1045).as_deref(), Some("b+0x5"));
         assert_eq!(s.function(0x1000).as_deref(), Some("a"));
         assert_eq!(s.function(0x9999_0000), None);
+    }
+
+    #[test]
+    fn names_are_demangled_when_looked_up() {
+        let t = table(&[(0x2000, 0x10, "_ZN4core3fmt5write17h0123456789abcdefE")]);
+        assert_eq!(t.lookup(0x2004), Some(("core::fmt::write".to_string(), 4)));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::tag;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 pub const KSTATE_MAGIC: u32 = tag(b"KSTA");
-pub const KSTATE_VERSION: u32 = 7;
+pub const KSTATE_VERSION: u32 = 8;
 
 /// `run_state` values.
 pub const RUN_BOOTING: u32 = 0;
@@ -53,6 +53,12 @@ pub struct KernelStateHeader {
     pub cpus_online: u32,
     /// Policy id the core runs (see the policies crate).
     pub policy: u32,
+    /// Version 8. Guest TSC at CPU 0's first instruction in Rust (`kmain`),
+    /// and when the operation's main task was spawned (`run_state` became
+    /// RUN_RUNNING): with the VMM's epoch they split a boot into the
+    /// host's part, the vCPU's entry, and the core's own start.
+    pub entry_tsc: u64,
+    pub ready_tsc: u64,
 }
 
 pub const KSTATE_RUN_STATE_OFFSET: u64 = 12;
@@ -61,7 +67,7 @@ const _: () = {
     assert!(core::mem::offset_of!(KernelStateHeader, tsc_khz) == 16);
     assert!(core::mem::offset_of!(KernelStateHeader, switches) == 40);
     assert!(core::mem::offset_of!(KernelStateHeader, cpus_online) == 56);
-    assert!(core::mem::size_of::<KernelStateHeader>() == 64);
+    assert!(core::mem::size_of::<KernelStateHeader>() == 80);
 };
 
 /// What one CPU is doing. Written only by that CPU, under `seq`.

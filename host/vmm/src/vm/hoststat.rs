@@ -35,28 +35,53 @@ pub fn parse_schedstat(text: &str) -> Option<(u64, u64)> {
     Some((it.next()??, it.next()??))
 }
 
-fn thread_schedstat() -> Option<(u64, u64)> {
-    parse_schedstat(&std::fs::read_to_string("/proc/thread-self/schedstat").ok()?)
+/// This thread's schedstat file, opened once so that reading it later is
+/// one `pread`.
+fn open_schedstat() -> Option<std::fs::File> {
+    std::fs::File::open("/proc/thread-self/schedstat").ok()
 }
 
-/// Started in a thread; `finish` in the same thread.
+fn read_schedstat(f: &std::fs::File) -> Option<(u64, u64)> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = [0u8; 96];
+    let n = f.read_at(&mut buf, 0).ok()?;
+    parse_schedstat(std::str::from_utf8(&buf[..n]).ok()?)
+}
+
+/// Opened (`open`) and started (`begin`) in a thread; `finish` in the
+/// same thread. Opening is separate so that a vCPU thread does it before
+/// it waits for the go, and the read at `begin` is all that is left.
 pub struct Meter {
+    file: Option<std::fs::File>,
     t0: Instant,
     start: Option<(u64, u64)>,
 }
 
 impl Meter {
-    pub fn start() -> Self {
+    pub fn open() -> Self {
         Meter {
+            file: open_schedstat(),
             t0: Instant::now(),
-            start: thread_schedstat(),
+            start: None,
         }
+    }
+
+    /// Count from now.
+    pub fn begin(&mut self) {
+        self.t0 = Instant::now();
+        self.start = self.file.as_ref().and_then(read_schedstat);
+    }
+
+    pub fn start() -> Self {
+        let mut m = Meter::open();
+        m.begin();
+        m
     }
 
     /// None where schedstat is unavailable (no /proc, or an old kernel).
     pub fn finish(&self) -> Option<HostTime> {
         let (r0, w0) = self.start?;
-        let (r1, w1) = thread_schedstat()?;
+        let (r1, w1) = read_schedstat(self.file.as_ref()?)?;
         Some(HostTime {
             wall_ns: self.t0.elapsed().as_nanos() as u64,
             run_ns: r1.saturating_sub(r0),

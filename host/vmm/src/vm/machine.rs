@@ -3,6 +3,7 @@
 //! info). Errors here are environment problems (exit 69), worded so the
 //! user knows what to fix.
 
+use super::hot;
 use super::memory::GuestRam;
 use super::setup::{self, BootParams, SchedBoot};
 use crate::exit::{Failure, Result};
@@ -22,7 +23,7 @@ use kvm_ioctls::{Kvm, VcpuFd, VmFd};
 use linux_loader::loader::{Elf, KernelLoader};
 use std::ffi::CString;
 use std::io::Cursor;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use vm_memory::{Address, Bytes, GuestAddress};
 use zerocopy::IntoBytes;
@@ -39,7 +40,8 @@ pub struct Machine {
     _vm: VmFd,
     _kvm: Kvm,
     pub ram: Arc<GuestRam>,
-    /// When KVM_CREATE_VM was called; all host timings count from here.
+    /// When creating the VM began (guest RAM first); all host timings
+    /// count from here.
     pub t0: Instant,
     pub epoch_tsc: u64,
     pub tsc_khz: u64,
@@ -88,6 +90,38 @@ fn open_kvm_at(path: &str) -> Result<Kvm> {
     Ok(kvm)
 }
 
+/// KVM_CREATE_VM, its one memory slot (all of guest RAM) and its
+/// interrupt controller.
+fn create_vm(kvm: &Kvm, ram: &GuestRam) -> Result<VmFd> {
+    let vm = kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?;
+    let region = kvm_userspace_memory_region {
+        slot: 0,
+        flags: 0,
+        guest_phys_addr: 0,
+        memory_size: ram.size(),
+        userspace_addr: ram.host_base(),
+    };
+    // SAFETY: the region is RAM we own; `Machine` keeps it mapped until
+    // after the VM fd is closed (field order).
+    unsafe { vm.set_user_memory_region(region) }.map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
+    disable_hypercall_patching(&vm);
+    setup_interrupts(&vm)?;
+    Ok(vm)
+}
+
+/// KVM's supported CPUID, asked once per process: it is the host's, the
+/// same for every VM, and costs a few hundred µs here.
+fn supported_cpuid(kvm: &Kvm) -> Result<CpuId> {
+    static CACHE: OnceLock<CpuId> = OnceLock::new();
+    if let Some(c) = CACHE.get() {
+        return Ok(c.clone());
+    }
+    let c = kvm
+        .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+        .map_err(kvm_err("KVM_GET_SUPPORTED_CPUID"))?;
+    Ok(CACHE.get_or_init(|| c).clone())
+}
+
 fn kvm_err(what: &str) -> impl Fn(kvm_ioctls::Error) -> Failure + '_ {
     move |e| {
         Failure::kvm(format!(
@@ -98,7 +132,13 @@ fn kvm_err(what: &str) -> impl Fn(kvm_ioctls::Error) -> Failure + '_ {
 }
 
 impl Machine {
-    /// Create and fully prepare a VM; the vCPUs are ready for KVM_RUN.
+    /// Create the VM and its vCPUs, with guest RAM mapped and its hot
+    /// pages populating on a helper thread (`vm::hot`); [`Machine::load`]
+    /// then writes what the guest boots from. Two waits overlap here:
+    /// the populating, and KVM's supported CPUID (a few hundred µs of
+    /// trapped `cpuid`s on this nested host, asked once per process) on a
+    /// second helper, while this thread creates the VM, its memory slot
+    /// and its interrupt controller (KVM's own waits).
     pub fn create(kvm: Kvm, images: &Images, spec: &MachineSpec<'_>) -> Result<Machine> {
         if spec.config.len() as u64 > OPERATION_CONFIG_MAX {
             return Err(Failure::host(format!(
@@ -112,26 +152,24 @@ impl Machine {
         let epoch_tsc = rdtsc();
         let t0 = Instant::now();
         let ram = Arc::new(GuestRam::new(spec.mem_bytes)?);
+        ram.populate(hot::ranges(
+            spec.cpu_count,
+            &hot::ImageEnds {
+                core: images.core.end,
+                operation: OPERATION_LOAD_ADDR + images.op.bin.len() as u64,
+                policy: spec.policy.end,
+            },
+        ));
         let ram_us = t0.elapsed().as_micros() as u64;
-        let vm = kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?;
-        let region = kvm_userspace_memory_region {
-            slot: 0,
-            flags: 0,
-            guest_phys_addr: 0,
-            memory_size: ram.size(),
-            userspace_addr: ram.host_base(),
-        };
-        // SAFETY: the region is RAM we own; `Machine` keeps it mapped until
-        // after the VM fd is closed (field order).
-        unsafe { vm.set_user_memory_region(region) }
-            .map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
-        disable_hypercall_patching(&vm);
-        setup_interrupts(&vm)?;
-
+        let (vm, cpuid) = std::thread::scope(|s| {
+            let cpuid = s.spawn(|| supported_cpuid(&kvm));
+            let vm = create_vm(&kvm, &ram);
+            // A helper that could not finish leaves the question to us.
+            let cpuid = cpuid.join().unwrap_or_else(|_| supported_cpuid(&kvm));
+            (vm, cpuid)
+        });
+        let (vm, cpuid) = (vm?, cpuid?);
         let mut vcpus = Vec::new();
-        let cpuid = kvm
-            .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
-            .map_err(kvm_err("KVM_GET_SUPPORTED_CPUID"))?;
         for cpu in 0..spec.cpu_count {
             // KVM's vCPU id is its LAPIC id: the topology's packed id, so
             // the LAPIC, CPUID and the core's IPIs name the same CPU.
@@ -161,7 +199,7 @@ impl Machine {
             _ => measure_tsc_khz(),
         };
         let kvm_done = t0.elapsed().as_micros() as u64;
-        let mut m = Machine {
+        Ok(Machine {
             vcpus,
             _vm: vm,
             _kvm: kvm,
@@ -172,10 +210,17 @@ impl Machine {
             ram_us,
             kvm_us: kvm_done - ram_us,
             load_us: 0,
-        };
-        m.write_guest_memory(images, spec)?;
-        m.load_us = (t0.elapsed().as_micros() as u64).saturating_sub(kvm_done);
-        Ok(m)
+        })
+    }
+
+    /// Write everything the guest boots from (tables, images, config,
+    /// boot info) and time it as `load_us`. Before the first KVM_RUN that
+    /// enters the guest; the vCPU threads may already be waiting.
+    pub fn load(&mut self, images: &Images, spec: &MachineSpec<'_>) -> Result<()> {
+        let t = Instant::now();
+        self.write_guest_memory(images, spec)?;
+        self.load_us = t.elapsed().as_micros() as u64;
+        Ok(())
     }
 
     fn write_guest_memory(&self, images: &Images, spec: &MachineSpec<'_>) -> Result<()> {

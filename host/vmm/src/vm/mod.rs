@@ -3,6 +3,7 @@
 //! run ended.
 
 pub mod hoststat;
+mod hot;
 pub mod machine;
 pub mod memory;
 pub mod outcome;

@@ -8,7 +8,7 @@ use super::hoststat::HostTime;
 use super::machine::{Machine, MachineSpec, open_kvm};
 use super::outcome::{PolicyAt, failure_with_policy};
 use super::setup::SchedBoot;
-use super::vcpu::{self, VcpuReport};
+use super::vcpu::{self, Gate, VcpuReport};
 use crate::exit::{ErrorKind, Failure};
 use crate::images::Images;
 use crate::monitor::live::Alarm;
@@ -162,6 +162,11 @@ pub struct Timing {
     pub vm_create_us: Option<u64>,
     /// KVM_CREATE_VM until the first guest message was seen.
     pub first_message_us: Option<u64>,
+    /// From the guest's own clock (the TSC, which counts from the same
+    /// start): CPU 0's first instruction in the core's Rust code, and the
+    /// operation's main task spawned (the core booted).
+    pub guest_entry_us: Option<u64>,
+    pub guest_ready_us: Option<u64>,
     /// KVM_CREATE_VM until everything stopped.
     pub wall_us: Option<u64>,
     /// VM exits, all vCPUs (a clean run needs one: the final port write).
@@ -248,8 +253,6 @@ fn run_inner(req: &RunRequest<'_>, out: &mut RunOutcome) -> Result<(), Failure> 
     let t0 = machine.t0;
     out.timing.ram_us = Some(machine.ram_us);
     out.timing.kvm_us = Some(machine.kvm_us);
-    out.timing.load_us = Some(machine.load_us);
-    let created = machine.ram_us + machine.kvm_us + machine.load_us;
     out.tsc_khz = machine.tsc_khz;
     let mut sym = Symbolizer::default();
     sym.add("core", req.images.core.symbols.clone());
@@ -264,29 +267,50 @@ fn run_inner(req: &RunRequest<'_>, out: &mut RunOutcome) -> Result<(), Failure> 
 
     vcpu::install_kick_handler()
         .map_err(|e| Failure::host(format!("cannot install signal handler: {e}")))?;
-    // Started before the vCPUs so it sees the guest from its first tick.
-    let monitor = start_monitor(&machine, &req.spec)?;
-    let stop = Arc::new(AtomicBool::new(false));
+    // The vCPU threads start first and wait at the gate, getting ready
+    // (see vcpu::run) while this thread loads the guest and starts the
+    // monitor.
+    let gate = Arc::new(Gate::default());
     let (tx, rx) = mpsc::channel::<VcpuReport>();
     let mut threads = Vec::new();
     for (cpu, fd) in machine.vcpus.drain(..).enumerate() {
-        let (ram, flag, tx) = (machine.ram.clone(), stop.clone(), tx.clone());
+        let (ram, g, tx) = (machine.ram.clone(), gate.clone(), tx.clone());
         let h = std::thread::Builder::new()
             .name(format!("vcpu{cpu}"))
-            .spawn(move || vcpu::run(cpu as u32, fd, ram, flag, tx))
+            .spawn(move || vcpu::run(cpu as u32, fd, ram, g, tx))
             .map_err(|e| Failure::host(format!("cannot start a vCPU thread: {e}")));
         match h {
             Ok(h) => threads.push(Some(h)),
             Err(f) => {
-                stop_all(&stop, &mut threads, &rx, &mut Vec::new());
-                out.monitor = Some(monitor.finish());
+                stop_all(&gate.stop, &mut threads, &rx, &mut Vec::new());
                 return Err(f);
             }
         }
     }
     drop(tx);
+    // Started before the vCPUs enter the guest so it sees the guest from
+    // its first tick.
+    let monitor = machine
+        .load(req.images, &spec)
+        .and_then(|()| start_monitor(&machine, &req.spec));
+    out.timing.load_us = Some(machine.load_us);
+    let monitor = match monitor {
+        Ok(m) => m,
+        Err(f) => {
+            stop_all(&gate.stop, &mut threads, &rx, &mut Vec::new());
+            return Err(f);
+        }
+    };
     monitor.set_vcpu_clocks(threads.iter().flatten().filter_map(cpu_clock).collect());
+    machine.ram.wait_populated();
+    let handles: Vec<_> = threads
+        .iter()
+        .flatten()
+        .map(|h| h.thread().clone())
+        .collect();
+    gate.open(&handles);
     let started = t0.elapsed().as_micros() as u64;
+    let created = machine.ram_us + machine.kvm_us + machine.load_us;
     out.timing.vm_create_us = Some(started);
     out.timing.start_us = Some(started.saturating_sub(created));
 
@@ -337,8 +361,19 @@ fn run_inner(req: &RunRequest<'_>, out: &mut RunOutcome) -> Result<(), Failure> 
     };
     let ended = t0.elapsed().as_micros() as u64;
     out.timing.run_us = Some(ended.saturating_sub(started));
-    stop_all(&stop, &mut threads, &rx, &mut reports);
-    out.monitor = Some(monitor.finish());
+    stop_all(&gate.stop, &mut threads, &rx, &mut reports);
+    let data = monitor.finish();
+    if let Some(h) = &data.header {
+        // Guest-written: a TSC before the epoch or beyond the run is no
+        // figure at all.
+        let us = |tsc: u64| {
+            let us = tsc.checked_sub(machine.epoch_tsc)? / (machine.tsc_khz / 1000).max(1);
+            (us <= t0.elapsed().as_micros() as u64).then_some(us)
+        };
+        out.timing.guest_entry_us = us(h.entry_tsc);
+        out.timing.guest_ready_us = us(h.ready_tsc);
+    }
+    out.monitor = Some(data);
     out.timing.vm_exits = reports.iter().map(|r| r.exits).sum();
     out.vcpu_host = reports
         .iter()
@@ -564,6 +599,9 @@ fn stop_all(
         }
         for &i in &pending {
             if let Some(h) = &threads[i] {
+                // A thread still at the gate parks; one in the guest
+                // needs the signal.
+                h.thread().unpark();
                 vcpu::kick(h.as_pthread_t());
             }
         }

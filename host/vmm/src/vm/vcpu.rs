@@ -126,16 +126,64 @@ pub struct VcpuReport {
     pub host: Option<HostTime>,
 }
 
+/// Holds the vCPU threads until the VM is ready (`open`), or sends them
+/// home (`stop`, which also stops threads that are running).
+#[derive(Default)]
+pub struct Gate {
+    open: AtomicBool,
+    pub stop: AtomicBool,
+}
+
+impl Gate {
+    /// Let the waiting threads into the guest (after every write to guest
+    /// memory: release ordering) and wake them.
+    pub fn open(&self, threads: &[std::thread::Thread]) {
+        self.open.store(true, Ordering::Release);
+        threads.iter().for_each(std::thread::Thread::unpark);
+    }
+
+    /// True once opened, false once stopped first. Parks in between; the
+    /// timeout only bounds a missed unpark.
+    fn wait(&self) -> bool {
+        loop {
+            if self.stop.load(Ordering::Acquire) {
+                return false;
+            }
+            if self.open.load(Ordering::Acquire) {
+                return true;
+            }
+            std::thread::park_timeout(std::time::Duration::from_millis(5));
+        }
+    }
+}
+
 /// The loop body of a vCPU thread. Always sends exactly one report.
-pub fn run(
-    cpu: u32,
-    mut fd: VcpuFd,
-    ram: Arc<GuestRam>,
-    stop: Arc<AtomicBool>,
-    tx: Sender<VcpuReport>,
-) {
+///
+/// The thread is started while the VMM is still writing guest memory and
+/// waits at the [`Gate`] before it enters the guest; meanwhile it
+/// does what would otherwise stand between the VMM and the guest's first
+/// instruction: its own start, opening its schedstat, and KVM's once-per-
+/// VM work at the first KVM_RUN (starting the NX huge-page recovery
+/// thread, a few hundred µs here), which a KVM_RUN with `immediate_exit`
+/// set does and then returns EINTR without entering the guest.
+pub fn run(cpu: u32, mut fd: VcpuFd, ram: Arc<GuestRam>, gate: Arc<Gate>, tx: Sender<VcpuReport>) {
     let mut exits = 0u64;
-    let meter = Meter::start();
+    fd.set_kvm_immediate_exit(1);
+    let _ = fd.run();
+    fd.set_kvm_immediate_exit(0);
+    let mut meter = Meter::open();
+    if !gate.wait() {
+        let _ = tx.send(VcpuReport {
+            cpu,
+            end: VcpuEnd::Stopped,
+            regs: None,
+            exits,
+            host: None,
+        });
+        return;
+    }
+    meter.begin();
+    let stop = &gate.stop;
     IMMEDIATE_EXIT.with(|p| p.set(&mut fd.get_kvm_run().immediate_exit));
     let end = loop {
         if stop.load(Ordering::Acquire) {
