@@ -97,7 +97,11 @@ fn deliver(s: &mut Sched, to: usize, msg: &Message, flags: u32) -> i64 {
             return ERR_FULL;
         }
         s.tasks[cur].send_target = to as u16 + 1;
+        // Counted while blocked; a task that never comes back (killed)
+        // leaves it high, which only costs receives their scan.
+        s.senders_blocked += 1;
         sched::block(s, TASK_SENDING);
+        s.senders_blocked = s.senders_blocked.saturating_sub(1);
         s.tasks[cur].send_target = 0;
     }
 }
@@ -153,6 +157,9 @@ pub fn recv(out: &mut Message, timeout_ns: u64) -> i64 {
 
 /// Room appeared in `slot`'s mailbox: let one blocked sender retry.
 fn wake_one_sender(s: &mut Sched, slot: usize) {
+    if s.senders_blocked == 0 {
+        return;
+    }
     let tag = slot as u16 + 1;
     if let Some(w) = s
         .tasks

@@ -63,6 +63,10 @@ pub struct Sched {
     pub cpu_switches: [u64; MAX_CPUS],
     /// Blocks in `futex_wait` so far: orders a futex's waiters.
     pub futex_seq: u64,
+    /// Tasks blocked in `send` on a full mailbox (TASK_SENDING): while
+    /// none is, a receive need not look through the task table for one
+    /// to wake (a scan of every slot, ~38 KiB, on each receive).
+    pub senders_blocked: u32,
 }
 
 static SCHED: Global<Sched> = Global::new(Sched {
@@ -96,6 +100,7 @@ static SCHED: Global<Sched> = Global::new(Sched {
     start_ns: 0,
     cpu_switches: [0; MAX_CPUS],
     futex_seq: 0,
+    senders_blocked: 0,
 });
 
 /// The scheduler state.
