@@ -27,6 +27,14 @@ pub fn init(cpu: u32) {
 }
 
 pub fn emit(kind: u16, pid: u32, arg: u32, arg2: u32) {
+    emit_at(crate::time::rdtsc(), kind, pid, arg, arg2)
+}
+
+/// [`emit`] stamped `tsc`: a path that already read the TSC (a switch, a
+/// wake-up) stamps its event with that reading, the same instant its
+/// accounting uses, and saves a `rdtsc` (hot in a tick-sampled profile
+/// of the guest on this host).
+pub fn emit_at(tsc: u64, kind: u16, pid: u32, arg: u32, arg2: u32) {
     let cpu = crate::percpu::cpu_id();
     let write = word(cpu, EVENT_RING_WRITE_OFFSET);
     let w = write.load(Ordering::Relaxed);
@@ -35,7 +43,7 @@ pub fn emit(kind: u16, pid: u32, arg: u32, arg2: u32) {
         return;
     }
     let e = Event {
-        tsc: crate::time::rdtsc(),
+        tsc,
         kind,
         cpu: cpu as u16,
         pid,

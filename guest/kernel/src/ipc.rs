@@ -65,8 +65,8 @@ fn current(s: &Sched) -> Option<usize> {
 }
 
 /// Put a message in `to`'s mailbox if there is room, waking it if it
-/// waits in recv.
-fn try_deliver(s: &mut Sched, to: usize, msg: &Message) -> bool {
+/// waits in recv; `now` (TSC) stamps the wake-up.
+fn try_deliver(s: &mut Sched, to: usize, msg: &Message, now: u64) -> bool {
     let m = mailbox(to);
     if m.len as usize >= MAILBOX_CAPACITY {
         return false;
@@ -76,18 +76,19 @@ fn try_deliver(s: &mut Sched, to: usize, msg: &Message) -> bool {
     if s.tasks[to].state == TASK_RECEIVING {
         s.tasks[to].wake_at = 0;
         s.tasks[to].timed_out = false;
-        wake(s, to, ENQ_WAKEUP, msg.from);
+        sched::wake_at(s, to, ENQ_WAKEUP, msg.from, now);
     }
     true
 }
 
-/// Deliver to one task, blocking while its mailbox is full if asked to.
-fn deliver(s: &mut Sched, to: usize, msg: &Message, flags: u32) -> i64 {
+/// Deliver to one task, blocking while its mailbox is full if asked to;
+/// `now` is the TSC when the send began (read again after a block).
+fn deliver(s: &mut Sched, to: usize, msg: &Message, flags: u32, mut now: u64) -> i64 {
     loop {
         if !s.tasks[to].live() {
             return ERR_NO_TASK;
         }
-        if try_deliver(s, to, msg) {
+        if try_deliver(s, to, msg, now) {
             return 0;
         }
         let Some(cur) = current(s) else {
@@ -103,14 +104,18 @@ fn deliver(s: &mut Sched, to: usize, msg: &Message, flags: u32) -> i64 {
         sched::block(s, TASK_SENDING);
         s.senders_blocked = s.senders_blocked.saturating_sub(1);
         s.tasks[cur].send_target = 0;
+        now = rdtsc();
     }
 }
 
-fn stamp(s: &Sched, msg: &Message) -> Message {
+/// The message as sent: its sender and time, and that time as a TSC
+/// reading, which the wake-up it causes reuses.
+fn stamp(s: &Sched, msg: &Message) -> (Message, u64) {
+    let now = rdtsc();
     let mut m = *msg;
     m.from = current(s).map(|c| s.tasks[c].pid).unwrap_or(0);
-    m.sent_ns = now_ns();
-    m
+    m.sent_ns = crate::time::ns_at(now);
+    (m, now)
 }
 
 fn find(s: &Sched, pid: u32) -> Option<usize> {
@@ -120,8 +125,8 @@ fn find(s: &Sched, pid: u32) -> Option<usize> {
 pub fn send(to: u32, msg: &Message, flags: u32) -> i64 {
     sched::locked(|s| match find(s, to) {
         Some(slot) => {
-            let m = stamp(s, msg);
-            deliver(s, slot, &m, flags)
+            let (m, now) = stamp(s, msg);
+            deliver(s, slot, &m, flags, now)
         }
         None => ERR_NO_TASK,
     })
@@ -204,7 +209,7 @@ pub fn exit_notice(s: &mut Sched, to: usize, pid: u32, reason: u32, code: i32) {
         reserved: 0,
     }
     .to_data();
-    if !try_deliver(s, to, &m) {
+    if !try_deliver(s, to, &m, rdtsc()) {
         crate::tlv::log(
             1,
             "ipc: an exit notice was lost: the monitor's mailbox was full",
@@ -275,14 +280,24 @@ pub fn subscribe(name: &[u8]) -> i64 {
 
 /// Deliver to every slot in `targets` (a bit set); returns how many got it,
 /// or the first error if none did.
-fn deliver_all(s: &mut Sched, targets: [u64; MAX_TASKS / 64], msg: &Message, flags: u32) -> i64 {
+fn deliver_all(
+    s: &mut Sched,
+    targets: [u64; MAX_TASKS / 64],
+    msg: &Message,
+    flags: u32,
+    sent: u64,
+) -> i64 {
     let mut delivered = 0;
     let mut first_err = 0;
+    let mut now = Some(sent);
     for slot in 0..MAX_TASKS {
         if targets[slot / 64] & (1 << (slot % 64)) == 0 {
             continue;
         }
-        match deliver(s, slot, msg, flags) {
+        // The send's time for the first; an earlier delivery may have
+        // blocked, so the clock again for each after it.
+        let at = now.take().unwrap_or_else(rdtsc);
+        match deliver(s, slot, msg, flags, at) {
             0 => delivered += 1,
             e if first_err == 0 => first_err = e,
             _ => {}
@@ -304,8 +319,8 @@ pub fn publish(name: &[u8], msg: &Message, flags: u32) -> i64 {
         if let Some(cur) = current(s) {
             targets[cur / 64] &= !(1 << (cur % 64));
         }
-        let m = stamp(s, msg);
-        deliver_all(s, targets, &m, flags)
+        let (m, now) = stamp(s, msg);
+        deliver_all(s, targets, &m, flags, now)
     })
 }
 
@@ -318,7 +333,7 @@ pub fn broadcast(msg: &Message, flags: u32) -> i64 {
                 targets[slot / 64] |= 1 << (slot % 64);
             }
         }
-        let m = stamp(s, msg);
-        deliver_all(s, targets, &m, flags)
+        let (m, now) = stamp(s, msg);
+        deliver_all(s, targets, &m, flags, now)
     })
 }

@@ -536,6 +536,14 @@ impl ImagePolicy {
     }
 }
 
+/// `cpu` got work: its idle claim ends. A plain load first (under the
+/// scheduler lock, as every claim): the locked clear is rarely needed.
+fn unclaim(cpu: Cpu) {
+    if CLAIMED.load(Ordering::Relaxed) & (1u64 << cpu) != 0 {
+        CLAIMED.fetch_and(!(1u64 << cpu), Ordering::Relaxed);
+    }
+}
+
 /// Run `f` with the callback context published for the services.
 fn with<R>(c: &mut Ctx<'_>, f: impl FnOnce() -> R) -> R {
     CTX.store((c as *mut Ctx<'_>).cast(), Ordering::Relaxed);
@@ -595,7 +603,12 @@ impl super::policy::Policy for ImagePolicy {
         }
         // A direct dispatch to `DSQ_LOCAL` went to the queue of the CPU
         // the task was on; it belongs to the one chosen.
-        if SELECT_LOCAL.swap(false, Ordering::Relaxed)
+        // Plain load and store, not a swap: every access is under the
+        // scheduler lock, and a locked instruction is what a
+        // tick-sampled profile found hot in the wake-up path.
+        let select_local = SELECT_LOCAL.load(Ordering::Relaxed);
+        SELECT_LOCAL.store(false, Ordering::Relaxed);
+        if select_local
             && let Some(DsqId::Local(q)) = c.dsqs.queued_in(t.slot)
             && q != cpu
             && t.affinity.contains(cpu)
@@ -654,7 +667,7 @@ impl super::policy::Policy for ImagePolicy {
     }
 
     fn dispatch(&mut self, c: &mut Ctx<'_>, cpu: Cpu) {
-        CLAIMED.fetch_and(!(1u64 << cpu), Ordering::Relaxed);
+        unclaim(cpu);
         DISPATCH_CPU.store(u64::from(cpu), Ordering::Relaxed);
         with(c, || {
             if let Some(f) = ops().dispatch {
@@ -666,7 +679,7 @@ impl super::policy::Policy for ImagePolicy {
     }
 
     fn running(&mut self, c: &mut Ctx<'_>, t: &TaskInfo, cpu: Cpu) {
-        CLAIMED.fetch_and(!(1u64 << cpu), Ordering::Relaxed);
+        unclaim(cpu);
         // A kick ends the slice of the task it found running, not the next
         // (a plain load first: the locked clear is rarely needed).
         if ENDED.load(Ordering::Relaxed) & (1u64 << cpu) != 0 {

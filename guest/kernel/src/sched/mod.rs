@@ -19,7 +19,7 @@ pub use ops::*;
 pub use policy::ENQ_WAKEUP;
 pub use tick::{arm_timer, deferred_resched, expire_timers, on_tick, preempt_point, timer_due};
 
-use crate::events::emit;
+use crate::events::{emit, emit_at};
 use crate::global::Global;
 use crate::kstate;
 use crate::lock::SpinLock;
@@ -186,7 +186,13 @@ pub fn with_policy<R>(s: &mut Sched, f: impl FnOnce(&mut image::ImagePolicy, &mu
 
 /// Make `slot` runnable and queue it where the policy says.
 pub fn wake(s: &mut Sched, slot: usize, flags: u32, waker: u32) {
-    let now = rdtsc();
+    wake_at(s, slot, flags, waker, rdtsc())
+}
+
+/// [`wake`] at TSC `now`, which a caller that just read the clock (a
+/// send's stamp) passes on: the event and the wait are stamped with it,
+/// and a `rdtsc` is saved.
+pub fn wake_at(s: &mut Sched, slot: usize, flags: u32, waker: u32, now: u64) {
     let prev = s.tasks[slot].cpu;
     let info = s.infos[slot];
     let mut cpu = with_policy(s, |p, c| p.select_cpu(c, &info, prev));
@@ -201,7 +207,7 @@ pub fn wake(s: &mut Sched, slot: usize, flags: u32, waker: u32) {
     }
     let pid = t.pid;
     set_cpu(s, slot, cpu);
-    emit(EV_WAKEUP, pid, cpu, waker);
+    emit_at(now, EV_WAKEUP, pid, cpu, waker);
     let info = s.infos[slot];
     with_policy(s, |p, c| p.enqueue(c, &info, flags));
     // The policy may have queued it for another CPU than it selected.
@@ -211,7 +217,7 @@ pub fn wake(s: &mut Sched, slot: usize, flags: u32, waker: u32) {
     let cpu = s.tasks[slot].cpu;
     s.queued_on[cpu as usize] += 1;
     publish_task(s, slot);
-    publish_cpu(s, cpu);
+    publish_cpu_at(s, cpu, Some(now));
     match s.dsqs.queued_in(slot as Slot) {
         Some(DsqId::Local(c)) => kick(c),
         _ => {
@@ -247,9 +253,14 @@ fn set_cpu(s: &mut Sched, slot: usize, cpu: u32) {
 /// Make sure an idle CPU notices new work: flag it, and in halt mode
 /// send it the wake-up IPI. Called with the lock held.
 pub fn kick(cpu: u32) {
+    // This CPU is not idle (it runs this): no flag, and no fence, which
+    // is a locked instruction on every same-CPU wake-up.
+    if cpu == percpu::cpu_id() {
+        return;
+    }
     let pc = percpu::cpu(cpu);
     core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
-    if pc.idle.load(core::sync::atomic::Ordering::Relaxed) == 0 || cpu == percpu::cpu_id() {
+    if pc.idle.load(core::sync::atomic::Ordering::Relaxed) == 0 {
         return;
     }
     if pc
@@ -324,13 +335,13 @@ pub fn switch_to(s: &mut Sched, cpu: u32, prev: Prev, next: Option<usize>) {
             s.running[cpu as usize] = Some(n as Slot);
             let info = s.infos[n];
             with_policy(s, |p, c| p.running(c, &info, cpu));
-            emit(EV_SWITCH, s.tasks[n].pid, prev_pid, reason);
+            emit_at(now, EV_SWITCH, s.tasks[n].pid, prev_pid, reason);
             publish_task(s, n);
             s.tasks[n].rsp
         }
         None => {
             s.running[cpu as usize] = None;
-            emit(EV_SWITCH, 0, prev_pid, reason);
+            emit_at(now, EV_SWITCH, 0, prev_pid, reason);
             percpu::cpu(cpu).idle_rsp
         }
     };
@@ -344,7 +355,7 @@ pub fn switch_to(s: &mut Sched, cpu: u32, prev: Prev, next: Option<usize>) {
     s.switches += 1;
     s.cpu_switches[cpu as usize] += 1;
     kstate::set_counters(s.switches, s.spawned);
-    publish_cpu(s, cpu);
+    publish_cpu_at(s, cpu, Some(now));
     let save: *mut u64 = match prev {
         // SAFETY: this CPU's own PerCpu; only it writes idle_rsp.
         Prev::Idle => unsafe { core::ptr::addr_of_mut!((*percpu::cpu_mut(cpu)).idle_rsp) },
@@ -413,6 +424,12 @@ pub fn publish_task(s: &Sched, slot: usize) {
 
 /// Copy a CPU's state into its kernel-state record.
 pub fn publish_cpu(s: &Sched, cpu: u32) {
+    publish_cpu_at(s, cpu, None)
+}
+
+/// [`publish_cpu`] on a path that already read the TSC (`now`): that
+/// reading advances the CPU's clock, and a `rdtsc` is saved.
+fn publish_cpu_at(s: &Sched, cpu: u32, now: Option<u64>) {
     let current = s.running[cpu as usize]
         .map(|sl| s.tasks[sl as usize].pid)
         .unwrap_or(0);
@@ -426,7 +443,7 @@ pub fn publish_cpu(s: &Sched, cpu: u32) {
         // Only the CPU itself advances its clock: a stalled CPU's clock
         // must stop even while others touch its record.
         if mine {
-            r.clock_tsc = rdtsc();
+            r.clock_tsc = now.unwrap_or_else(rdtsc);
         }
     });
 }
