@@ -11,15 +11,19 @@ use core::sync::atomic::Ordering;
 
 pub fn idle_loop(cpu: u32, tick_ticks: u64) -> ! {
     let pc = percpu::cpu(cpu);
+    // The lock is held at the top of every round: taken here, kept when a
+    // task switched back to this context (it holds it then), and taken
+    // once on waking. Each round used to take it twice more (once to look
+    // for work after a switch back, once to note the wake-up), and on a
+    // cross-CPU wake-up the waker is often holding it right then.
+    LOCK.lock();
     loop {
-        LOCK.lock();
         // SAFETY: LOCK held; switch_to returns with it held.
         let s = unsafe { state() };
         expire_timers(s, rdtsc());
         super::policy_cpu_tick(s, cpu);
         if let Some(next) = pick_next(s, cpu) {
             switch_to(s, cpu, Prev::Idle, Some(next));
-            LOCK.unlock_no_resched();
             continue;
         }
         // Publishing "idle" under the lock closes the race with wakers:
@@ -59,6 +63,5 @@ pub fn idle_loop(cpu: u32, tick_ticks: u64) -> ! {
             r.idle_tsc += end - start;
             r.clock_tsc = end;
         });
-        LOCK.unlock_no_resched();
     }
 }

@@ -20,8 +20,16 @@ const PTE_RW: u64 = 1 << 1;
 const PTE_US: u64 = 1 << 2;
 const PTE_PWT: u64 = 1 << 3;
 const PTE_PCD: u64 = 1 << 4;
+/// Accessed, and (on a page) dirty, set up front: the guest's first use
+/// of an entry then writes nothing into the page tables, which the
+/// hypervisor shadows and must otherwise track, and KVM may map a present
+/// entry's neighbours with it (it prefetches only accessed ones).
+const PTE_A: u64 = 1 << 5;
+const PTE_D: u64 = 1 << 6;
 const PTE_PS: u64 = 1 << 7;
-const TABLE: u64 = PTE_P | PTE_RW | PTE_US;
+const TABLE: u64 = PTE_P | PTE_RW | PTE_US | PTE_A;
+/// A page (2 MiB through PTE_PS, or 4 KiB in the first page table).
+const PAGE: u64 = TABLE | PTE_D;
 const HUGE_2M: u64 = 2 << 20;
 const ENTRIES: usize = 512;
 
@@ -60,13 +68,13 @@ pub fn page_tables(ram_bytes: u64) -> Vec<u64> {
     t[at(PD0_OFF, 0)] = (base + PT0_OFF) | TABLE;
     let ram_pages = ram_bytes.min(MAX_RAM_BYTES).div_ceil(HUGE_2M) as usize;
     for i in 1..ram_pages.min(ENTRIES) {
-        t[at(PD0_OFF, i)] = (i as u64 * HUGE_2M) | TABLE | PTE_PS;
+        t[at(PD0_OFF, i)] = (i as u64 * HUGE_2M) | PAGE | PTE_PS;
     }
     for i in 0..ENTRIES {
-        t[at(PD3_OFF, i)] = ((3 << 30) + i as u64 * HUGE_2M) | TABLE | PTE_PS | PTE_PCD | PTE_PWT;
+        t[at(PD3_OFF, i)] = ((3 << 30) + i as u64 * HUGE_2M) | PAGE | PTE_PS | PTE_PCD | PTE_PWT;
     }
     for i in 1..ENTRIES {
-        t[at(PT0_OFF, i)] = (i as u64 * 0x1000) | TABLE;
+        t[at(PT0_OFF, i)] = (i as u64 * 0x1000) | PAGE;
     }
     t
 }
@@ -222,13 +230,14 @@ mod tests {
         let t = page_tables(64 << 20);
         assert_eq!(t.len() * 8, PAGE_TABLES_SIZE as usize);
         assert_eq!(entry(&t, PT0_OFF, 0), 0, "page 0 must fault (null guard)");
-        assert_eq!(entry(&t, PT0_OFF, 1), 0x1000 | 7);
-        assert_eq!(entry(&t, PT0_OFF, 511), 0x1ff000 | 7);
-        assert_eq!(entry(&t, PML4_OFF, 0), (PAGE_TABLES_ADDR + PDPT_OFF) | 7);
-        assert_eq!(entry(&t, PDPT_OFF, 0), (PAGE_TABLES_ADDR + PD0_OFF) | 7);
-        assert_eq!(entry(&t, PD0_OFF, 0), (PAGE_TABLES_ADDR + PT0_OFF) | 7);
-        assert_eq!(entry(&t, PD0_OFF, 1), 0x20_0000 | 0x87);
-        assert_eq!(entry(&t, PD0_OFF, 31), (31 * 0x20_0000) | 0x87);
+        // Tables P|RW|U/S|A (0x27); pages also D (0x67), 2 MiB ones PS.
+        assert_eq!(entry(&t, PT0_OFF, 1), 0x1000 | 0x67);
+        assert_eq!(entry(&t, PT0_OFF, 511), 0x1ff000 | 0x67);
+        assert_eq!(entry(&t, PML4_OFF, 0), (PAGE_TABLES_ADDR + PDPT_OFF) | 0x27);
+        assert_eq!(entry(&t, PDPT_OFF, 0), (PAGE_TABLES_ADDR + PD0_OFF) | 0x27);
+        assert_eq!(entry(&t, PD0_OFF, 0), (PAGE_TABLES_ADDR + PT0_OFF) | 0x27);
+        assert_eq!(entry(&t, PD0_OFF, 1), 0x20_0000 | 0xe7);
+        assert_eq!(entry(&t, PD0_OFF, 31), (31 * 0x20_0000) | 0xe7);
         assert_eq!(entry(&t, PD0_OFF, 32), 0, "nothing mapped past RAM");
         for (i, e) in t.iter().enumerate() {
             if *e != 0 {
@@ -240,17 +249,21 @@ mod tests {
     #[test]
     fn lapic_window_is_mapped_uncached() {
         let t = page_tables(64 << 20);
-        assert_eq!(entry(&t, PDPT_OFF, 3), (PAGE_TABLES_ADDR + PD3_OFF) | 7);
+        assert_eq!(entry(&t, PDPT_OFF, 3), (PAGE_TABLES_ADDR + PD3_OFF) | 0x27);
         let i = ((LAPIC_ADDR - (3 << 30)) / HUGE_2M) as usize;
         let e = entry(&t, PD3_OFF, i);
         assert_eq!(e & !0x1f_ffff, LAPIC_ADDR & !0x1f_ffff);
-        assert_eq!(e & 0xff, 0x80 | 0x10 | 0x08 | 7, "PS|PCD|PWT|US|RW|P");
+        assert_eq!(
+            e & 0xff,
+            0x80 | 0x40 | 0x20 | 0x10 | 0x08 | 7,
+            "PS|D|A|PCD|PWT|US|RW|P"
+        );
     }
 
     #[test]
     fn full_gib_of_ram_fills_the_pd() {
         let t = page_tables(MAX_RAM_BYTES);
-        assert_eq!(entry(&t, PD0_OFF, 511), (511 * HUGE_2M) | 0x87);
+        assert_eq!(entry(&t, PD0_OFF, 511), (511 * HUGE_2M) | 0xe7);
     }
 
     #[test]
