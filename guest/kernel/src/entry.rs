@@ -266,23 +266,23 @@ core::arch::global_asm!(
     "    push 3",
     "    jmp exc_common",
     "",
-    // The tick. Frame after `push rax; push rcx`: rip +16, cs +24,
-    // rflags +32, rsp +40.
+    // The tick. Frame after `push rax`: rip +8, cs +16, rflags +24, rsp
+    // +32. Every instruction here is emulated (about 0.65 µs each on this
+    // host), so the interrupted rip moves to the task's stack memory to
+    // memory (push m64 then pop m64) instead of through a second register:
+    // 13 instructions, not 16.
     "timer_entry:",
     "    push rax",
     "    mov eax, {eoi}",
     "    mov dword ptr [rax], 0",
     "    test byte ptr [rsp + 16], 3",
     "    jz timer_ret",
-    "    push rcx",
-    "    mov rax, [rsp + 40]",
-    "    sub rax, 8",
-    "    mov rcx, [rsp + 16]",
-    "    mov [rax], rcx",
-    "    mov [rsp + 40], rax",
-    "    lea rcx, [rip + tick_trampoline]",
-    "    mov [rsp + 16], rcx",
-    "    pop rcx",
+    "    sub qword ptr [rsp + 32], 8",
+    "    mov rax, [rsp + 32]",
+    "    push qword ptr [rsp + 8]",
+    "    pop qword ptr [rax]",
+    "    lea rax, [rip + tick_trampoline]",
+    "    mov [rsp + 8], rax",
     "timer_ret:",
     "    pop rax",
     "    iretq",

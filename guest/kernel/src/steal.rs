@@ -47,6 +47,15 @@ pub fn heard(cpu: u32, tsc: u64, period: u64) {
     UNHEARD_NS[c].fetch_add(unheard, Ordering::Relaxed);
 }
 
+/// `ns` of this CPU's time went to the lab itself (waiting for the host
+/// to drain a full event ring): counted like unheard time, so no task is
+/// charged for it and event stamps include it.
+pub fn took(cpu: u32, ns: u64) {
+    if let Some(u) = UNHEARD_NS.get(cpu as usize) {
+        u.fetch_add(ns, Ordering::Relaxed);
+    }
+}
+
 /// Time taken from `cpu` so far, ns: its steal time plus the time it went
 /// unheard beyond steal (see `heard`). Tasks are not charged for it, and
 /// every event is stamped with it.

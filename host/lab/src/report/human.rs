@@ -347,6 +347,13 @@ fn footer(r: &Report, s: &mut String) {
         if m.lost_events > 0 {
             let _ = write!(line, ", {} lost by the guest (ring full)", m.lost_events);
         }
+        if m.ring_wait_ns > 0 {
+            let _ = write!(
+                line,
+                "; the guest waited {} for it to drain a full ring (not charged to tasks)",
+                vmm::units::fmt_ns(m.ring_wait_ns)
+            );
+        }
         if m.dropped_events > 0 {
             let _ = write!(
                 line,

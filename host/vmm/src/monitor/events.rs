@@ -14,7 +14,8 @@ use super::seqlock::event_at;
 use super::view::{KstateView, kstate_off};
 use abi::kstate::{
     EV_EXIT, EV_SWITCH, EVENT_RING_ENTRIES, EVENT_RING_HEADER_SIZE, EVENT_RING_LOST_OFFSET,
-    EVENT_RING_READ_OFFSET, EVENT_RING_WRITE_OFFSET, EVENT_SIZE, Event, event_ring_addr,
+    EVENT_RING_READ_OFFSET, EVENT_RING_WAITED_OFFSET, EVENT_RING_WRITE_OFFSET, EVENT_SIZE, Event,
+    event_ring_addr,
 };
 use serde::Serialize;
 use std::sync::atomic::Ordering;
@@ -37,6 +38,9 @@ pub struct EventDrain {
     next: Vec<u64>,
     cap: usize,
     pub stats: DrainStats,
+    /// Most events one ring held at the last `drain`: how close the
+    /// busiest CPU came to filling its ring since the drain before.
+    pub fullest: u64,
 }
 
 impl EventDrain {
@@ -46,6 +50,7 @@ impl EventDrain {
             next: vec![0; cpus as usize],
             cap,
             stats: DrainStats::default(),
+            fullest: 0,
         }
     }
 
@@ -54,8 +59,11 @@ impl EventDrain {
     pub fn drain(&mut self, v: &KstateView, out: &mut Vec<Event>) -> u64 {
         let cpus = self.next.len() as u32;
         let mut seen = 0;
+        self.fullest = 0;
         for cpu in 0..cpus {
-            seen += self.drain_cpu(v, cpu, cpus, out);
+            let n = self.drain_cpu(v, cpu, cpus, out);
+            self.fullest = self.fullest.max(n);
+            seen += n;
         }
         seen
     }
@@ -101,10 +109,20 @@ impl EventDrain {
 
     /// Events the guest dropped because a ring was full, all CPUs.
     pub fn guest_lost(&self, v: &KstateView) -> u64 {
+        self.header_sum(v, EVENT_RING_LOST_OFFSET)
+    }
+
+    /// What the guest says its CPUs waited for room in full rings, ns.
+    pub fn guest_waited(&self, v: &KstateView) -> u64 {
+        self.header_sum(v, EVENT_RING_WAITED_OFFSET)
+    }
+
+    /// A ring-header word summed over the CPUs (saturating: guest data).
+    fn header_sum(&self, v: &KstateView, off: u64) -> u64 {
         (0..self.next.len() as u32)
             .filter_map(|cpu| {
                 let hdr = kstate_off(event_ring_addr(cpu));
-                v.load_u64(hdr + EVENT_RING_LOST_OFFSET, Ordering::Acquire)
+                v.load_u64(hdr + off, Ordering::Acquire)
             })
             .fold(0u64, u64::saturating_add)
     }
@@ -308,5 +326,35 @@ mod tests {
             v.store_u64(hdr + EVENT_RING_LOST_OFFSET, lost, Ordering::Release);
         }
         assert_eq!(d.guest_lost(&v), 7);
+        for (cpu, ns) in [(0, 1_000u64), (1, u64::MAX)] {
+            let hdr = kstate_off(event_ring_addr(cpu));
+            v.store_u64(hdr + EVENT_RING_WAITED_OFFSET, ns, Ordering::Release);
+        }
+        assert_eq!(
+            d.guest_waited(&v),
+            u64::MAX,
+            "guest words saturate, never wrap"
+        );
+    }
+
+    #[test]
+    fn the_busiest_ring_sets_the_next_drain() {
+        let v = view();
+        let mut d = EventDrain::new(2, 1 << 20);
+        let mut out = Vec::new();
+        for (cpu, n) in [(0u32, 3u64), (1, 9)] {
+            let mut p = Producer {
+                v: &v,
+                cpu,
+                write: 0,
+            };
+            for t in 0..n {
+                p.push(ev(cpu as u16, t));
+            }
+        }
+        d.drain(&v, &mut out);
+        assert_eq!(d.fullest, 9);
+        d.drain(&v, &mut out);
+        assert_eq!(d.fullest, 0, "nothing new");
     }
 }

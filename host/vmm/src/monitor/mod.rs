@@ -19,8 +19,8 @@ pub mod seqlock;
 pub mod view;
 
 use abi::kstate::{
-    CpuRecord, Event, KSTATE_MAGIC, KSTATE_VERSION, KernelStateHeader, TASK_RUNNABLE, TaskRecord,
-    task_record_addr,
+    CpuRecord, EVENT_RING_ENTRIES, Event, KSTATE_MAGIC, KSTATE_VERSION, KernelStateHeader,
+    TASK_RUNNABLE, TaskRecord, task_record_addr,
 };
 use abi::memmap::MAX_TASKS;
 use analysis::{CpuSample, StallDetector};
@@ -53,9 +53,15 @@ pub const MAX_SAMPLES: usize = 1 << 19;
 /// were 8 million events (256 MiB) and 2 million samples (80 MB): over
 /// half a gigabyte at the end of an hour.
 pub const MAX_EVENTS: usize = 1 << 19;
-/// With sampling off the rings are still drained, this often: a ring holds
-/// 4096 events, far more than a CPU produces in this time.
+/// With sampling off the rings are still drained, at least this often.
 const DRAIN_ONLY_PERIOD_NS: u64 = 5_000_000;
+/// Between sweeps the rings are drained again whenever the busiest one
+/// could otherwise fill: a ring holds 4096 events, and a same-CPU
+/// ping-pong makes over 8 million a second (4 per 0.5 µs round trip), so a
+/// drain only at the default 1 kHz sweep lost a third of them. The next
+/// drain comes by the time the busiest ring, at the rate it just filled,
+/// would be a quarter full, but not sooner than this.
+const MIN_DRAIN_GAP_NS: u64 = 20_000;
 /// The task table is scanned for starved tasks every max-wait / this (5 ms
 /// for the default 100 ms), within the bounds below: a wait is then caught
 /// at most 5 % late, and the 256-slot scan stays off the sampling path.
@@ -96,8 +102,11 @@ pub struct MonitorStats {
     pub sample_hz_achieved: f64,
     /// Events drained and kept.
     pub events: u64,
-    /// Events the guest dropped because a ring was full.
+    /// Events the guest dropped because a ring stayed full.
     pub lost_events: u64,
+    /// Time the guest's CPUs waited for this monitor to drain a full ring,
+    /// ns, all CPUs (each wait is time taken from its CPU, like steal).
+    pub ring_wait_ns: u64,
     /// Samples and events the host did not keep (over its caps).
     pub dropped_host: u64,
     /// Samples taken but not kept: thinned out of a full store.
@@ -273,6 +282,28 @@ fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// How soon to drain again after a drain that found at most `fullest`
+/// events in one ring, `since_ns` after the drain before (`last`: the
+/// answer then): by the time that ring would be a quarter full at the same
+/// rate (a late wake-up then still has three quarters of the ring), at
+/// least MIN_DRAIN_GAP_NS from now; at once (MIN_DRAIN_GAP_NS) after a
+/// ring half full or more, whose real rate may be higher than what it
+/// held. An empty drain doubles the last answer rather than forget it: a
+/// busy guest pauses (a tick, the host), and a drain that lands in the
+/// pause must not leave the next one to the sweep a millisecond later
+/// (measured: 3000 events a ring at that point).
+fn next_drain_in(fullest: u64, since_ns: u64, last: u64) -> u64 {
+    if fullest == 0 {
+        return last.saturating_mul(2);
+    }
+    if fullest >= EVENT_RING_ENTRIES / 2 {
+        return MIN_DRAIN_GAP_NS;
+    }
+    let quarter = u128::from(EVENT_RING_ENTRIES / 4);
+    let ns = u128::from(since_ns) * quarter / u128::from(fullest);
+    u64::try_from(ns).unwrap_or(u64::MAX).max(MIN_DRAIN_GAP_NS)
+}
+
 /// Sleep until CLOCK_MONOTONIC reaches `ns` (absolute, so the period does
 /// not drift by the time each sweep took), or until [`Monitor::finish`]
 /// sets `stop` and unparks the thread: a run's end then waits for one
@@ -358,20 +389,31 @@ impl Sampler {
         });
         let mut next = monotonic_ns();
         let mut next_scan = next;
+        let mut drained = next;
+        let mut gap = u64::MAX;
         while !stop.load(Ordering::Acquire) {
             let now = monotonic_ns();
-            let scan = now >= next_scan;
-            if self.poll(scan) && scan {
-                next_scan = now + scan_period;
+            if now >= next {
+                let scan = now >= next_scan;
+                if self.poll(scan) && scan {
+                    next_scan = now + scan_period;
+                }
+                next += period;
+                if now > next + MAX_LAG_NS {
+                    // Far behind (the host was busy): give the missed
+                    // sweeps up rather than burst; the achieved rate shows
+                    // the shortfall.
+                    next = now;
+                }
+            } else if self.published() {
+                self.drain.drain(&self.view, &mut self.data.events);
             }
             let now = monotonic_ns();
-            next += period;
-            if now > next + MAX_LAG_NS {
-                // Far behind (the host was busy): give the missed sweeps up
-                // rather than burst; the achieved rate shows the shortfall.
-                next = now;
-            } else if next > now {
-                sleep_until(next, stop);
+            gap = next_drain_in(self.drain.fullest, now.saturating_sub(drained), gap);
+            drained = now;
+            let wake = next.min(now.saturating_add(gap));
+            if wake > now {
+                sleep_until(wake, stop);
             }
             // Else slightly late (a slow wake-up): sweep again at once, so
             // wake-up jitter does not cost sweeps. Each sample carries its
@@ -547,6 +589,7 @@ impl Sampler {
         s.bad_events = bad_events;
         s.dropped_events = dropped;
         s.lost_events = self.drain.guest_lost(&self.view);
+        s.ring_wait_ns = self.drain.guest_waited(&self.view);
         s.dropped_samples = self.samples.not_kept();
         s.sample_stride = self.samples.stride();
         s.dropped_host = dropped + s.dropped_samples;
@@ -586,6 +629,21 @@ fn read_header(v: &KstateView) -> Option<KernelStateHeader> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drains_come_sooner_the_faster_a_ring_fills() {
+        let q = EVENT_RING_ENTRIES / 4;
+        // A quarter of a ring in 1 ms: the next drain in 1 ms.
+        assert_eq!(next_drain_in(q, 1_000_000, u64::MAX), 1_000_000);
+        // Twice the rate: half the time.
+        assert_eq!(next_drain_in(2 * q, 1_000_000, u64::MAX), MIN_DRAIN_GAP_NS);
+        assert_eq!(next_drain_in(q / 2, 1_000_000, u64::MAX), 2_000_000);
+        // Never sooner than the floor; an empty drain backs off from the
+        // last answer instead of waiting for the sweep.
+        assert_eq!(next_drain_in(q, 1_000, u64::MAX), MIN_DRAIN_GAP_NS);
+        assert_eq!(next_drain_in(0, 1_000_000, 300_000), 600_000);
+        assert_eq!(next_drain_in(0, 1_000_000, u64::MAX), u64::MAX);
+    }
     use abi::kstate::{KSTATE_END, TASK_RUNNABLE, TaskRecord, cpu_record_addr, task_record_addr};
     use seqlock::to_words;
     use view::kstate_off;
