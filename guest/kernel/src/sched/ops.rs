@@ -34,12 +34,6 @@ pub enum Leave {
 /// The running task on this CPU leaves it; returns (lock held) when the
 /// task runs again -- never, for `Exit`.
 pub fn reschedule(s: &mut Sched, how: Leave) {
-    reschedule_at(s, how, rdtsc())
-}
-
-/// [`reschedule`] at TSC `now`, which the tick passes on: the switch is
-/// accounted and stamped at the reading the tick took.
-pub fn reschedule_at(s: &mut Sched, how: Leave, now: u64) {
     let cpu = percpu::cpu_id();
     let Some(cur) = s.running[cpu as usize].map(|x| x as usize) else {
         return;
@@ -53,6 +47,7 @@ pub fn reschedule_at(s: &mut Sched, how: Leave, now: u64) {
     } else {
         how
     };
+    let now = rdtsc();
     account(s, cur, now);
     let ran = super::ran_ns(s, cur);
     let runnable = matches!(how, Leave::Yield | Leave::Preempt);

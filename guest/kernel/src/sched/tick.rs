@@ -3,8 +3,7 @@
 
 use super::policy::{ENQ_WAKEUP, Policy};
 use super::{
-    LOCK, Leave, Sched, account, over_limit, publish_task, reschedule, reschedule_at, state, wake,
-    with_policy,
+    LOCK, Leave, Sched, account, over_limit, publish_task, reschedule, state, wake, with_policy,
 };
 use crate::kstate;
 use crate::percpu;
@@ -99,11 +98,10 @@ fn tick(real: bool) {
         let info = s.infos[cur];
         let ran = super::ran_ns(s, cur);
         let preempt = with_policy(s, |p, c| p.tick(c, &info, cpu, ran));
+        publish_task(s, cur);
         if preempt {
-            // Published there: by the switch, or as it carries on alone.
-            reschedule_at(s, Leave::Preempt, now);
+            reschedule(s, Leave::Preempt);
         } else {
-            publish_task(s, cur);
             pc.slice_end.store(now + s.slice_ticks, Ordering::Relaxed);
         }
     }
