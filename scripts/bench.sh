@@ -13,7 +13,7 @@
 #            the highest sample rate sustained (baseline: monitor off)
 #   wake     cross-CPU ping-pong round trips, --idle halt vs --idle poll
 #            (baselines: halt, and two host threads bouncing a cache line
-#            between the two CPUs, scripts/spin-pingpong.c: the floor)
+#            between the two CPUs, `host-pingpong spin`: the floor)
 #   policy   the ops table's price: context switches under `dfl` (an
 #            image with no callbacks: the core makes sched_ext's default
 #            decisions itself) vs `defaults` (the same decisions made by
@@ -28,23 +28,21 @@
 #   preempt  what one preempt_point() costs when it does not switch
 #   pingpong same-CPU message round trip: `schedlab pingpong --same-cpu`
 #            vs two host threads pinned to one CPU bouncing a byte over two
-#            pipes (scripts/pipe-pingpong.c; baseline: host Linux)
+#            pipes (`host-pingpong pipe`, scripts/host-pingpong.c;
+#            baseline: host Linux)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${SCHEDLAB:-target/release/schedlab}
 RUNS=${RUNS:-20}
-PIPE_PINGPONG=${CARGO_TARGET_DIR:-target}/bench/pipe-pingpong
-SPIN_PINGPONG=${CARGO_TARGET_DIR:-target}/bench/spin-pingpong
-mkdir -p "$(dirname "$PIPE_PINGPONG")"
-${CC:-cc} -O2 -Wall -pthread -o "$PIPE_PINGPONG" scripts/pipe-pingpong.c
-${CC:-cc} -O2 -Wall -pthread -o "$SPIN_PINGPONG" scripts/spin-pingpong.c
+HOST_PINGPONG=${CARGO_TARGET_DIR:-target}/bench/host-pingpong
+mkdir -p "$(dirname "$HOST_PINGPONG")"
+${CC:-cc} -O2 -Wall -pthread -o "$HOST_PINGPONG" scripts/host-pingpong.c
 BPF_DIR=${CARGO_TARGET_DIR:-target}/bench/bpf
 scripts/build-scx.sh bench "$BPF_DIR"
-exec python3 - "$BIN" "$RUNS" "$PIPE_PINGPONG" "$BPF_DIR" "$SPIN_PINGPONG" <<'PY'
+exec python3 - "$BIN" "$RUNS" "$HOST_PINGPONG" "$BPF_DIR" <<'PY'
 import json, statistics, subprocess, sys, time
 
-bin_, runs, pipe_pingpong, bpf_dir, spin_pingpong = (sys.argv[1], int(sys.argv[2]), sys.argv[3],
-                                                     sys.argv[4], sys.argv[5])
+bin_, runs, host_pingpong, bpf_dir = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 # Issue 13's figures: (name, value, baseline text, target text, met?),
 # printed again together at the end.
 summary = []
@@ -228,7 +226,7 @@ for cpus, hz in (("1", "100000"), ("2", "50000")):
     print(f"  {cpus} vCPU(s): asked {int(hz):,}/s, sustained {got:,.0f}/s")
 
 print("cross-CPU wake-up (ipc ping-pong, 2 vCPUs, 2000 round trips, median of 3 runs)")
-floor = [tuple(int(x) for x in subprocess.run([spin_pingpong, "20000"], capture_output=True,
+floor = [tuple(int(x) for x in subprocess.run([host_pingpong, "spin", "20000"], capture_output=True,
                                               text=True, check=True).stdout.split())
          for _ in range(3)]
 f50, f99 = med([a for a, _ in floor]) / 1000, med([b for _, b in floor]) / 1000
@@ -262,7 +260,8 @@ guest, host = [], []
 for _ in range(3):
     r = run("pingpong", "--same-cpu", "--rounds", str(ROUNDS))["result"]
     guest.append(r["rtt"]["p50_ns"] / 1000)
-    out = subprocess.run([pipe_pingpong, str(ROUNDS), "0"], capture_output=True, text=True, check=True)
+    out = subprocess.run([host_pingpong, "pipe", str(ROUNDS), "0"], capture_output=True, text=True,
+                         check=True)
     host.append(int(out.stdout) / 1000)
 g, h = med(guest), med(host)
 print(f"same-CPU ping-pong round trip ({ROUNDS} round trips, median of 3 runs)")
