@@ -471,6 +471,28 @@ fn a_stalled_cpu_is_reported_with_the_task_and_where_it_spins() {
     );
 }
 
+/// `--tick-hz 1` is valid: a CPU then hears its clock advance once a
+/// second, idle or running its only task, and the stall check waits two
+/// periods before it calls that a stall (it stopped every such run after
+/// 250 ms before). A real stall is still caught (the test above).
+#[test]
+fn a_one_hertz_tick_is_not_a_stall() {
+    let _vm = lock();
+    let (r, v) = spin_json(&[
+        "--cpus",
+        "2",
+        "--tasks",
+        "1",
+        "--tick-hz",
+        "1",
+        "--duration",
+        "1s",
+    ]);
+    assert!(v["ended_early"].is_null(), "{}", v["ended_early"]);
+    assert_eq!(r.code, 0, "stderr: {}\n{}", r.stderr, v["verdict"]);
+    assert_eq!(u(&v["config"]["stall_threshold_ns"]), 2_000_000_000);
+}
+
 #[test]
 fn both_idle_modes_complete() {
     for idle in ["poll", "halt"] {

@@ -95,6 +95,18 @@ pub struct RunSettings {
 
 pub use vmm::units::{HOUR_NS, NS_PER_SEC, fmt_ns};
 
+impl RunSettings {
+    /// The stall threshold the monitor applies: `--stall-threshold`, but
+    /// at least two tick periods. A CPU's clock advances at its ticks, and
+    /// an idle one, or one whose only task reaches the scheduler from its
+    /// preemption points, may hear nothing else for a whole period: with
+    /// `--tick-hz 1` every run was stopped as stalled after 250 ms.
+    pub fn stall_threshold_ns(&self) -> u64 {
+        let period = NS_PER_SEC / u64::from(self.sched.tick_hz.max(1));
+        self.judge.stall_threshold_ns.max(2 * period)
+    }
+}
+
 /// Largest task weight accepted: the core's limit, defined once in the ABI.
 pub use abi::ipc::MAX_WEIGHT;
 
@@ -347,5 +359,22 @@ mod tests {
         let s = a.common.validate().unwrap();
         assert_eq!(s.timeout, Duration::from_secs(1));
         assert_eq!(s.mem_bytes, 128 << 20);
+    }
+
+    #[test]
+    fn the_stall_threshold_covers_two_tick_periods() {
+        let stall = |args: &[&str]| {
+            let mut argv = vec!["schedlab", "spin"];
+            argv.extend_from_slice(args);
+            let a: SpinArgs = crate::parse_args(&argv);
+            a.common.validate().unwrap().stall_threshold_ns()
+        };
+        assert_eq!(stall(&[]), 250_000_000, "the default at 1 kHz");
+        assert_eq!(stall(&["--tick-hz", "1"]), 2 * NS_PER_SEC);
+        assert_eq!(stall(&["--tick-hz", "4"]), 500_000_000);
+        assert_eq!(
+            stall(&["--stall-threshold", "5s", "--tick-hz", "1"]),
+            5 * NS_PER_SEC
+        );
     }
 }

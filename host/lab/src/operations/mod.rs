@@ -169,7 +169,7 @@ pub fn config_json(s: &RunSettings, own: serde_json::Value) -> serde_json::Value
         "tick_hz": sched.tick_hz,
         "idle": sched.idle.name(),
         "sample_hz": judge.sample_hz,
-        "stall_threshold_ns": judge.stall_threshold_ns,
+        "stall_threshold_ns": s.stall_threshold_ns(),
         "max_wait_ns": judge.max_wait_ns,
         "max_fairness_error": judge.max_fairness_error,
         "max_wake_p99_ns": judge.max_wake_p99_ns,
@@ -214,7 +214,7 @@ impl RunSettings {
             sched: self.sched.boot(),
             timeout: self.timeout,
             sample_hz: self.judge.sample_hz,
-            stall_threshold_ns: self.judge.stall_threshold_ns,
+            stall_threshold_ns: self.stall_threshold_ns(),
             max_wait_ns: self.judge.live_max_wait_ns(),
             echo: match (self.json, self.verbose) {
                 (true, _) => LogEcho::Off,

@@ -27,7 +27,8 @@ pub struct JudgeArgs {
     )]
     pub sample_hz: i64,
     /// An online vCPU whose clock (advanced by every tick, switch and idle
-    /// wake-up) stops this long is reported stalled and the run ends (fail).
+    /// wake-up) stops this long is reported stalled and the run ends
+    /// (fail); never less than two tick periods (--tick-hz).
     #[arg(
         long,
         value_name = "DUR",
