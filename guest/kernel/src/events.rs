@@ -52,11 +52,17 @@ pub fn emit_at(tsc: u64, kind: u16, pid: u32, arg: u32, arg2: u32) {
     // after the event's instant, so it falls in the interval the event
     // opens, and its steal difference there takes the wait out.
     let steal_ns = crate::steal::taken_ns(cpu);
-    if w - word(cpu, EVENT_RING_READ_OFFSET).load(Ordering::Acquire) >= EVENT_RING_ENTRIES
-        && !wait_for_room(cpu, w)
-    {
+    let used = w - word(cpu, EVENT_RING_READ_OFFSET).load(Ordering::Acquire);
+    if used >= EVENT_RING_ENTRIES && !wait_for_room(cpu, w) {
         word(cpu, EVENT_RING_LOST_OFFSET).fetch_add(1, Ordering::Relaxed);
         return;
+    }
+    // The host caught up: wait again the next time the ring is full.
+    if used <= EVENT_RING_ENTRIES / 2
+        && let Some(g) = GAVE_UP.get(cpu as usize)
+        && g.load(Ordering::Relaxed)
+    {
+        g.store(false, Ordering::Relaxed);
     }
     let e = Event {
         tsc,
@@ -79,16 +85,15 @@ pub fn emit_at(tsc: u64, kind: u16, pid: u32, arg: u32, arg2: u32) {
 /// Wait for the host to drain `cpu`'s full ring (write index `w`): true
 /// once there is room, false if there was none within
 /// EVENT_RING_WAIT_MAX_NS (or this CPU gave up waiting earlier and the
-/// ring is still more than half full). The wait is time taken from the
+/// ring has not been half empty since). The wait is time taken from the
 /// CPU, counted in the ring header for the host to report.
 fn wait_for_room(cpu: u32, w: u64) -> bool {
     let c = cpu as usize;
     let read = word(cpu, EVENT_RING_READ_OFFSET);
+    // Gave up earlier, and the ring has not been half empty since (see
+    // emit_at): drop without waiting.
     if GAVE_UP.get(c).is_some_and(|g| g.load(Ordering::Relaxed)) {
-        if w - read.load(Ordering::Acquire) > EVENT_RING_ENTRIES / 2 {
-            return false;
-        }
-        GAVE_UP[c].store(false, Ordering::Relaxed);
+        return false;
     }
     let start = crate::time::rdtsc();
     let limit = crate::time::ns_to_ticks(EVENT_RING_WAIT_MAX_NS);
