@@ -9,8 +9,8 @@ use crate::sched::{self, Sched, wake};
 use crate::time::{now_ns, ns_to_ticks, rdtsc};
 use abi::calltable::{ERR_FULL, ERR_INVALID, ERR_NO_SLOTS, ERR_NO_TASK, ERR_TIMEOUT};
 use abi::ipc::{
-    ExitNotice, MAILBOX_CAPACITY, MAX_TOPIC_NAME, MAX_TOPICS, MSG_EXIT_NOTICE, Message,
-    SEND_NOWAIT, WAIT_FOREVER,
+    ExitNotice, MAILBOX_CAPACITY, MAILBOX_SIZE, MAX_TOPIC_NAME, MAX_TOPICS, MSG_EXIT_NOTICE,
+    Message, SEND_NOWAIT, WAIT_FOREVER,
 };
 use abi::kstate::{TASK_FREE, TASK_RECEIVING, TASK_SENDING, TASK_ZOMBIE};
 use abi::memmap::{MAILBOXES_ADDR, MAILBOXES_SIZE, MAX_TASKS};
@@ -22,7 +22,8 @@ struct Mailbox {
     msgs: [Message; MAILBOX_CAPACITY],
 }
 
-const _: () = assert!((core::mem::size_of::<Mailbox>() * MAX_TASKS) as u64 <= MAILBOXES_SIZE);
+const _: () = assert!(core::mem::size_of::<Mailbox>() as u64 == MAILBOX_SIZE);
+const _: () = assert!(MAILBOX_SIZE * MAX_TASKS as u64 <= MAILBOXES_SIZE);
 
 fn mailbox(slot: usize) -> &'static mut Mailbox {
     // SAFETY: slot < MAX_TASKS and the mailboxes fit the region (asserted);

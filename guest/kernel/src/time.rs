@@ -11,20 +11,17 @@ struct Clock {
     /// division (a software routine here, hot in a receive with a timeout).
     ns_per_tick: u64,
     ticks_per_ns: u64,
-    tsc_khz: u64,
 }
 
 static CLOCK: Global<Clock> = Global::new(Clock {
     epoch_tsc: 0,
     ns_per_tick: 0,
     ticks_per_ns: 0,
-    tsc_khz: 1,
 });
 
 pub fn init(info: &BootInfo) {
     // SAFETY: called once at boot, before any other use of CLOCK.
     let c = unsafe { CLOCK.get() };
-    c.tsc_khz = info.tsc_khz;
     c.ns_per_tick = (1_000_000u64 << 32) / info.tsc_khz;
     // tsc_khz <= 1e8 (checked in boot::validate): at most 100 << 32.
     c.ticks_per_ns = ((u128::from(info.tsc_khz) << 32) / 1_000_000) as u64;

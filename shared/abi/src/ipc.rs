@@ -73,6 +73,10 @@ impl ExitNotice {
 
 /// Messages a mailbox holds.
 pub const MAILBOX_CAPACITY: usize = 16;
+/// Bytes of one task's mailbox in the mailbox region, as the core lays it
+/// out (a head and a length, then MAILBOX_CAPACITY messages; asserted in
+/// the core), for the VMM to know which pages the first tasks touch.
+pub const MAILBOX_SIZE: u64 = (8 + MAILBOX_CAPACITY * core::mem::size_of::<Message>()) as u64;
 /// Topics that can exist at once, and subscribers per topic.
 pub const MAX_TOPICS: usize = 32;
 pub const MAX_TOPIC_NAME: usize = 24;

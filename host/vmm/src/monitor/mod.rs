@@ -405,8 +405,8 @@ impl Sampler {
                     // the shortfall.
                     next = now;
                 }
-            } else if self.published() {
-                self.drain.drain(&self.view, &mut self.data.events);
+            } else {
+                self.drain_rings();
             }
             let now = monotonic_ns();
             gap = next_drain_in(self.drain.fullest, now.saturating_sub(drained), gap);
@@ -426,11 +426,7 @@ impl Sampler {
     /// sweep the CPU records and (if `scan`) the task table. Returns
     /// whether the task table was scanned.
     fn poll(&mut self, scan: bool) -> bool {
-        if !self.published() {
-            return false;
-        }
-        self.drain.drain(&self.view, &mut self.data.events);
-        if self.cfg.sample_hz == 0 {
+        if !self.drain_rings() || self.cfg.sample_hz == 0 {
             return false;
         }
         self.sweep();
@@ -438,6 +434,16 @@ impl Sampler {
             self.scan_tasks();
         }
         scan
+    }
+
+    /// Drain the event rings, once the guest has published its kernel
+    /// state; whether it has.
+    fn drain_rings(&mut self) -> bool {
+        if !self.published() {
+            return false;
+        }
+        self.drain.drain(&self.view, &mut self.data.events);
+        true
     }
 
     /// The host TSC: the real one, or the caller's (see [`ManualMonitor`]).

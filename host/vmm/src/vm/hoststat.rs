@@ -72,12 +72,6 @@ impl Meter {
         self.start = self.file.as_ref().and_then(read_schedstat);
     }
 
-    pub fn start() -> Self {
-        let mut m = Meter::open();
-        m.begin();
-        m
-    }
-
     /// None where schedstat is unavailable (no /proc, or an old kernel).
     pub fn finish(&self) -> Option<HostTime> {
         let (r0, w0) = self.start?;
@@ -117,7 +111,8 @@ mod tests {
 
     #[test]
     fn a_busy_thread_is_measured() {
-        let m = Meter::start();
+        let mut m = Meter::open();
+        m.begin();
         let t = Instant::now();
         // Busy for 20 ms of this thread's own CPU time (and at least 20 ms
         // of wall time), however loaded the host is: the test runs beside

@@ -7,6 +7,7 @@
 //! `cpus` CPUs and the first [`HOT_TASKS`] task slots use are listed, so
 //! the list stays a few hundred pages (about 1.2 µs each to populate).
 
+use abi::ipc::MAILBOX_SIZE;
 use abi::kstate::{KSTATE_EVENTS_OFFSET, event_ring_addr};
 use abi::memmap::{
     CPU_STACK_SIZE, CPU_STACKS_ADDR, GDT_ADDR, KERNEL_LOAD_ADDR, KERNEL_STACK_SIZE,
@@ -26,10 +27,6 @@ pub const HOT_TASKS: u64 = 16;
 const MAIN_STACK_TOP: u64 = 32 << 10;
 const STACK_TOP: u64 = 8 << 10;
 const STACK_BOTTOM: u64 = 4 << 10;
-/// One mailbox's bytes, as the core lays them out (a 64-byte message
-/// times its capacity, after an 8-byte head).
-const MAILBOX_BYTES: u64 = 8 + 64 * abi::ipc::MAILBOX_CAPACITY as u64;
-
 const _: () = assert!(HOT_TASKS <= MAX_TASKS as u64);
 
 /// Where each image ends in guest memory (`.bss` included where known).
@@ -55,7 +52,7 @@ pub fn ranges(cpus: u32, ends: &ImageEnds) -> Vec<Range<u64>> {
         event_ring_addr(0)..event_ring_addr(cpus as u32),
         POLICY_LOAD_ADDR..ends.policy,
         OPERATION_LOAD_ADDR..ends.operation,
-        MAILBOXES_ADDR..MAILBOXES_ADDR + HOT_TASKS * MAILBOX_BYTES,
+        MAILBOXES_ADDR..MAILBOXES_ADDR + HOT_TASKS * MAILBOX_SIZE,
     ];
     for slot in 0..HOT_TASKS {
         let bottom = TASK_STACKS_ADDR + slot * TASK_STACK_SIZE;

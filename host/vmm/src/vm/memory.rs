@@ -16,7 +16,7 @@
 //! (`MADV_POPULATE_WRITE`, about 1.2 µs a page) on a helper thread that
 //! overlaps KVM's own setup (`vm::hot` lists them); the rest fault in as
 //! the guest reaches them. Measured with `spin --tasks 1 --duration 1ms`:
-//! the VMM's `load` went from 0.9-1.0 ms to 0.1 ms and the guest reached
+//! the VMM's `load` went from 0.9-1.0 ms to 0.02 ms and the guest reached
 //! its first message sooner (see CHANGELOG.md for the figures).
 
 use crate::exit::{Failure, Result};
