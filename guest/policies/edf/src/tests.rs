@@ -179,3 +179,40 @@ fn mixed_workload() {
         assert!(sim.runtime(s) > 0, "task {s} never ran");
     }
 }
+
+/// A job that used its whole budget is over: the task's next wake-up
+/// starts a new job due a deadline later, even when it comes a few
+/// microseconds before the spent job's deadline (the periodic operation
+/// sleeps to its release on a clock of its own, so it does, half the
+/// time). Keeping the spent deadline put the task ahead of others truly
+/// due first until the next tick.
+#[test]
+fn a_wake_up_after_a_spent_budget_starts_a_new_job() {
+    use crate::{BUDGET_BASE, DEADLINE, release};
+    let mut p = policy_sdk::Task {
+        rt_period_ns: 20 * MS,
+        rt_runtime_ns: 6 * MS,
+        rt_deadline_ns: 20 * MS,
+        ..Default::default()
+    };
+    // The previous job: released at 61.731 ms, due at 81.731 ms, and
+    // charged 6.1 ms (its 6 ms of work and the lab's overhead).
+    let released = 61_731_000;
+    release(&mut p, released, true);
+    assert_eq!(p.data[DEADLINE], released + 20 * MS);
+    p.runtime_ns += 6 * MS + MS / 10;
+    let woken = released + 20 * MS - 3_000;
+    release(&mut p, woken, false);
+    assert_eq!(
+        p.data[DEADLINE],
+        woken + 20 * MS,
+        "kept the spent job's deadline"
+    );
+    assert_eq!(p.data[BUDGET_BASE], p.runtime_ns);
+    // A job with budget left and its deadline ahead keeps both (a task
+    // that blocked mid-job, say on a lock).
+    let d = p.data[DEADLINE];
+    p.runtime_ns += 2 * MS;
+    release(&mut p, woken + MS, false);
+    assert_eq!(p.data[DEADLINE], d, "a job with budget left was cut short");
+}
