@@ -17,15 +17,27 @@ pub fn idle_loop(cpu: u32, tick_ticks: u64) -> ! {
     // for work after a switch back, once to note the wake-up), and on a
     // cross-CPU wake-up the waker is often holding it right then.
     LOCK.lock();
+    // A task just switched back here: the reschedule that did it found
+    // nothing to run, and the lock has been held since, so a second look
+    // (the policy's `dispatch` again, and its `cpu_tick`, which is for
+    // ticks) would find nothing either, unless a timer fell due meanwhile.
+    // On a cross-CPU wake-up the woken CPU waits for this lock while the
+    // waker blocks: that look was in its way.
+    let mut just_left = false;
     loop {
         // SAFETY: LOCK held; switch_to returns with it held.
         let s = unsafe { state() };
-        expire_timers(s, rdtsc());
-        super::policy_cpu_tick(s, cpu);
-        if let Some(next) = pick_next(s, cpu) {
-            switch_to(s, cpu, Prev::Idle, Some(next));
-            continue;
+        let now = rdtsc();
+        if !just_left || super::timer_due(now) {
+            expire_timers(s, now);
+            super::policy_cpu_tick(s, cpu);
+            if let Some(next) = pick_next(s, cpu) {
+                switch_to(s, cpu, Prev::Idle, Some(next));
+                just_left = true;
+                continue;
+            }
         }
+        just_left = false;
         // Publishing "idle" under the lock closes the race with wakers:
         // one that queued work before we took the lock was seen by
         // pick_next; one that queues after we drop it sees idle = 1 and
