@@ -31,8 +31,11 @@ pub fn idle_loop(cpu: u32, tick_ticks: u64) -> ! {
         if !just_left || super::timer_due(now) {
             expire_timers(s, now);
             super::policy_cpu_tick(s, cpu);
-            if let Some(next) = pick_next(s, cpu) {
-                switch_to(s, cpu, Prev::Idle, Some(next));
+            // After the timers: a task they woke has its wake-up stamped
+            // later than `now`, and its switch-in must not come before it.
+            let at = rdtsc();
+            if let Some(next) = pick_next(s, cpu, at) {
+                switch_to(s, cpu, Prev::Idle, Some(next), at);
                 just_left = true;
                 continue;
             }

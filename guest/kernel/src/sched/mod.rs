@@ -19,7 +19,7 @@ pub use ops::*;
 pub use policy::ENQ_WAKEUP;
 pub use tick::{arm_timer, deferred_resched, expire_timers, on_tick, preempt_point, timer_due};
 
-use crate::events::{emit, emit_at};
+use crate::events::emit_at;
 use crate::global::Global;
 use crate::kstate;
 use crate::lock::SpinLock;
@@ -206,13 +206,13 @@ pub fn wake_at(s: &mut Sched, slot: usize, flags: u32, waker: u32, now: u64) {
         t.wakeups += 1;
     }
     let pid = t.pid;
-    set_cpu(s, slot, cpu);
+    set_cpu(s, slot, cpu, now);
     emit_at(now, EV_WAKEUP, pid, cpu, waker);
     let info = s.infos[slot];
     with_policy(s, |p, c| p.enqueue(c, &info, flags));
     // The policy may have queued it for another CPU than it selected.
     if let Some(DsqId::Local(c)) = s.dsqs.queued_in(slot as Slot) {
-        set_cpu(s, slot, c);
+        set_cpu(s, slot, c, now);
     }
     let cpu = s.tasks[slot].cpu;
     s.queued_on[cpu as usize] += 1;
@@ -237,13 +237,16 @@ pub fn policy_cpu_tick(s: &mut Sched, cpu: Cpu) {
     }
 }
 
-/// Move a task's CPU assignment, counting a migration when it changes.
-fn set_cpu(s: &mut Sched, slot: usize, cpu: u32) {
+/// Move a task's CPU assignment, counting a migration when it changes
+/// (its event stamped `now`, the clock reading of the wake-up or
+/// scheduling round that moves it, so the events of one round share a
+/// stamp and keep their order).
+fn set_cpu(s: &mut Sched, slot: usize, cpu: u32, now: u64) {
     let t = &mut s.tasks[slot];
     if t.cpu != cpu {
         if t.ever_ran {
             t.migrations += 1;
-            emit(EV_MIGRATE, t.pid, t.cpu, cpu);
+            emit_at(now, EV_MIGRATE, t.pid, t.cpu, cpu);
         }
         t.cpu = cpu;
     }
@@ -274,8 +277,9 @@ pub fn kick(cpu: u32) {
     }
 }
 
-/// Next task for `cpu`, taken off its queue (None: go idle).
-pub fn pick_next(s: &mut Sched, cpu: u32) -> Option<usize> {
+/// Next task for `cpu`, taken off its queue (None: go idle), in the
+/// scheduling round whose clock reading is `now`.
+pub fn pick_next(s: &mut Sched, cpu: u32, now: u64) -> Option<usize> {
     let mut next = s.dsqs.pop_first(DsqId::Local(cpu));
     if next.is_none() {
         with_policy(s, |p, c| p.dispatch(c, cpu));
@@ -290,7 +294,7 @@ pub fn pick_next(s: &mut Sched, cpu: u32) -> Option<usize> {
     let slot = next? as usize;
     let old = s.tasks[slot].cpu;
     s.queued_on[old as usize] = s.queued_on[old as usize].saturating_sub(1);
-    set_cpu(s, slot, cpu);
+    set_cpu(s, slot, cpu, now);
     if old != cpu {
         publish_cpu(s, old);
     }
@@ -304,10 +308,17 @@ pub enum Prev {
     Task(usize, u32),
 }
 
-/// Switch this CPU from `prev` to `next` (a task, or the idle context).
-/// Called with LOCK held; returns (lock held) when `prev` runs again.
-pub fn switch_to(s: &mut Sched, cpu: u32, prev: Prev, next: Option<usize>) {
-    let now = rdtsc();
+/// Switch this CPU from `prev` to `next` (a task, or the idle context) at
+/// TSC `now`, the one clock reading the caller's scheduling round took
+/// (Linux's `__schedule` reads the run queue's clock once too, for
+/// charging the previous task and starting the next): `prev` was charged
+/// up to it already, and a second `rdtsc` here cost a same-CPU ping-pong
+/// 16-32 ns of its round trip of about 490 (p50 495 -> 463-479 ns in
+/// alternated runs; adding the read back took it to 495). Events the
+/// round emits before this one (a migration) carry the same stamp, so
+/// none sorts after the switch. Called with LOCK held; returns (lock
+/// held) when `prev` runs again.
+pub fn switch_to(s: &mut Sched, cpu: u32, prev: Prev, next: Option<usize>, now: u64) {
     let (prev_pid, reason) = match prev {
         Prev::Idle => (0, abi::kstate::PREV_IDLE),
         Prev::Task(p, reason) => {

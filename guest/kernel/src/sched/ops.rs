@@ -83,7 +83,7 @@ pub fn reschedule(s: &mut Sched, how: Leave) {
             s.tasks[cur].state = TASK_ZOMBIE;
         }
     }
-    let next = pick_next(s, cpu);
+    let next = pick_next(s, cpu, now);
     if next == Some(cur) {
         // Only itself to run: carry on without a switch.
         let t = &mut s.tasks[cur];
@@ -97,7 +97,7 @@ pub fn reschedule(s: &mut Sched, how: Leave) {
         publish_task(s, cur);
         return;
     }
-    switch_to(s, cpu, Prev::Task(cur, reason), next);
+    switch_to(s, cpu, Prev::Task(cur, reason), next, now);
 }
 
 /// Where a new task's first switch lands (task.rs): release the lock the
