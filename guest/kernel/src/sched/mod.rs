@@ -325,7 +325,7 @@ pub fn switch_to(s: &mut Sched, cpu: u32, prev: Prev, next: Option<usize>, now: 
             if !task::canary_intact(p) {
                 fail_run(b"a task overflowed its 64 KiB stack");
             }
-            account(s, p, now);
+            // Charged up to `now` by the reschedule that called this.
             publish_task(s, p);
             (s.tasks[p].pid, reason)
         }
